@@ -1,0 +1,340 @@
+//! Random access into PXI files.
+//!
+//! [`PixelReader`] uses the `pxIX` index to inflate only the bands a read
+//! touches. Without a usable index (the file was rewritten by another tool),
+//! it falls back to decoding rows in order, which is correct but slower.
+//! Random reads check the CRC of every chunk they read but cannot check the
+//! payload SHA-256 (that needs the whole payload): use `verify` for that.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::decode::{RowReader, check_range};
+use crate::error::{Error, Result};
+use crate::header::{Geometry, HEADER_LEN, Header};
+use crate::index::Index;
+use crate::limits::Limits;
+use crate::png_chunks::{PNG_SIGNATURE, read_chunk};
+
+/// An open PXI file for random reads.
+pub struct PixelReader {
+    path: PathBuf,
+    file: File,
+    file_len: u64,
+    header: Header,
+    geometry: Geometry,
+    index: Option<Index>,
+    limits: Limits,
+    /// The most recently inflated band (band number, unfiltered rows).
+    cached_band: Option<(u64, Vec<u8>)>,
+}
+
+impl PixelReader {
+    /// Opens `path`, reading only the PNG header, the index and row 0.
+    pub fn open(path: impl AsRef<Path>, limits: &Limits) -> Result<PixelReader> {
+        let path = path.as_ref();
+        Self::open_inner(path, limits).map_err(|err| err.with_path(path))
+    }
+
+    fn open_inner(path: &Path, limits: &Limits) -> Result<PixelReader> {
+        let mut file = File::open(path)?;
+        let file_len = file.metadata()?.len();
+        if file_len == 0 {
+            return Err(Error::format("the file is empty"));
+        }
+        let fast = Self::open_indexed(&mut file, file_len, limits);
+        let (header, geometry, index) = match fast {
+            Ok((header, geometry, index)) => (header, geometry, Some(index)),
+            Err(_) => {
+                file.seek(SeekFrom::Start(0))?;
+                let rows = RowReader::open(BufReader::new(&mut file), limits)?;
+                (rows.header.clone(), rows.geometry, None)
+            }
+        };
+        Ok(PixelReader {
+            path: path.to_path_buf(),
+            file,
+            file_len,
+            header,
+            geometry,
+            index,
+            limits: *limits,
+            cached_band: None,
+        })
+    }
+
+    /// The fast path: IHDR, then the index from the tail, then the header band.
+    fn open_indexed(
+        file: &mut File,
+        file_len: u64,
+        limits: &Limits,
+    ) -> Result<(Header, Geometry, Index)> {
+        let mut start = [0u8; 8];
+        file.seek(SeekFrom::Start(0))?;
+        file.read_exact(&mut start)?;
+        if start != PNG_SIGNATURE {
+            return Err(Error::format("not a PNG image (bad signature)"));
+        }
+        let (kind, ihdr) = read_chunk(file, 13)?;
+        if &kind != b"IHDR" || ihdr.len() != 13 {
+            return Err(Error::format("first chunk is not IHDR"));
+        }
+        let width = u32::from_be_bytes(ihdr[0..4].try_into().unwrap());
+        let height = u32::from_be_bytes(ihdr[4..8].try_into().unwrap());
+        limits.check_dimensions(width, height)?;
+        let bytes_per_pixel = match (ihdr[8], ihdr[9], ihdr[12]) {
+            (8, 2, 0) => 3,
+            (8, 6, 0) => 4,
+            _ => return Err(Error::format("not a layout the index can serve")),
+        };
+        if file_len < 8 + 25 + 12 + 20 {
+            return Err(Error::format("file too short for an index"));
+        }
+        let mut tail = [0u8; 20];
+        file.seek(SeekFrom::Start(file_len - 20))?;
+        file.read_exact(&mut tail)?;
+        if &tail[12..16] != b"IEND" {
+            return Err(Error::format("no IEND at the end"));
+        }
+        let index_len = u64::from(u32::from_le_bytes(tail[0..4].try_into().unwrap()));
+        let chunk_start = (file_len - 12 - 4)
+            .checked_sub(index_len + 8)
+            .ok_or_else(|| Error::format("index length points before the file"))?;
+        file.seek(SeekFrom::Start(chunk_start))?;
+        let (kind, data) = read_chunk(file, index_len as usize)?;
+        if &kind != b"pxIX" {
+            return Err(Error::format("no pxIX index chunk"));
+        }
+        let index = Index::parse(&data, file_len)?;
+        let max_chunk = file_len.min(u64::from(u32::MAX)) as u32;
+        let header_band = read_band_chunk(
+            file,
+            index.header_chunk_offset,
+            max_chunk,
+            1 + width as usize * bytes_per_pixel,
+        )?;
+        let mut header_bytes = Vec::with_capacity(width as usize * 3);
+        for pixel in header_band[1..].chunks_exact(bytes_per_pixel) {
+            header_bytes.extend_from_slice(&pixel[..3]);
+        }
+        if header_bytes.len() < HEADER_LEN {
+            return Err(Error::format("image too narrow for a PXI header"));
+        }
+        let header = Header::parse(&header_bytes)?;
+        let geometry = header.geometry()?;
+        let consistent = header.width == width
+            && geometry.height == height
+            && geometry.bytes_per_pixel == bytes_per_pixel
+            && index.band_rows == header.band_rows
+            && index.sha256 == header.sha256
+            && index.entries.len() as u64 == geometry.band_count()
+            && header_band[0] == 0;
+        if !consistent {
+            return Err(Error::format("index does not match the image"));
+        }
+        Ok((header, geometry, index))
+    }
+
+    /// The header from row 0.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The image geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// True when reads use the `pxIX` index (false after another tool rewrote the file).
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Size of the PNG file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Reads `len` payload bytes starting at payload offset `offset`.
+    pub fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        check_range(&self.header, offset, len).map_err(|err| err.with_path(&self.path))?;
+        self.read_data(u64::from(self.header.metadata_len) + offset, len)
+            .map_err(|err| err.with_path(&self.path))
+    }
+
+    /// Reads the metadata block.
+    pub fn metadata(&mut self) -> Result<Vec<u8>> {
+        let metadata = self
+            .read_data(0, self.header.metadata_len as usize)
+            .map_err(|err| err.with_path(&self.path))?;
+        if crc32fast::hash(&metadata) != self.header.metadata_crc32 {
+            return Err(
+                Error::format("the metadata block is damaged (crc32 mismatch)")
+                    .with_path(&self.path),
+            );
+        }
+        Ok(metadata)
+    }
+
+    /// Reads `len` bytes at `start` of the data area (metadata, then payload).
+    fn read_data(&mut self, start: u64, len: usize) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        if self.index.is_none() {
+            return self.read_data_sequential(start, len);
+        }
+        let row_bytes = self.geometry.row_bytes as u64;
+        let band_bytes = row_bytes * u64::from(self.geometry.band_rows);
+        let mut out = Vec::with_capacity(len);
+        let mut position = start;
+        while out.len() < len {
+            let band = position / band_bytes;
+            let within = (position - band * band_bytes) as usize;
+            let band_data = self.band(band)?;
+            let take = (band_data.len() - within).min(len - out.len());
+            out.extend_from_slice(&band_data[within..within + take]);
+            position += take as u64;
+        }
+        Ok(out)
+    }
+
+    fn read_data_sequential(&mut self, start: u64, len: usize) -> Result<Vec<u8>> {
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut rows = RowReader::open(BufReader::new(&mut self.file), &self.limits)?;
+        let end = start + len as u64;
+        let mut out = Vec::with_capacity(len);
+        let mut position = 0u64;
+        while out.len() < len {
+            let row = rows
+                .next_data_row()?
+                .ok_or_else(|| Error::format("image ended early"))?;
+            let row_end = position + row.len() as u64;
+            if row_end > start {
+                let from = start.saturating_sub(position) as usize;
+                let to = (end.min(row_end) - position) as usize;
+                out.extend_from_slice(&row[from..to]);
+            }
+            position = row_end;
+        }
+        Ok(out)
+    }
+
+    /// The unfiltered data bytes of band `band` (filter bytes removed).
+    fn band(&mut self, band: u64) -> Result<&[u8]> {
+        if self
+            .cached_band
+            .as_ref()
+            .is_none_or(|(cached, _)| *cached != band)
+        {
+            let index = self.index.as_ref().expect("indexed read");
+            let entry = *index
+                .entries
+                .get(band as usize)
+                .ok_or_else(|| Error::format("read beyond the indexed bands"))?;
+            let rows = self.geometry.rows_in_band(band) as usize;
+            let row_bytes = self.geometry.row_bytes;
+            let raw = read_band_chunk(
+                &mut self.file,
+                entry.chunk_offset,
+                entry.chunk_len,
+                rows * (row_bytes + 1),
+            )?;
+            let data = unfilter_band(&raw, rows, row_bytes, self.geometry.bytes_per_pixel)?;
+            self.cached_band = Some((band, data));
+        }
+        Ok(&self.cached_band.as_ref().unwrap().1)
+    }
+}
+
+/// Reads the IDAT chunk at `offset` and inflates exactly `raw_len` bytes from it.
+fn read_band_chunk(file: &mut File, offset: u64, max_len: u32, raw_len: usize) -> Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let (kind, data) = read_chunk(file, max_len.min(i32::MAX as u32) as usize)?;
+    if &kind != b"IDAT" {
+        return Err(Error::format("index points at a chunk that is not IDAT"));
+    }
+    let mut inflate = flate2::Decompress::new(false);
+    let mut out = Vec::with_capacity(raw_len);
+    inflate
+        .decompress_vec(&data, &mut out, flate2::FlushDecompress::Sync)
+        .map_err(|err| Error::format(format!("band data does not inflate: {err}")))?;
+    if out.len() != raw_len {
+        return Err(Error::format(format!(
+            "band inflated to {} bytes, expected {raw_len}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Undoes PNG filtering for the rows of one band. The first row of a band has
+/// no previous row, so it may only use filter None or Sub.
+fn unfilter_band(raw: &[u8], rows: usize, row_bytes: usize, bpp: usize) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; rows * row_bytes];
+    for row in 0..rows {
+        let line = &raw[row * (row_bytes + 1)..(row + 1) * (row_bytes + 1)];
+        let (filter, source) = (line[0], &line[1..]);
+        let (previous, current) = out.split_at_mut(row * row_bytes);
+        let current = &mut current[..row_bytes];
+        let above: Option<&[u8]> = if row == 0 {
+            None
+        } else {
+            Some(&previous[(row - 1) * row_bytes..])
+        };
+        current.copy_from_slice(source);
+        match (filter, above) {
+            (0, _) => {}
+            (1, _) => {
+                for i in bpp..row_bytes {
+                    current[i] = current[i].wrapping_add(current[i - bpp]);
+                }
+            }
+            (2, Some(above)) => {
+                for i in 0..row_bytes {
+                    current[i] = current[i].wrapping_add(above[i]);
+                }
+            }
+            (3, Some(above)) => {
+                for i in 0..row_bytes {
+                    let left = if i >= bpp { current[i - bpp] } else { 0 };
+                    current[i] = current[i]
+                        .wrapping_add(((u16::from(left) + u16::from(above[i])) / 2) as u8);
+                }
+            }
+            (4, Some(above)) => {
+                for i in 0..row_bytes {
+                    let (left, upper_left) = if i >= bpp {
+                        (current[i - bpp], above[i - bpp])
+                    } else {
+                        (0, 0)
+                    };
+                    current[i] = current[i].wrapping_add(paeth(left, above[i], upper_left));
+                }
+            }
+            (filter, _) => {
+                return Err(Error::format(format!(
+                    "filter {filter} cannot start a band"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn paeth(a: u8, b: u8, c: u8) -> u8 {
+    let p = i16::from(a) + i16::from(b) - i16::from(c);
+    let (pa, pb, pc) = (
+        (p - i16::from(a)).abs(),
+        (p - i16::from(b)).abs(),
+        (p - i16::from(c)).abs(),
+    );
+    if pa <= pb && pa <= pc {
+        a
+    } else if pb <= pc {
+        b
+    } else {
+        c
+    }
+}
