@@ -7,9 +7,8 @@
 
 use std::io::{BufRead, Seek, Write};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
+use crate::hashing::PayloadHasher;
 use crate::header::{Geometry, HEADER_LEN, Header};
 use crate::limits::Limits;
 
@@ -42,7 +41,7 @@ pub fn decode<R: BufRead + Seek, W: Write>(
     let mut metadata = Vec::with_capacity(header.metadata_len as usize);
     let mut metadata_left = header.metadata_len as usize;
     let mut payload_left = header.payload_len;
-    let mut hasher = Sha256::new();
+    let mut hasher = PayloadHasher::new(header.payload_len);
     let mut done: u64 = 0;
     let mut since_progress: u64 = 0;
     while let Some(mut row) = rows.next_data_row()? {
@@ -67,7 +66,7 @@ pub fn decode<R: BufRead + Seek, W: Write>(
     progress(done);
     rows.finish()?;
     check_metadata(&header, &metadata)?;
-    let actual: [u8; 32] = hasher.finalize().into();
+    let actual = hasher.finalize();
     if actual != header.sha256 {
         return Err(Error::Integrity {
             expected: hex(&header.sha256),
@@ -322,6 +321,14 @@ impl<R: BufRead + Seek> RowReader<R> {
     pub(crate) fn next_data_row(&mut self) -> Result<Option<&[u8]>> {
         let bpp = self.geometry.bytes_per_pixel;
         let color = self.color;
+        let direct = matches!(
+            (color, bpp),
+            (png::ColorType::Rgb, 3) | (png::ColorType::Rgba, 4)
+        );
+        if direct {
+            // The decoded row already is the data row: no copy.
+            return self.next_raw_row();
+        }
         let mut row = std::mem::take(&mut self.row);
         let result = match self.next_raw_row() {
             Ok(Some(raw)) => convert_row(raw, color, bpp, &mut row).map(|()| true),

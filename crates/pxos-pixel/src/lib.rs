@@ -25,6 +25,7 @@ pub mod durable;
 mod encode;
 mod error;
 pub mod fuzz;
+mod hashing;
 mod header;
 mod index;
 mod limits;
