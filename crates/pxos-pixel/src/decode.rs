@@ -29,7 +29,7 @@ pub struct Decoded {
 /// received the (damaged) bytes, so callers that must not keep bad output write
 /// to a temporary file and keep it only on success. `progress` receives the
 /// number of payload bytes written so far.
-pub fn decode<R: BufRead + Seek, W: Write>(
+pub fn decode<R: BufRead + Seek, W: Write + ?Sized>(
     input: R,
     sink: &mut W,
     limits: &Limits,

@@ -1,0 +1,108 @@
+//! The error type of PixelFS.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in PixelFS, grouped by who is at fault.
+#[derive(Debug)]
+pub enum Error {
+    /// Reading or writing the store failed.
+    Io(std::io::Error),
+    /// A stored file (path table, object) is damaged or not what it should be.
+    Format(String),
+    /// The caller asked for something invalid (bad path, missing entry, ...).
+    Usage(String),
+    /// No entry or object matches.
+    NotFound(String),
+    /// Another process holds the store's write lock.
+    Locked(PathBuf),
+    /// The store has not been initialized.
+    NotInitialized(PathBuf),
+    /// An error of the PXI codec.
+    Pixel(pxos_pixel::Error),
+    /// Another error, with the file it happened on.
+    WithPath { path: PathBuf, source: Box<Error> },
+}
+
+impl Error {
+    /// Attaches `path` unless the error already names a file.
+    pub fn with_path(self, path: impl Into<PathBuf>) -> Error {
+        match self {
+            Error::WithPath { .. } | Error::Pixel(pxos_pixel::Error::WithPath { .. }) => self,
+            other => Error::WithPath {
+                path: path.into(),
+                source: Box::new(other),
+            },
+        }
+    }
+
+    /// True when stored data is damaged or hostile (as opposed to I/O or usage errors).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Format(_) => true,
+            Error::Pixel(err) => err.is_bad_input(),
+            Error::WithPath { source, .. } => source.is_bad_input(),
+            _ => false,
+        }
+    }
+
+    /// True when the answer is a clean "no such thing".
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::NotFound(_) => true,
+            Error::WithPath { source, .. } => source.is_not_found(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(err) => write!(f, "i/o error: {err}"),
+            Error::Format(message) => write!(f, "{message}"),
+            Error::Usage(message) => write!(f, "{message}"),
+            Error::NotFound(message) => write!(f, "{message}"),
+            Error::Locked(path) => write!(
+                f,
+                "another pxos process is writing this PixelFS (lock held on {}); try again when it finishes",
+                path.display()
+            ),
+            Error::NotInitialized(path) => {
+                write!(
+                    f,
+                    "no PixelFS at {} (run `pxos fs init` first)",
+                    path.display()
+                )
+            }
+            Error::Pixel(err) => write!(f, "{err}"),
+            Error::WithPath { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            Error::Pixel(err) => Some(err),
+            Error::WithPath { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Error {
+        Error::Io(err)
+    }
+}
+
+impl From<pxos_pixel::Error> for Error {
+    fn from(err: pxos_pixel::Error) -> Error {
+        Error::Pixel(err)
+    }
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

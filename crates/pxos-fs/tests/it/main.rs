@@ -1,0 +1,274 @@
+//! PixelFS behaviour: dedup, unlink + gc, fsck, resolve, locking, hostile tables.
+
+use std::path::{Path, PathBuf};
+
+use pxos_fs::{
+    AddOptions, AddStatus, Error, PathTable, PixelFs, fuzz, read_boot_pixel, write_boot_pixel,
+};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("pxos-fs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn same_content_twice_is_one_object() {
+    let dir = TempDir::new("dedup");
+    let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    let a = write(&dir.0, "a.txt", b"identical content");
+    let b = write(&dir.0, "b.txt", b"identical content");
+    let first = fs.add_file("/one", &a, &AddOptions::default()).unwrap();
+    let second = fs.add_file("/two", &b, &AddOptions::default()).unwrap();
+    assert!(first.new_object && !second.new_object);
+    assert_eq!(first.entry.sha256, second.entry.sha256);
+    assert_eq!(fs.objects().unwrap().len(), 1);
+    assert_eq!(fs.table().unwrap().len(), 2);
+    // Adding the same thing again changes nothing.
+    let again = fs.add_file("/one", &a, &AddOptions::default()).unwrap();
+    assert_eq!(again.status, AddStatus::Unchanged);
+    // Other content at an existing path needs --replace.
+    let c = write(&dir.0, "c.txt", b"other");
+    assert!(fs.add_file("/one", &c, &AddOptions::default()).is_err());
+    let replaced = fs
+        .add_file(
+            "/one",
+            &c,
+            &AddOptions {
+                replace: true,
+                ..AddOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(replaced.status, AddStatus::Replaced);
+    let mut out = Vec::new();
+    fs.read_to(&fs.get("/one").unwrap(), &mut out).unwrap();
+    assert_eq!(out, b"other");
+}
+
+#[test]
+fn rm_keeps_the_object_and_gc_lists_exactly_it() {
+    let dir = TempDir::new("gc");
+    let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    fs.add_file(
+        "/keep",
+        &write(&dir.0, "k", b"keep me"),
+        &AddOptions::default(),
+    )
+    .unwrap();
+    let doomed = fs
+        .add_file(
+            "/drop",
+            &write(&dir.0, "d", b"drop me"),
+            &AddOptions::default(),
+        )
+        .unwrap();
+    assert!(fs.gc(false).unwrap().is_empty());
+    fs.remove("/drop").unwrap();
+    assert!(fs.get("/drop").unwrap_err().is_not_found());
+    let listed = fs.gc(false).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].sha256, doomed.entry.sha256);
+    assert!(listed[0].path.is_file(), "dry run deletes nothing");
+    let removed = fs.gc(true).unwrap();
+    assert_eq!(removed, listed);
+    assert!(!listed[0].path.exists());
+    assert!(fs.fsck().unwrap().is_clean());
+    assert!(
+        std::fs::read_to_string(fs.root().join("gc.log"))
+            .unwrap()
+            .contains(&doomed.entry.sha256)
+    );
+}
+
+#[test]
+fn fsck_finds_planted_corruption() {
+    let dir = TempDir::new("fsck");
+    let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    let added = fs
+        .add_file(
+            "/data",
+            &write(&dir.0, "x", &vec![42u8; 100_000]),
+            &AddOptions::default(),
+        )
+        .unwrap();
+    assert!(fs.fsck().unwrap().is_clean());
+    let object = fs.object_path(&added.entry.sha256);
+    let mut bytes = std::fs::read(&object).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&object, bytes).unwrap();
+    let report = fs.fsck().unwrap();
+    assert!(!report.is_clean());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.subject.contains(&added.entry.sha256[2..])),
+        "{report:?}"
+    );
+    assert_eq!(fs.verify(&[]).unwrap().len(), 1);
+    // A missing object is a problem too.
+    std::fs::remove_file(&object).unwrap();
+    let report = fs.fsck().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.subject == "/data" && p.message.contains("missing"))
+    );
+}
+
+#[test]
+fn resolve_from_path_file_id_and_boot_pixel() {
+    let dir = TempDir::new("resolve");
+    let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    let added = fs
+        .add_file(
+            "/boot/00_kernel",
+            &write(&dir.0, "k", b"kernel bytes"),
+            &AddOptions::default(),
+        )
+        .unwrap();
+    let entry = added.entry;
+    assert_eq!(fs.resolve("/boot/00_kernel").unwrap(), vec![entry.clone()]);
+    assert_eq!(fs.resolve(&entry.file_id).unwrap(), vec![entry.clone()]);
+    assert_eq!(
+        fs.resolve(&entry.file_id[2..]).unwrap(),
+        vec![entry.clone()]
+    );
+    let pixel = dir.0.join("kernel-pixel.png");
+    write_boot_pixel(&pixel, entry.rgba()).unwrap();
+    assert_eq!(read_boot_pixel(&pixel).unwrap(), entry.file_id_value());
+    assert_eq!(
+        fs.resolve(pixel.to_str().unwrap()).unwrap(),
+        vec![entry.clone()]
+    );
+    assert!(fs.resolve("/nope").unwrap_err().is_not_found());
+    assert!(fs.resolve("0x00000000").unwrap_err().is_not_found());
+    let not_pixel = write(
+        &dir.0,
+        "big.png",
+        &pxos_pixel::encode_to_vec(b"x", &Default::default()).unwrap(),
+    );
+    assert!(
+        fs.resolve(not_pixel.to_str().unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("not a boot pixel")
+    );
+}
+
+#[test]
+fn a_second_writer_is_refused_while_the_lock_is_held() {
+    let dir = TempDir::new("lock");
+    let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    let guard = fs.lock().unwrap();
+    let err = fs
+        .add_file("/a", &write(&dir.0, "a", b"a"), &AddOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Locked(_)), "{err}");
+    drop(guard);
+    fs.add_file("/a", &write(&dir.0, "a", b"a"), &AddOptions::default())
+        .unwrap();
+}
+
+#[test]
+fn add_tree_walks_and_skips_hidden_and_target() {
+    let dir = TempDir::new("tree");
+    let src = dir.0.join("src");
+    write(&src, "lib.rs", b"fn main() {}");
+    write(&src, "nested/deep/data.bin", &[0, 1, 2, 255]);
+    write(&src, ".git/config", b"hidden");
+    write(&src, "target/debug/out", b"built");
+    let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    let added = fs
+        .add_tree(&src, "/src", &AddOptions::default(), false, &mut |_| {})
+        .unwrap();
+    let paths: Vec<&str> = added.iter().map(|a| a.entry.path.as_str()).collect();
+    assert_eq!(paths, ["/src/lib.rs", "/src/nested/deep/data.bin"]);
+    assert_eq!(added[0].entry.kind, "text");
+    assert_eq!(added[1].entry.kind, "blob");
+    let again = fs
+        .add_tree(&src, "/src", &AddOptions::default(), false, &mut |_| {})
+        .unwrap();
+    assert!(again.iter().all(|a| a.status == AddStatus::Unchanged));
+}
+
+#[test]
+fn hostile_path_tables_are_refused() {
+    let json_cases: &[&str] = &[
+        "",
+        "{}",
+        r##"{"format":"pxos-path-table","version":2,"generation":0,"entries":[]}"##,
+        r##"{"format":"pxos-path-table","version":1,"generation":0,"entries":[{"path":"../etc/passwd","type":"blob","description":"","size":1,"sha256":"0000000000000000000000000000000000000000000000000000000000000000","file_id":"0x00000000","color":"#00000000","created":""}]}"##,
+        r##"{"format":"pxos-path-table","version":1,"generation":0,"entries":[{"path":"/a","type":"blob","description":"","size":1,"sha256":"0000000000000000000000000000000000000000000000000000000000000000","file_id":"0x00000001","color":"#00000000","created":""}]}"##,
+    ];
+    for json in json_cases {
+        let png = pxos_pixel::encode_to_vec(
+            json.as_bytes(),
+            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+        )
+        .unwrap();
+        assert!(PathTable::decode(&png).is_err(), "accepted {json}");
+    }
+    let blob = pxos_pixel::encode_to_vec(b"{}", &Default::default()).unwrap();
+    assert!(
+        PathTable::decode(&blob)
+            .unwrap_err()
+            .to_string()
+            .contains("not a path table")
+    );
+}
+
+#[test]
+fn fuzz_bodies_survive_seeded_inputs() {
+    let mut state = 77u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut table = PathTable::default();
+    table
+        .insert(pxos_fs::Entry::new(
+            "/a/b",
+            pxos_pixel::Kind::Text,
+            "d",
+            3,
+            &[9; 32],
+            "t".into(),
+        ))
+        .unwrap();
+    let good = table.encode().unwrap();
+    let json = br#"{"format":"pxos-path-table","version":1,"generation":0,"entries":[]}"#;
+    for _ in 0..200 {
+        let mut bytes = good.clone();
+        let at = next() as usize % bytes.len();
+        bytes[at] = next() as u8;
+        fuzz::decode_path_table(&bytes);
+        let mut text = json.to_vec();
+        let at = next() as usize % text.len();
+        text[at] = next() as u8;
+        fuzz::decode_path_table_json(&text);
+    }
+}
