@@ -1,9 +1,8 @@
 //! Consistency checks over a whole store.
 
 use std::collections::HashSet;
-use std::fs;
 
-use pxos_pixel::{Limits, durable};
+use pxos_pixel::Limits;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -118,16 +117,10 @@ pub(crate) fn fsck(fs: &PixelFs) -> Result<FsckReport> {
             report.unreferenced.push(object.sha256.clone());
         }
     }
-    for dir in [fs.root().to_path_buf(), fs.root().join("objects")] {
-        for entry in fs::read_dir(&dir)?.flatten() {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(durable::TEMP_PREFIX)
-            {
-                report.leftovers.push(entry.path().display().to_string());
-            }
-        }
-    }
+    report.leftovers = fs
+        .temporaries()
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
     Ok(report)
 }

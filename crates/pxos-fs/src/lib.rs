@@ -159,7 +159,24 @@ impl PixelFs {
 
     /// Removes temporary files left by a crashed writer (the caller holds the lock).
     fn remove_stale_temporaries(&self) {
-        for dir in [self.root.clone(), self.root.join("objects")] {
+        for leftover in self.temporaries() {
+            let _ = fs::remove_file(leftover);
+        }
+    }
+
+    /// Temporary files left by interrupted writers, in the store and its object shards.
+    pub fn temporaries(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.root.clone(), self.root.join("objects")];
+        if let Ok(shards) = fs::read_dir(self.root.join("objects")) {
+            dirs.extend(
+                shards
+                    .flatten()
+                    .filter(|s| s.path().is_dir())
+                    .map(|s| s.path()),
+            );
+        }
+        let mut found = Vec::new();
+        for dir in dirs {
             if let Ok(entries) = fs::read_dir(&dir) {
                 for entry in entries.flatten() {
                     if entry
@@ -167,11 +184,13 @@ impl PixelFs {
                         .to_string_lossy()
                         .starts_with(durable::TEMP_PREFIX)
                     {
-                        let _ = fs::remove_file(entry.path());
+                        found.push(entry.path());
                     }
                 }
             }
         }
+        found.sort();
+        found
     }
 
     /// The object file for a payload hash.
@@ -419,6 +438,9 @@ impl PixelFs {
             for object in read(&shard.path())? {
                 let object = object?;
                 let name = object.file_name().to_string_lossy().into_owned();
+                if name.starts_with(durable::TEMP_PREFIX) {
+                    continue; // An interrupted write; see `temporaries`.
+                }
                 let Some(rest) = name.strip_suffix(".png") else {
                     continue;
                 };

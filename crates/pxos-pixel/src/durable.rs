@@ -70,6 +70,11 @@ impl AtomicFile {
         self.file().write_all(second)
     }
 
+    /// The `LABEL.write-temp` crash point, for callers that write through [`AtomicFile::file`].
+    pub fn after_write(&self) {
+        crash_point(&format!("{}.write-temp", self.label));
+    }
+
     /// Makes the new contents durable and visible at the target path.
     pub fn commit(mut self) -> io::Result<()> {
         let file = self.file.take().expect("commit once");

@@ -116,6 +116,7 @@ pub fn encode_file(
         Ok::<_, Error>(encoded)
     })
     .map_err(|err| err.with_path(target))?;
+    output.after_write();
     output
         .commit()
         .map_err(|err| Error::from(err).with_path(target))?;
@@ -147,6 +148,7 @@ pub fn decode_file(
             .map_err(|err| Error::Io(err.into_error()).with_path(target))?;
         decoded
     };
+    output.after_write();
     output
         .commit()
         .map_err(|err| Error::from(err).with_path(target))?;

@@ -1,0 +1,180 @@
+use crate::support::{Home, json_lines, repo_root};
+
+#[test]
+fn discover_the_project_tree_then_tree_resolve_and_dedup() {
+    let home = Home::new("discover");
+    let root = repo_root();
+    let summary = json_lines(&home.ok(&[
+        "fs",
+        "discover",
+        root.to_str().unwrap(),
+        "--prefix",
+        "/src",
+        "--json",
+    ]));
+    let last = summary.last().unwrap();
+    assert_eq!(last["type"], "add-summary");
+    let files = last["files"].as_u64().unwrap();
+    assert!(files > 20, "the project has more files: {last}");
+
+    let tree = home.ok(&["fs", "tree", "/src"]);
+    for expected in [
+        "crates/",
+        "pxos-pixel/",
+        "Cargo.toml",
+        "lib.rs",
+        &format!("{files} files"),
+    ] {
+        assert!(tree.contains(expected), "tree lacks {expected}:\n{tree}");
+    }
+    assert!(!tree.contains("target/"), "target/ is skipped");
+
+    // Resolve from a path, a file id and a boot pixel.
+    let resolved = json_lines(&home.ok(&["fs", "resolve", "/src/Cargo.toml", "--json"]));
+    let entry = &resolved[0]["entry"];
+    let file_id = entry["file_id"].as_str().unwrap().to_string();
+    let by_id = json_lines(&home.ok(&["fs", "resolve", &file_id, "--json"]));
+    assert!(
+        by_id
+            .iter()
+            .any(|r| r["entry"]["path"] == "/src/Cargo.toml")
+    );
+    let pixel = home.scratch("cargo-pixel.png");
+    home.ok(&[
+        "fs",
+        "boot-pixel",
+        "/src/Cargo.toml",
+        "-o",
+        pixel.to_str().unwrap(),
+    ]);
+    let by_pixel = json_lines(&home.ok(&["fs", "resolve", pixel.to_str().unwrap(), "--json"]));
+    assert!(
+        by_pixel
+            .iter()
+            .any(|r| r["entry"]["path"] == "/src/Cargo.toml")
+    );
+    home.fails(1, &["fs", "resolve", "/src/nope"]);
+
+    // The same content again is one object.
+    let copy = home.scratch("Cargo-copy.toml");
+    std::fs::copy(root.join("Cargo.toml"), &copy).unwrap();
+    let added = json_lines(&home.ok(&[
+        "fs",
+        "add",
+        "/copy/Cargo.toml",
+        copy.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(added[0]["new_object"], false);
+    assert_eq!(added[0]["entry"]["sha256"], entry["sha256"]);
+    let fsck = json_lines(&home.ok(&["fs", "fsck", "--json"]));
+    let report = &fsck.last().unwrap()["report"];
+    assert_eq!(report["entries"].as_u64().unwrap(), files + 1);
+    assert!(
+        report["objects"].as_u64().unwrap() <= files,
+        "dedup keeps objects <= files"
+    );
+
+    // get and cat give back the exact bytes.
+    let out = home.scratch("got.toml");
+    home.ok(&["fs", "get", "/src/Cargo.toml", "-o", out.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(root.join("Cargo.toml")).unwrap()
+    );
+    assert_eq!(
+        home.ok(&["fs", "cat", "/src/Cargo.toml"]).as_bytes(),
+        std::fs::read(root.join("Cargo.toml")).unwrap()
+    );
+    assert!(home.ok(&["fs", "ls", "/src"]).contains("crates/"));
+}
+
+#[test]
+fn fsck_finds_a_planted_corruption() {
+    let home = Home::new("fsck");
+    let file = home.scratch("data.bin");
+    std::fs::write(&file, vec![7u8; 50_000]).unwrap();
+    let added =
+        json_lines(&home.ok(&["fs", "add", "/data/seven", file.to_str().unwrap(), "--json"]));
+    let sha = added[0]["entry"]["sha256"].as_str().unwrap().to_string();
+    home.ok(&["fs", "fsck"]);
+    home.ok(&["fs", "verify"]);
+    let object = home
+        .home()
+        .join("fs/objects")
+        .join(&sha[..2])
+        .join(format!("{}.png", &sha[2..]));
+    let mut bytes = std::fs::read(&object).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x08;
+    std::fs::write(&object, bytes).unwrap();
+    let output = home.run(&["fs", "fsck"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("PROBLEM") && stdout.contains(&sha[2..]),
+        "{stdout}"
+    );
+    assert_eq!(
+        home.run(&["fs", "verify", "/data/seven"]).status.code(),
+        Some(1)
+    );
+    home.fails(1, &["fs", "cat", "/data/seven"]);
+}
+
+#[test]
+fn rm_then_gc_dry_run_lists_exactly_the_unreferenced_object() {
+    let home = Home::new("gc");
+    let keep = home.scratch("keep.txt");
+    let drop = home.scratch("drop.txt");
+    std::fs::write(&keep, "keep").unwrap();
+    std::fs::write(&drop, "drop").unwrap();
+    home.ok(&["fs", "init"]);
+    home.ok(&["fs", "add", "/keep", keep.to_str().unwrap()]);
+    let added = json_lines(&home.ok(&["fs", "add", "/drop", drop.to_str().unwrap(), "--json"]));
+    let sha = added[0]["entry"]["sha256"].as_str().unwrap().to_string();
+    assert!(
+        json_lines(&home.ok(&["fs", "gc", "--dry-run", "--json"]))
+            .iter()
+            .all(|l| l["type"] != "gc")
+    );
+    home.ok(&["fs", "rm", "/drop"]);
+    home.fails(1, &["fs", "info", "/drop"]);
+    let listed = json_lines(&home.ok(&["fs", "gc", "--dry-run", "--json"]));
+    let objects: Vec<&serde_json::Value> = listed.iter().filter(|l| l["type"] == "gc").collect();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["sha256"], sha.as_str());
+    assert_eq!(objects[0]["removed"], false);
+    // Plain gc is also a dry run; only --apply deletes.
+    home.ok(&["fs", "gc"]);
+    let object = home
+        .home()
+        .join("fs/objects")
+        .join(&sha[..2])
+        .join(format!("{}.png", &sha[2..]));
+    assert!(object.is_file());
+    home.ok(&["fs", "gc", "--apply"]);
+    assert!(!object.exists());
+    home.ok(&["fs", "cat", "/keep"]);
+}
+
+#[test]
+fn reads_on_a_fresh_home_say_to_init() {
+    let home = Home::new("fresh");
+    let stderr = home.fails(2, &["fs", "ls"]);
+    assert!(stderr.contains("pxos fs init"), "{stderr}");
+}
+
+#[test]
+fn a_second_writer_gets_a_clear_lock_error() {
+    let home = Home::new("lock");
+    home.ok(&["fs", "init"]);
+    let fs = pxos_fs::PixelFs::open(&home.home().join("fs")).unwrap();
+    let guard = fs.lock().unwrap();
+    let file = home.scratch("a.txt");
+    std::fs::write(&file, "a").unwrap();
+    let stderr = home.fails(2, &["fs", "add", "/a", file.to_str().unwrap()]);
+    assert!(stderr.contains("another pxos process"), "{stderr}");
+    drop(guard);
+    home.ok(&["fs", "add", "/a", file.to_str().unwrap()]);
+}

@@ -1,0 +1,232 @@
+//! pxOS automation.
+//!
+//! * `cargo xtask ci`: everything CI runs (setup, fmt, clippy, tests, benches once, fuzz targets).
+//! * `cargo xtask setup`: installs the system tools the tests use (optipng, file).
+//! * `cargo xtask big`: the 1 GiB round trip and random reads through the real binary.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has a parent")?
+        .to_path_buf();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "ci" => ci(),
+        "setup" => setup(),
+        "big" => big(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|setup|big>");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Tools the test suite needs: (program, Debian package).
+const TOOLS: &[(&str, &str)] = &[("optipng", "optipng"), ("file", "file")];
+
+fn setup() -> Result<()> {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        println!(
+            "xtask: test tools present: {}",
+            TOOLS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(());
+    }
+    println!("xtask: installing {}", missing.join(" "));
+    let sudo = if is_root() { vec![] } else { vec!["sudo"] };
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut command: Vec<&str> = sudo.clone();
+        command.push("apt-get");
+        command.extend_from_slice(args);
+        run(Command::new(command[0])
+            .args(&command[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(missing.iter());
+    apt(&install)?;
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let started = Instant::now();
+    setup()?;
+    step(
+        "fmt",
+        Command::new("cargo").args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "clippy",
+        Command::new("cargo").args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "test",
+        Command::new("cargo").args(["test", "--workspace", "--locked"]),
+    )?;
+    step(
+        "bench (each once)",
+        Command::new("cargo").args(["bench", "--workspace", "--locked", "--", "--test"]),
+    )?;
+    step(
+        "fuzz targets build",
+        Command::new("cargo").args(["check", "--manifest-path", "fuzz/Cargo.toml"]),
+    )?;
+    println!("xtask: ci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// 1 GiB of random bytes through `pxos pixel encode/decode/read`.
+fn big(root: &Path) -> Result<()> {
+    step(
+        "build",
+        Command::new("cargo").args(["build", "--release", "-p", "pxos-cli"]),
+    )?;
+    let pxos = root.join("target/release/pxos");
+    let dir = std::env::temp_dir().join(format!("pxos-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = big_in(&pxos, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn big_in(pxos: &Path, dir: &Path) -> Result<()> {
+    let input = dir.join("random.bin");
+    write_random(&input, 1 << 30)?;
+    let image = dir.join("random.png");
+    let back = dir.join("back.bin");
+    let timed = |name: &str, args: &[&std::ffi::OsStr]| -> Result<()> {
+        let started = Instant::now();
+        run(Command::new(pxos).args(args))?;
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "xtask: {name}: {seconds:.2} s ({:.2} GB/s)",
+            (1u64 << 30) as f64 / seconds / 1e9
+        );
+        Ok(())
+    };
+    timed(
+        "encode 1 GiB",
+        &[
+            "pixel".as_ref(),
+            "encode".as_ref(),
+            input.as_os_str(),
+            "-o".as_ref(),
+            image.as_os_str(),
+            "-q".as_ref(),
+        ],
+    )?;
+    timed(
+        "decode 1 GiB",
+        &[
+            "pixel".as_ref(),
+            "decode".as_ref(),
+            image.as_os_str(),
+            "-o".as_ref(),
+            back.as_os_str(),
+            "-q".as_ref(),
+        ],
+    )?;
+    if std::fs::read(&input)? != std::fs::read(&back)? {
+        bail!("1 GiB round trip differs");
+    }
+    let started = Instant::now();
+    let offset = (1u64 << 30) - 123_456_789;
+    let output = Command::new(pxos)
+        .args([
+            "pixel",
+            "read",
+            "--offset",
+            &offset.to_string(),
+            "--length",
+            "4096",
+        ])
+        .arg(&image)
+        .output()?;
+    let elapsed = started.elapsed();
+    let expected = {
+        use std::io::{Read, Seek};
+        let mut file = std::fs::File::open(&input)?;
+        file.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buffer = vec![0u8; 4096];
+        file.read_exact(&mut buffer)?;
+        buffer
+    };
+    if output.stdout != expected {
+        bail!("random read of 4 KiB at {offset} differs");
+    }
+    println!(
+        "xtask: 1 GiB round trip identical; 4 KiB read at offset {offset} in {elapsed:.1?} (whole process)"
+    );
+    Ok(())
+}
+
+fn write_random(path: &Path, len: u64) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut state = 0x0123_4567_89ab_cdefu64;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..len / block.len() as u64 {
+        for chunk in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        file.write_all(&block)?;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+fn step(name: &str, command: &mut Command) -> Result<()> {
+    println!("xtask: == {name} ==");
+    let started = Instant::now();
+    run(command)?;
+    println!("xtask: {name} ok ({:.0?})", started.elapsed());
+    Ok(())
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
