@@ -108,6 +108,18 @@ fn throughput(c: &mut Criterion) {
             )
         })
     });
+    group.bench_function(format!("png-crate-decode+sha256/stored/{label}"), |b| {
+        b.iter(|| {
+            assert_eq!(
+                png_crate_decode(black_box(&reference), &mut buffer),
+                pixels.len()
+            );
+            black_box(pxos_pixel::sha256(&buffer))
+        })
+    });
+    group.bench_function(format!("sha256-alone/{label}"), |b| {
+        b.iter(|| black_box(pxos_pixel::sha256(black_box(&data))))
+    });
     group.finish();
 }
 

@@ -253,10 +253,10 @@ fn add_tree(
 ) -> Result<Outcome> {
     let mut emit_error = None;
     let added = fs.add_tree(dir, prefix, options, hidden, &mut |added| {
-        if output.verbose || output.json {
-            if let Err(err) = emit_added(output, added) {
-                emit_error.get_or_insert(err);
-            }
+        if (output.verbose || output.json)
+            && let Err(err) = emit_added(output, added)
+        {
+            emit_error.get_or_insert(err);
         }
     })?;
     if let Some(err) = emit_error {

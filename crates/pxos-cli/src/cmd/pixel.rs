@@ -152,7 +152,7 @@ fn info(input: &Path, output: &Output) -> Result<Outcome> {
         }),
         || {
             let mut text = format!(
-                "{}\n  kind         {}\n  layout       {}\n  compression  {}\n  payload      {} ({} bytes)\n  sha256       {}\n  file id      {} (colour {})\n  image        {}x{} pixels, {} bands of {} rows, {} file\n  index        {}",
+                "{}\n  kind         {}\n  layout       {}\n  compression  {}\n  payload      {} ({} bytes)\n  sha256       {}\n  file id      {} (colour #{})\n  image        {}x{} pixels, {} bands of {} rows, {} file\n  index        {}",
                 input.display(),
                 header.kind.name(),
                 header.layout.name(),
@@ -161,7 +161,7 @@ fn info(input: &Path, output: &Output) -> Result<Outcome> {
                 header.payload_len,
                 hex(&header.sha256),
                 pxos_fs::format_file_id(header.file_id()),
-                format!("#{}", hex(&header.sha256[..4])),
+                hex(&header.sha256[..4]),
                 geometry.width,
                 geometry.height,
                 geometry.band_count(),

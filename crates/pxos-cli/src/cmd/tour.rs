@@ -84,7 +84,7 @@ pub fn run(global: &Global, output: &Output) -> Result<Outcome> {
 
     let decoded = pxos_pixel::verify_file(&image_path, &Limits::default(), &mut |_| {})?;
     let resolved = fs.resolve(pixel_path.to_str().context("tour path is not UTF-8")?)?;
-    let problems = fs.verify(&[entry.path.clone()])?;
+    let problems = fs.verify(std::slice::from_ref(&entry.path))?;
     let round_trip = {
         let mut bytes = Vec::new();
         fs.read_to(entry, &mut bytes)?;
