@@ -150,6 +150,15 @@ fn big_in(pxos: &Path, dir: &Path) -> Result<()> {
     if std::fs::read(&input)? != std::fs::read(&back)? {
         bail!("1 GiB round trip differs");
     }
+    let file = Command::new("file")
+        .arg(&image)
+        .output()
+        .context("`file` is needed (cargo xtask setup)")?;
+    let description = String::from_utf8_lossy(&file.stdout);
+    if !description.contains("PNG image data") {
+        bail!("file(1) does not see a PNG: {description}");
+    }
+    println!("xtask: {}", description.trim());
     let started = Instant::now();
     let offset = (1u64 << 30) - 123_456_789;
     let output = Command::new(pxos)

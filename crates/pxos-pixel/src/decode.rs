@@ -5,12 +5,16 @@
 //! ancillary chunks, RGB stored as RGBA, palette or grayscale images, 16-bit
 //! samples and interlacing. Only the pixels matter.
 
-use std::io::{BufRead, Seek, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::hashing::PayloadHasher;
 use crate::header::{Geometry, HEADER_LEN, Header};
+use crate::index::Index;
 use crate::limits::Limits;
+use crate::png_chunks::read_chunk;
+use crate::reader::{open_indexed, read_band_chunk, unfilter_band};
 
 /// What a decode found.
 #[derive(Clone, Debug)]
@@ -30,11 +34,18 @@ pub struct Decoded {
 /// to a temporary file and keep it only on success. `progress` receives the
 /// number of payload bytes written so far.
 pub fn decode<R: BufRead + Seek, W: Write + ?Sized>(
-    input: R,
+    mut input: R,
     sink: &mut W,
     limits: &Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Decoded> {
+    // Files as pxOS wrote them: inflate band by band through the index.
+    let file_len = input.seek(SeekFrom::End(0))?;
+    if let Ok((header, geometry, index)) = open_indexed(&mut input, file_len, limits) {
+        return decode_indexed(&mut input, header, geometry, &index, sink, progress);
+    }
+    // Anything else (rewritten by another tool, no index): the general PNG path.
+    input.seek(SeekFrom::Start(0))?;
     let mut rows = RowReader::open(input, limits)?;
     let header = rows.header.clone();
     let geometry = rows.geometry;
@@ -65,6 +76,92 @@ pub fn decode<R: BufRead + Seek, W: Write + ?Sized>(
     }
     progress(done);
     rows.finish()?;
+    check_metadata(&header, &metadata)?;
+    let actual = hasher.finalize();
+    if actual != header.sha256 {
+        return Err(Error::Integrity {
+            expected: hex(&header.sha256),
+            actual: hex(&actual),
+        });
+    }
+    sink.flush()?;
+    Ok(Decoded {
+        header,
+        metadata,
+        geometry,
+    })
+}
+
+/// Decodes through the `pxIX` index: reads each band's chunk (CRC checked),
+/// undoes stored blocks without an inflater, and hashes shared buffers on the
+/// hash thread, so the payload is copied as little as possible.
+fn decode_indexed<R: Read + Seek, W: Write + ?Sized>(
+    input: &mut R,
+    header: Header,
+    geometry: Geometry,
+    index: &Index,
+    sink: &mut W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Decoded> {
+    let metadata_len = u64::from(header.metadata_len);
+    let payload_end = metadata_len + header.payload_len;
+    let band_bytes = geometry.row_bytes as u64 * u64::from(geometry.band_rows);
+    let mut metadata = Vec::with_capacity(header.metadata_len as usize);
+    let mut hasher = PayloadHasher::new(header.payload_len);
+    let header_raw = 1 + geometry.row_bytes;
+    let mut adler = simd_adler32::Adler32::new();
+    adler.write(&read_band_chunk(
+        input,
+        index.header_chunk_offset,
+        u32::MAX,
+        header_raw,
+    )?);
+    for (band, entry) in index.entries.iter().enumerate() {
+        let rows = geometry.rows_in_band(band as u64) as usize;
+        let raw = read_band_chunk(
+            input,
+            entry.chunk_offset,
+            entry.chunk_len,
+            rows * (geometry.row_bytes + 1),
+        )?;
+        adler.write(&raw);
+        let data = unfilter_band(&raw, rows, geometry.row_bytes, geometry.bytes_per_pixel)?;
+        let start = band as u64 * band_bytes;
+        let end = start + data.len() as u64;
+        if start < metadata_len {
+            let take = (metadata_len.min(end) - start) as usize;
+            metadata.extend_from_slice(&data[..take]);
+        }
+        let from = (metadata_len.max(start).min(end) - start) as usize;
+        let to = (payload_end.max(start).min(end) - start) as usize;
+        if from < to {
+            sink.write_all(&data[from..to])?;
+            hasher.update_shared(Arc::new(data), from..to);
+        }
+        progress(payload_end.min(end).saturating_sub(metadata_len));
+    }
+    // The final IDAT: an empty final stored block and the zlib Adler-32.
+    let final_offset = match index.entries.last() {
+        Some(last) => last.chunk_offset + 12 + u64::from(last.chunk_len),
+        None => {
+            index.header_chunk_offset
+                + 12
+                + header_raw as u64
+                + 5 * (header_raw as u64).div_ceil(65535)
+        }
+    };
+    input.seek(SeekFrom::Start(final_offset))?;
+    let (kind, tail) = read_chunk(input, 9)?;
+    if &kind != b"IDAT" || tail.len() != 9 || tail[..5] != [0x01, 0x00, 0x00, 0xff, 0xff] {
+        return Err(Error::format(
+            "the image data does not end as a PXI writer ends it",
+        ));
+    }
+    if u32::from_be_bytes(tail[5..9].try_into().unwrap()) != adler.finish() {
+        return Err(Error::format(
+            "the zlib Adler-32 of the image data does not match (damaged file)",
+        ));
+    }
     check_metadata(&header, &metadata)?;
     let actual = hasher.finalize();
     if actual != header.sha256 {

@@ -4,6 +4,8 @@
 //! decode (about 1.8 GB/s with SHA-NI on one core); running it beside the
 //! decoder lets the two halves of the work share the machine's cores.
 
+use std::ops::Range;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
@@ -11,11 +13,18 @@ use sha2::{Digest, Sha256};
 
 const BUFFER: usize = 4 << 20;
 
+pub(crate) enum Work {
+    /// A buffer to hash and hand back for reuse.
+    Owned(Vec<u8>),
+    /// A range of a shared buffer (no copy needed).
+    Shared(Arc<Vec<u8>>, Range<usize>),
+}
+
 /// Hashes bytes on the calling thread for small inputs, on a worker otherwise.
 pub(crate) enum PayloadHasher {
     Inline(Sha256),
     Parallel {
-        to_worker: SyncSender<Vec<u8>>,
+        to_worker: SyncSender<Work>,
         free: Receiver<Vec<u8>>,
         current: Vec<u8>,
         worker: JoinHandle<[u8; 32]>,
@@ -28,7 +37,7 @@ impl PayloadHasher {
         if expected_len < 2 * BUFFER as u64 {
             return PayloadHasher::Inline(Sha256::new());
         }
-        let (to_worker, work) = sync_channel::<Vec<u8>>(2);
+        let (to_worker, work) = sync_channel::<Work>(16);
         let (give_back, free) = channel::<Vec<u8>>();
         give_back
             .send(Vec::with_capacity(BUFFER))
@@ -38,10 +47,15 @@ impl PayloadHasher {
             .expect("receiver alive");
         let worker = std::thread::spawn(move || {
             let mut hasher = Sha256::new();
-            while let Ok(mut buffer) = work.recv() {
-                hasher.update(&buffer);
-                buffer.clear();
-                let _ = give_back.send(buffer);
+            while let Ok(item) = work.recv() {
+                match item {
+                    Work::Owned(mut buffer) => {
+                        hasher.update(&buffer);
+                        buffer.clear();
+                        let _ = give_back.send(buffer);
+                    }
+                    Work::Shared(data, range) => hasher.update(&data[range]),
+                }
             }
             hasher.finalize().into()
         });
@@ -53,6 +67,7 @@ impl PayloadHasher {
         }
     }
 
+    /// Hashes a copy of `bytes`.
     pub(crate) fn update(&mut self, mut bytes: &[u8]) {
         match self {
             PayloadHasher::Inline(hasher) => hasher.update(bytes),
@@ -70,9 +85,29 @@ impl PayloadHasher {
                         let next = free.recv().unwrap_or_else(|_| Vec::with_capacity(BUFFER));
                         let full = std::mem::replace(current, next);
                         // A send only fails if the worker died; finalize reports that.
-                        let _ = to_worker.send(full);
+                        let _ = to_worker.send(Work::Owned(full));
                     }
                 }
+            }
+        }
+    }
+
+    /// Hashes `data[range]` without copying it.
+    pub(crate) fn update_shared(&mut self, data: Arc<Vec<u8>>, range: Range<usize>) {
+        match self {
+            PayloadHasher::Inline(hasher) => hasher.update(&data[range]),
+            PayloadHasher::Parallel {
+                to_worker,
+                free,
+                current,
+                ..
+            } => {
+                if !current.is_empty() {
+                    let next = free.recv().unwrap_or_else(|_| Vec::with_capacity(BUFFER));
+                    let pending = std::mem::replace(current, next);
+                    let _ = to_worker.send(Work::Owned(pending));
+                }
+                let _ = to_worker.send(Work::Shared(data, range));
             }
         }
     }
@@ -86,7 +121,7 @@ impl PayloadHasher {
                 worker,
                 ..
             } => {
-                let _ = to_worker.send(current);
+                let _ = to_worker.send(Work::Owned(current));
                 drop(to_worker);
                 worker.join().expect("hash worker does not panic")
             }

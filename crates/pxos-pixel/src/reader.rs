@@ -43,7 +43,7 @@ impl PixelReader {
         if file_len == 0 {
             return Err(Error::format("the file is empty"));
         }
-        let fast = Self::open_indexed(&mut file, file_len, limits);
+        let fast = open_indexed(&mut file, file_len, limits);
         let (header, geometry, index) = match fast {
             Ok((header, geometry, index)) => (header, geometry, Some(index)),
             Err(_) => {
@@ -62,78 +62,6 @@ impl PixelReader {
             limits: *limits,
             cached_band: None,
         })
-    }
-
-    /// The fast path: IHDR, then the index from the tail, then the header band.
-    fn open_indexed(
-        file: &mut File,
-        file_len: u64,
-        limits: &Limits,
-    ) -> Result<(Header, Geometry, Index)> {
-        let mut start = [0u8; 8];
-        file.seek(SeekFrom::Start(0))?;
-        file.read_exact(&mut start)?;
-        if start != PNG_SIGNATURE {
-            return Err(Error::format("not a PNG image (bad signature)"));
-        }
-        let (kind, ihdr) = read_chunk(file, 13)?;
-        if &kind != b"IHDR" || ihdr.len() != 13 {
-            return Err(Error::format("first chunk is not IHDR"));
-        }
-        let width = u32::from_be_bytes(ihdr[0..4].try_into().unwrap());
-        let height = u32::from_be_bytes(ihdr[4..8].try_into().unwrap());
-        limits.check_dimensions(width, height)?;
-        let bytes_per_pixel = match (ihdr[8], ihdr[9], ihdr[12]) {
-            (8, 2, 0) => 3,
-            (8, 6, 0) => 4,
-            _ => return Err(Error::format("not a layout the index can serve")),
-        };
-        if file_len < 8 + 25 + 12 + 20 {
-            return Err(Error::format("file too short for an index"));
-        }
-        let mut tail = [0u8; 20];
-        file.seek(SeekFrom::Start(file_len - 20))?;
-        file.read_exact(&mut tail)?;
-        if &tail[12..16] != b"IEND" {
-            return Err(Error::format("no IEND at the end"));
-        }
-        let index_len = u64::from(u32::from_le_bytes(tail[0..4].try_into().unwrap()));
-        let chunk_start = (file_len - 12 - 4)
-            .checked_sub(index_len + 8)
-            .ok_or_else(|| Error::format("index length points before the file"))?;
-        file.seek(SeekFrom::Start(chunk_start))?;
-        let (kind, data) = read_chunk(file, index_len as usize)?;
-        if &kind != b"pxIX" {
-            return Err(Error::format("no pxIX index chunk"));
-        }
-        let index = Index::parse(&data, file_len)?;
-        let max_chunk = file_len.min(u64::from(u32::MAX)) as u32;
-        let header_band = read_band_chunk(
-            file,
-            index.header_chunk_offset,
-            max_chunk,
-            1 + width as usize * bytes_per_pixel,
-        )?;
-        let mut header_bytes = Vec::with_capacity(width as usize * 3);
-        for pixel in header_band[1..].chunks_exact(bytes_per_pixel) {
-            header_bytes.extend_from_slice(&pixel[..3]);
-        }
-        if header_bytes.len() < HEADER_LEN {
-            return Err(Error::format("image too narrow for a PXI header"));
-        }
-        let header = Header::parse(&header_bytes)?;
-        let geometry = header.geometry()?;
-        let consistent = header.width == width
-            && geometry.height == height
-            && geometry.bytes_per_pixel == bytes_per_pixel
-            && index.band_rows == header.band_rows
-            && index.sha256 == header.sha256
-            && index.entries.len() as u64 == geometry.band_count()
-            && header_band[0] == 0;
-        if !consistent {
-            return Err(Error::format("index does not match the image"));
-        }
-        Ok((header, geometry, index))
     }
 
     /// The header from row 0.
@@ -248,12 +176,115 @@ impl PixelReader {
     }
 }
 
+/// The fast path: IHDR, then the index from the tail, then the header band.
+pub(crate) fn open_indexed<R: Read + Seek>(
+    file: &mut R,
+    file_len: u64,
+    limits: &Limits,
+) -> Result<(Header, Geometry, Index)> {
+    let mut start = [0u8; 8];
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut start)?;
+    if start != PNG_SIGNATURE {
+        return Err(Error::format("not a PNG image (bad signature)"));
+    }
+    let (kind, ihdr) = read_chunk(file, 13)?;
+    if &kind != b"IHDR" || ihdr.len() != 13 {
+        return Err(Error::format("first chunk is not IHDR"));
+    }
+    let width = u32::from_be_bytes(ihdr[0..4].try_into().unwrap());
+    let height = u32::from_be_bytes(ihdr[4..8].try_into().unwrap());
+    limits.check_dimensions(width, height)?;
+    let bytes_per_pixel = match (ihdr[8], ihdr[9], ihdr[12]) {
+        (8, 2, 0) => 3,
+        (8, 6, 0) => 4,
+        _ => return Err(Error::format("not a layout the index can serve")),
+    };
+    // The chunk after IHDR holds only the zlib header.
+    let (kind, zlib_header) = read_chunk(file, 2)?;
+    let valid_zlib = zlib_header.len() == 2
+        && zlib_header[0] & 0x0f == 8
+        && (u16::from(zlib_header[0]) * 256 + u16::from(zlib_header[1])) % 31 == 0;
+    if &kind != b"IDAT" || !valid_zlib {
+        return Err(Error::format("no zlib header chunk after IHDR"));
+    }
+    let zlib_chunk_end = file.stream_position()?;
+    if file_len < 8 + 25 + 12 + 20 {
+        return Err(Error::format("file too short for an index"));
+    }
+    let mut tail = [0u8; 20];
+    file.seek(SeekFrom::Start(file_len - 20))?;
+    file.read_exact(&mut tail)?;
+    if tail[8..20] != [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82] {
+        return Err(Error::format("no IEND at the end"));
+    }
+    let index_len = u64::from(u32::from_le_bytes(tail[0..4].try_into().unwrap()));
+    let chunk_start = (file_len - 12 - 4)
+        .checked_sub(index_len + 8)
+        .ok_or_else(|| Error::format("index length points before the file"))?;
+    file.seek(SeekFrom::Start(chunk_start))?;
+    let (kind, data) = read_chunk(file, index_len as usize)?;
+    if &kind != b"pxIX" {
+        return Err(Error::format("no pxIX index chunk"));
+    }
+    let index = Index::parse(&data, file_len)?;
+    let max_chunk = file_len.min(u64::from(u32::MAX)) as u32;
+    let header_band = read_band_chunk(
+        file,
+        index.header_chunk_offset,
+        max_chunk,
+        1 + width as usize * bytes_per_pixel,
+    )?;
+    let mut header_bytes = Vec::with_capacity(width as usize * 3);
+    for pixel in header_band[1..].chunks_exact(bytes_per_pixel) {
+        header_bytes.extend_from_slice(&pixel[..3]);
+    }
+    if header_bytes.len() < HEADER_LEN {
+        return Err(Error::format("image too narrow for a PXI header"));
+    }
+    let header = Header::parse(&header_bytes)?;
+    let geometry = header.geometry()?;
+    let consistent = index.header_chunk_offset == zlib_chunk_end
+        && header.width == width
+        && geometry.height == height
+        && geometry.bytes_per_pixel == bytes_per_pixel
+        && index.band_rows == header.band_rows
+        && index.sha256 == header.sha256
+        && index.entries.len() as u64 == geometry.band_count()
+        && header_band[0] == 0;
+    if !consistent {
+        return Err(Error::format("index does not match the image"));
+    }
+    // The indexed chunks must tile the file exactly, from the header band to the
+    // final IDAT (9 bytes: empty stored block + Adler-32) before the index.
+    let header_raw = 1 + width as u64 * bytes_per_pixel as u64;
+    let mut next = index.header_chunk_offset + 12 + header_raw + 5 * header_raw.div_ceil(65535);
+    for entry in &index.entries {
+        if entry.chunk_offset != next {
+            return Err(Error::format("index does not match the chunk layout"));
+        }
+        next = entry.chunk_offset + 12 + u64::from(entry.chunk_len);
+    }
+    if next + 12 + 9 != chunk_start {
+        return Err(Error::format("index does not match the chunk layout"));
+    }
+    Ok((header, geometry, index))
+}
+
 /// Reads the IDAT chunk at `offset` and inflates exactly `raw_len` bytes from it.
-fn read_band_chunk(file: &mut File, offset: u64, max_len: u32, raw_len: usize) -> Result<Vec<u8>> {
+pub(crate) fn read_band_chunk<R: Read + Seek>(
+    file: &mut R,
+    offset: u64,
+    max_len: u32,
+    raw_len: usize,
+) -> Result<Vec<u8>> {
     file.seek(SeekFrom::Start(offset))?;
     let (kind, data) = read_chunk(file, max_len.min(i32::MAX as u32) as usize)?;
     if &kind != b"IDAT" {
         return Err(Error::format("index points at a chunk that is not IDAT"));
+    }
+    if let Some(raw) = unstore(&data, raw_len) {
+        return Ok(raw);
     }
     let mut inflate = flate2::Decompress::new(false);
     let mut out = Vec::with_capacity(raw_len);
@@ -269,9 +300,36 @@ fn read_band_chunk(file: &mut File, offset: u64, max_len: u32, raw_len: usize) -
     Ok(out)
 }
 
+/// Copies out the contents of a run of deflate stored blocks, or returns `None`
+/// when the data holds any other block type (then a real inflate is needed).
+fn unstore(data: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw_len);
+    let mut at = 0;
+    while at < data.len() && out.len() < raw_len {
+        // Bits 1-2 of the block header byte are BTYPE; 00 is a stored block,
+        // whose remaining header bits are padding to the byte boundary.
+        if data[at] & 0x06 != 0 || at + 5 > data.len() {
+            return None;
+        }
+        let len = u16::from_le_bytes([data[at + 1], data[at + 2]]);
+        let nlen = u16::from_le_bytes([data[at + 3], data[at + 4]]);
+        if len != !nlen || at + 5 + usize::from(len) > data.len() {
+            return None;
+        }
+        out.extend_from_slice(&data[at + 5..at + 5 + usize::from(len)]);
+        at += 5 + usize::from(len);
+    }
+    (out.len() == raw_len && at == data.len()).then_some(out)
+}
+
 /// Undoes PNG filtering for the rows of one band. The first row of a band has
 /// no previous row, so it may only use filter None or Sub.
-fn unfilter_band(raw: &[u8], rows: usize, row_bytes: usize, bpp: usize) -> Result<Vec<u8>> {
+pub(crate) fn unfilter_band(
+    raw: &[u8],
+    rows: usize,
+    row_bytes: usize,
+    bpp: usize,
+) -> Result<Vec<u8>> {
     let mut out = vec![0u8; rows * row_bytes];
     for row in 0..rows {
         let line = &raw[row * (row_bytes + 1)..(row + 1) * (row_bytes + 1)];

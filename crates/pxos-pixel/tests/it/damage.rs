@@ -156,3 +156,28 @@ fn fuzz_bodies_survive_seeded_inputs() {
         fuzz::mutate_and_decode(&rng.bytes(len));
     }
 }
+
+#[test]
+fn every_single_byte_flip_of_a_file_is_an_error() {
+    for options in [
+        EncodeOptions::kind(Kind::Tensor),
+        EncodeOptions::kind(Kind::Text),
+    ] {
+        let payload: Vec<u8> = (0..3000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 700) as u8)
+            .collect();
+        let png = encode_to_vec(&payload, &options).unwrap();
+        for at in 0..png.len() {
+            let mut damaged = png.clone();
+            damaged[at] ^= 0x01;
+            match decode_from_slice(&damaged, &Limits::default()) {
+                Err(err) => assert!(err.is_bad_input(), "flip at {at}: {err}"),
+                Ok(_) => panic!(
+                    "{:?}: a flip at byte {at} of {} went unnoticed",
+                    options.kind,
+                    png.len()
+                ),
+            }
+        }
+    }
+}
