@@ -76,20 +76,7 @@ pub fn decode<R: BufRead + Seek, W: Write + ?Sized>(
     }
     progress(done);
     rows.finish()?;
-    check_metadata(&header, &metadata)?;
-    let actual = hasher.finalize();
-    if actual != header.sha256 {
-        return Err(Error::Integrity {
-            expected: hex(&header.sha256),
-            actual: hex(&actual),
-        });
-    }
-    sink.flush()?;
-    Ok(Decoded {
-        header,
-        metadata,
-        geometry,
-    })
+    finish_decode(header, metadata, geometry, hasher, sink)
 }
 
 /// Decodes through the `pxIX` index: reads each band's chunk (CRC checked),
@@ -162,6 +149,17 @@ fn decode_indexed<R: Read + Seek, W: Write + ?Sized>(
             "the zlib Adler-32 of the image data does not match (damaged file)",
         ));
     }
+    finish_decode(header, metadata, geometry, hasher, sink)
+}
+
+/// The checks every decode ends with: metadata CRC, payload SHA-256.
+fn finish_decode<W: Write + ?Sized>(
+    header: Header,
+    metadata: Vec<u8>,
+    geometry: Geometry,
+    hasher: PayloadHasher,
+    sink: &mut W,
+) -> Result<Decoded> {
     check_metadata(&header, &metadata)?;
     let actual = hasher.finalize();
     if actual != header.sha256 {
@@ -218,23 +216,7 @@ pub fn read_range_sequential<R: BufRead + Seek>(
     let mut rows = RowReader::open(input, limits)?;
     let header = rows.header.clone();
     check_range(&header, offset, len)?;
-    let start = u64::from(header.metadata_len) + offset;
-    let end = start + len as u64;
-    let mut out = Vec::with_capacity(len);
-    let mut position: u64 = 0;
-    while out.len() < len {
-        let Some(row) = rows.next_data_row()? else {
-            return Err(Error::format("image ended before the requested range"));
-        };
-        let row_end = position + row.len() as u64;
-        if row_end > start {
-            let from = start.saturating_sub(position) as usize;
-            let to = (end.min(row_end) - position) as usize;
-            out.extend_from_slice(&row[from..to]);
-        }
-        position = row_end;
-    }
-    Ok(out)
+    rows.read_data_range(u64::from(header.metadata_len) + offset, len)
 }
 
 pub(crate) fn check_range(header: &Header, offset: u64, len: usize) -> Result<()> {
@@ -406,6 +388,27 @@ impl<R: BufRead + Seek> RowReader<R> {
                 None => Err(Error::format("image ended early (truncated)")),
             },
         }
+    }
+
+    /// Reads `len` bytes at position `start` of the data area by decoding rows
+    /// in order from where the reader stands (a fresh reader starts at 0).
+    pub(crate) fn read_data_range(&mut self, start: u64, len: usize) -> Result<Vec<u8>> {
+        let end = start + len as u64;
+        let mut out = Vec::with_capacity(len);
+        let mut position: u64 = 0;
+        while out.len() < len {
+            let Some(row) = self.next_data_row()? else {
+                return Err(Error::format("image ended before the requested range"));
+            };
+            let row_end = position + row.len() as u64;
+            if row_end > start {
+                let from = start.saturating_sub(position) as usize;
+                let to = (end.min(row_end) - position) as usize;
+                out.extend_from_slice(&row[from..to]);
+            }
+            position = row_end;
+        }
+        Ok(out)
     }
 
     /// Reads the rest of the file up to `IEND`, checking every chunk.

@@ -130,23 +130,7 @@ impl PixelReader {
 
     fn read_data_sequential(&mut self, start: u64, len: usize) -> Result<Vec<u8>> {
         self.file.seek(SeekFrom::Start(0))?;
-        let mut rows = RowReader::open(BufReader::new(&mut self.file), &self.limits)?;
-        let end = start + len as u64;
-        let mut out = Vec::with_capacity(len);
-        let mut position = 0u64;
-        while out.len() < len {
-            let row = rows
-                .next_data_row()?
-                .ok_or_else(|| Error::format("image ended early"))?;
-            let row_end = position + row.len() as u64;
-            if row_end > start {
-                let from = start.saturating_sub(position) as usize;
-                let to = (end.min(row_end) - position) as usize;
-                out.extend_from_slice(&row[from..to]);
-            }
-            position = row_end;
-        }
-        Ok(out)
+        RowReader::open(BufReader::new(&mut self.file), &self.limits)?.read_data_range(start, len)
     }
 
     /// The unfiltered data bytes of band `band` (filter bytes removed).

@@ -178,3 +178,36 @@ fn a_second_writer_gets_a_clear_lock_error() {
     drop(guard);
     home.ok(&["fs", "add", "/a", file.to_str().unwrap()]);
 }
+
+#[test]
+fn add_dir_adds_under_a_destination_and_refuses_bad_paths() {
+    let home = Home::new("add-dir");
+    let dir = home.scratch("tree");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.txt"), "alpha").unwrap();
+    std::fs::write(dir.join("sub/b.bin"), [0u8, 159, 146, 150]).unwrap();
+    let lines = json_lines(&home.ok(&["fs", "add-dir", dir.to_str().unwrap(), "/data", "--json"]));
+    let added: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "added")
+        .map(|l| l["entry"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(added, ["/data/a.txt", "/data/sub/b.bin"]);
+    assert_eq!(lines[1]["entry"]["type"], "blob");
+    assert_eq!(home.ok(&["fs", "cat", "/data/a.txt"]), "alpha");
+    for bad in ["data", "/data/../etc", "/data//x", "/"] {
+        let stderr = home.fails(2, &["fs", "add", bad, dir.join("a.txt").to_str().unwrap()]);
+        assert!(stderr.contains("invalid PixelFS path"), "{bad}: {stderr}");
+    }
+    // A file cannot also be a directory.
+    let stderr = home.fails(
+        2,
+        &[
+            "fs",
+            "add",
+            "/data/a.txt/inner",
+            dir.join("a.txt").to_str().unwrap(),
+        ],
+    );
+    assert!(stderr.contains("is a file"), "{stderr}");
+}
