@@ -81,19 +81,62 @@ fn ci() -> Result<()> {
         ]),
     )?;
     step(
-        "test",
-        Command::new("cargo").args(["test", "--workspace", "--locked"]),
+        "fuzz targets build",
+        Command::new("cargo").args(["check", "--manifest-path", "fuzz/Cargo.toml"]),
     )?;
     step(
         "bench (each once)",
         Command::new("cargo").args(["bench", "--workspace", "--locked", "--", "--test"]),
     )?;
-    step(
-        "fuzz targets build",
-        Command::new("cargo").args(["check", "--manifest-path", "fuzz/Cargo.toml"]),
-    )?;
+    // Tests run last so that the run closes on their tally.
+    let (passed, failed) = counted_tests()?;
     println!("xtask: ci passed in {:.0?}", started.elapsed());
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs the workspace tests, echoing their output, and adds up their result lines.
+fn counted_tests() -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    println!("xtask: == test ==");
+    let started = Instant::now();
+    let mut child = Command::new("cargo")
+        .args(["test", "--workspace", "--locked"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().context("piped stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| {
+                        let part = part
+                            .trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ");
+                        part.strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+        }
+    }
+    let status = child.wait()?;
+    println!(
+        "xtask: test {} ({:.0?})",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed()
+    );
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed");
+        bail!("cargo test failed with {status}");
+    }
+    Ok((passed, failed))
 }
 
 /// 1 GiB of random bytes through `pxos pixel encode/decode/read`.
