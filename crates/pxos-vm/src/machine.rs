@@ -1,0 +1,619 @@
+//! The fast interpreter.
+//!
+//! Memory is a flat array of 32-bit words (address = y * width + x of the
+//! VRAM texture it maps onto). The low part is the code-and-data region; the
+//! top `stack_words` words are the stack, which grows down and is never
+//! executable. Code-region words are kept pre-decoded, and every store into
+//! the code region re-decodes the words it touches, so self-modifying
+//! programs see their own writes.
+
+use crate::isa::{Instruction, Op};
+use crate::screen::Screen;
+use crate::trap::{Exit, Trap};
+
+/// Machine parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Total memory in 32-bit words (default 512 * 512: one VRAM texture).
+    pub memory_words: u32,
+    /// Words at the top of memory reserved for the stack (default 16384).
+    pub stack_words: u32,
+    /// Screen width in pixels (default 512).
+    pub screen_width: u32,
+    /// Screen height in pixels (default 512).
+    pub screen_height: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            memory_words: 512 * 512,
+            stack_words: 16 * 1024,
+            screen_width: 512,
+            screen_height: 512,
+        }
+    }
+}
+
+/// Most memory a machine may have (64 Mi words = 256 MiB).
+pub const MAX_MEMORY_WORDS: u32 = 64 << 20;
+
+/// The flags set by `CMP`/`CMPI`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Equal.
+    pub z: bool,
+    /// Signed less.
+    pub l: bool,
+    /// Unsigned below.
+    pub b: bool,
+}
+
+impl Flags {
+    /// The flags of comparing `x` with `y`.
+    #[inline]
+    pub fn compare(x: u32, y: u32) -> Flags {
+        Flags {
+            z: x == y,
+            l: (x as i32) < (y as i32),
+            b: x < y,
+        }
+    }
+}
+
+/// What the host does for `SYSCALL`.
+pub trait Host {
+    /// Handles syscall `number`. Arguments are in R1.., the result goes in R0.
+    /// A failing syscall sets R0 to 0 and logs a warning; it does not trap.
+    /// Return `true` to yield (stop `run` with [`Exit::Yielded`]).
+    fn syscall(&mut self, number: u16, machine: &mut Machine) -> Result<bool, Trap>;
+}
+
+/// A host that knows no syscalls: every call returns 0 in R0.
+#[derive(Debug, Default)]
+pub struct NullHost {
+    /// Syscall numbers that were called.
+    pub calls: Vec<u16>,
+}
+
+impl Host for NullHost {
+    fn syscall(&mut self, number: u16, machine: &mut Machine) -> Result<bool, Trap> {
+        self.calls.push(number);
+        machine.regs[0] = 0;
+        Ok(false)
+    }
+}
+
+/// A pre-decoded code word. `op == 0` marks a word that is not an instruction.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    op: u8,
+    a: u8,
+    b: u8,
+    c: u8,
+    wide: u32,
+}
+
+impl Slot {
+    fn decode(words: &[u32]) -> Slot {
+        match Instruction::decode(words) {
+            Some(inst) => Slot {
+                op: inst.op as u8,
+                a: inst.a,
+                b: inst.b,
+                c: inst.c,
+                wide: inst.wide,
+            },
+            None => Slot::default(),
+        }
+    }
+}
+
+/// The PXVM machine state.
+#[derive(Clone)]
+pub struct Machine {
+    /// R0..R15.
+    pub regs: [u32; 16],
+    /// Program counter (word address).
+    pub pc: u32,
+    /// Stack pointer (word address of the top item; `memory_words` when empty).
+    pub sp: u32,
+    /// Comparison flags.
+    pub flags: Flags,
+    /// Instructions executed since the machine was created.
+    pub cycles: u64,
+    memory: Vec<u32>,
+    code: Vec<Slot>,
+    screen: Screen,
+    config: Config,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("regs", &self.regs)
+            .field("pc", &self.pc)
+            .field("sp", &self.sp)
+            .field("flags", &self.flags)
+            .field("cycles", &self.cycles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a program could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+mod ops {
+    use crate::isa::Op;
+    pub const HALT: u8 = Op::HALT as u8;
+    pub const NOP: u8 = Op::NOP as u8;
+    pub const MOV: u8 = Op::MOV as u8;
+    pub const IMM32: u8 = Op::IMM32 as u8;
+    pub const LI: u8 = Op::LI as u8;
+    pub const ADD: u8 = Op::ADD as u8;
+    pub const SUB: u8 = Op::SUB as u8;
+    pub const MUL: u8 = Op::MUL as u8;
+    pub const DIV: u8 = Op::DIV as u8;
+    pub const MOD: u8 = Op::MOD as u8;
+    pub const DIVS: u8 = Op::DIVS as u8;
+    pub const MODS: u8 = Op::MODS as u8;
+    pub const AND: u8 = Op::AND as u8;
+    pub const OR: u8 = Op::OR as u8;
+    pub const XOR: u8 = Op::XOR as u8;
+    pub const SHL: u8 = Op::SHL as u8;
+    pub const SHR: u8 = Op::SHR as u8;
+    pub const SAR: u8 = Op::SAR as u8;
+    pub const NOT: u8 = Op::NOT as u8;
+    pub const NEG: u8 = Op::NEG as u8;
+    pub const ADDI: u8 = Op::ADDI as u8;
+    pub const CMP: u8 = Op::CMP as u8;
+    pub const CMPI: u8 = Op::CMPI as u8;
+    pub const JMP: u8 = Op::JMP as u8;
+    pub const JZ: u8 = Op::JZ as u8;
+    pub const JNZ: u8 = Op::JNZ as u8;
+    pub const JLT: u8 = Op::JLT as u8;
+    pub const JGE: u8 = Op::JGE as u8;
+    pub const JB: u8 = Op::JB as u8;
+    pub const JAE: u8 = Op::JAE as u8;
+    pub const JMPR: u8 = Op::JMPR as u8;
+    pub const BEQ: u8 = Op::BEQ as u8;
+    pub const BNE: u8 = Op::BNE as u8;
+    pub const BLT: u8 = Op::BLT as u8;
+    pub const BGE: u8 = Op::BGE as u8;
+    pub const CALL: u8 = Op::CALL as u8;
+    pub const CALLR: u8 = Op::CALLR as u8;
+    pub const RET: u8 = Op::RET as u8;
+    pub const PUSH: u8 = Op::PUSH as u8;
+    pub const POP: u8 = Op::POP as u8;
+    pub const LOAD: u8 = Op::LOAD as u8;
+    pub const STORE: u8 = Op::STORE as u8;
+    pub const PSET: u8 = Op::PSET as u8;
+    pub const PGET: u8 = Op::PGET as u8;
+    pub const SYSCALL: u8 = Op::SYSCALL as u8;
+}
+
+impl Machine {
+    /// A machine with zeroed memory, registers and screen.
+    pub fn new(config: Config) -> Result<Machine, LoadError> {
+        if config.memory_words > MAX_MEMORY_WORDS || config.stack_words >= config.memory_words {
+            return Err(LoadError(format!(
+                "memory of {} words with a {}-word stack is not possible (at most {MAX_MEMORY_WORDS} words)",
+                config.memory_words, config.stack_words
+            )));
+        }
+        let code_words = (config.memory_words - config.stack_words) as usize;
+        Ok(Machine {
+            regs: [0; 16],
+            pc: 0,
+            sp: config.memory_words,
+            flags: Flags::default(),
+            cycles: 0,
+            memory: vec![0; config.memory_words as usize],
+            code: vec![Slot::default(); code_words],
+            screen: Screen::new(config.screen_width, config.screen_height)
+                .map_err(|err| LoadError(err.to_string()))?,
+            config,
+        })
+    }
+
+    /// A machine with `program` loaded at address 0 and PC at `entry`.
+    pub fn with_program(config: Config, program: &[u32], entry: u32) -> Result<Machine, LoadError> {
+        let mut machine = Machine::new(config)?;
+        machine.load(0, program)?;
+        machine.pc = entry;
+        Ok(machine)
+    }
+
+    /// Copies `words` into the code region at `address`.
+    pub fn load(&mut self, address: u32, words: &[u32]) -> Result<(), LoadError> {
+        let end = address as usize + words.len();
+        if end > self.code.len() {
+            return Err(LoadError(format!(
+                "program of {} words at {address} does not fit the {}-word code region",
+                words.len(),
+                self.code.len()
+            )));
+        }
+        self.memory[address as usize..end].copy_from_slice(words);
+        let from = (address as usize).saturating_sub(1);
+        for at in from..end {
+            self.code[at] = Slot::decode(&self.memory[at..self.code.len().min(at + 2)]);
+        }
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// All of memory.
+    pub fn memory(&self) -> &[u32] {
+        &self.memory
+    }
+
+    /// Words in the code region (below the stack).
+    pub fn code_words(&self) -> u32 {
+        self.code.len() as u32
+    }
+
+    /// The screen device.
+    pub fn screen(&self) -> &Screen {
+        &self.screen
+    }
+
+    /// The screen device, for hosts that draw.
+    pub fn screen_mut(&mut self) -> &mut Screen {
+        &mut self.screen
+    }
+
+    /// Reads a word, or `None` outside memory.
+    pub fn read_word(&self, address: u32) -> Option<u32> {
+        self.memory.get(address as usize).copied()
+    }
+
+    /// Writes a word (re-decoding code that it touches); `false` outside memory.
+    pub fn write_word(&mut self, address: u32, value: u32) -> bool {
+        let at = address as usize;
+        if at >= self.memory.len() {
+            return false;
+        }
+        self.memory[at] = value;
+        if at < self.code.len() {
+            self.redecode(at);
+        }
+        true
+    }
+
+    #[inline]
+    fn redecode(&mut self, at: usize) {
+        let end = self.code.len();
+        self.code[at] = Slot::decode(&self.memory[at..end.min(at + 2)]);
+        if at > 0 {
+            self.code[at - 1] = Slot::decode(&self.memory[at - 1..end.min(at + 1)]);
+        }
+    }
+
+    /// Reads a NUL-terminated string packed four bytes per word (little-endian),
+    /// at most `max` bytes. `None` when it runs off memory.
+    pub fn read_string(&self, address: u32, max: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = address as usize;
+        loop {
+            let word = *self.memory.get(at)?;
+            for byte in word.to_le_bytes() {
+                if byte == 0 || out.len() >= max {
+                    return Some(out);
+                }
+                out.push(byte);
+            }
+            at += 1;
+        }
+    }
+
+    /// Runs until HALT, a yield, a trap, or `fuel` instructions. The trap, if
+    /// any, leaves PC at the faulting instruction.
+    pub fn run(&mut self, host: &mut dyn Host, fuel: u64) -> Result<Exit, Trap> {
+        use ops::*;
+        let mut regs = self.regs;
+        let mut pc = self.pc as usize;
+        let mut sp = self.sp as usize;
+        let mut flags = self.flags;
+        let mut left = fuel;
+        let mut counted = fuel;
+        let stack_base = self.code.len();
+        let memory_top = self.memory.len();
+        macro_rules! save {
+            () => {{
+                self.regs = regs;
+                self.pc = pc as u32;
+                self.sp = sp as u32;
+                self.flags = flags;
+                self.cycles += counted - left;
+            }};
+        }
+        macro_rules! trap {
+            ($trap:expr) => {{
+                save!();
+                return Err($trap);
+            }};
+        }
+        loop {
+            if left == 0 {
+                trap!(Trap::FuelExhausted { pc: pc as u32 });
+            }
+            let Some(&slot) = self.code.get(pc) else {
+                trap!(Trap::PcOutOfBounds { pc: pc as u32 });
+            };
+            left -= 1;
+            let (a, b, c) = (
+                slot.a as usize & 15,
+                slot.b as usize & 15,
+                slot.c as usize & 15,
+            );
+            match slot.op {
+                ADD => {
+                    regs[a] = regs[b].wrapping_add(regs[c]);
+                    pc += 1;
+                }
+                ADDI => {
+                    regs[a] = regs[b].wrapping_add(slot.c as i8 as u32);
+                    pc += 1;
+                }
+                SUB => {
+                    regs[a] = regs[b].wrapping_sub(regs[c]);
+                    pc += 1;
+                }
+                XOR => {
+                    regs[a] = regs[b] ^ regs[c];
+                    pc += 1;
+                }
+                BNE => {
+                    pc = if regs[a] != regs[b] {
+                        slot.wide as usize
+                    } else {
+                        pc + 2
+                    };
+                }
+                BEQ => {
+                    pc = if regs[a] == regs[b] {
+                        slot.wide as usize
+                    } else {
+                        pc + 2
+                    };
+                }
+                BLT => {
+                    pc = if (regs[a] as i32) < (regs[b] as i32) {
+                        slot.wide as usize
+                    } else {
+                        pc + 2
+                    };
+                }
+                BGE => {
+                    pc = if (regs[a] as i32) >= (regs[b] as i32) {
+                        slot.wide as usize
+                    } else {
+                        pc + 2
+                    };
+                }
+                MOV => {
+                    regs[a] = regs[b];
+                    pc += 1;
+                }
+                IMM32 => {
+                    regs[a] = slot.wide;
+                    pc += 2;
+                }
+                LI => {
+                    regs[a] = (u16::from(slot.b) | u16::from(slot.c) << 8) as i16 as u32;
+                    pc += 1;
+                }
+                MUL => {
+                    regs[a] = regs[b].wrapping_mul(regs[c]);
+                    pc += 1;
+                }
+                DIV | MOD | DIVS | MODS => {
+                    let divisor = regs[c];
+                    if divisor == 0 {
+                        trap!(Trap::DivideByZero { pc: pc as u32 });
+                    }
+                    let x = regs[b];
+                    regs[a] = match slot.op {
+                        DIV => x / divisor,
+                        MOD => x % divisor,
+                        DIVS => (x as i32).wrapping_div(divisor as i32) as u32,
+                        _ => (x as i32).wrapping_rem(divisor as i32) as u32,
+                    };
+                    pc += 1;
+                }
+                AND => {
+                    regs[a] = regs[b] & regs[c];
+                    pc += 1;
+                }
+                OR => {
+                    regs[a] = regs[b] | regs[c];
+                    pc += 1;
+                }
+                SHL => {
+                    regs[a] = regs[b] << (regs[c] & 31);
+                    pc += 1;
+                }
+                SHR => {
+                    regs[a] = regs[b] >> (regs[c] & 31);
+                    pc += 1;
+                }
+                SAR => {
+                    regs[a] = ((regs[b] as i32) >> (regs[c] & 31)) as u32;
+                    pc += 1;
+                }
+                NOT => {
+                    regs[a] = !regs[b];
+                    pc += 1;
+                }
+                NEG => {
+                    regs[a] = regs[b].wrapping_neg();
+                    pc += 1;
+                }
+                CMP => {
+                    flags = Flags::compare(regs[a], regs[b]);
+                    pc += 1;
+                }
+                CMPI => {
+                    let imm = (u16::from(slot.b) | u16::from(slot.c) << 8) as i16 as u32;
+                    flags = Flags::compare(regs[a], imm);
+                    pc += 1;
+                }
+                JMP => pc = slot.wide as usize,
+                JZ => pc = if flags.z { slot.wide as usize } else { pc + 2 },
+                JNZ => pc = if !flags.z { slot.wide as usize } else { pc + 2 },
+                JLT => pc = if flags.l { slot.wide as usize } else { pc + 2 },
+                JGE => pc = if !flags.l { slot.wide as usize } else { pc + 2 },
+                JB => pc = if flags.b { slot.wide as usize } else { pc + 2 },
+                JAE => pc = if !flags.b { slot.wide as usize } else { pc + 2 },
+                JMPR => pc = regs[a] as usize,
+                CALL | CALLR => {
+                    if sp <= stack_base {
+                        trap!(Trap::StackOverflow { pc: pc as u32 });
+                    }
+                    let (target, next) = if slot.op == CALL {
+                        (slot.wide as usize, pc + 2)
+                    } else {
+                        (regs[a] as usize, pc + 1)
+                    };
+                    sp -= 1;
+                    self.memory[sp] = next as u32;
+                    pc = target;
+                }
+                RET => {
+                    if sp >= memory_top {
+                        trap!(Trap::StackUnderflow { pc: pc as u32 });
+                    }
+                    pc = self.memory[sp] as usize;
+                    sp += 1;
+                }
+                PUSH => {
+                    if sp <= stack_base {
+                        trap!(Trap::StackOverflow { pc: pc as u32 });
+                    }
+                    sp -= 1;
+                    self.memory[sp] = regs[a];
+                    pc += 1;
+                }
+                POP => {
+                    if sp >= memory_top {
+                        trap!(Trap::StackUnderflow { pc: pc as u32 });
+                    }
+                    regs[a] = self.memory[sp];
+                    sp += 1;
+                    pc += 1;
+                }
+                LOAD => {
+                    let address = regs[b].wrapping_add(slot.c as i8 as u32) as usize;
+                    match self.memory.get(address) {
+                        Some(&value) => regs[a] = value,
+                        None => trap!(Trap::MemoryOutOfBounds {
+                            pc: pc as u32,
+                            address: address as u32
+                        }),
+                    }
+                    pc += 1;
+                }
+                STORE => {
+                    let address = regs[b].wrapping_add(slot.c as i8 as u32) as usize;
+                    if address >= memory_top {
+                        trap!(Trap::MemoryOutOfBounds {
+                            pc: pc as u32,
+                            address: address as u32
+                        });
+                    }
+                    self.memory[address] = regs[a];
+                    if address < stack_base {
+                        self.redecode(address);
+                    }
+                    pc += 1;
+                }
+                PSET => {
+                    if !self.screen.set(regs[b], regs[c], (regs[a] & 15) as u8) {
+                        trap!(Trap::ScreenOutOfBounds {
+                            pc: pc as u32,
+                            x: regs[b],
+                            y: regs[c]
+                        });
+                    }
+                    pc += 1;
+                }
+                PGET => match self.screen.get(regs[b], regs[c]) {
+                    Some(colour) => {
+                        regs[a] = u32::from(colour);
+                        pc += 1;
+                    }
+                    None => trap!(Trap::ScreenOutOfBounds {
+                        pc: pc as u32,
+                        x: regs[b],
+                        y: regs[c]
+                    }),
+                },
+                SYSCALL => {
+                    let number = u16::from(slot.b) | u16::from(slot.c) << 8;
+                    pc += 1;
+                    save!();
+                    counted = left;
+                    let yielded = host.syscall(number, self)?;
+                    // The host may have changed registers, memory or PC.
+                    regs = self.regs;
+                    pc = self.pc as usize;
+                    sp = self.sp as usize;
+                    flags = self.flags;
+                    if yielded {
+                        return Ok(Exit::Yielded { fuel_left: left });
+                    }
+                }
+                NOP => pc += 1,
+                HALT => {
+                    save!();
+                    return Ok(Exit::Halted { fuel_left: left });
+                }
+                _ => {
+                    // Not an instruction: it does not count as executed.
+                    left += 1;
+                    let word = self.memory[pc];
+                    trap!(Trap::InvalidInstruction {
+                        pc: pc as u32,
+                        word
+                    });
+                }
+            }
+        }
+    }
+
+    /// The current instruction, decoded (for debuggers).
+    pub fn current_instruction(&self) -> Option<Instruction> {
+        let at = self.pc as usize;
+        if at >= self.code.len() {
+            return None;
+        }
+        Instruction::decode(&self.memory[at..self.code.len().min(at + 2)])
+    }
+
+    /// Executes exactly one instruction.
+    pub fn step(&mut self, host: &mut dyn Host) -> Result<Exit, Trap> {
+        match self.run(host, 1) {
+            Err(Trap::FuelExhausted { .. }) => Ok(Exit::Yielded { fuel_left: 0 }),
+            other => other,
+        }
+    }
+}
+
+/// The opcode of an instruction word (its red channel), if it is one.
+pub fn opcode_of(word: u32) -> Option<Op> {
+    Op::from_byte(word as u8)
+}

@@ -1,0 +1,130 @@
+//! Programs as pixel files: a PXI of kind `program`, layout `rgba`, one
+//! instruction word per pixel (R = opcode), with JSON metadata naming the
+//! entry point. The image *is* the program.
+
+use std::path::Path;
+
+use pxos_pixel::{Compression, EncodeOptions, Kind, Layout, Limits};
+
+/// The metadata `format` value of program images.
+pub const PROGRAM_FORMAT: &str = "pxvm-program";
+
+/// A loaded program image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramImage {
+    /// The words, loaded at address 0.
+    pub words: Vec<u32>,
+    /// Where execution starts.
+    pub entry: u32,
+}
+
+/// Why a program image could not be read.
+#[derive(Debug)]
+pub enum ProgramError {
+    /// The PXI layer failed (damaged file, not a PXI, ...).
+    Pixel(pxos_pixel::Error),
+    /// A valid PXI that is not a PXVM program.
+    NotAProgram(String),
+}
+
+impl std::fmt::Display for ProgramError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProgramError::Pixel(err) => write!(f, "{err}"),
+            ProgramError::NotAProgram(message) => write!(f, "not a PXVM program: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ProgramError {}
+
+impl From<pxos_pixel::Error> for ProgramError {
+    fn from(err: pxos_pixel::Error) -> ProgramError {
+        ProgramError::Pixel(err)
+    }
+}
+
+impl ProgramImage {
+    /// Encodes as a PXI image (PNG bytes).
+    pub fn to_png(&self) -> Vec<u8> {
+        let payload: Vec<u8> = self
+            .words
+            .iter()
+            .flat_map(|word| word.to_le_bytes())
+            .collect();
+        let metadata = format!(
+            "{{\"format\":\"{PROGRAM_FORMAT}\",\"version\":1,\"entry\":{}}}",
+            self.entry
+        );
+        let options = EncodeOptions {
+            kind: Kind::Program,
+            layout: Layout::Rgba,
+            compression: Some(Compression::Best),
+            width: None,
+            metadata: metadata.into_bytes(),
+        };
+        pxos_pixel::encode_to_vec(&payload, &options)
+            .expect("encoding a program in memory cannot fail")
+    }
+
+    /// Decodes a PXI image, checking that it is a program.
+    pub fn from_png(bytes: &[u8]) -> Result<ProgramImage, ProgramError> {
+        let limits = Limits {
+            max_in_memory: 256 << 20,
+            ..Limits::default()
+        };
+        let (decoded, payload) = pxos_pixel::decode_from_slice(bytes, &limits)?;
+        if decoded.header.kind != Kind::Program {
+            return Err(ProgramError::NotAProgram(format!(
+                "its kind is {}",
+                decoded.header.kind.name()
+            )));
+        }
+        if payload.len() % 4 != 0 {
+            return Err(ProgramError::NotAProgram(format!(
+                "{} bytes is not a whole number of words",
+                payload.len()
+            )));
+        }
+        let metadata = String::from_utf8_lossy(&decoded.metadata);
+        let entry = parse_entry(&metadata).ok_or_else(|| {
+            ProgramError::NotAProgram("its metadata has no pxvm-program entry point".into())
+        })?;
+        let words = payload
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(ProgramImage { words, entry })
+    }
+
+    /// Reads a program image file.
+    pub fn read(path: &Path) -> Result<ProgramImage, ProgramError> {
+        let bytes =
+            std::fs::read(path).map_err(|err| pxos_pixel::Error::from(err).with_path(path))?;
+        if bytes.is_empty() {
+            return Err(pxos_pixel::Error::Format("the file is empty".into())
+                .with_path(path)
+                .into());
+        }
+        ProgramImage::from_png(&bytes).map_err(|err| match err {
+            ProgramError::Pixel(err) => ProgramError::Pixel(err.with_path(path)),
+            ProgramError::NotAProgram(message) => {
+                ProgramError::NotAProgram(format!("{}: {message}", path.display()))
+            }
+        })
+    }
+}
+
+/// Extracts `"entry":N` from the metadata JSON written by [`ProgramImage::to_png`].
+fn parse_entry(metadata: &str) -> Option<u32> {
+    if !metadata.contains(PROGRAM_FORMAT) {
+        return None;
+    }
+    let after = &metadata[metadata.find("\"entry\":")? + 8..];
+    let digits: String = after
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}

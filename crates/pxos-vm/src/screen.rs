@@ -1,0 +1,111 @@
+//! The screen device: palette-indexed pixels, rendered to PNG.
+
+use crate::isa::PALETTE;
+
+/// Largest screen side accepted.
+pub const MAX_SCREEN_SIDE: u32 = 8192;
+
+/// A screen of 16-colour pixels (indices into [`PALETTE`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screen {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+}
+
+impl Screen {
+    /// A black screen.
+    pub fn new(width: u32, height: u32) -> Result<Screen, String> {
+        if width == 0 || height == 0 || width > MAX_SCREEN_SIDE || height > MAX_SCREEN_SIDE {
+            return Err(format!(
+                "screen of {width}x{height} is outside 1..={MAX_SCREEN_SIDE} per side"
+            ));
+        }
+        Ok(Screen {
+            width,
+            height,
+            pixels: vec![0; width as usize * height as usize],
+        })
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Colour indices, row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Sets a pixel; `false` when (x, y) is off screen.
+    #[inline]
+    pub fn set(&mut self, x: u32, y: u32, colour: u8) -> bool {
+        if x >= self.width || y >= self.height {
+            return false;
+        }
+        self.pixels[y as usize * self.width as usize + x as usize] = colour & 15;
+        true
+    }
+
+    /// The colour index at (x, y), or `None` off screen.
+    #[inline]
+    pub fn get(&self, x: u32, y: u32) -> Option<u8> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        Some(self.pixels[y as usize * self.width as usize + x as usize])
+    }
+
+    /// Fills a rectangle, clipped to the screen. Returns the pixels painted.
+    pub fn fill_rect(&mut self, x: u32, y: u32, width: u32, height: u32, colour: u8) -> u64 {
+        let x_end = x.saturating_add(width).min(self.width);
+        let y_end = y.saturating_add(height).min(self.height);
+        let mut painted = 0;
+        for row in y.min(y_end)..y_end {
+            let start = row as usize * self.width as usize;
+            self.pixels[start + x.min(x_end) as usize..start + x_end as usize].fill(colour & 15);
+            painted += u64::from(x_end.saturating_sub(x));
+        }
+        painted
+    }
+
+    /// RGB bytes of the whole screen.
+    pub fn to_rgb(&self) -> Vec<u8> {
+        self.pixels
+            .iter()
+            .flat_map(|&index| PALETTE[usize::from(index & 15)])
+            .collect()
+    }
+
+    /// Encodes the screen as an RGB PNG.
+    pub fn to_png(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, self.width, self.height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .expect("writing a PNG header to memory cannot fail");
+        writer
+            .write_image_data(&self.to_rgb())
+            .expect("the buffer matches the screen size");
+        writer
+            .finish()
+            .expect("finishing a PNG in memory cannot fail");
+        out
+    }
+
+    /// A short content hash (FNV-1a of the colour indices), for spec files.
+    pub fn hash(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &byte in &self.pixels {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+}

@@ -1,0 +1,9 @@
+//! PXVM: seed kernels, the conformance suite, round trips, differential and hostile tests.
+
+mod asm_errors;
+mod differential;
+mod hostile;
+mod round_trip;
+mod seed;
+mod spec;
+mod support;

@@ -1,0 +1,58 @@
+use pxos_vm::{Config, Exit, Machine, MemoryStorage, StdHost, Trap, asm};
+
+/// The host every spec runs against: fixed clock, three kernel versions,
+/// module 301, and a file `/hello.txt`.
+pub fn spec_host() -> StdHost {
+    let mut storage = MemoryStorage::default();
+    storage.modules.insert(301, vec![0x11e, 0x22e, 0x33e]);
+    storage
+        .files
+        .insert("/hello.txt".into(), b"hi there".to_vec());
+    let mut host = StdHost::new(Box::new(storage));
+    host.time = 1_800_000_000;
+    host.versions = vec![1, 2, 3];
+    host.current_version = 2;
+    host
+}
+
+/// Runs a program to completion, resuming after yields. Returns the final
+/// result and how many times it yielded.
+pub fn run_to_end(
+    machine: &mut Machine,
+    host: &mut StdHost,
+    fuel: u64,
+) -> (Result<Exit, Trap>, u32) {
+    let mut yields = 0;
+    let mut left = fuel;
+    loop {
+        match machine.run(host, left) {
+            Ok(Exit::Yielded { fuel_left }) if yields < 1000 => {
+                yields += 1;
+                left = fuel_left;
+            }
+            other => return (other, yields),
+        }
+    }
+}
+
+pub fn machine_for(source: &str) -> Machine {
+    let program = asm::assemble("test", source).unwrap_or_else(|err| panic!("{err}"));
+    Machine::with_program(Config::default(), &program.words, program.entry).unwrap()
+}
+
+/// SplitMix64.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
