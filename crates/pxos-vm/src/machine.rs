@@ -85,29 +85,83 @@ impl Host for NullHost {
 }
 
 /// A pre-decoded code word. `op == 0` marks a word that is not an instruction.
+///
+/// Some common pairs are fused into one slot (a superinstruction): `ADDI`
+/// followed by a register branch, and `CMPI` followed by a flag jump. A fused
+/// slot does exactly what the two instructions do, counts as two
+/// instructions, and falls back to the first one alone when only one unit of
+/// fuel is left. The second instruction keeps its own plain slot, so jumps
+/// into the middle of a pair behave as before.
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
     op: u8,
     a: u8,
     b: u8,
     c: u8,
+    /// Registers of the fused branch.
+    y: u8,
+    z: u8,
     wide: u32,
 }
 
+/// Internal opcodes of fused slots (bytes the ISA never uses).
+mod fused {
+    pub const ADDI_BNE: u8 = 1;
+    pub const ADDI_BEQ: u8 = 2;
+    pub const ADDI_BLT: u8 = 3;
+    pub const ADDI_BGE: u8 = 4;
+    pub const CMPI_JZ: u8 = 5;
+    pub const CMPI_JNZ: u8 = 7;
+    pub const CMPI_JLT: u8 = 8;
+    pub const CMPI_JGE: u8 = 9;
+    pub const CMPI_JB: u8 = 10;
+    pub const CMPI_JAE: u8 = 11;
+}
+
 impl Slot {
+    /// Decodes the instruction at `words[0]`, fusing it with the next one when possible.
     fn decode(words: &[u32]) -> Slot {
-        match Instruction::decode(words) {
-            Some(inst) => Slot {
-                op: inst.op as u8,
-                a: inst.a,
-                b: inst.b,
-                c: inst.c,
-                wide: inst.wide,
-            },
-            None => Slot::default(),
+        let Some(inst) = Instruction::decode(words) else {
+            return Slot::default();
+        };
+        let mut slot = Slot {
+            op: inst.op as u8,
+            a: inst.a,
+            b: inst.b,
+            c: inst.c,
+            y: 0,
+            z: 0,
+            wide: inst.wide,
+        };
+        if !matches!(inst.op, Op::ADDI | Op::CMPI) {
+            return slot;
         }
+        let Some(next) = words.get(1..).and_then(Instruction::decode) else {
+            return slot;
+        };
+        let fused_op = match (inst.op, next.op) {
+            (Op::ADDI, Op::BNE) => fused::ADDI_BNE,
+            (Op::ADDI, Op::BEQ) => fused::ADDI_BEQ,
+            (Op::ADDI, Op::BLT) => fused::ADDI_BLT,
+            (Op::ADDI, Op::BGE) => fused::ADDI_BGE,
+            (Op::CMPI, Op::JZ) => fused::CMPI_JZ,
+            (Op::CMPI, Op::JNZ) => fused::CMPI_JNZ,
+            (Op::CMPI, Op::JLT) => fused::CMPI_JLT,
+            (Op::CMPI, Op::JGE) => fused::CMPI_JGE,
+            (Op::CMPI, Op::JB) => fused::CMPI_JB,
+            (Op::CMPI, Op::JAE) => fused::CMPI_JAE,
+            _ => return slot,
+        };
+        slot.op = fused_op;
+        slot.y = next.a;
+        slot.z = next.b;
+        slot.wide = next.wide;
+        slot
     }
 }
+
+/// Words a slot may look at: a one-word instruction fused with a two-word one.
+const SLOT_WINDOW: usize = 3;
 
 /// The PXVM machine state.
 #[derive(Clone)]
@@ -244,9 +298,9 @@ impl Machine {
             )));
         }
         self.memory[address as usize..end].copy_from_slice(words);
-        let from = (address as usize).saturating_sub(1);
+        let from = (address as usize).saturating_sub(SLOT_WINDOW - 1);
         for at in from..end {
-            self.code[at] = Slot::decode(&self.memory[at..self.code.len().min(at + 2)]);
+            self.code[at] = Slot::decode(&self.memory[at..self.code.len().min(at + SLOT_WINDOW)]);
         }
         Ok(())
     }
@@ -294,12 +348,12 @@ impl Machine {
         true
     }
 
+    /// Re-decodes every slot whose window covers word `at`.
     #[inline]
     fn redecode(&mut self, at: usize) {
         let end = self.code.len();
-        self.code[at] = Slot::decode(&self.memory[at..end.min(at + 2)]);
-        if at > 0 {
-            self.code[at - 1] = Slot::decode(&self.memory[at - 1..end.min(at + 1)]);
+        for slot in at.saturating_sub(SLOT_WINDOW - 1)..=at {
+            self.code[slot] = Slot::decode(&self.memory[slot..end.min(slot + SLOT_WINDOW)]);
         }
     }
 
@@ -345,6 +399,44 @@ impl Machine {
             ($trap:expr) => {{
                 save!();
                 return Err($trap);
+            }};
+        }
+        // ADDI then a register branch, as one slot.
+        macro_rules! fused_addi {
+            ($slot:ident, $a:ident, $b:ident, $taken:expr) => {{
+                let slot = $slot;
+                regs[$a] = regs[$b].wrapping_add(slot.c as i8 as u32);
+                if left == 0 {
+                    // Fuel for the ADDI only: the branch traps on the next round.
+                    pc += 1;
+                    continue;
+                }
+                left -= 1;
+                let taken = $taken;
+                pc = if taken(regs[slot.y as usize & 15], regs[slot.z as usize & 15]) {
+                    slot.wide as usize
+                } else {
+                    pc + 3
+                };
+            }};
+        }
+        // CMPI then a flag jump, as one slot.
+        macro_rules! fused_cmpi {
+            ($slot:ident, $a:ident, $taken:expr) => {{
+                let slot = $slot;
+                let imm = (u16::from(slot.b) | u16::from(slot.c) << 8) as i16 as u32;
+                flags = Flags::compare(regs[$a], imm);
+                if left == 0 {
+                    pc += 1;
+                    continue;
+                }
+                left -= 1;
+                let taken = $taken;
+                pc = if taken(flags) {
+                    slot.wide as usize
+                } else {
+                    pc + 3
+                };
             }};
         }
         loop {
@@ -577,6 +669,20 @@ impl Machine {
                         return Ok(Exit::Yielded { fuel_left: left });
                     }
                 }
+                fused::ADDI_BNE => fused_addi!(slot, a, b, |x, y| x != y),
+                fused::ADDI_BEQ => fused_addi!(slot, a, b, |x, y| x == y),
+                fused::ADDI_BLT => {
+                    fused_addi!(slot, a, b, |x: u32, y: u32| (x as i32) < (y as i32))
+                }
+                fused::ADDI_BGE => {
+                    fused_addi!(slot, a, b, |x: u32, y: u32| (x as i32) >= (y as i32))
+                }
+                fused::CMPI_JZ => fused_cmpi!(slot, a, |f: Flags| f.z),
+                fused::CMPI_JNZ => fused_cmpi!(slot, a, |f: Flags| !f.z),
+                fused::CMPI_JLT => fused_cmpi!(slot, a, |f: Flags| f.l),
+                fused::CMPI_JGE => fused_cmpi!(slot, a, |f: Flags| !f.l),
+                fused::CMPI_JB => fused_cmpi!(slot, a, |f: Flags| f.b),
+                fused::CMPI_JAE => fused_cmpi!(slot, a, |f: Flags| !f.b),
                 NOP => pc += 1,
                 HALT => {
                     save!();
