@@ -6,12 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// pxOS: a pixel-native runtime. Every file is stored losslessly as pixels in PNG images.
 #[derive(Debug, Parser)]
-#[command(
-    name = "pxos",
-    version,
-    arg_required_else_help = true,
-    propagate_version = true
-)]
+#[command(name = "pxos", version, arg_required_else_help = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -56,6 +51,101 @@ pub enum Command {
     /// PixelFS, the content-addressed pixel file store.
     #[command(subcommand)]
     Fs(FsCommand),
+    /// Assemble PXVM source into a program image (a PNG whose pixels are the code).
+    Asm {
+        /// The .pxasm source.
+        file: PathBuf,
+        /// The program image to write [default: FILE with .png].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Disassemble a program image (the listing assembles back to the same pixels).
+    Disasm {
+        /// The program image.
+        program: PathBuf,
+    },
+    /// Run a program image in PXVM.
+    Run {
+        /// The program image (or .pxasm source).
+        program: PathBuf,
+        /// Write the screen to this PNG when the program ends.
+        #[arg(long)]
+        screen: Option<PathBuf>,
+        /// Instruction budget.
+        #[arg(long, default_value_t = 100_000_000)]
+        fuel: u64,
+        /// Print every executed instruction to stderr.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Debug a program: step, continue, breakpoints, registers, memory, screen.
+    /// Reads commands from stdin (one per line; `help` lists them).
+    Debug {
+        /// The program image (or .pxasm source).
+        program: PathBuf,
+    },
+    /// The kernel store: versions, current kernel, boot counting, rollback.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+    /// Demonstrations.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// List every kernel version.
+    List,
+    /// Show the current kernel.
+    Current,
+    /// Install a kernel from a program image or .pxasm source.
+    Install {
+        /// The program image or source.
+        program: PathBuf,
+        /// Version name, such as v3.0.
+        #[arg(long)]
+        version: String,
+        /// Parent kernel id [default: the current kernel].
+        #[arg(long)]
+        parent: Option<u32>,
+        /// Make it current (on trial until it boots cleanly).
+        #[arg(long)]
+        current: bool,
+        /// Boots it may fail before it is reverted.
+        #[arg(long, default_value_t = 1)]
+        tries: u32,
+    },
+    /// Make a kernel current (on trial unless it has booted well before).
+    Switch {
+        /// Kernel id.
+        id: u32,
+    },
+    /// Go back to an earlier kernel [default: the last good one before the current].
+    Rollback {
+        /// Kernel id.
+        id: Option<u32>,
+    },
+    /// Boot the current kernel once (reverting automatically if it fails).
+    Boot {
+        /// Instruction budget.
+        #[arg(long, default_value_t = 10_000_000)]
+        fuel: u64,
+        /// Write the screen to this PNG.
+        #[arg(long)]
+        screen: Option<PathBuf>,
+    },
+    /// Show the kernel store's event log.
+    Log,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Seed 002: kernel v1.0 boots, asks SELF_MODIFY for v2.0, v2.0 boots.
+    Evolve {
+        /// Where to write evolution_v1.png and evolution_v2.png.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -82,6 +82,22 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 2
             };
         }
+        if cause.downcast_ref::<pxos_vm::asm::AsmError>().is_some() {
+            return 1;
+        }
+        if let Some(err) = cause.downcast_ref::<pxos_vm::ProgramError>() {
+            return match err {
+                pxos_vm::ProgramError::Pixel(err) if !err.is_bad_input() => 2,
+                _ => 1,
+            };
+        }
+        if let Some(err) = cause.downcast_ref::<pxos_boot::kernel_store::Error>() {
+            return match err {
+                pxos_boot::kernel_store::Error::Format(_) => 1,
+                pxos_boot::kernel_store::Error::Pixel(err) if err.is_bad_input() => 1,
+                _ => 2,
+            };
+        }
     }
     2
 }

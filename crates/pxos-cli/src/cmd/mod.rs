@@ -1,8 +1,11 @@
 //! One module per command group.
 
+mod demo;
 mod fs;
+mod kernel;
 mod pixel;
 mod tour;
+mod vm;
 
 use anyhow::Result;
 
@@ -16,5 +19,26 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Tour => tour::run(&cli.global, output),
         Command::Pixel(command) => pixel::run(command, output),
         Command::Fs(command) => fs::run(command, &cli.global, output),
+        Command::Asm {
+            file,
+            output: target,
+        } => vm::asm(file, target.as_deref(), output),
+        Command::Disasm { program } => vm::disasm(program, output),
+        Command::Run {
+            program,
+            screen,
+            fuel,
+            trace,
+        } => vm::run(
+            program,
+            screen.as_deref(),
+            *fuel,
+            *trace,
+            &cli.global,
+            output,
+        ),
+        Command::Debug { program } => vm::debug(program, &cli.global, output),
+        Command::Kernel(command) => kernel::run(command, &cli.global, output),
+        Command::Demo(command) => demo::run(command, &cli.global, output),
     }
 }

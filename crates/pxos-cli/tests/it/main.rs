@@ -4,3 +4,4 @@ mod crash;
 mod fs;
 mod pixel;
 mod support;
+mod vm;

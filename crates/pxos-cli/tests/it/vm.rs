@@ -1,0 +1,284 @@
+//! PXVM and the kernel store through the real binary.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::support::{Home, json_lines};
+
+const COUNTDOWN: &str = "; counts R1 down from 5, then draws
+START:
+    LI R1, 5
+    LI R2, 0
+LOOP:
+    ADD R2, R2, R1
+    ADDI R1, R1, -1
+    BNE R1, R0, LOOP
+    IMM32 R1, 10
+    IMM32 R2, 10
+    IMM32 R3, 20
+    IMM32 R4, 20
+    IMM32 R5, 14
+    SYSCALL 2
+    LI R1, 2
+    LI R2, 0
+    SYSCALL 1
+    HALT
+";
+
+#[test]
+fn asm_disasm_asm_is_the_identity_and_run_works() {
+    let home = Home::new("vm");
+    let source = home.scratch("count.pxasm");
+    std::fs::write(&source, COUNTDOWN).unwrap();
+    let image = home.scratch("count.png");
+    home.ok(&[
+        "asm",
+        source.to_str().unwrap(),
+        "-o",
+        image.to_str().unwrap(),
+    ]);
+    let listing = home.ok(&["disasm", image.to_str().unwrap()]);
+    assert!(listing.contains("BNE R1, R0, L0002"), "{listing}");
+    let again_source = home.scratch("again.pxasm");
+    std::fs::write(&again_source, &listing).unwrap();
+    let again = home.scratch("again.png");
+    home.ok(&[
+        "asm",
+        again_source.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&image).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "the program image is the same pixels"
+    );
+
+    let screen = home.scratch("screen.png");
+    let out = home.ok(&[
+        "run",
+        image.to_str().unwrap(),
+        "--screen",
+        screen.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("PXVM ready") && out.contains("halted after"),
+        "{out}"
+    );
+    let json = json_lines(&home.ok(&["run", image.to_str().unwrap(), "--json"]));
+    let run = json.iter().find(|l| l["type"] == "run").unwrap();
+    assert_eq!(run["halted"], true);
+    // 2 LI, 5 loop rounds of 3, then 5 IMM32, SYSCALL, 2 LI, SYSCALL, HALT.
+    assert_eq!(run["cycles"], 2 + 5 * 3 + 10);
+    assert_eq!(std::fs::read(&screen).unwrap()[1..4], *b"PNG");
+    let trace = home.run(&["run", image.to_str().unwrap(), "--trace", "-q"]);
+    assert!(String::from_utf8_lossy(&trace.stderr).contains("BNE R1, R0, 2"));
+}
+
+#[test]
+fn traps_and_bad_sources_are_exit_code_one() {
+    let home = Home::new("vm-trap");
+    let source = home.scratch("div.pxasm");
+    std::fs::write(&source, "LI R1, 0\nDIV R2, R1, R1\nHALT\n").unwrap();
+    let out = home.run(&["run", source.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("division by zero"));
+    let looping = home.scratch("loop.pxasm");
+    std::fs::write(&looping, "L: JMP L\n").unwrap();
+    let out = home.run(&["run", looping.to_str().unwrap(), "--fuel", "1000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out of fuel"));
+    let bad = home.scratch("bad.pxasm");
+    std::fs::write(&bad, "NOP\n  ADD R1, R2\n").unwrap();
+    let stderr = home.fails(1, &["asm", bad.to_str().unwrap()]);
+    assert!(
+        stderr.contains("bad.pxasm:2:3: ADD takes 3 operands, found 2"),
+        "{stderr}"
+    );
+    let not_program = home.scratch("blob.png");
+    std::fs::write(
+        &not_program,
+        pxos_pixel::encode_to_vec(b"data", &Default::default()).unwrap(),
+    )
+    .unwrap();
+    let stderr = home.fails(1, &["run", not_program.to_str().unwrap()]);
+    assert!(stderr.contains("not a PXVM program"), "{stderr}");
+}
+
+#[test]
+fn debug_is_scriptable_from_stdin() {
+    let home = Home::new("debug");
+    let source = home.scratch("count.pxasm");
+    std::fs::write(&source, COUNTDOWN).unwrap();
+    let script = format!(
+        "break LOOP\ncontinue\nregs\ncontinue\nstep 3\nmem 0 2\ndisasm\nbogus\ndelete LOOP\ncontinue\nscreen {}\noutput\nstep\nquit\n",
+        home.scratch("debug.png").display()
+    );
+    let mut child = home
+        .pxos()
+        .args(["debug", source.to_str().unwrap(), "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let lines = json_lines(&String::from_utf8(output.stdout).unwrap());
+    let stops: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "stop").collect();
+    assert_eq!(stops[0]["reason"], "breakpoint at 2");
+    assert_eq!(stops[0]["pc"], 2);
+    let registers = lines.iter().find(|l| l["type"] == "registers").unwrap();
+    assert_eq!(registers["registers"][1], 5);
+    assert_eq!(
+        stops[1]["reason"], "breakpoint at 2",
+        "the loop comes back to the breakpoint"
+    );
+    assert_eq!(stops[2]["executed"], 3);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "error" && l["message"].as_str().unwrap().contains("bogus"))
+    );
+    assert_eq!(stops[3]["reason"], "halted");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "output" && l["lines"][0] == "PXVM ready")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "error" && l["message"].as_str().unwrap().contains("has ended"))
+    );
+    assert!(home.scratch("debug.png").is_file());
+}
+
+fn kernel_state(home: &Home) -> Vec<serde_json::Value> {
+    json_lines(&home.ok(&["kernel", "list", "--json"]))
+}
+
+#[test]
+fn kernel_commands_revert_a_bad_kernel() {
+    let home = Home::new("kernel");
+    let good = home.scratch("good.pxasm");
+    std::fs::write(&good, "LI R1, 2\nSYSCALL 1\nHALT\n").unwrap();
+    let bad = home.scratch("bad.pxasm");
+    std::fs::write(&bad, "L: JMP L\n").unwrap();
+    home.ok(&[
+        "kernel",
+        "install",
+        good.to_str().unwrap(),
+        "--version",
+        "good",
+        "--current",
+    ]);
+    assert!(home.ok(&["kernel", "boot"]).contains("booted cleanly"));
+    home.ok(&[
+        "kernel",
+        "install",
+        bad.to_str().unwrap(),
+        "--version",
+        "bad",
+        "--current",
+    ]);
+    let out = home.run(&["kernel", "boot", "--fuel", "10000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reverted to kernel 1"));
+    assert!(home.ok(&["kernel", "boot"]).contains("booted cleanly"));
+    let current = json_lines(&home.ok(&["kernel", "current", "--json"]));
+    assert_eq!(current[0]["version"], "good");
+    assert!(home.ok(&["kernel", "log"]).contains("revert"));
+    home.ok(&["kernel", "rollback", "2"]);
+    assert_eq!(
+        json_lines(&home.ok(&["kernel", "current", "--json"]))[0]["version"],
+        "bad"
+    );
+}
+
+#[test]
+fn a_crash_at_every_kernel_store_write_leaves_old_or_new_state() {
+    let mut points = pxos_pixel::durable::crash_points("kernel-state");
+    points.extend(pxos_pixel::durable::crash_points("kernel-image"));
+    for operation in ["install", "switch", "rollback"] {
+        for point in &points {
+            if operation != "install" && point.starts_with("kernel-image") {
+                continue; // switch and rollback write no images
+            }
+            let home = Home::new(&format!("kcrash-{operation}-{point}"));
+            let one = home.scratch("one.pxasm");
+            std::fs::write(&one, "LI R1, 2\nSYSCALL 1\nHALT\n").unwrap();
+            let two = home.scratch("two.pxasm");
+            std::fs::write(&two, "LI R1, 4\nSYSCALL 1\nHALT\n").unwrap();
+            home.ok(&[
+                "kernel",
+                "install",
+                one.to_str().unwrap(),
+                "--version",
+                "one",
+                "--current",
+            ]);
+            home.ok(&["kernel", "boot"]);
+            if operation != "install" {
+                home.ok(&[
+                    "kernel",
+                    "install",
+                    two.to_str().unwrap(),
+                    "--version",
+                    "two",
+                    "--current",
+                ]);
+                home.ok(&["kernel", "boot"]);
+            }
+            let before = kernel_state(&home);
+            let args: Vec<&str> = match operation {
+                "install" => vec![
+                    "kernel",
+                    "install",
+                    two.to_str().unwrap(),
+                    "--version",
+                    "two",
+                    "--current",
+                ],
+                "switch" => vec!["kernel", "switch", "1"],
+                _ => vec!["kernel", "rollback"],
+            };
+            let output = home
+                .pxos()
+                .env("PXOS_CRASH_AT", point)
+                .args(&args)
+                .output()
+                .unwrap();
+            let crashed = !output.status.success();
+            assert!(
+                crashed,
+                "{operation} {point}: the crash point was not reached"
+            );
+            let after = kernel_state(&home);
+            let unchanged = after == before;
+            let current = after
+                .iter()
+                .find(|k| k["current"] == true)
+                .map(|k| k["version"].clone());
+            let expected_new = match operation {
+                "install" => after.len() == 2 && current == Some("two".into()),
+                _ => current == Some("one".into()),
+            };
+            assert!(
+                unchanged || expected_new,
+                "{operation} {point}: neither old nor new state: {after:?}"
+            );
+            // The store still works: the current kernel boots.
+            assert!(
+                home.ok(&["kernel", "boot"]).contains("booted cleanly"),
+                "{operation} {point}"
+            );
+        }
+    }
+}
