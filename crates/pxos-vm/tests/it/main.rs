@@ -3,6 +3,7 @@
 mod asm_errors;
 mod differential;
 mod hostile;
+mod isa_doc;
 mod round_trip;
 mod seed;
 mod spec;
