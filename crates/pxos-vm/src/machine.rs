@@ -348,13 +348,8 @@ impl Machine {
         true
     }
 
-    /// Re-decodes every slot whose window covers word `at`.
-    #[inline]
     fn redecode(&mut self, at: usize) {
-        let end = self.code.len();
-        for slot in at.saturating_sub(SLOT_WINDOW - 1)..=at {
-            self.code[slot] = Slot::decode(&self.memory[slot..end.min(slot + SLOT_WINDOW)]);
-        }
+        redecode(&self.memory, &mut self.code, at);
     }
 
     /// Reads a NUL-terminated string packed four bytes per word (little-endian),
@@ -384,8 +379,12 @@ impl Machine {
         let mut flags = self.flags;
         let mut left = fuel;
         let mut counted = fuel;
-        let stack_base = self.code.len();
-        let memory_top = self.memory.len();
+        // Work on local copies of the hot state so it stays in registers; the
+        // vectors go back into `self` whenever the host or the caller looks.
+        let mut memory = std::mem::take(&mut self.memory);
+        let mut code = std::mem::take(&mut self.code);
+        let stack_base = code.len();
+        let memory_top = memory.len();
         macro_rules! save {
             () => {{
                 self.regs = regs;
@@ -393,6 +392,8 @@ impl Machine {
                 self.sp = sp as u32;
                 self.flags = flags;
                 self.cycles += counted - left;
+                self.memory = std::mem::take(&mut memory);
+                self.code = std::mem::take(&mut code);
             }};
         }
         macro_rules! trap {
@@ -443,7 +444,7 @@ impl Machine {
             if left == 0 {
                 trap!(Trap::FuelExhausted { pc: pc as u32 });
             }
-            let Some(&slot) = self.code.get(pc) else {
+            let Some(&slot) = code.get(pc) else {
                 trap!(Trap::PcOutOfBounds { pc: pc as u32 });
             };
             left -= 1;
@@ -582,14 +583,14 @@ impl Machine {
                         (regs[a] as usize, pc + 1)
                     };
                     sp -= 1;
-                    self.memory[sp] = next as u32;
+                    memory[sp] = next as u32;
                     pc = target;
                 }
                 RET => {
                     if sp >= memory_top {
                         trap!(Trap::StackUnderflow { pc: pc as u32 });
                     }
-                    pc = self.memory[sp] as usize;
+                    pc = memory[sp] as usize;
                     sp += 1;
                 }
                 PUSH => {
@@ -597,20 +598,20 @@ impl Machine {
                         trap!(Trap::StackOverflow { pc: pc as u32 });
                     }
                     sp -= 1;
-                    self.memory[sp] = regs[a];
+                    memory[sp] = regs[a];
                     pc += 1;
                 }
                 POP => {
                     if sp >= memory_top {
                         trap!(Trap::StackUnderflow { pc: pc as u32 });
                     }
-                    regs[a] = self.memory[sp];
+                    regs[a] = memory[sp];
                     sp += 1;
                     pc += 1;
                 }
                 LOAD => {
                     let address = regs[b].wrapping_add(slot.c as i8 as u32) as usize;
-                    match self.memory.get(address) {
+                    match memory.get(address) {
                         Some(&value) => regs[a] = value,
                         None => trap!(Trap::MemoryOutOfBounds {
                             pc: pc as u32,
@@ -627,9 +628,9 @@ impl Machine {
                             address: address as u32
                         });
                     }
-                    self.memory[address] = regs[a];
+                    memory[address] = regs[a];
                     if address < stack_base {
-                        self.redecode(address);
+                        redecode(&memory, &mut code, address);
                     }
                     pc += 1;
                 }
@@ -659,13 +660,25 @@ impl Machine {
                     pc += 1;
                     save!();
                     counted = left;
-                    let yielded = host.syscall(number, self)?;
+                    let yielded = host.syscall(number, self);
+                    memory = std::mem::take(&mut self.memory);
+                    code = std::mem::take(&mut self.code);
+                    let yielded = match yielded {
+                        Ok(yielded) => yielded,
+                        Err(trap) => {
+                            self.memory = memory;
+                            self.code = code;
+                            return Err(trap);
+                        }
+                    };
                     // The host may have changed registers, memory or PC.
                     regs = self.regs;
                     pc = self.pc as usize;
                     sp = self.sp as usize;
                     flags = self.flags;
                     if yielded {
+                        self.memory = memory;
+                        self.code = code;
                         return Ok(Exit::Yielded { fuel_left: left });
                     }
                 }
@@ -691,7 +704,7 @@ impl Machine {
                 _ => {
                     // Not an instruction: it does not count as executed.
                     left += 1;
-                    let word = self.memory[pc];
+                    let word = memory[pc];
                     trap!(Trap::InvalidInstruction {
                         pc: pc as u32,
                         word
@@ -716,6 +729,15 @@ impl Machine {
             Err(Trap::FuelExhausted { .. }) => Ok(Exit::Yielded { fuel_left: 0 }),
             other => other,
         }
+    }
+}
+
+/// Re-decodes every slot whose window covers word `at` (which is in the code region).
+#[inline]
+fn redecode(memory: &[u32], code: &mut [Slot], at: usize) {
+    let end = code.len();
+    for slot in at.saturating_sub(SLOT_WINDOW - 1)..=at {
+        code[slot] = Slot::decode(&memory[slot..end.min(slot + SLOT_WINDOW)]);
     }
 }
 
