@@ -84,7 +84,7 @@ impl Host for NullHost {
     }
 }
 
-/// A pre-decoded code word. `op == 0` marks a word that is not an instruction.
+/// A pre-decoded code word. `Code::Invalid` marks a word that is not an instruction.
 ///
 /// Some common pairs are fused into one slot (a superinstruction): `ADDI`
 /// followed by a register branch, and `CMPI` followed by a flag jump. A fused
@@ -94,7 +94,7 @@ impl Host for NullHost {
 /// into the middle of a pair behave as before.
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
-    op: u8,
+    op: Code,
     a: u8,
     b: u8,
     c: u8,
@@ -106,16 +106,17 @@ struct Slot {
 
 /// Internal opcodes of fused slots (bytes the ISA never uses).
 mod fused {
-    pub const ADDI_BNE: u8 = 1;
-    pub const ADDI_BEQ: u8 = 2;
-    pub const ADDI_BLT: u8 = 3;
-    pub const ADDI_BGE: u8 = 4;
-    pub const CMPI_JZ: u8 = 5;
-    pub const CMPI_JNZ: u8 = 7;
-    pub const CMPI_JLT: u8 = 8;
-    pub const CMPI_JGE: u8 = 9;
-    pub const CMPI_JB: u8 = 10;
-    pub const CMPI_JAE: u8 = 11;
+    use super::Code;
+    pub const ADDI_BNE: Code = Code::AddiBne;
+    pub const ADDI_BEQ: Code = Code::AddiBeq;
+    pub const ADDI_BLT: Code = Code::AddiBlt;
+    pub const ADDI_BGE: Code = Code::AddiBge;
+    pub const CMPI_JZ: Code = Code::CmpiJz;
+    pub const CMPI_JNZ: Code = Code::CmpiJnz;
+    pub const CMPI_JLT: Code = Code::CmpiJlt;
+    pub const CMPI_JGE: Code = Code::CmpiJge;
+    pub const CMPI_JB: Code = Code::CmpiJb;
+    pub const CMPI_JAE: Code = Code::CmpiJae;
 }
 
 impl Slot {
@@ -125,7 +126,7 @@ impl Slot {
             return Slot::default();
         };
         let mut slot = Slot {
-            op: inst.op as u8,
+            op: Code::of(inst.op),
             a: inst.a,
             b: inst.b,
             c: inst.c,
@@ -157,6 +158,122 @@ impl Slot {
         slot.z = next.b;
         slot.wide = next.wide;
         slot
+    }
+}
+
+/// The dense internal opcode of a decoded slot (ISA opcodes plus fused pairs).
+/// A dense enum lets the dispatch `match` compile to a jump table with no range check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+enum Code {
+    #[default]
+    Invalid,
+    Halt,
+    Nop,
+    Mov,
+    Imm32,
+    Li,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Divs,
+    Mods,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    Sar,
+    Not,
+    Neg,
+    Addi,
+    Cmp,
+    Cmpi,
+    Jmp,
+    Jz,
+    Jnz,
+    Jlt,
+    Jge,
+    Jb,
+    Jae,
+    Jmpr,
+    Beq,
+    Bne,
+    Blt,
+    Bge,
+    Call,
+    Callr,
+    Ret,
+    Push,
+    Pop,
+    Load,
+    Store,
+    Pset,
+    Pget,
+    Syscall,
+    AddiBne,
+    AddiBeq,
+    AddiBlt,
+    AddiBge,
+    CmpiJz,
+    CmpiJnz,
+    CmpiJlt,
+    CmpiJge,
+    CmpiJb,
+    CmpiJae,
+}
+
+impl Code {
+    fn of(op: Op) -> Code {
+        match op {
+            Op::HALT => Code::Halt,
+            Op::NOP => Code::Nop,
+            Op::MOV => Code::Mov,
+            Op::IMM32 => Code::Imm32,
+            Op::LI => Code::Li,
+            Op::ADD => Code::Add,
+            Op::SUB => Code::Sub,
+            Op::MUL => Code::Mul,
+            Op::DIV => Code::Div,
+            Op::MOD => Code::Mod,
+            Op::DIVS => Code::Divs,
+            Op::MODS => Code::Mods,
+            Op::AND => Code::And,
+            Op::OR => Code::Or,
+            Op::XOR => Code::Xor,
+            Op::SHL => Code::Shl,
+            Op::SHR => Code::Shr,
+            Op::SAR => Code::Sar,
+            Op::NOT => Code::Not,
+            Op::NEG => Code::Neg,
+            Op::ADDI => Code::Addi,
+            Op::CMP => Code::Cmp,
+            Op::CMPI => Code::Cmpi,
+            Op::JMP => Code::Jmp,
+            Op::JZ => Code::Jz,
+            Op::JNZ => Code::Jnz,
+            Op::JLT => Code::Jlt,
+            Op::JGE => Code::Jge,
+            Op::JB => Code::Jb,
+            Op::JAE => Code::Jae,
+            Op::JMPR => Code::Jmpr,
+            Op::BEQ => Code::Beq,
+            Op::BNE => Code::Bne,
+            Op::BLT => Code::Blt,
+            Op::BGE => Code::Bge,
+            Op::CALL => Code::Call,
+            Op::CALLR => Code::Callr,
+            Op::RET => Code::Ret,
+            Op::PUSH => Code::Push,
+            Op::POP => Code::Pop,
+            Op::LOAD => Code::Load,
+            Op::STORE => Code::Store,
+            Op::PSET => Code::Pset,
+            Op::PGET => Code::Pget,
+            Op::SYSCALL => Code::Syscall,
+        }
     }
 }
 
@@ -207,52 +324,52 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 mod ops {
-    use crate::isa::Op;
-    pub const HALT: u8 = Op::HALT as u8;
-    pub const NOP: u8 = Op::NOP as u8;
-    pub const MOV: u8 = Op::MOV as u8;
-    pub const IMM32: u8 = Op::IMM32 as u8;
-    pub const LI: u8 = Op::LI as u8;
-    pub const ADD: u8 = Op::ADD as u8;
-    pub const SUB: u8 = Op::SUB as u8;
-    pub const MUL: u8 = Op::MUL as u8;
-    pub const DIV: u8 = Op::DIV as u8;
-    pub const MOD: u8 = Op::MOD as u8;
-    pub const DIVS: u8 = Op::DIVS as u8;
-    pub const MODS: u8 = Op::MODS as u8;
-    pub const AND: u8 = Op::AND as u8;
-    pub const OR: u8 = Op::OR as u8;
-    pub const XOR: u8 = Op::XOR as u8;
-    pub const SHL: u8 = Op::SHL as u8;
-    pub const SHR: u8 = Op::SHR as u8;
-    pub const SAR: u8 = Op::SAR as u8;
-    pub const NOT: u8 = Op::NOT as u8;
-    pub const NEG: u8 = Op::NEG as u8;
-    pub const ADDI: u8 = Op::ADDI as u8;
-    pub const CMP: u8 = Op::CMP as u8;
-    pub const CMPI: u8 = Op::CMPI as u8;
-    pub const JMP: u8 = Op::JMP as u8;
-    pub const JZ: u8 = Op::JZ as u8;
-    pub const JNZ: u8 = Op::JNZ as u8;
-    pub const JLT: u8 = Op::JLT as u8;
-    pub const JGE: u8 = Op::JGE as u8;
-    pub const JB: u8 = Op::JB as u8;
-    pub const JAE: u8 = Op::JAE as u8;
-    pub const JMPR: u8 = Op::JMPR as u8;
-    pub const BEQ: u8 = Op::BEQ as u8;
-    pub const BNE: u8 = Op::BNE as u8;
-    pub const BLT: u8 = Op::BLT as u8;
-    pub const BGE: u8 = Op::BGE as u8;
-    pub const CALL: u8 = Op::CALL as u8;
-    pub const CALLR: u8 = Op::CALLR as u8;
-    pub const RET: u8 = Op::RET as u8;
-    pub const PUSH: u8 = Op::PUSH as u8;
-    pub const POP: u8 = Op::POP as u8;
-    pub const LOAD: u8 = Op::LOAD as u8;
-    pub const STORE: u8 = Op::STORE as u8;
-    pub const PSET: u8 = Op::PSET as u8;
-    pub const PGET: u8 = Op::PGET as u8;
-    pub const SYSCALL: u8 = Op::SYSCALL as u8;
+    use super::Code;
+    pub const HALT: Code = Code::Halt;
+    pub const NOP: Code = Code::Nop;
+    pub const MOV: Code = Code::Mov;
+    pub const IMM32: Code = Code::Imm32;
+    pub const LI: Code = Code::Li;
+    pub const ADD: Code = Code::Add;
+    pub const SUB: Code = Code::Sub;
+    pub const MUL: Code = Code::Mul;
+    pub const DIV: Code = Code::Div;
+    pub const MOD: Code = Code::Mod;
+    pub const DIVS: Code = Code::Divs;
+    pub const MODS: Code = Code::Mods;
+    pub const AND: Code = Code::And;
+    pub const OR: Code = Code::Or;
+    pub const XOR: Code = Code::Xor;
+    pub const SHL: Code = Code::Shl;
+    pub const SHR: Code = Code::Shr;
+    pub const SAR: Code = Code::Sar;
+    pub const NOT: Code = Code::Not;
+    pub const NEG: Code = Code::Neg;
+    pub const ADDI: Code = Code::Addi;
+    pub const CMP: Code = Code::Cmp;
+    pub const CMPI: Code = Code::Cmpi;
+    pub const JMP: Code = Code::Jmp;
+    pub const JZ: Code = Code::Jz;
+    pub const JNZ: Code = Code::Jnz;
+    pub const JLT: Code = Code::Jlt;
+    pub const JGE: Code = Code::Jge;
+    pub const JB: Code = Code::Jb;
+    pub const JAE: Code = Code::Jae;
+    pub const JMPR: Code = Code::Jmpr;
+    pub const BEQ: Code = Code::Beq;
+    pub const BNE: Code = Code::Bne;
+    pub const BLT: Code = Code::Blt;
+    pub const BGE: Code = Code::Bge;
+    pub const CALL: Code = Code::Call;
+    pub const CALLR: Code = Code::Callr;
+    pub const RET: Code = Code::Ret;
+    pub const PUSH: Code = Code::Push;
+    pub const POP: Code = Code::Pop;
+    pub const LOAD: Code = Code::Load;
+    pub const STORE: Code = Code::Store;
+    pub const PSET: Code = Code::Pset;
+    pub const PGET: Code = Code::Pget;
+    pub const SYSCALL: Code = Code::Syscall;
 }
 
 impl Machine {
