@@ -71,6 +71,9 @@ pub enum Command {
         /// Write the screen to this PNG when the program ends.
         #[arg(long)]
         screen: Option<PathBuf>,
+        /// Write memory, as the 512-pixel-wide VRAM texture it maps onto, to this PNG.
+        #[arg(long)]
+        memory: Option<PathBuf>,
         /// Instruction budget.
         #[arg(long, default_value_t = 100_000_000)]
         fuel: u64,

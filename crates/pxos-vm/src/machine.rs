@@ -447,6 +447,32 @@ impl Machine {
         &mut self.screen
     }
 
+    /// Memory as the VRAM texture it maps onto: a PNG `width` pixels wide
+    /// (address = y * width + x), each word one pixel with R = its low byte (the
+    /// opcode of an instruction). Alpha is shown opaque so code is visible.
+    pub fn memory_png(&self, width: u32) -> Vec<u8> {
+        let width = width.clamp(1, crate::screen::MAX_SCREEN_SIDE);
+        let height = (self.memory.len() as u32).div_ceil(width).max(1);
+        let mut rgba = Vec::with_capacity(width as usize * height as usize * 4);
+        for index in 0..(width * height) as usize {
+            let [r, g, b, _] = self.memory.get(index).copied().unwrap_or(0).to_le_bytes();
+            rgba.extend_from_slice(&[r, g, b, 255]);
+        }
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgba);
+        let mut writer = encoder
+            .write_header()
+            .expect("writing a PNG header to memory cannot fail");
+        writer
+            .write_image_data(&rgba)
+            .expect("the buffer matches the image size");
+        writer
+            .finish()
+            .expect("finishing a PNG in memory cannot fail");
+        out
+    }
+
     /// Reads a word, or `None` outside memory.
     pub fn read_word(&self, address: u32) -> Option<u32> {
         self.memory.get(address as usize).copied()

@@ -27,11 +27,13 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Run {
             program,
             screen,
+            memory,
             fuel,
             trace,
         } => vm::run(
             program,
             screen.as_deref(),
+            memory.as_deref(),
             *fuel,
             *trace,
             &cli.global,

@@ -89,6 +89,7 @@ pub fn disasm(path: &Path, output: &Output) -> Result<Outcome> {
 pub fn run(
     path: &Path,
     screen: Option<&Path>,
+    memory: Option<&Path>,
     fuel: u64,
     trace: bool,
     global: &Global,
@@ -112,6 +113,10 @@ pub fn run(
     let seconds = started.elapsed().as_secs_f64();
     for warning in &host.warnings {
         eprintln!("pxos: warning: {warning}");
+    }
+    if let Some(memory) = memory {
+        pxos_pixel::durable::write_atomic(memory, &machine.memory_png(512), "memory")
+            .with_context(|| format!("cannot write {}", memory.display()))?;
     }
     if let Some(screen) = screen {
         pxos_pixel::durable::write_atomic(screen, &machine.screen().to_png(), "screen")

@@ -55,12 +55,21 @@ fn asm_disasm_asm_is_the_identity_and_run_works() {
     );
 
     let screen = home.scratch("screen.png");
+    let memory = home.scratch("memory.png");
     let out = home.ok(&[
         "run",
         image.to_str().unwrap(),
         "--screen",
         screen.to_str().unwrap(),
+        "--memory",
+        memory.to_str().unwrap(),
     ]);
+    let memory_png = std::fs::read(&memory).unwrap();
+    assert_eq!(
+        &memory_png[16..24],
+        &[0, 0, 2, 0, 0, 0, 2, 0],
+        "memory is a 512x512 texture"
+    );
     assert!(
         out.contains("PXVM ready") && out.contains("halted after"),
         "{out}"
@@ -281,4 +290,50 @@ fn a_crash_at_every_kernel_store_write_leaves_old_or_new_state() {
             );
         }
     }
+}
+
+#[test]
+fn syscalls_reach_pixelfs_files_and_modules() {
+    let home = Home::new("vm-fs");
+    // A module in PixelFS, found by its file id.
+    let module_source = home.scratch("module.pxasm");
+    std::fs::write(&module_source, ".word 0xabcdef01, 0x12345678\n").unwrap();
+    let module = home.scratch("module.png");
+    home.ok(&[
+        "asm",
+        module_source.to_str().unwrap(),
+        "-o",
+        module.to_str().unwrap(),
+    ]);
+    let added = json_lines(&home.ok(&[
+        "fs",
+        "add",
+        "/lib/module.png",
+        module.to_str().unwrap(),
+        "--json",
+    ]));
+    let file_id = added[0]["entry"]["file_id"].as_str().unwrap().to_string();
+    let notes = home.scratch("notes.txt");
+    std::fs::write(&notes, "from pixels").unwrap();
+    home.ok(&["fs", "add", "/docs/notes.txt", notes.to_str().unwrap()]);
+    let program = home.scratch("io.pxasm");
+    std::fs::write(
+        &program,
+        format!(
+            "IMM32 R1, {file_id}\nIMM32 R2, BUF\nLI R3, 2\nSYSCALL 40\nLOAD R9, [R2]\n\
+             IMM32 R1, IN\nIMM32 R2, TEXT\nLI R3, 64\nSYSCALL 41\nMOV R10, R0\n\
+             IMM32 R1, OUT\nIMM32 R2, TEXT\nMOV R3, R10\nSYSCALL 42\nMOV R11, R0\nHALT\n\
+             IN: .string \"/docs/notes.txt\"\nOUT: .string \"/out/copy.txt\"\nBUF: .word 0, 0\nTEXT: .org TEXT+16\n"
+        ),
+    )
+    .unwrap();
+    let lines = json_lines(&home.ok(&["run", program.to_str().unwrap(), "--json"]));
+    let run = lines.iter().find(|l| l["type"] == "run").unwrap();
+    assert_eq!(
+        run["registers"][9], 0xabcdef01u32,
+        "BLOB loaded the module by file id"
+    );
+    assert_eq!(run["registers"][10], 11, "FILE_READ read 11 bytes");
+    assert_eq!(run["registers"][11], 1, "FILE_WRITE succeeded");
+    assert_eq!(home.ok(&["fs", "cat", "/out/copy.txt"]), "from pixels");
 }

@@ -66,9 +66,8 @@ fn run_spec(name: &str) {
         );
     }
     assert_eq!(host.output, outputs, "{name}: printed output");
-    if let Some(hash) = screen {
-        assert_eq!(machine.screen().hash(), hash, "{name}: screen hash");
-    }
+    let hash = screen.unwrap_or_else(|| panic!("{name}: every spec states its screen hash"));
+    assert_eq!(machine.screen().hash(), hash, "{name}: screen hash");
     for (address, value) in memory {
         assert_eq!(
             machine.read_word(address),
