@@ -452,6 +452,36 @@ impl KernelStore {
         })
     }
 
+    /// Carries out what a cleanly booted kernel asked for: VERSION_SWITCH makes
+    /// that version current; SELF_MODIFY installs the module as a new version
+    /// (child of the kernel that asked; an identical installed image is reused)
+    /// and makes it current on trial. Returns the new current kernel.
+    pub fn apply_request(&self, report: &BootReport) -> Result<Option<KernelRecord>> {
+        match &report.request {
+            None => Ok(None),
+            Some(KernelRequest::Switch { version }) => Ok(Some(self.switch(
+                *version,
+                &format!("VERSION_SWITCH from kernel {}", report.kernel),
+            )?)),
+            Some(KernelRequest::Replace { id, words }) => {
+                let image = ProgramImage {
+                    words: words.clone(),
+                    entry: 0,
+                };
+                let reason = format!("SELF_MODIFY from kernel {} (module {id})", report.kernel);
+                let state = self.state()?;
+                for kernel in &state.kernels {
+                    if self.image(kernel.id)? == image {
+                        return Ok(Some(self.switch(kernel.id, &reason)?));
+                    }
+                }
+                let name = format!("{}-evolved-{}", report.version, state.next_id);
+                let record = self.install(&image, &name, Some(report.kernel), false, 1)?;
+                Ok(Some(self.switch(record.id, &reason)?))
+            }
+        }
+    }
+
     /// Records a boot outcome; returns (from, to) when it reverted.
     fn record_boot(&self, id: u32, failure: Option<&str>) -> Result<Option<(u32, u32)>> {
         let _lock = self.lock()?;

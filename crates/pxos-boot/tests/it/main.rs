@@ -187,3 +187,59 @@ fn demo_evolve_draws_both_squares() {
     let again = demo_evolve(&dir.0.join("home"), &dir.0.join("out")).unwrap();
     assert_eq!(again.v2.id, report.v2.id);
 }
+
+#[test]
+fn version_switch_and_self_modify_requests_are_applied_after_halt() {
+    let dir = TempDir::new("requests");
+    let store = KernelStore::open(&dir.0).unwrap();
+    let base = store.install(&image(GOOD), "base", None, true, 1).unwrap();
+    store
+        .boot(Box::new(MemoryStorage::default()), 1000)
+        .unwrap();
+    // A kernel that asks to switch back to the base version.
+    let switcher = store
+        .install(
+            &image("LI R1, 1\nSYSCALL 32\nHALT"),
+            "switcher",
+            Some(base.id),
+            true,
+            1,
+        )
+        .unwrap();
+    let report = store
+        .boot(Box::new(MemoryStorage::default()), 1000)
+        .unwrap();
+    assert!(report.failure.is_none());
+    let next = store.apply_request(&report).unwrap().unwrap();
+    assert_eq!(next.id, base.id);
+    assert_eq!(
+        store.state().unwrap().kernel(switcher.id).unwrap().status,
+        Status::Good
+    );
+    // A kernel that replaces itself with module 7.
+    let mut storage = MemoryStorage::default();
+    storage
+        .modules
+        .insert(7, image("LI R1, 4\nSYSCALL 1\nHALT").words);
+    store
+        .install(
+            &image("LI R1, 7\nSYSCALL 99\nHALT"),
+            "evolver",
+            Some(base.id),
+            true,
+            1,
+        )
+        .unwrap();
+    let report = store.boot(Box::new(storage), 1000).unwrap();
+    let evolved = store.apply_request(&report).unwrap().unwrap();
+    assert_eq!(evolved.status, Status::Trial);
+    assert_eq!(evolved.parent, Some(report.kernel));
+    let booted = store
+        .boot(Box::new(MemoryStorage::default()), 1000)
+        .unwrap();
+    assert_eq!(booted.output, ["Kernel init done"]);
+    assert_eq!(
+        store.state().unwrap().kernel(evolved.id).unwrap().status,
+        Status::Good
+    );
+}

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use pxos_boot::{KernelRecord, KernelStore};
-use pxos_vm::{MemoryStorage, ProgramImage, asm};
+use pxos_vm::{ProgramImage, asm};
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -97,17 +97,22 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
             })?;
         }
         KernelCommand::Boot { fuel, screen } => {
-            let report = store.boot(Box::new(MemoryStorage::default()), *fuel)?;
+            let report = store.boot(super::vm::storage(global)?, *fuel)?;
+            let next = store.apply_request(&report)?;
             if let Some(screen) = screen {
                 pxos_pixel::durable::write_atomic(screen, &report.screen.to_png(), "screen")?;
             }
             output.emit(
                 json!({"type": "boot", "kernel": report.kernel, "version": report.version, "ok": report.failure.is_none(),
-                       "failure": report.failure, "cycles": report.cycles, "output": report.output, "reverted": report.reverted}),
+                       "failure": report.failure, "cycles": report.cycles, "output": report.output, "reverted": report.reverted,
+                       "next": next.as_ref().map(|k| k.id)}),
                 || {
                     let mut text = report.output.join("\n");
                     if !text.is_empty() {
                         text.push('\n');
+                    }
+                    if let Some(next) = &next {
+                        text.push_str(&format!("kernel asked for a change: kernel {} ({}) is now current, on trial\n", next.id, next.version));
                     }
                     match (&report.failure, report.reverted) {
                         (None, _) => text.push_str(&format!("kernel {} booted cleanly ({} cycles)", report.version, report.cycles)),

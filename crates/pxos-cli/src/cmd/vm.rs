@@ -41,7 +41,7 @@ fn load(path: &Path) -> Result<Loaded> {
 }
 
 /// Syscall storage: PixelFS when the home has one, memory otherwise.
-fn storage(global: &Global) -> Result<Box<dyn Storage>> {
+pub fn storage(global: &Global) -> Result<Box<dyn Storage>> {
     let home = home(global)?;
     match pxos_fs::PixelFs::open(&home.join("fs")) {
         Ok(fs) => Ok(Box::new(pxos_boot::FsStorage::new(fs, home.join("tmp")))),
