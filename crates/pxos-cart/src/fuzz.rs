@@ -1,0 +1,32 @@
+//! Fuzz target bodies; the test suite runs them on seeded inputs.
+
+/// Treats arbitrary bytes as a cartridge payload (wrapped in a valid PXI of
+/// kind `archive`) and unpacks it: must return an error or a verified tree.
+pub fn unpack_payload(data: &[u8]) {
+    let Ok(png) = pxos_pixel::encode_to_vec(
+        data,
+        &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Archive),
+    ) else {
+        return;
+    };
+    unpack_image(&png);
+}
+
+/// Treats arbitrary bytes as a `.pxa` file and unpacks it.
+pub fn unpack_image(png: &[u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pxos-cart-fuzz-{}-{unique}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let cartridge = dir.join("in.pxa");
+    if std::fs::write(&cartridge, png).is_ok() {
+        let limits = crate::Limits {
+            max_total_bytes: 1 << 20,
+            max_file_bytes: 1 << 20,
+            ..crate::Limits::default()
+        };
+        let _ = crate::unpack(&cartridge, &dir.join("out"), &limits);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
