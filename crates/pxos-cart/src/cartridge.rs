@@ -281,8 +281,18 @@ pub struct Packed {
     pub file_len: u64,
 }
 
+/// A file found in a directory to pack.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// Its path inside the cartridge.
+    pub path: String,
+    /// Where it is on the host.
+    pub host: PathBuf,
+    pub size: u64,
+}
+
 /// Reads the source manifest and lists the files of `dir` (sorted, no links).
-pub fn scan(dir: &Path, limits: &Limits) -> Result<(SourceManifest, Vec<(String, PathBuf, u64)>)> {
+pub fn scan(dir: &Path, limits: &Limits) -> Result<(SourceManifest, Vec<SourceFile>)> {
     let source_path = dir.join(SOURCE_MANIFEST);
     let text = std::fs::read_to_string(&source_path).map_err(|err| {
         Error::Usage(format!(
@@ -329,11 +339,15 @@ pub fn scan(dir: &Path, limits: &Limits) -> Result<(SourceManifest, Vec<(String,
                     continue;
                 }
                 check_entry_path(&path, limits).map_err(|err| Error::Usage(err.to_string()))?;
-                files.push((path, entry.path(), entry.metadata()?.len()));
+                files.push(SourceFile {
+                    path,
+                    host: entry.path(),
+                    size: entry.metadata()?.len(),
+                });
             }
         }
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     if files.len() > limits.max_files {
         return Err(Error::LimitExceeded(format!(
             "{} files, at most {}",
@@ -400,7 +414,7 @@ pub fn pack(dir: &Path, out: &Path, limits: &Limits) -> Result<Packed> {
     let payload_len = head.len() as u64 + offset;
     let reader = ChainReader {
         head: std::io::Cursor::new(head),
-        files: files.iter().map(|f| (f.1.clone(), f.2)).collect(),
+        files: files.iter().map(|f| (f.host.clone(), f.size)).collect(),
         current: None,
         next: 0,
     };
