@@ -364,16 +364,16 @@ pub fn pack(dir: &Path, out: &Path, limits: &Limits) -> Result<Packed> {
     let mut entries = Vec::with_capacity(files.len());
     let mut offset = 0u64;
     let mut newest = 0u64;
-    for (path, host, size) in &files {
-        let sha = pxos_pixel::sha256_file(host)?;
+    for file in &files {
+        let sha = pxos_pixel::sha256_file(&file.host)?;
         entries.push(FileEntry {
-            path: path.clone(),
-            size: *size,
+            path: file.path.clone(),
+            size: file.size,
             sha256: pxos_pixel::hex(&sha),
             offset,
         });
-        offset += size;
-        let modified = std::fs::metadata(host)?
+        offset += file.size;
+        let modified = std::fs::metadata(&file.host)?
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
