@@ -389,6 +389,9 @@ fn hand_edit(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     .unwrap();
 }
 
+/// A hand edit of the log's JSON.
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
 fn fresh_log(dir: &Path) -> EvolutionLog {
     let _ = std::fs::remove_dir_all(dir);
     let log = EvolutionLog::open(dir).unwrap();
@@ -434,7 +437,7 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
     assert_eq!(entries[1].prev, entries[0].hash);
     assert_eq!(entries[1].actor.kind, CreatorKind::Llm);
 
-    let tamperings: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+    let tamperings: Vec<(&str, Edit, &str)> = vec![
         (
             "edit",
             Box::new(|v| v["entries"][1]["reason"] = "nothing to see".into()),
