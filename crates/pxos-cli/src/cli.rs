@@ -93,6 +93,77 @@ pub enum Command {
     /// Demonstrations.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Cartridges: whole worlds in one pixel archive (.pxa).
+    #[command(subcommand)]
+    Cart(CartCommand),
+    /// The evolution log: who did what, when and why (hash-chained).
+    Log(LogArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CartCommand {
+    /// Pack a directory (with its cartridge.json) into a cartridge.
+    Pack {
+        /// The world directory.
+        dir: PathBuf,
+        /// The cartridge to write [default: NAME-VERSION.pxa].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Unpack a cartridge into a new directory (every file verified first).
+    Unpack {
+        /// The cartridge.
+        cartridge: PathBuf,
+        /// The directory to create.
+        dir: PathBuf,
+    },
+    /// Show a cartridge's manifest without unpacking it.
+    Info {
+        /// The cartridge.
+        cartridge: PathBuf,
+    },
+}
+
+/// Who is acting (recorded in the evolution log).
+#[derive(Debug, Args)]
+pub struct ActorArgs {
+    /// Your name as recorded in the evolution log [default: $USER].
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// The actor is an LLM (recorded as such; an LLM can never approve a promotion).
+    #[arg(long)]
+    pub llm: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LogArgs {
+    #[command(subcommand)]
+    pub command: Option<LogCommand>,
+    /// Only entries by this kind of actor (human or llm).
+    #[arg(long = "actor-kind", value_name = "KIND")]
+    pub actor_kind: Option<String>,
+    /// Only entries about this cartridge (NAME or NAME@VERSION).
+    #[arg(long)]
+    pub cart: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Check the hash chain, the head and the anchor (exit 1 if tampered).
+    Verify,
+    /// Record a note in the log.
+    Note {
+        /// What to record.
+        reason: String,
+        /// The action name.
+        #[arg(long, default_value = "note")]
+        action: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

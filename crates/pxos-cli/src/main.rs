@@ -82,6 +82,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 2
             };
         }
+        if let Some(err) = cause.downcast_ref::<pxos_cart::Error>() {
+            return if err.is_bad_input() { 1 } else { 2 };
+        }
         if cause.downcast_ref::<pxos_vm::asm::AsmError>().is_some() {
             return 1;
         }

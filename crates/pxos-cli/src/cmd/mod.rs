@@ -1,5 +1,6 @@
 //! One module per command group.
 
+mod cart;
 mod demo;
 mod fs;
 mod kernel;
@@ -42,5 +43,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Debug { program } => vm::debug(program, &cli.global, output),
         Command::Kernel(command) => kernel::run(command, &cli.global, output),
         Command::Demo(command) => demo::run(command, &cli.global, output),
+        Command::Cart(command) => cart::run(command, &cli.global, output),
+        Command::Log(args) => cart::log(args, &cli.global, output),
     }
 }

@@ -1,0 +1,162 @@
+//! `pxos cart ...` and `pxos log ...`.
+
+use anyhow::{Result, bail};
+use pxos_cart::cartridge::Limits;
+use pxos_cart::{Actor, CreatorKind, EvolutionLog};
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::cli::{ActorArgs, CartCommand, Global, LogArgs, LogCommand};
+use crate::home::home;
+use crate::output::{Output, human_bytes};
+
+fn actor(args: &ActorArgs) -> Actor {
+    let name = args
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    Actor {
+        kind: if args.llm {
+            CreatorKind::Llm
+        } else {
+            CreatorKind::Human
+        },
+        name,
+    }
+}
+
+fn evolution_log(global: &Global) -> Result<EvolutionLog> {
+    Ok(EvolutionLog::open(&home(global)?.join("log"))?)
+}
+
+pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Outcome> {
+    match command {
+        CartCommand::Pack {
+            dir,
+            output: target,
+            actor: who,
+        } => {
+            let (source, _) = pxos_cart::cartridge::scan(dir, &Limits::default())?;
+            let target = target
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}.pxa", source.name, source.version).into());
+            let packed = pxos_cart::pack(dir, &target, &Limits::default())?;
+            let sha = pxos_pixel::hex(&packed.sha256);
+            let entry = evolution_log(global)?.append(
+                actor(who),
+                "pack",
+                vec![sha.clone()],
+                Some(packed.manifest.id()),
+                &packed.manifest.reason,
+            )?;
+            output.emit(
+                json!({"type": "packed", "cartridge": target, "id": packed.manifest.id(), "sha256": sha,
+                       "files": packed.manifest.files.len(), "file_len": packed.file_len, "log_seq": entry.seq}),
+                || format!(
+                    "packed {} ({} files, {}) into {} (sha256 {}...)",
+                    packed.manifest.id(), packed.manifest.files.len(), human_bytes(packed.manifest.data_len()),
+                    target.display(), &sha[..16]
+                ),
+            )?;
+        }
+        CartCommand::Unpack { cartridge, dir } => {
+            let manifest = pxos_cart::unpack(cartridge, dir, &Limits::default())?;
+            output.emit(json!({"type": "unpacked", "cartridge": cartridge, "dir": dir, "id": manifest.id(), "files": manifest.files.len()}), || {
+                format!("unpacked {} ({} files, all verified) into {}", manifest.id(), manifest.files.len(), dir.display())
+            })?;
+        }
+        CartCommand::Info { cartridge } => {
+            let (manifest, sha) = pxos_cart::read_manifest(cartridge, &Limits::default())?;
+            let mut value = serde_json::to_value(&manifest).unwrap_or(Value::Null);
+            value["type"] = json!("cartridge");
+            value["sha256"] = json!(pxos_pixel::hex(&sha));
+            output.emit(value, || {
+                let mut text = format!(
+                    "{}\n  version      {}\n  parent       {}\n  creator      {} ({:?})\n  created      {}\n  genesis      {}\n  sha256       {}\n  notes        {}\n  reason       {}\n  files        {} ({})",
+                    manifest.name, manifest.version, manifest.parent.as_deref().unwrap_or("none"),
+                    manifest.creator.name, manifest.creator.kind, manifest.created, manifest.genesis_version,
+                    pxos_pixel::hex(&sha), manifest.notes, manifest.reason, manifest.files.len(), human_bytes(manifest.data_len())
+                );
+                for file in &manifest.files {
+                    text.push_str(&format!("\n    {:<40} {:>10}", file.path, human_bytes(file.size)));
+                }
+                text
+            })?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> {
+    let log = evolution_log(global)?;
+    match &args.command {
+        Some(LogCommand::Verify) => {
+            let verification = log.verify()?;
+            for problem in &verification.problems {
+                output.emit(json!({"type": "problem", "message": problem}), || {
+                    format!("{} {problem}", output.bad("TAMPERED"))
+                })?;
+            }
+            output.emit(json!({"type": "log-verify", "ok": verification.is_ok(), "entries": verification.entries, "notes": verification.notes}), || {
+                if verification.is_ok() {
+                    format!("{} {} entries, chain intact", output.good("ok"), verification.entries)
+                } else {
+                    format!("the evolution log does NOT verify ({} problems)", verification.problems.len())
+                }
+            })?;
+            if !verification.is_ok() {
+                eprintln!(
+                    "pxos: error: the evolution log does not verify: {}",
+                    verification.problems.join("; ")
+                );
+                return Ok(Outcome::Negative);
+            }
+        }
+        Some(LogCommand::Note {
+            reason,
+            action,
+            actor: who,
+        }) => {
+            let entry = log.append(actor(who), action, Vec::new(), None, reason)?;
+            output.emit(serde_json::to_value(&entry).unwrap_or(Value::Null), || {
+                format!("logged #{} {}", entry.seq, entry.hash)
+            })?;
+        }
+        None => {
+            let kind = match args.actor_kind.as_deref() {
+                None => None,
+                Some("human") => Some(CreatorKind::Human),
+                Some("llm") => Some(CreatorKind::Llm),
+                Some(other) => bail!("--actor-kind must be human or llm, not '{other}'"),
+            };
+            for entry in log.entries()? {
+                if kind.is_some_and(|k| entry.actor.kind != k) {
+                    continue;
+                }
+                if let Some(cart) = &args.cart {
+                    let matches = entry
+                        .cartridge
+                        .as_deref()
+                        .is_some_and(|c| c == cart || c.split('@').next() == Some(cart.as_str()));
+                    if !matches {
+                        continue;
+                    }
+                }
+                output.emit(serde_json::to_value(&entry).unwrap_or(Value::Null), || {
+                    format!(
+                        "#{:<4} {}  {:<5} {:<12} {:<10} {:<20} {}",
+                        entry.seq,
+                        entry.time,
+                        format!("{:?}", entry.actor.kind).to_lowercase(),
+                        entry.actor.name,
+                        entry.action,
+                        entry.cartridge.as_deref().unwrap_or("-"),
+                        entry.reason
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
