@@ -364,8 +364,29 @@ pub fn pack(dir: &Path, out: &Path, limits: &Limits) -> Result<Packed> {
     let mut entries = Vec::with_capacity(files.len());
     let mut offset = 0u64;
     let mut newest = 0u64;
-    for file in &files {
-        let sha = pxos_pixel::sha256_file(&file.host)?;
+    // Hash the files on two threads (both cores), keeping manifest order.
+    let hashes: Vec<Result<[u8; 32]>> = std::thread::scope(|scope| {
+        let half = files.len().div_ceil(2);
+        let (first, second) = files.split_at(half);
+        let worker = scope.spawn(move || {
+            second
+                .iter()
+                .map(|f| Ok(pxos_pixel::sha256_file(&f.host)?))
+                .collect::<Vec<_>>()
+        });
+        let mut hashes: Vec<Result<[u8; 32]>> = first
+            .iter()
+            .map(|f| Ok(pxos_pixel::sha256_file(&f.host)?))
+            .collect();
+        hashes.extend(
+            worker
+                .join()
+                .unwrap_or_else(|_| vec![Err(Error::Usage("hash thread panicked".into()))]),
+        );
+        hashes
+    });
+    for (file, sha) in files.iter().zip(hashes) {
+        let sha = sha?;
         entries.push(FileEntry {
             path: file.path.clone(),
             size: file.size,
@@ -412,8 +433,8 @@ pub fn pack(dir: &Path, out: &Path, limits: &Limits) -> Result<Packed> {
     head.extend_from_slice(&(manifest_json.len() as u32).to_le_bytes());
     head.extend_from_slice(&manifest_json);
     let payload_len = head.len() as u64 + offset;
-    let reader = ChainReader {
-        head: std::io::Cursor::new(head),
+    let chain = |head: &Vec<u8>| ChainReader {
+        head: std::io::Cursor::new(head.clone()),
         files: files.iter().map(|f| (f.host.clone(), f.size)).collect(),
         current: None,
         next: 0,
@@ -421,19 +442,37 @@ pub fn pack(dir: &Path, out: &Path, limits: &Limits) -> Result<Packed> {
     let options = EncodeOptions::kind(Kind::Archive);
     let mut output = pxos_pixel::durable::AtomicFile::create(out, "cart-pack")
         .map_err(|err| Error::from(err).with_path(out))?;
-    let encoded = {
+    let encoded = std::thread::scope(|scope| -> Result<pxos_pixel::Encoded> {
+        // The payload hash runs on a second thread over a second read of the sources.
+        let mut hash_reader = chain(&head);
+        let hasher = scope.spawn(move || -> std::io::Result<[u8; 32]> {
+            let mut hasher = Sha256::new();
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let read = hash_reader.read(&mut buffer)?;
+                if read == 0 {
+                    return Ok(hasher.finalize().into());
+                }
+                hasher.update(&buffer[..read]);
+            }
+        });
+        let sha: pxos_pixel::ShaSource<'_> = Box::new(move || match hasher.join() {
+            Ok(Ok(sha)) => Ok(sha),
+            Ok(Err(err)) => Err(pxos_pixel::Error::Io(err)),
+            Err(_) => Err(pxos_pixel::Error::Usage("hash thread panicked".into())),
+        });
         let mut writer = BufWriter::with_capacity(1 << 20, output.file());
         let encoded = pxos_pixel::encode(
-            reader,
+            chain(&head),
             payload_len,
-            None,
+            Some(sha),
             &mut writer,
             &options,
             &mut |_| {},
         )?;
         writer.flush()?;
-        encoded
-    };
+        Ok(encoded)
+    })?;
     output.after_write();
     output
         .commit()
