@@ -5,9 +5,12 @@
 //! PixelFS; [`evolve::demo_evolve`] runs the seed 002 self-evolution cycle.
 //! (Issue 4 adds the boot sequence, cartridges and the hypervisor here.)
 
+pub mod boot;
 pub mod evolve;
+pub mod hypervisor;
 pub mod kernel_store;
 mod storage;
+pub mod world;
 
 pub use kernel_store::{BootReport, Event, KernelRecord, KernelStore, State, Status};
 pub use storage::FsStorage;

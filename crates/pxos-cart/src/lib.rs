@@ -10,9 +10,11 @@ pub mod cartridge;
 mod error;
 pub mod fuzz;
 pub mod log;
+pub mod registry;
 
 pub use cartridge::{
     Creator, CreatorKind, FileEntry, Limits, Manifest, Packed, pack, read_manifest, unpack,
 };
 pub use error::{Error, Result};
 pub use log::{Actor, EvolutionLog, LogEntry};
+pub use registry::{Record, Registry, Status};

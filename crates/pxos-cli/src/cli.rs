@@ -43,6 +43,27 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Boot pxOS: on a fresh home, install the built-in default world as cartridge 1.0.0,
+    /// then run its boot sequence stage by stage and write the boot log and the screen.
+    Boot {
+        /// Check the sequence and modules without running them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use this boot sequence (JSON) instead of the cartridge's.
+        #[arg(long, value_name = "FILE")]
+        sequence: Option<PathBuf>,
+        /// Write the boot log here [default: HOME/boot/boot.log].
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Write the screen here [default: HOME/boot/screen.png].
+        #[arg(long, value_name = "FILE")]
+        screen: Option<PathBuf>,
+        /// Boot this cartridge (NAME or NAME@VERSION) instead of the current one.
+        #[arg(long)]
+        cartridge: Option<String>,
+    },
+    /// Show the current cartridge, experiments, history, kernel and log state.
+    Status,
     /// A short tour: encode a file to pixels, file it in PixelFS, verify it.
     Tour,
     /// Raw PXI pixel files: encode, decode, inspect.

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+mod boot;
 mod cart;
 mod demo;
 mod fs;
@@ -18,6 +19,23 @@ use crate::output::Output;
 pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
     match &cli.command {
         Command::Tour => tour::run(&cli.global, output),
+        Command::Boot {
+            dry_run,
+            sequence,
+            log,
+            screen,
+            cartridge,
+        } => {
+            let request = pxos_boot::boot::BootRequest {
+                dry_run: *dry_run,
+                sequence_file: sequence.clone(),
+                log_file: log.clone(),
+                screen_file: screen.clone(),
+                cartridge: cartridge.clone(),
+            };
+            boot::boot(&request, &cli.global, output)
+        }
+        Command::Status => boot::status(&cli.global, output),
         Command::Pixel(command) => pixel::run(command, output),
         Command::Fs(command) => fs::run(command, &cli.global, output),
         Command::Asm {
