@@ -124,6 +124,13 @@ impl Hypervisor {
                     for (index, arg) in args.iter().take(15).enumerate() {
                         machine.regs[index + 1] = *arg;
                     }
+                    let storage: Box<dyn Storage> = match &sandbox.writable_prefix {
+                        Some(prefix) => Box::new(Confined {
+                            inner: storage,
+                            prefix: prefix.clone(),
+                        }),
+                        None => storage,
+                    };
                     let mut host = StdHost::new(storage);
                     host.messages = self.messages.clone();
                     host.allowed = sandbox.allowed_syscalls.clone();
@@ -177,5 +184,29 @@ impl Hypervisor {
             writeln!(file, "{line}")
         })();
         if written.is_ok() { id } else { 0 }
+    }
+}
+
+/// Storage whose writes are confined to a path prefix (the sandbox directory).
+struct Confined {
+    inner: Box<dyn Storage>,
+    prefix: String,
+}
+
+impl Storage for Confined {
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.inner.read_file(path)
+    }
+
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        let inside = format!("{}/", self.prefix.trim_end_matches('/'));
+        if !path.starts_with(&inside) || path.split('/').any(|c| c == "..") {
+            return Err(format!("writes are confined to {} (sandbox)", self.prefix));
+        }
+        self.inner.write_file(path, bytes)
+    }
+
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, String> {
+        self.inner.module(id)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod evolve;
+pub mod genesis;
 pub mod hypervisor;
 pub mod kernel_store;
 mod storage;

@@ -221,6 +221,11 @@ pub fn check_manifest(manifest: &Manifest, data_len: u64, limits: &Limits) -> Re
     let mut expected_offset = 0u64;
     for file in &manifest.files {
         check_entry_path(&file.path, limits)?;
+        if file.path == SOURCE_MANIFEST {
+            return Err(Error::Format(format!(
+                "'{SOURCE_MANIFEST}' is reserved for the manifest"
+            )));
+        }
         if !seen.insert(file.path.as_str()) {
             return Err(Error::Format(format!(
                 "cartridge lists '{}' twice",
@@ -607,6 +612,18 @@ pub fn unpack(cartridge: &Path, target: &Path, limits: &Limits) -> Result<Manife
         sink.finish()
     })()
     .map_err(|err| err.with_path(cartridge));
+    // Write the source manifest back, so an unpacked world can be edited and packed again.
+    let result = result.and_then(|manifest| {
+        let source = serde_json::json!({
+            "name": manifest.name, "version": manifest.version, "parent": manifest.parent,
+            "creator": manifest.creator, "created": manifest.created, "notes": manifest.notes,
+            "reason": manifest.reason, "capabilities": manifest.capabilities, "metrics": manifest.metrics,
+            "genesis_version": manifest.genesis_version,
+        });
+        let text = serde_json::to_string_pretty(&source).map_err(|err| Error::Usage(err.to_string()))?;
+        std::fs::write(staging.join(SOURCE_MANIFEST), text + "\n")?;
+        Ok(manifest)
+    });
     match result {
         Ok(manifest) => {
             std::fs::rename(&staging, target)?;

@@ -11,6 +11,8 @@ pub enum Error {
     Format(String),
     /// The caller asked for something invalid.
     Usage(String),
+    /// A policy said no (promotion without approval or without a passing Genesis run).
+    Refused(String),
     /// A declared size or count exceeds the limits.
     LimitExceeded(String),
     Pixel(pxos_pixel::Error),
@@ -32,6 +34,15 @@ impl Error {
         }
     }
 
+    /// True when a policy refused the request (a clean "no").
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Error::Refused(_) => true,
+            Error::WithPath { source, .. } => source.is_refusal(),
+            _ => false,
+        }
+    }
+
     /// True when the input is bad (damaged, hostile, refused by limits).
     pub fn is_bad_input(&self) -> bool {
         match self {
@@ -49,7 +60,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io(err) => write!(f, "i/o error: {err}"),
             Error::Format(message) => write!(f, "{message}"),
-            Error::Usage(message) => write!(f, "{message}"),
+            Error::Usage(message) | Error::Refused(message) => write!(f, "{message}"),
             Error::LimitExceeded(message) => write!(f, "refused by limits: {message}"),
             Error::Pixel(err) => write!(f, "{err}"),
             Error::Fs(err) => write!(f, "{err}"),

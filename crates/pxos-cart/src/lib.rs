@@ -17,4 +17,4 @@ pub use cartridge::{
 };
 pub use error::{Error, Result};
 pub use log::{Actor, EvolutionLog, LogEntry};
-pub use registry::{Record, Registry, Status};
+pub use registry::{GenesisRun, Record, Registry, Status};

@@ -119,6 +119,9 @@ pub enum Command {
     Cart(CartCommand),
     /// The evolution log: who did what, when and why (hash-chained).
     Log(LogArgs),
+    /// Genesis: the executable constitution.
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +147,69 @@ pub enum CartCommand {
     Info {
         /// The cartridge.
         cartridge: PathBuf,
+    },
+    /// Register a cartridge as experimental (it is copied into the registry).
+    Register {
+        /// The cartridge file.
+        cartridge: PathBuf,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// List registered cartridges and their status.
+    List,
+    /// Run the Genesis checks on a registered cartridge and record the result.
+    Test {
+        /// NAME or NAME@VERSION.
+        cartridge: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Make a cartridge current: needs a passing Genesis run and a person's approval.
+    Promote {
+        /// NAME@VERSION.
+        cartridge: String,
+        /// The person approving (an LLM cannot approve).
+        #[arg(long)]
+        approved_by: Option<String>,
+        /// Promote without a passing Genesis run (recorded as forced).
+        #[arg(long)]
+        force: bool,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The approver is an LLM (always refused; recorded for transparency).
+        #[arg(long)]
+        llm: bool,
+    },
+    /// Make an earlier cartridge current again (a new entry; the abandoned one is deprecated).
+    Rollback {
+        /// NAME@VERSION.
+        cartridge: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// Show a cartridge's ancestry as a tree, optionally as a PNG graph.
+    Lineage {
+        /// NAME or NAME@VERSION.
+        cartridge: String,
+        /// Also draw it as a PNG.
+        #[arg(long)]
+        png: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenesisCommand {
+    /// Run every executable Genesis check on a registered cartridge (exit 1 if any fails).
+    Check {
+        /// NAME or NAME@VERSION.
+        cartridge: String,
     },
 }
 

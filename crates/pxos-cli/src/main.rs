@@ -83,7 +83,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(err) = cause.downcast_ref::<pxos_cart::Error>() {
-            return if err.is_bad_input() { 1 } else { 2 };
+            return if err.is_bad_input() || err.is_refusal() {
+                1
+            } else {
+                2
+            };
         }
         if cause.downcast_ref::<pxos_vm::asm::AsmError>().is_some() {
             return 1;

@@ -84,6 +84,184 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                 text
             })?;
         }
+        CartCommand::Register {
+            cartridge,
+            reason,
+            actor: who,
+        } => {
+            let record = registry(global)?.register(cartridge, actor(who), reason, false)?;
+            output.emit(json!({"type": "registered", "record": record}), || {
+                format!(
+                    "registered {} as {:?} (sha256 {}...)",
+                    record.id,
+                    record.status,
+                    &record.sha256[..16]
+                )
+            })?;
+        }
+        CartCommand::List => {
+            let registry = registry(global)?;
+            for record in registry.list()? {
+                let genesis = registry.genesis_run(&record.sha256)?;
+                output.emit(
+                    json!({"type": "cartridge", "record": record, "genesis": genesis}),
+                    || {
+                        format!(
+                            "{:<24} {:<12} {:<6} {:<12} genesis: {}",
+                            record.id,
+                            format!("{:?}", record.status).to_lowercase(),
+                            format!("{:?}", record.creator.kind).to_lowercase(),
+                            record.creator.name,
+                            match &genesis {
+                                None => "not run".to_string(),
+                                Some(run) if run.passed => "passed".to_string(),
+                                Some(_) => "FAILED".to_string(),
+                            }
+                        )
+                    },
+                )?;
+            }
+        }
+        CartCommand::Test {
+            cartridge,
+            actor: who,
+        } => return genesis(cartridge, Some(actor(who)), global, output),
+        CartCommand::Promote {
+            cartridge,
+            approved_by,
+            force,
+            reason,
+            llm,
+        } => {
+            let approver = approved_by.clone().map(|name| Actor {
+                kind: if *llm {
+                    CreatorKind::Llm
+                } else {
+                    CreatorKind::Human
+                },
+                name,
+            });
+            let record = registry(global)?.promote(cartridge, approver, *force, reason)?;
+            output.emit(
+                json!({"type": "promoted", "record": record, "forced": force}),
+                || {
+                    format!(
+                        "{} is now current{}",
+                        record.id,
+                        if *force {
+                            " (FORCED: recorded as such)"
+                        } else {
+                            ""
+                        }
+                    )
+                },
+            )?;
+        }
+        CartCommand::Rollback {
+            cartridge,
+            reason,
+            actor: who,
+        } => {
+            let record = registry(global)?.rollback(cartridge, actor(who), reason)?;
+            output.emit(json!({"type": "rolled-back", "record": record}), || {
+                format!("{} is current again (the abandoned cartridge is deprecated; nothing was deleted)", record.id)
+            })?;
+        }
+        CartCommand::Lineage { cartridge, png } => {
+            let (chain, note) = registry(global)?.lineage(cartridge)?;
+            if let Some(png) = png {
+                pxos_pixel::durable::write_atomic(
+                    png,
+                    &pxos_cart::registry::lineage_png(&chain),
+                    "lineage",
+                )?;
+            }
+            output.emit(
+                json!({"type": "lineage", "chain": chain, "note": note, "png": png}),
+                || {
+                    let mut text = String::new();
+                    for (depth, record) in chain.iter().rev().enumerate() {
+                        text.push_str(&format!(
+                            "{}{}{} ({:?}, {:?} {})\n",
+                            "  ".repeat(depth),
+                            if depth == 0 { "" } else { "└─ " },
+                            record.id,
+                            record.status,
+                            record.creator.kind,
+                            record.creator.name
+                        ));
+                    }
+                    if let Some(note) = &note {
+                        text.push_str(&format!("note: {note}"));
+                    }
+                    text.trim_end().to_string()
+                },
+            )?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn registry(global: &Global) -> Result<pxos_cart::Registry> {
+    let home = home(global)?;
+    Ok(pxos_cart::Registry::open(
+        &home.join("carts"),
+        EvolutionLog::open(&home.join("log"))?,
+    )?)
+}
+
+/// `pxos genesis check` and `pxos cart test` (which also records the result).
+pub fn genesis(
+    cartridge: &str,
+    record_as: Option<Actor>,
+    global: &Global,
+    output: &Output,
+) -> Result<Outcome> {
+    let registry = registry(global)?;
+    let record = registry.find(cartridge)?;
+    let report = pxos_boot::genesis::check(&home(global)?, &registry, &record)?;
+    for check in &report.checks {
+        output.emit(json!({"type": "genesis-check", "check": check}), || {
+            format!(
+                "{} {:<4} {:<28} {}: {}",
+                if check.passed {
+                    output.good("pass")
+                } else {
+                    output.bad("FAIL")
+                },
+                check.section,
+                check.principle,
+                check.name,
+                check.evidence
+            )
+        })?;
+    }
+    for item in &report.needs_person {
+        output.emit(json!({"type": "needs-person", "item": item}), || {
+            format!(
+                "  -  {:<4} {:<28} needs a person: {}",
+                item.section, item.principle, item.why
+            )
+        })?;
+    }
+    let actor = record_as.unwrap_or_else(|| {
+        actor(&ActorArgs {
+            actor: None,
+            llm: false,
+        })
+    });
+    registry.record_genesis(&record, report.passed(), report.failed(), actor)?;
+    output.emit(
+        json!({"type": "genesis", "cartridge": record.id, "sha256": record.sha256, "passed": report.passed(), "failed": report.failed(), "compliance": report.compliance_file}),
+        || format!("{}: Genesis {} on sha256 {}...; {}", record.id, if report.passed() { output.good("passed") } else { output.bad("FAILED") }, &record.sha256[..16], report.compliance_file.display()),
+    )?;
+    if !report.passed() {
+        eprintln!(
+            "pxos: error: {} does not pass Genesis: {}",
+            record.id,
+            report.failed().join(", ")
+        );
+        return Ok(Outcome::Negative);
     }
     Ok(Outcome::Success)
 }

@@ -63,5 +63,8 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Demo(command) => demo::run(command, &cli.global, output),
         Command::Cart(command) => cart::run(command, &cli.global, output),
         Command::Log(args) => cart::log(args, &cli.global, output),
+        Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {
+            cart::genesis(cartridge, None, &cli.global, output)
+        }
     }
 }

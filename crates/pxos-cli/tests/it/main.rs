@@ -3,6 +3,7 @@
 mod boot;
 mod cart;
 mod crash;
+mod evolution;
 mod fs;
 mod pixel;
 mod support;

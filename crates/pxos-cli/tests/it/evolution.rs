@@ -1,0 +1,299 @@
+//! The seed 000 evolution cycle, end to end through the binary, and crash
+//! injection at every durable write of promote and rollback.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{Home, json_lines};
+
+fn current(home: &Home) -> serde_json::Value {
+    json_lines(&home.ok(&["status", "--json"]))[0]["current"].clone()
+}
+
+/// Unpacks the current cartridge and edits it into a new version.
+fn derive_world(
+    home: &Home,
+    name: &str,
+    version: &str,
+    edit: impl FnOnce(&Path, &mut serde_json::Value),
+) -> PathBuf {
+    let sha = current(home)["sha256"].as_str().unwrap().to_string();
+    let dir = home.scratch(name);
+    let stored = home.home().join("carts").join(format!("{sha}.pxa"));
+    home.ok(&[
+        "cart",
+        "unpack",
+        stored.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    let manifest_path = dir.join("cartridge.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["version"] = version.into();
+    manifest["parent"] = "default@1.0.0".into();
+    manifest["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
+    manifest["reason"] = "a friendlier shell".into();
+    edit(&dir, &mut manifest);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let cart = home.scratch(&format!("{name}.pxa"));
+    home.ok(&[
+        "cart",
+        "pack",
+        dir.to_str().unwrap(),
+        "-o",
+        cart.to_str().unwrap(),
+        "--actor",
+        "pixellm",
+        "--llm",
+    ]);
+    home.ok(&[
+        "cart",
+        "register",
+        cart.to_str().unwrap(),
+        "--actor",
+        "pixellm",
+        "--llm",
+        "--reason",
+        "proposed by the model",
+    ]);
+    cart
+}
+
+fn shell_message(dir: &Path, text: &str) {
+    let path = dir.join("messages.json");
+    let mut messages: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    messages["9"] = text.into();
+    std::fs::write(path, messages.to_string()).unwrap();
+}
+
+#[test]
+fn the_seed_000_cycle_works_end_to_end() {
+    let home = Home::new("cycle");
+    home.ok(&["boot"]);
+    derive_world(&home, "v110", "1.1.0", |dir, _| {
+        shell_message(dir, "Shell 1.1.0 says hello")
+    });
+    assert!(
+        home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada"])
+            .contains("Genesis passed")
+    );
+
+    // Refused without a person's approval, and when an LLM approves.
+    let stderr = home.fails(1, &["cart", "promote", "default@1.1.0"]);
+    assert!(stderr.contains("needs a person's approval"), "{stderr}");
+    let stderr = home.fails(
+        1,
+        &[
+            "cart",
+            "promote",
+            "default@1.1.0",
+            "--approved-by",
+            "pixellm",
+            "--llm",
+        ],
+    );
+    assert!(stderr.contains("only a person can approve"), "{stderr}");
+
+    // A variant that fails Genesis is refused even with approval.
+    derive_world(&home, "v111", "1.1.1", |_, manifest| {
+        manifest["capabilities"] = serde_json::json!(["network"])
+    });
+    let out = home.run(&["cart", "test", "default@1.1.1", "--actor", "ada"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("asks for the network"));
+    let stderr = home.fails(
+        1,
+        &["cart", "promote", "default@1.1.1", "--approved-by", "ada"],
+    );
+    assert!(stderr.contains("Genesis failed"), "{stderr}");
+
+    // Promote with approval: boot runs 1.1.0.
+    home.ok(&[
+        "cart",
+        "promote",
+        "default@1.1.0",
+        "--approved-by",
+        "ada",
+        "--reason",
+        "tested and approved",
+    ]);
+    let boot = home.ok(&["boot"]);
+    assert!(
+        boot.contains("default@1.1.0") && boot.contains("Shell 1.1.0 says hello"),
+        "{boot}"
+    );
+
+    // Roll back: boot runs 1.0.0 again; 1.1.0 is deprecated, nothing deleted.
+    home.ok(&[
+        "cart",
+        "rollback",
+        "default@1.0.0",
+        "--actor",
+        "ada",
+        "--reason",
+        "prefer the original",
+    ]);
+    let boot = home.ok(&["boot"]);
+    assert!(
+        boot.contains("default@1.0.0") && !boot.contains("Shell 1.1.0"),
+        "{boot}"
+    );
+    let list = json_lines(&home.ok(&["cart", "list", "--json"]));
+    let status_of = |id: &str| {
+        list.iter().find(|l| l["record"]["id"] == id).unwrap()["record"]["status"].clone()
+    };
+    assert_eq!(status_of("default@1.0.0"), "current");
+    assert_eq!(status_of("default@1.1.0"), "deprecated");
+    assert_eq!(status_of("default@1.1.1"), "experimental");
+
+    // The log shows every step with actor and reason, and verifies.
+    let log = json_lines(&home.ok(&["log", "--json"]));
+    let steps: Vec<(String, String, String)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["actor"]["kind"].as_str().unwrap().into(),
+                e["actor"]["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("register", "human", "pxos"),
+        ("pack", "llm", "pixellm"),
+        ("register", "llm", "pixellm"),
+        ("genesis-check", "human", "ada"),
+        ("promote", "human", "ada"),
+        ("rollback", "human", "ada"),
+    ] {
+        assert!(
+            steps.contains(&(expected.0.into(), expected.1.into(), expected.2.into())),
+            "missing {expected:?} in {steps:?}"
+        );
+    }
+    assert!(
+        log.iter().find(|e| e["action"] == "promote").unwrap()["reason"] == "tested and approved"
+    );
+    assert!(home.ok(&["log", "verify"]).contains("chain intact"));
+    let lineage = home.ok(&[
+        "cart",
+        "lineage",
+        "default@1.1.0",
+        "--png",
+        home.scratch("lineage.png").to_str().unwrap(),
+    ]);
+    assert!(
+        lineage.contains("default@1.0.0") && lineage.contains("└─ default@1.1.0"),
+        "{lineage}"
+    );
+    assert_eq!(
+        &std::fs::read(home.scratch("lineage.png")).unwrap()[1..4],
+        b"PNG"
+    );
+
+    // A hand-edited log fails verification.
+    let path = home.home().join("log/evolution.png");
+    let (_, json) =
+        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
+    let edited = String::from_utf8(json)
+        .unwrap()
+        .replace("prefer the original", "nobody asked");
+    std::fs::write(
+        &path,
+        pxos_pixel::encode_to_vec(
+            edited.as_bytes(),
+            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(home.run(&["log", "verify"]).status.code(), Some(1));
+}
+
+#[test]
+fn forced_promotions_are_recorded_as_forced() {
+    let home = Home::new("forced");
+    home.ok(&["boot"]);
+    derive_world(&home, "v120", "1.2.0", |dir, _| {
+        shell_message(dir, "forced")
+    });
+    home.fails(
+        1,
+        &["cart", "promote", "default@1.2.0", "--approved-by", "ada"],
+    );
+    home.ok(&[
+        "cart",
+        "promote",
+        "default@1.2.0",
+        "--approved-by",
+        "ada",
+        "--force",
+        "--reason",
+        "emergency",
+    ]);
+    let log = json_lines(&home.ok(&["log", "--json"]));
+    assert_eq!(log.last().unwrap()["action"], "promote-forced");
+}
+
+#[test]
+fn a_crash_at_every_write_of_promote_and_rollback_leaves_old_or_new() {
+    let mut points = pxos_pixel::durable::crash_points("evolution-log");
+    points.extend(pxos_pixel::durable::crash_points("evolution-anchor"));
+    points.extend(pxos_pixel::durable::crash_points("registry"));
+    for operation in ["promote", "rollback"] {
+        for point in &points {
+            let home = Home::new(&format!("pcrash-{operation}-{point}"));
+            home.ok(&["boot", "-q"]);
+            derive_world(&home, "v110", "1.1.0", |dir, _| shell_message(dir, "new"));
+            home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
+            if operation == "rollback" {
+                home.ok(&["cart", "promote", "default@1.1.0", "--approved-by", "ada"]);
+            }
+            let (old, new) = if operation == "promote" {
+                ("default@1.0.0", "default@1.1.0")
+            } else {
+                ("default@1.1.0", "default@1.0.0")
+            };
+            let args: Vec<&str> = if operation == "promote" {
+                vec!["cart", "promote", "default@1.1.0", "--approved-by", "ada"]
+            } else {
+                vec!["cart", "rollback", "default@1.0.0", "--actor", "ada"]
+            };
+            let output = home
+                .pxos()
+                .env("PXOS_CRASH_AT", point)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                !output.status.success(),
+                "{operation} {point}: crash point not reached"
+            );
+            let now = current(&home)["id"].as_str().unwrap().to_string();
+            assert!(
+                now == old || now == new,
+                "{operation} {point}: current is {now}"
+            );
+            assert!(
+                home.ok(&["log", "verify"]).contains("chain intact"),
+                "{operation} {point}"
+            );
+            let log = json_lines(&home.ok(&["log", "--json"]));
+            let logged = log.last().unwrap()["cartridge"] == new
+                && log.last().unwrap()["action"] == operation;
+            assert_eq!(
+                logged,
+                now == new,
+                "{operation} {point}: the log and the registry disagree"
+            );
+            assert!(
+                home.ok(&["boot"]).contains(&now),
+                "{operation} {point}: boot runs the current cartridge"
+            );
+        }
+    }
+}
