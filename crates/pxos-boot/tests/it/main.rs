@@ -1,4 +1,6 @@
-//! The kernel store's boot counting and revert, and the evolution demo.
+//! The kernel store's boot counting and revert, the evolution demo, Genesis and the sandbox.
+
+mod genesis;
 
 use std::path::PathBuf;
 

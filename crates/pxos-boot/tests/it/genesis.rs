@@ -1,0 +1,231 @@
+//! Every Genesis check fails on a cartridge that violates it, and the
+//! sandbox holds.
+
+use std::path::{Path, PathBuf};
+
+use pxos_boot::boot::{BootRequest, boot_home};
+use pxos_boot::genesis;
+use pxos_boot::hypervisor::{Hypervisor, Sandbox};
+use pxos_cart::{Actor, CreatorKind, EvolutionLog, Registry};
+use pxos_vm::{MemoryStorage, ProgramImage, asm};
+
+fn registry(home: &Path) -> Registry {
+    Registry::open(
+        &home.join("carts"),
+        EvolutionLog::open(&home.join("log")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn program(source: &str) -> Vec<u8> {
+    let assembled = asm::assemble("t", source).unwrap();
+    ProgramImage {
+        words: assembled.words,
+        entry: assembled.entry,
+    }
+    .to_png()
+}
+
+/// A fresh home with the default world, plus a registered variant made by `edit`.
+fn variant(
+    name: &str,
+    edit: impl FnOnce(&Path, &mut serde_json::Value),
+) -> (PathBuf, pxos_cart::Record) {
+    let home = std::env::temp_dir().join(format!("pxos-genesis-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    boot_home(&home, &BootRequest::default()).unwrap();
+    let registry = registry(&home);
+    let current = registry.current().unwrap().unwrap();
+    let world = home.join("variant");
+    pxos_cart::unpack(&registry.path_of(&current), &world, &Default::default()).unwrap();
+    let manifest_path = world.join("cartridge.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["version"] = "1.1.0".into();
+    manifest["parent"] = "default@1.0.0".into();
+    edit(&world, &mut manifest);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let cart = home.join("variant.pxa");
+    pxos_cart::pack(&world, &cart, &Default::default()).unwrap();
+    let actor = Actor {
+        kind: CreatorKind::Human,
+        name: "test".into(),
+    };
+    let record = registry.register(&cart, actor, "variant", false).unwrap();
+    (home, record)
+}
+
+fn failed_sections(home: &Path, record: &pxos_cart::Record) -> Vec<String> {
+    let report = genesis::check(home, &registry(home), record).unwrap();
+    assert!(report.compliance_file.is_file());
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{} {}", c.section, c.name))
+        .collect()
+}
+
+#[test]
+fn the_default_world_passes_every_check() {
+    let (home, record) = variant("pass", |_, _| {});
+    let report = genesis::check(&home, &registry(&home), &record).unwrap();
+    assert!(report.passed(), "{:?}", report.failed());
+    assert_eq!(report.checks.len(), 9);
+    assert_eq!(report.needs_person.len(), 4);
+    let markdown = std::fs::read_to_string(&report.compliance_file).unwrap();
+    assert!(markdown.contains("§7") && markdown.contains("Needs a person"));
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn each_check_fails_on_a_violating_cartridge() {
+    type Edit = Box<dyn FnOnce(&Path, &mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "s1",
+            Box::new(|w, _| std::fs::write(w.join("boot/policy.png"), b"not pixels").unwrap()),
+            "§1",
+        ),
+        (
+            "s2",
+            Box::new(|_, m| m["genesis_version"] = "9.9".into()),
+            "§2 complete manifest",
+        ),
+        (
+            "s2boot",
+            Box::new(|w, _| std::fs::remove_file(w.join("boot/shell.png")).unwrap()),
+            "§2 boots without network",
+        ),
+        (
+            "s4",
+            Box::new(|w, _| {
+                std::fs::write(w.join("boot/kernel.png"), program("L: JMP L")).unwrap()
+            }),
+            "§4",
+        ),
+        (
+            "s6",
+            Box::new(|w, _| {
+                std::fs::write(
+                    w.join("boot/policy.png"),
+                    program("IMM32 R1, 301\nSYSCALL 99\nHALT"),
+                )
+                .unwrap()
+            }),
+            "§6",
+        ),
+        (
+            "s8",
+            Box::new(|_, m| m["capabilities"] = serde_json::json!(["pxvm", "network"])),
+            "§8",
+        ),
+        (
+            "s10",
+            Box::new(|_, m| {
+                m["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
+                m["reason"] = "".into();
+            }),
+            "§10",
+        ),
+    ];
+    for (name, edit, section) in cases {
+        let (home, record) = variant(name, edit);
+        let failed = failed_sections(&home, &record);
+        assert!(
+            failed.iter().any(|f| f.starts_with(section)),
+            "{name}: expected {section} to fail, failed: {failed:?}"
+        );
+        let _ = std::fs::remove_dir_all(home);
+    }
+}
+
+#[test]
+fn deleted_history_and_a_tampered_log_fail_their_checks() {
+    // §3: a registered cartridge's stored file is deleted.
+    let (home, record) = variant("s3", |_, _| {});
+    let registry = registry(&home);
+    let original = registry.find("default@1.0.0").unwrap();
+    std::fs::remove_file(registry.path_of(&original)).unwrap();
+    assert!(
+        failed_sections(&home, &record)
+            .iter()
+            .any(|f| f.starts_with("§3"))
+    );
+    let _ = std::fs::remove_dir_all(home);
+
+    // §7: the evolution log is edited by hand.
+    let (home, record) = variant("s7", |_, _| {});
+    let path = home.join("log/evolution.png");
+    let (_, json) =
+        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
+    let edited = String::from_utf8(json)
+        .unwrap()
+        .replace("variant", "nothing happened");
+    std::fs::write(
+        &path,
+        pxos_pixel::encode_to_vec(
+            edited.as_bytes(),
+            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let failed = failed_sections(&home, &record);
+    assert!(failed.iter().any(|f| f.starts_with("§7")), "{failed:?}");
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
+    let dir = std::env::temp_dir().join(format!("pxos-sandbox-{}", std::process::id()));
+    let hypervisor = Hypervisor::new(&dir.join("executions.log"), pxos_vm::default_messages());
+    let sandbox = Sandbox::experimental(10_000, "/sandbox/test");
+    let run = |source: &str| {
+        let assembled = asm::assemble("t", source).unwrap();
+        let image = ProgramImage {
+            words: assembled.words,
+            entry: assembled.entry,
+        };
+        hypervisor.run_program(
+            "t",
+            &image,
+            &[],
+            &sandbox,
+            Box::new(MemoryStorage::default()),
+            None,
+        )
+    };
+    let outside = run(
+        "IMM32 R1, P\nIMM32 R2, P\nLI R3, 4\nSYSCALL 42\nMOV R9, R0\nHALT\nP: .string \"/etc/passwd\"",
+    );
+    assert!(
+        outside.success && outside.warnings.iter().any(|w| w.contains("confined")),
+        "{outside:?}"
+    );
+    let escape = run(
+        "IMM32 R1, P\nIMM32 R2, P\nLI R3, 4\nSYSCALL 42\nHALT\nP: .string \"/sandbox/test/../../etc\"",
+    );
+    assert!(
+        escape.warnings.iter().any(|w| w.contains("confined")),
+        "{escape:?}"
+    );
+    let inside = run(
+        "IMM32 R1, P\nIMM32 R2, P\nLI R3, 4\nSYSCALL 42\nHALT\nP: .string \"/sandbox/test/out\"",
+    );
+    assert!(inside.warnings.is_empty(), "{inside:?}");
+    let forever = run("L: JMP L");
+    assert_eq!(forever.trap_kind, Some("fuel-exhausted"));
+    assert!(!forever.success && forever.log_id > 0);
+    let evolve = run("IMM32 R1, 301\nSYSCALL 99\nHALT");
+    assert!(
+        evolve
+            .warnings
+            .iter()
+            .any(|w| w.contains("SELF_MODIFY") && w.contains("sandbox")),
+        "{evolve:?}"
+    );
+    let log = std::fs::read_to_string(dir.join("executions.log")).unwrap();
+    assert_eq!(log.lines().count(), 5, "every execution is logged");
+    let _ = std::fs::remove_dir_all(dir);
+}
