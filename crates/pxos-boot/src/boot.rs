@@ -432,3 +432,108 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         status: record.status,
     })
 }
+
+/// The unpacked tree and record of the current (or named) cartridge, unpacking it once.
+fn open_cartridge(home: &Path, cartridge: Option<&str>) -> Result<(PathBuf, pxos_cart::Record)> {
+    let cart = crate::world::cart_error;
+    let log = pxos_cart::EvolutionLog::open(&home.join("log")).map_err(cart)?;
+    let registry = pxos_cart::Registry::open(&home.join("carts"), log).map_err(cart)?;
+    crate::world::ensure_current(home, &registry)?;
+    let record = match cartridge {
+        Some(query) => registry.find(query).map_err(cart)?,
+        None => registry
+            .current()
+            .map_err(cart)?
+            .ok_or_else(|| Error::Usage("no current cartridge".into()))?,
+    };
+    let root = home.join("run").join(&record.sha256);
+    if !root.is_dir() {
+        pxos_cart::unpack(
+            &registry.path_of(&record),
+            &root,
+            &pxos_cart::Limits::default(),
+        )
+        .map_err(cart)?;
+    }
+    Ok((root, record))
+}
+
+/// Runs program `name` of the current cartridge (`programs/NAME.png`, or
+/// `boot/NAME.png`) through the hypervisor, with `args` in R1...
+pub fn run_named(
+    home: &Path,
+    name: &str,
+    args: &[u32],
+    fuel: u64,
+) -> Result<crate::hypervisor::RunResult> {
+    if name.contains('/') || name.contains("..") || name.is_empty() {
+        return Err(Error::Usage(format!("'{name}' is not a program name")));
+    }
+    let (root, record) = open_cartridge(home, None)?;
+    let path = ["programs", "boot"]
+        .iter()
+        .map(|dir| format!("{dir}/{name}.png"))
+        .find(|path| root.join(path).is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} has no program named '{name}' (looked in programs/ and boot/)",
+                record.id
+            ))
+        })?;
+    let image = load_module(&root, &path)?;
+    let hypervisor = Hypervisor::new(&home.join("run").join("executions.log"), messages(&root)?);
+    let sandbox = if record.status == pxos_cart::Status::Current {
+        Sandbox::trusted(fuel)
+    } else {
+        Sandbox::experimental(fuel, &format!("/sandbox/{}", record.id))
+    };
+    let storage: Box<dyn Storage> = match pxos_fs::PixelFs::open(&home.join("fs")) {
+        Ok(fs) => Box::new(crate::storage::FsStorage::new(fs, home.join("tmp"))),
+        Err(_) => no_storage(),
+    };
+    Ok(hypervisor.run_program(
+        &format!("{}:{path}", record.id),
+        &image,
+        args,
+        &sandbox,
+        storage,
+        None,
+    ))
+}
+
+/// What the running system is: `inspect_self` of the hypervisor contract.
+pub fn inspect_self(home: &Path) -> Result<serde_json::Value> {
+    let (root, record) = open_cartridge(home, None)?;
+    let (manifest, _) = pxos_cart::read_manifest(
+        &home.join("carts").join(format!("{}.pxa", record.sha256)),
+        &pxos_cart::Limits::default(),
+    )
+    .map_err(crate::world::cart_error)?;
+    let programs: Vec<String> = std::fs::read_dir(root.join("programs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".png"))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let kernels = crate::KernelStore::open(&home.join("kernels"))?.state()?;
+    Ok(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "home": home,
+        "cartridge": record.id,
+        "sha256": record.sha256,
+        "status": record.status,
+        "capabilities": manifest.capabilities,
+        "programs": programs,
+        "sandbox": if record.status == pxos_cart::Status::Current { "trusted (current cartridge): all syscalls, fuel cap" } else { "experimental: allow-listed syscalls, fuel and memory caps, writes confined" },
+        "kernel": kernels.current,
+        "gpu": "none: this build has no GPU backend",
+        "network": "none: pxOS gives programs no network access",
+    }))
+}

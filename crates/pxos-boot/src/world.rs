@@ -30,6 +30,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "boot/shell.pxasm",
         include_str!("../world/boot/shell.pxasm"),
     ),
+    (
+        "programs/hello.pxasm",
+        include_str!("../world/programs/hello.pxasm"),
+    ),
 ];
 
 /// Writes the default world into `dir`: every source, plus each `.pxasm`

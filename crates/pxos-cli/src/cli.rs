@@ -64,6 +64,8 @@ pub enum Command {
     },
     /// Show the current cartridge, experiments, history, kernel and log state.
     Status,
+    /// What the running system is: version, cartridge, capabilities, programs, sandbox, GPU.
+    Inspect,
     /// A short tour: encode a file to pixels, file it in PixelFS, verify it.
     Tour,
     /// Raw PXI pixel files: encode, decode, inspect.
@@ -85,10 +87,13 @@ pub enum Command {
         /// The program image.
         program: PathBuf,
     },
-    /// Run a program image in PXVM.
+    /// Run a program in PXVM: a program image or .pxasm file, or the NAME of a
+    /// program of the current cartridge (run through the hypervisor).
     Run {
-        /// The program image (or .pxasm source).
+        /// A program image, a .pxasm source, or a program name.
         program: PathBuf,
+        /// Arguments, passed in R1, R2, ...
+        args: Vec<u32>,
         /// Write the screen to this PNG when the program ends.
         #[arg(long)]
         screen: Option<PathBuf>,

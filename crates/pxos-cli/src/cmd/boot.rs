@@ -116,3 +116,48 @@ pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
     )?;
     Ok(Outcome::Success)
 }
+
+pub fn run_named(
+    name: &str,
+    args: &[u32],
+    fuel: u64,
+    global: &Global,
+    output: &Output,
+) -> Result<Outcome> {
+    let result = pxos_boot::boot::run_named(&home(global)?, name, args, fuel)?;
+    for line in &result.output {
+        output.emit(json!({"type": "print", "text": line}), || line.clone())?;
+    }
+    for warning in &result.warnings {
+        eprintln!("pxos: warning: {warning}");
+    }
+    output.emit(
+        json!({"type": "run", "program": name, "result": result}),
+        || match &result.trap {
+            None => format!(
+                "{name} halted after {} instructions (execution #{})",
+                result.cycles, result.log_id
+            ),
+            Some(trap) => format!(
+                "{name} {} after {} instructions: {trap} (execution #{})",
+                output.bad("trapped"),
+                result.cycles,
+                result.log_id
+            ),
+        },
+    )?;
+    if let Some(trap) = &result.trap {
+        eprintln!("pxos: error: {name}: program trapped: {trap}");
+        return Ok(Outcome::Negative);
+    }
+    Ok(Outcome::Success)
+}
+
+pub fn inspect(global: &Global, output: &Output) -> Result<Outcome> {
+    let value = pxos_boot::boot::inspect_self(&home(global)?)?;
+    let text = serde_json::to_string_pretty(&value)?;
+    let mut value = value;
+    value["type"] = json!("inspect");
+    output.emit(value, || text)?;
+    Ok(Outcome::Success)
+}

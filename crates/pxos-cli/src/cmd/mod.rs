@@ -45,19 +45,28 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Disasm { program } => vm::disasm(program, output),
         Command::Run {
             program,
+            args,
             screen,
             memory,
             fuel,
             trace,
-        } => vm::run(
-            program,
-            screen.as_deref(),
-            memory.as_deref(),
-            *fuel,
-            *trace,
-            &cli.global,
-            output,
-        ),
+        } => {
+            if program.is_file() || program.extension().is_some() {
+                vm::run(
+                    program,
+                    args,
+                    screen.as_deref(),
+                    memory.as_deref(),
+                    *fuel,
+                    *trace,
+                    &cli.global,
+                    output,
+                )
+            } else {
+                boot::run_named(&program.to_string_lossy(), args, *fuel, &cli.global, output)
+            }
+        }
+        Command::Inspect => boot::inspect(&cli.global, output),
         Command::Debug { program } => vm::debug(program, &cli.global, output),
         Command::Kernel(command) => kernel::run(command, &cli.global, output),
         Command::Demo(command) => demo::run(command, &cli.global, output),

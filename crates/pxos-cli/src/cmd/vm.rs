@@ -86,8 +86,10 @@ pub fn disasm(path: &Path, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     path: &Path,
+    args: &[u32],
     screen: Option<&Path>,
     memory: Option<&Path>,
     fuel: u64,
@@ -98,6 +100,9 @@ pub fn run(
     let loaded = load(path)?;
     let mut machine =
         Machine::with_program(Config::default(), &loaded.image.words, loaded.image.entry)?;
+    for (index, arg) in args.iter().take(15).enumerate() {
+        machine.regs[index + 1] = *arg;
+    }
     let mut host = StdHost::new(storage(global)?);
     host.echo = !output.json && !output.quiet;
     host.time = std::time::SystemTime::now()

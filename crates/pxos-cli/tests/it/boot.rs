@@ -131,3 +131,32 @@ fn stage_zero_catches_a_tampered_world() {
         "{stdout}"
     );
 }
+
+#[test]
+fn run_a_program_of_the_current_cartridge_and_inspect() {
+    let home = Home::new("run-named");
+    let out = home.ok(&["run", "hello", "3"]);
+    assert!(
+        out.contains("hello from a pixel program") && out.contains("halted after 38 instructions"),
+        "{out}"
+    );
+    let stderr = home.fails(2, &["run", "no-such-program"]);
+    assert!(
+        stderr.contains("has no program named 'no-such-program'"),
+        "{stderr}"
+    );
+    let inspect = json_lines(&home.ok(&["inspect", "--json"]));
+    assert_eq!(inspect[0]["cartridge"], "default@1.0.0");
+    assert_eq!(inspect[0]["programs"][0], "hello");
+    assert!(
+        inspect[0]["sandbox"]
+            .as_str()
+            .unwrap()
+            .starts_with("trusted")
+    );
+    let log = std::fs::read_to_string(home.home().join("run/executions.log")).unwrap();
+    assert!(
+        log.contains("programs/hello.png"),
+        "every execution is logged: {log}"
+    );
+}
