@@ -234,9 +234,9 @@ pub struct ActorArgs {
 pub struct LogArgs {
     #[command(subcommand)]
     pub command: Option<LogCommand>,
-    /// Only entries by this kind of actor (human or llm).
-    #[arg(long = "actor-kind", value_name = "KIND")]
-    pub actor_kind: Option<String>,
+    /// Only entries by this actor: a kind (`human` or `llm`) or a name.
+    #[arg(long, value_name = "KIND|NAME")]
+    pub actor: Option<String>,
     /// Only entries about this cartridge (NAME or NAME@VERSION).
     #[arg(long)]
     pub cart: Option<String>,

@@ -1,6 +1,6 @@
 //! `pxos cart ...` and `pxos log ...`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use pxos_cart::cartridge::Limits;
 use pxos_cart::{Actor, CreatorKind, EvolutionLog};
 use serde_json::{Value, json};
@@ -302,15 +302,12 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
             })?;
         }
         None => {
-            let kind = match args.actor_kind.as_deref() {
-                None => None,
-                Some("human") => Some(CreatorKind::Human),
-                Some("llm") => Some(CreatorKind::Llm),
-                Some(other) => bail!("--actor-kind must be human or llm, not '{other}'"),
-            };
             for entry in log.entries()? {
-                if kind.is_some_and(|k| entry.actor.kind != k) {
-                    continue;
+                if let Some(actor) = &args.actor {
+                    let kind = format!("{:?}", entry.actor.kind).to_lowercase();
+                    if *actor != kind && *actor != entry.actor.name {
+                        continue;
+                    }
                 }
                 if let Some(cart) = &args.cart {
                     let matches = entry

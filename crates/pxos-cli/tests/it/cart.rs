@@ -69,9 +69,13 @@ fn pack_info_unpack_and_the_log() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0]["action"], "pack");
     assert_eq!(all[0]["actor"]["name"], "ada");
-    let llm = json_lines(&home.ok(&["log", "--actor-kind", "llm", "--json"]));
+    let llm = json_lines(&home.ok(&["log", "--actor", "llm", "--json"]));
     assert_eq!(llm.len(), 1);
     assert_eq!(llm[0]["actor"]["kind"], "llm");
+    assert_eq!(
+        json_lines(&home.ok(&["log", "--actor", "ada", "--json"])).len(),
+        1
+    );
     assert_eq!(
         json_lines(&home.ok(&["log", "--cart", "demo", "--json"])).len(),
         1
