@@ -81,6 +81,17 @@ fn the_seed_000_cycle_works_end_to_end() {
         home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada"])
             .contains("Genesis passed")
     );
+    // An experimental cartridge boots on request, sandboxed.
+    let experimental = home.ok(&["boot", "--cartridge", "default@1.1.0"]);
+    assert!(
+        experimental.contains("default@1.1.0 (Experimental")
+            && experimental.contains("Shell 1.1.0"),
+        "{experimental}"
+    );
+    assert!(
+        current(&home)["id"] == "default@1.0.0",
+        "booting an experiment does not promote it"
+    );
 
     // Refused without a person's approval, and when an LLM approves.
     let stderr = home.fails(1, &["cart", "promote", "default@1.1.0"]);
