@@ -6,6 +6,7 @@
 //! (Issue 4 adds the boot sequence, cartridges and the hypervisor here.)
 
 pub mod boot;
+mod error;
 pub mod evolve;
 pub mod genesis;
 pub mod hypervisor;
@@ -13,5 +14,6 @@ pub mod kernel_store;
 mod storage;
 pub mod world;
 
+pub use error::{Error, Result};
 pub use kernel_store::{BootReport, Event, KernelRecord, KernelStore, State, Status};
 pub use storage::FsStorage;

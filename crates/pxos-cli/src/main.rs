@@ -98,10 +98,10 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 _ => 1,
             };
         }
-        if let Some(err) = cause.downcast_ref::<pxos_boot::kernel_store::Error>() {
+        if let Some(err) = cause.downcast_ref::<pxos_boot::Error>() {
             return match err {
-                pxos_boot::kernel_store::Error::Format(_) => 1,
-                pxos_boot::kernel_store::Error::Pixel(err) if err.is_bad_input() => 1,
+                pxos_boot::Error::Format(_) => 1,
+                pxos_boot::Error::Pixel(err) if err.is_bad_input() => 1,
                 _ => 2,
             };
         }
