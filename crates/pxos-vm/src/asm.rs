@@ -104,6 +104,18 @@ pub fn assemble(name: &str, source: &str) -> Result<Program, AsmError> {
     assemble_with(name, source, &mut NoIncludes)
 }
 
+/// Assembles `source` to run at word address `origin`: labels are absolute,
+/// and the words are what goes at `origin` onwards (used for VRAM regions).
+pub fn assemble_at(name: &str, source: &str, origin: u32) -> Result<Program, AsmError> {
+    let mut assembler = Assembler {
+        address: origin,
+        origin,
+        ..Assembler::default()
+    };
+    assembler.parse_file(name, source, &mut NoIncludes, 0, &mut Vec::new())?;
+    assembler.finish()
+}
+
 /// Assembles `source` with includes read through `loader`.
 pub fn assemble_with(
     name: &str,
@@ -167,6 +179,7 @@ enum Item {
 struct Assembler {
     items: Vec<(u32, Item, Pos)>,
     address: u32,
+    origin: u32,
     symbols: HashMap<String, (u32, Pos)>,
     entry: Option<(Operand, Pos)>,
 }
@@ -252,7 +265,7 @@ impl Assembler {
     }
 
     fn push(&mut self, item: Item, size: u32, pos: &Pos) -> Result<(), AsmError> {
-        if self.address as usize + size as usize > MAX_PROGRAM_WORDS {
+        if (self.address - self.origin) as usize + size as usize > MAX_PROGRAM_WORDS {
             return Err(pos.error(format!("program exceeds {MAX_PROGRAM_WORDS} words")));
         }
         self.items.push((self.address, item, pos.clone()));
@@ -409,7 +422,7 @@ impl Assembler {
 
     fn finish(self) -> Result<Program, AsmError> {
         let lookup = |name: &str| self.symbols.get(name).map(|(value, _)| *value);
-        let mut words = Vec::with_capacity(self.address as usize);
+        let mut words = Vec::with_capacity((self.address - self.origin) as usize);
         let mut lines = Vec::with_capacity(self.items.len());
         for (address, item, pos) in &self.items {
             lines.push((*address, pos.file.clone(), pos.line));

@@ -1,0 +1,306 @@
+//! The evaluator: structural and execution checks of a VRAM OS image.
+
+use std::collections::BTreeSet;
+
+use pxos_vm::isa::{Instruction, Op, syscall};
+use serde::Serialize;
+
+use crate::roadmap::{
+    METADATA_MAGIC, PALETTE_MAGIC, PROCESS_MAGIC, ProgramRun, SYSCALL_MAGIC, format_code, run_at,
+};
+use crate::vram::Vram;
+
+/// One check's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub name: &'static str,
+    /// `structural` or `execution`.
+    pub kind: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The whole evaluation.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    pub score: u32,
+    pub max_score: u32,
+    pub checks: Vec<CheckResult>,
+}
+
+impl Evaluation {
+    pub fn full_marks(&self) -> bool {
+        self.score == self.max_score
+    }
+
+    pub fn failed(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+}
+
+/// Fuel for the execution checks.
+pub const EVAL_FUEL: u64 = 1_000_000;
+
+/// Scores a VRAM image.
+pub fn evaluate(vram: &Vram) -> Evaluation {
+    let mut checks = Vec::new();
+    let mut push = |name, kind, result: Result<String, String>| {
+        let (passed, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        checks.push(CheckResult {
+            name,
+            kind,
+            passed,
+            detail,
+        });
+    };
+
+    push("regions_initialized", "structural", {
+        let empty: Vec<&str> = crate::vram::REGIONS
+            .iter()
+            .filter(|(name, _, _)| {
+                vram.region_words(name)
+                    .map(|w| w.iter().all(|&x| x == 0))
+                    .unwrap_or(true)
+            })
+            .map(|(name, _, _)| *name)
+            .collect();
+        if empty.is_empty() {
+            Ok("every region holds data".into())
+        } else {
+            Err(format!("empty regions: {}", empty.join(", ")))
+        }
+    });
+
+    push(
+        "metadata_valid",
+        "structural",
+        (|| {
+            let words = vram.region_words("metadata")?;
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            if &bytes[..8] != METADATA_MAGIC {
+                return Err("no PXVRAM01 magic in the metadata region".into());
+            }
+            let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+            let json = bytes
+                .get(12..12 + len)
+                .ok_or("metadata length runs past the region")?;
+            let value: serde_json::Value =
+                serde_json::from_slice(json).map_err(|err| format!("metadata JSON: {err}"))?;
+            let name = value["name"].as_str().ok_or("metadata has no name")?;
+            Ok(format!("metadata names '{name}'"))
+        })(),
+    );
+
+    push(
+        "palette_decodes",
+        "structural",
+        (|| {
+            let words = vram.region_words("opcode_palette")?;
+            let entries = table(&words, PALETTE_MAGIC, "opcode palette")?;
+            let mut seen = BTreeSet::new();
+            for word in entries {
+                let [code, format, size, _] = word.to_le_bytes();
+                let op =
+                    Op::from_byte(code).ok_or(format!("palette entry {code} is not an opcode"))?;
+                if format != format_code(op.format()) || usize::from(size) != op.format().words() {
+                    return Err(format!(
+                        "palette entry for {} has the wrong format",
+                        op.mnemonic()
+                    ));
+                }
+                seen.insert(code);
+            }
+            let expected: BTreeSet<u8> = Op::ALL.iter().map(|op| *op as u8).collect();
+            if seen == expected {
+                Ok(format!("{} opcodes match the ISA", seen.len()))
+            } else {
+                Err(format!(
+                    "palette has {} of the {} opcodes",
+                    seen.intersection(&expected).count(),
+                    expected.len()
+                ))
+            }
+        })(),
+    );
+
+    push(
+        "syscall_table_valid",
+        "structural",
+        (|| {
+            let words = vram.region_words("syscall_table")?;
+            let found: BTreeSet<u16> = table(&words, SYSCALL_MAGIC, "syscall table")?
+                .iter()
+                .map(|w| (*w & 0xffff) as u16)
+                .collect();
+            let expected: BTreeSet<u16> = syscall::ALL.iter().map(|(n, _, _)| *n).collect();
+            if found == expected {
+                Ok(format!("{} syscalls", found.len()))
+            } else {
+                Err(format!(
+                    "syscall table lists {:?}, expected {:?}",
+                    found, expected
+                ))
+            }
+        })(),
+    );
+
+    let processes = (|| -> Result<Vec<(u32, u32, String)>, String> {
+        let words = vram.region_words("process_table")?;
+        let width = vram.width() as usize;
+        if words[0] != PROCESS_MAGIC {
+            return Err("no PROC header in the process table".into());
+        }
+        let count = words[1] as usize;
+        let rows = words.len() / width;
+        if count == 0 || count >= rows {
+            return Err(format!(
+                "process table claims {count} processes in {rows} rows"
+            ));
+        }
+        let mut processes = Vec::new();
+        for row in words.chunks(width).skip(1).take(count) {
+            let name_len = (row[3] as usize).min(64).min((width - 4) * 4);
+            let name: Vec<u8> = row[4..]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .take(name_len)
+                .collect();
+            processes.push((row[0], row[1], String::from_utf8_lossy(&name).into_owned()));
+        }
+        Ok(processes)
+    })();
+    let program_start = vram.region_address("program_area").unwrap_or(0);
+    push(
+        "process_table_valid",
+        "structural",
+        match &processes {
+            Err(err) => Err(err.clone()),
+            Ok(list) if list.is_empty() => Err("no processes".into()),
+            Ok(list) => {
+                let memory = vram.as_words();
+                let bad: Vec<String> = list
+                    .iter()
+                    .filter(|(_, entry, _)| {
+                        *entry < program_start
+                            || Instruction::decode(
+                                &memory[(*entry as usize).min(memory.len() - 1)..],
+                            )
+                            .is_none()
+                    })
+                    .map(|(pid, _, name)| format!("{pid} {name}"))
+                    .collect();
+                let pids: BTreeSet<u32> = list.iter().map(|p| p.0).collect();
+                if !bad.is_empty() {
+                    Err(format!(
+                        "processes whose entry is not code in the program area: {}",
+                        bad.join(", ")
+                    ))
+                } else if pids.len() != list.len() {
+                    Err("duplicate pids".into())
+                } else {
+                    Ok(format!("{} processes, entries are code", list.len()))
+                }
+            }
+        },
+    );
+
+    push(
+        "kernel_disassembles",
+        "structural",
+        disassembles(vram, "kernel"),
+    );
+    push(
+        "program_disassembles",
+        "structural",
+        disassembles(vram, "program_area"),
+    );
+
+    let entry = processes
+        .ok()
+        .and_then(|p| p.first().map(|p| p.1))
+        .unwrap_or(program_start);
+    let run = run_at(vram, entry, EVAL_FUEL);
+    push(
+        "hello_runs",
+        "execution",
+        match &run {
+            Ok(ProgramRun { result: Ok(_), .. }) => Ok(format!("the program at {entry} halted")),
+            Ok(ProgramRun {
+                result: Err(trap), ..
+            }) => Err(format!("the program at {entry} trapped: {trap}")),
+            Err(err) => Err(err.clone()),
+        },
+    );
+    push(
+        "hello_prints",
+        "execution",
+        match &run {
+            Ok(run)
+                if run
+                    .output
+                    .iter()
+                    .any(|line| line.to_lowercase().contains("hello")) =>
+            {
+                Ok(format!("printed {:?}", run.output))
+            }
+            Ok(run) => Err(format!("printed {:?}, no hello", run.output)),
+            Err(err) => Err(err.clone()),
+        },
+    );
+    push(
+        "hello_draws",
+        "execution",
+        match &run {
+            Ok(run) if run.drawn > 0 => Ok(format!("drew {} pixels", run.drawn)),
+            Ok(_) => Err("drew nothing on the screen".into()),
+            Err(err) => Err(err.clone()),
+        },
+    );
+
+    let score = checks.iter().filter(|c| c.passed).count() as u32;
+    Evaluation {
+        score,
+        max_score: checks.len() as u32,
+        checks,
+    }
+}
+
+/// The entries of a table region: magic, count, then `count` words.
+fn table<'a>(words: &'a [u32], magic: u32, what: &str) -> Result<&'a [u32], String> {
+    if words.len() < 2 || words[0] != magic {
+        return Err(format!("no {what} header"));
+    }
+    let count = words[1] as usize;
+    words
+        .get(2..2 + count)
+        .ok_or_else(|| format!("{what} claims {count} entries, more than fit"))
+}
+
+/// The region's code disassembles: instructions up to a HALT, no invalid word before it.
+fn disassembles(vram: &Vram, region: &str) -> Result<String, String> {
+    let words = vram.region_words(region)?;
+    let end = words.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1);
+    if end == 0 {
+        return Err(format!("{region} holds no code"));
+    }
+    let lines = pxos_vm::disasm::decode_lines(&words[..end]);
+    let instructions = lines.iter().take_while(|l| l.instruction.is_some()).count();
+    let halts = lines
+        .iter()
+        .any(|l| l.instruction.is_some_and(|i| i.op == Op::HALT));
+    if instructions == 0 || !halts {
+        return Err(format!(
+            "{region} does not disassemble to a program that halts"
+        ));
+    }
+    Ok(format!(
+        "{instructions} instructions before the first data word"
+    ))
+}

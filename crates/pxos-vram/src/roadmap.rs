@@ -1,0 +1,519 @@
+//! Roadmaps: declarative YAML build plans for a VRAM OS.
+//!
+//! ```yaml
+//! metadata: {name: "pxOS Stage 1", vram_width: 512, vram_height: 512}
+//! steps:
+//!   - name: background
+//!     kind: fill_region
+//!     params: {region: metadata, color: [10, 10, 10, 255]}
+//! ```
+//!
+//! Step kinds are built in; a roadmap cannot run host code. Unknown kinds,
+//! unknown parameters, out-of-range regions and huge sizes are refused.
+
+use std::collections::BTreeMap;
+
+use pxos_vm::isa::{Format, Op, syscall};
+use pxos_vm::{Config, Exit, Machine, StdHost, asm};
+use serde::{Deserialize, Serialize};
+
+use crate::vram::{REGIONS, Vram};
+
+/// Most steps a roadmap may have.
+pub const MAX_STEPS: usize = 256;
+/// Longest program source a step may carry.
+pub const MAX_SOURCE: usize = 64 * 1024;
+/// Most fuel a `run_program` step may ask for.
+pub const MAX_FUEL: u64 = 10_000_000;
+/// Magic at the start of the metadata region.
+pub const METADATA_MAGIC: &[u8; 8] = b"PXVRAM01";
+/// First word of the opcode palette region ("OPAL"), followed by the entry count.
+pub const PALETTE_MAGIC: u32 = u32::from_le_bytes(*b"OPAL");
+/// First word of the syscall table region ("SYSC"), followed by the entry count.
+pub const SYSCALL_MAGIC: u32 = u32::from_le_bytes(*b"SYSC");
+/// First word of the process table region ("PROC"), followed by the process count;
+/// process N occupies row N + 1 of the region.
+pub const PROCESS_MAGIC: u32 = u32::from_le_bytes(*b"PROC");
+
+/// A roadmap file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roadmap {
+    pub metadata: Metadata,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    pub vram_width: u32,
+    pub vram_height: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// One step as written: a name, a kind and its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "serde_norway::Value::is_null")]
+    pub params: serde_norway::Value,
+}
+
+/// A process table entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+    /// Region holding the process's code.
+    pub region: String,
+    #[serde(default)]
+    pub offset: u32,
+}
+
+/// A step's parsed action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    FillRegion {
+        region: String,
+        color: [u8; 4],
+    },
+    FillRect {
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+        color: [u8; 4],
+    },
+    WriteMetadata {
+        fields: BTreeMap<String, String>,
+    },
+    WriteOpcodePalette,
+    WriteSyscallTable,
+    WriteProcessTable {
+        processes: Vec<Process>,
+    },
+    AssembleProgram {
+        region: String,
+        offset: u32,
+        source: String,
+    },
+    RunProgram {
+        region: String,
+        offset: u32,
+        fuel: u64,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillRegionParams {
+    region: String,
+    color: [u8; 4],
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillRectParams {
+    x: u32,
+    y: u32,
+    w: u32,
+    h: u32,
+    color: [u8; 4],
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetadataParams {
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessParams {
+    processes: Vec<Process>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssembleParams {
+    region: String,
+    #[serde(default)]
+    offset: u32,
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunParams {
+    region: String,
+    #[serde(default)]
+    offset: u32,
+    #[serde(default = "default_fuel")]
+    fuel: u64,
+}
+
+fn default_fuel() -> u64 {
+    100_000
+}
+
+/// The step kinds and what they do.
+pub const KINDS: &[(&str, &str)] = &[
+    (
+        "fill_region",
+        "fill a region with a colour: {region, color: [r, g, b, a]}",
+    ),
+    ("fill_rect", "fill a rectangle: {x, y, w, h, color}"),
+    (
+        "write_metadata",
+        "write the metadata block (magic, name, fields): {fields: {key: value}}",
+    ),
+    (
+        "write_opcode_palette",
+        "one pixel per opcode of the real ISA: (opcode, format, words, 255)",
+    ),
+    (
+        "write_syscall_table",
+        "one pixel per syscall: (number low, number high, 0, 255)",
+    ),
+    (
+        "write_process_table",
+        "one row per process: pid, entry address, state, name: {processes: [{pid, name, region, offset}]}",
+    ),
+    (
+        "assemble_program",
+        "assemble PXVM source into a region at its absolute address: {region, offset, source}",
+    ),
+    (
+        "run_program",
+        "run the program at a region in PXVM (the VRAM is its memory): {region, offset, fuel}",
+    ),
+];
+
+fn kind_error(step: &Step, why: String) -> String {
+    format!("step '{}' ({}): {why}", step.name, step.kind)
+}
+
+impl Step {
+    /// Parses the step's kind and parameters.
+    pub fn action(&self) -> Result<Action, String> {
+        let params = if self.params.is_null() {
+            serde_norway::Value::Mapping(Default::default())
+        } else {
+            self.params.clone()
+        };
+        fn parse<T: serde::de::DeserializeOwned>(
+            step: &Step,
+            params: &serde_norway::Value,
+        ) -> Result<T, String> {
+            serde_norway::from_value(params.clone())
+                .map_err(|err| kind_error(step, err.to_string()))
+        }
+        let unit = |action: Action| -> Result<Action, String> {
+            match &params {
+                serde_norway::Value::Mapping(map) if map.is_empty() => Ok(action),
+                _ => Err(kind_error(self, "takes no parameters".into())),
+            }
+        };
+        match self.kind.as_str() {
+            "fill_region" => {
+                let p: FillRegionParams = parse(self, &params)?;
+                Ok(Action::FillRegion {
+                    region: p.region,
+                    color: p.color,
+                })
+            }
+            "fill_rect" => {
+                let p: FillRectParams = parse(self, &params)?;
+                Ok(Action::FillRect {
+                    x: p.x,
+                    y: p.y,
+                    w: p.w,
+                    h: p.h,
+                    color: p.color,
+                })
+            }
+            "write_metadata" => Ok(Action::WriteMetadata {
+                fields: parse::<MetadataParams>(self, &params)?.fields,
+            }),
+            "write_opcode_palette" => unit(Action::WriteOpcodePalette),
+            "write_syscall_table" => unit(Action::WriteSyscallTable),
+            "write_process_table" => Ok(Action::WriteProcessTable {
+                processes: parse::<ProcessParams>(self, &params)?.processes,
+            }),
+            "assemble_program" => {
+                let p: AssembleParams = parse(self, &params)?;
+                Ok(Action::AssembleProgram {
+                    region: p.region,
+                    offset: p.offset,
+                    source: p.source,
+                })
+            }
+            "run_program" => {
+                let p: RunParams = parse(self, &params)?;
+                Ok(Action::RunProgram {
+                    region: p.region,
+                    offset: p.offset,
+                    fuel: p.fuel,
+                })
+            }
+            other => Err(format!(
+                "step '{}': unknown step kind '{other}' (known: {})",
+                self.name,
+                KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+}
+
+impl Roadmap {
+    /// Parses and checks a roadmap.
+    pub fn parse(text: &str) -> Result<Roadmap, String> {
+        let roadmap: Roadmap =
+            serde_norway::from_str(text).map_err(|err| format!("roadmap is not valid: {err}"))?;
+        roadmap.check()?;
+        Ok(roadmap)
+    }
+
+    /// Checks sizes, regions and every step's parameters.
+    pub fn check(&self) -> Result<(), String> {
+        Vram::new(self.metadata.vram_width, self.metadata.vram_height)?;
+        if self.steps.len() > MAX_STEPS {
+            return Err(format!("{} steps, at most {MAX_STEPS}", self.steps.len()));
+        }
+        let known_region = |region: &str| REGIONS.iter().any(|(name, _, _)| *name == region);
+        for step in &self.steps {
+            let region_error = |region: &str| {
+                Err(kind_error(
+                    step,
+                    format!(
+                        "unknown region '{region}' (known: {})",
+                        REGIONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            };
+            match step.action()? {
+                Action::FillRegion { region, .. } if !known_region(&region) => {
+                    return region_error(&region);
+                }
+                Action::FillRect { x, y, w, h, .. }
+                    if u64::from(x) + u64::from(w) > u64::from(self.metadata.vram_width)
+                        || u64::from(y) + u64::from(h) > u64::from(self.metadata.vram_height) =>
+                {
+                    return Err(kind_error(step, "rectangle leaves the VRAM".into()));
+                }
+                Action::AssembleProgram { region, source, .. } => {
+                    if !known_region(&region) {
+                        return region_error(&region);
+                    }
+                    if source.len() > MAX_SOURCE {
+                        return Err(kind_error(
+                            step,
+                            format!("source is longer than {MAX_SOURCE} bytes"),
+                        ));
+                    }
+                }
+                Action::RunProgram { region, fuel, .. } => {
+                    if !known_region(&region) {
+                        return region_error(&region);
+                    }
+                    if fuel > MAX_FUEL {
+                        return Err(kind_error(
+                            step,
+                            format!("fuel {fuel} is more than {MAX_FUEL}"),
+                        ));
+                    }
+                }
+                Action::WriteProcessTable { processes } => {
+                    if processes.len() > 64 {
+                        return Err(kind_error(step, "at most 64 processes".into()));
+                    }
+                    for process in &processes {
+                        if !known_region(&process.region) {
+                            return region_error(&process.region);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The roadmap as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// What running a program from VRAM did.
+pub struct ProgramRun {
+    pub result: Result<Exit, pxos_vm::Trap>,
+    pub output: Vec<String>,
+    /// Screen pixels that are not black.
+    pub drawn: usize,
+}
+
+/// Runs the program at `address` with the VRAM as its memory.
+pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun, String> {
+    let words = vram.as_words();
+    let memory_words = words.len() as u32;
+    let config = Config {
+        memory_words,
+        stack_words: (memory_words / 16).max(256),
+        ..Config::default()
+    };
+    let mut machine = Machine::new(config).map_err(|err| err.to_string())?;
+    let code = machine.code_words() as usize;
+    machine
+        .load(0, &words[..code.min(words.len())])
+        .map_err(|err| err.to_string())?;
+    machine.pc = address;
+    let mut host = StdHost::default();
+    let result = machine.run(&mut host, fuel);
+    let drawn = machine
+        .screen()
+        .pixels()
+        .iter()
+        .filter(|&&p| p != 0)
+        .count();
+    Ok(ProgramRun {
+        result,
+        output: host.output,
+        drawn,
+    })
+}
+
+/// Builds a VRAM from a roadmap, step by step, recording provenance.
+pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
+    roadmap.check()?;
+    let mut vram = Vram::new(roadmap.metadata.vram_width, roadmap.metadata.vram_height)?;
+    let mut reports = Vec::new();
+    for step in &roadmap.steps {
+        vram.begin("roadmap", &step.name);
+        let fail = |why: String| kind_error(step, why);
+        let detail = match step.action()? {
+            Action::FillRegion { region, color } => {
+                format!("{} pixels", vram.fill_region(&region, color).map_err(fail)?)
+            }
+            Action::FillRect { x, y, w, h, color } => {
+                format!("{} pixels", vram.fill_rect(x, y, w, h, color))
+            }
+            Action::WriteMetadata { fields } => {
+                let json = serde_json::json!({"name": roadmap.metadata.name, "steps": roadmap.steps.len(), "fields": fields});
+                let text = json.to_string();
+                let mut bytes = METADATA_MAGIC.to_vec();
+                bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(text.as_bytes());
+                vram.write_bytes("metadata", 0, &bytes).map_err(fail)?;
+                format!("{} bytes", bytes.len())
+            }
+            Action::WriteOpcodePalette => {
+                let mut words = vec![PALETTE_MAGIC, Op::ALL.len() as u32];
+                words.extend(Op::ALL.iter().map(|op| {
+                    u32::from_le_bytes([
+                        *op as u8,
+                        format_code(op.format()),
+                        op.format().words() as u8,
+                        255,
+                    ])
+                }));
+                vram.write_words("opcode_palette", 0, &words)
+                    .map_err(fail)?;
+                format!("{} opcodes", Op::ALL.len())
+            }
+            Action::WriteSyscallTable => {
+                let mut words = vec![SYSCALL_MAGIC, syscall::ALL.len() as u32];
+                words.extend(
+                    syscall::ALL
+                        .iter()
+                        .map(|(n, _, _)| u32::from_le_bytes([*n as u8, (*n >> 8) as u8, 0, 255])),
+                );
+                vram.write_words("syscall_table", 0, &words).map_err(fail)?;
+                format!("{} syscalls", syscall::ALL.len())
+            }
+            Action::WriteProcessTable { processes } => {
+                vram.write_words("process_table", 0, &[PROCESS_MAGIC, processes.len() as u32])
+                    .map_err(&fail)?;
+                for (index, process) in processes.iter().enumerate() {
+                    let row = index + 1;
+                    let entry =
+                        vram.region_address(&process.region).map_err(&fail)? + process.offset;
+                    let name = &process.name[..process.name.len().min(64)];
+                    let mut words = vec![process.pid, entry, 1, name.len() as u32];
+                    words.extend(name.as_bytes().chunks(4).map(|c| {
+                        let mut w = [0u8; 4];
+                        w[..c.len()].copy_from_slice(c);
+                        u32::from_le_bytes(w)
+                    }));
+                    vram.write_words("process_table", row as u32 * vram.width(), &words)
+                        .map_err(&fail)?;
+                }
+                format!("{} processes", processes.len())
+            }
+            Action::AssembleProgram {
+                region,
+                offset,
+                source,
+            } => {
+                let origin = vram.region_address(&region).map_err(&fail)? + offset;
+                let program = asm::assemble_at(&step.name, &source, origin)
+                    .map_err(|err| fail(err.to_string()))?;
+                vram.write_words(&region, offset, &program.words)
+                    .map_err(&fail)?;
+                format!("{} words at address {origin}", program.words.len())
+            }
+            Action::RunProgram {
+                region,
+                offset,
+                fuel,
+            } => {
+                let address = vram.region_address(&region).map_err(&fail)? + offset;
+                let ProgramRun {
+                    result,
+                    output,
+                    drawn,
+                } = run_at(&vram, address, fuel)?;
+                match result {
+                    Ok(_) => format!("halted; printed {output:?}; drew {drawn} pixels"),
+                    Err(trap) => return Err(fail(format!("the program trapped: {trap}"))),
+                }
+            }
+        };
+        reports.push(StepReport {
+            name: step.name.clone(),
+            kind: step.kind.clone(),
+            detail,
+        });
+    }
+    Ok((vram, reports))
+}
+
+/// The palette's code for an operand format.
+pub fn format_code(format: Format) -> u8 {
+    match format {
+        Format::None => 0,
+        Format::R => 1,
+        Format::RR => 2,
+        Format::RRR => 3,
+        Format::RRI8 => 4,
+        Format::RI16 => 5,
+        Format::U16 => 6,
+        Format::RW => 7,
+        Format::W => 8,
+        Format::RRW => 9,
+    }
+}
