@@ -127,6 +127,9 @@ pub enum Command {
     /// Genesis: the executable constitution.
     #[command(subcommand)]
     Genesis(GenesisCommand),
+    /// Simulated VRAM: build a VRAM OS from a roadmap, evaluate it, improve it.
+    #[command(subcommand)]
+    Vram(VramCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +209,49 @@ pub enum CartCommand {
         /// Also draw it as a PNG.
         #[arg(long)]
         png: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VramCommand {
+    /// Build a VRAM image from a roadmap (a YAML file, or `default` / `deficient`).
+    Build {
+        /// The roadmap.
+        roadmap: String,
+        /// The VRAM PNG to write (provenance goes beside it as .provenance.json).
+        #[arg(short, long, default_value = "vram_os_stage1.png")]
+        output: PathBuf,
+    },
+    /// Score a VRAM image: structural and execution checks (exit 1 below full marks).
+    Eval {
+        /// The VRAM PNG.
+        image: PathBuf,
+    },
+    /// Run the improvement loop: build, evaluate, reflect, propose, for N generations.
+    Loop {
+        /// The starting roadmap (a YAML file, or `default` / `deficient`).
+        roadmap: String,
+        /// Most generations to run.
+        #[arg(long, default_value_t = 5)]
+        generations: u32,
+        /// Where to write each generation's files.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Who wrote pixel (X, Y): writer, roadmap step, sequence number.
+    Who {
+        /// The VRAM PNG (its .provenance.json must be beside it).
+        image: PathBuf,
+        x: u32,
+        y: u32,
+    },
+    /// Compare two VRAM images: changed pixels per region and a diff PNG.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// Write the diff image here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 

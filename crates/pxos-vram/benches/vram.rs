@@ -1,1 +1,26 @@
-fn main() {}
+//! VRAM build of the default roadmap and an evaluator run.
+//! `cargo bench -p pxos-vram`; CI runs each once (`-- --test`).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pxos_vram::{Roadmap, build, evaluate};
+
+fn vram(c: &mut Criterion) {
+    let text = include_str!("../roadmaps/ROADMAP_VRAM_OS.yaml");
+    let roadmap = Roadmap::parse(text).unwrap();
+    let (image, _) = build(&roadmap).unwrap();
+    let mut group = c.benchmark_group("vram");
+    group.bench_function("parse-roadmap/default", |b| {
+        b.iter(|| Roadmap::parse(text).unwrap())
+    });
+    group.bench_function("build/default", |b| {
+        b.iter(|| assert_eq!(build(&roadmap).unwrap().0.width(), 512))
+    });
+    group.bench_function("evaluate/default", |b| {
+        b.iter(|| assert!(evaluate(&image).full_marks()))
+    });
+    group.bench_function("png/default", |b| b.iter(|| image.to_png()));
+    group.finish();
+}
+
+criterion_group!(benches, vram);
+criterion_main!(benches);

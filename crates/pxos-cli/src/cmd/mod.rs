@@ -8,6 +8,7 @@ mod kernel;
 mod pixel;
 mod tour;
 mod vm;
+mod vram;
 
 use anyhow::Result;
 
@@ -72,6 +73,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Demo(command) => demo::run(command, &cli.global, output),
         Command::Cart(command) => cart::run(command, &cli.global, output),
         Command::Log(args) => cart::log(args, &cli.global, output),
+        Command::Vram(command) => vram::run(command, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {
             cart::genesis(cartridge, None, &cli.global, output)
         }

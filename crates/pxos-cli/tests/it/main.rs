@@ -8,3 +8,4 @@ mod fs;
 mod pixel;
 mod support;
 mod vm;
+mod vram;

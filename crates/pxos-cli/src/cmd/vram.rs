@@ -1,0 +1,185 @@
+//! `pxos vram ...`: the simulated VRAM.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use pxos_vram::improve::{RuleProposer, run_loop};
+use pxos_vram::{Roadmap, Vram, build, evaluate};
+use serde_json::json;
+
+use crate::Outcome;
+use crate::cli::VramCommand;
+use crate::output::Output;
+
+const DEFAULT_ROADMAP: &str = include_str!("../../../pxos-vram/roadmaps/ROADMAP_VRAM_OS.yaml");
+const DEFICIENT_ROADMAP: &str = include_str!("../../../pxos-vram/roadmaps/deficient.yaml");
+
+fn load_roadmap(name: &str) -> Result<Roadmap> {
+    let text = match name {
+        "default" => DEFAULT_ROADMAP.to_string(),
+        "deficient" => DEFICIENT_ROADMAP.to_string(),
+        path => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read roadmap {path}"))?
+        }
+    };
+    Roadmap::parse(&text).map_err(|err| bad(format!("{name}: {err}")))
+}
+
+/// Bad input (roadmaps, images) is exit code 1.
+fn bad(message: String) -> anyhow::Error {
+    anyhow::Error::new(pxos_pixel::Error::Format(message))
+}
+
+fn provenance_path(image: &Path) -> PathBuf {
+    image.with_extension("provenance.json")
+}
+
+fn load_image(path: &Path) -> Result<Vram> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Vram::from_png(&bytes).map_err(|err| bad(format!("{}: {err}", path.display())))
+}
+
+pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
+    match command {
+        VramCommand::Build {
+            roadmap,
+            output: target,
+        } => {
+            let roadmap = load_roadmap(roadmap)?;
+            let (vram, steps) = build(&roadmap).map_err(bad)?;
+            pxos_pixel::durable::write_atomic(target, &vram.to_png(), "vram")?;
+            pxos_pixel::durable::write_atomic(
+                provenance_path(target),
+                vram.provenance_json().to_string().as_bytes(),
+                "vram-provenance",
+            )?;
+            for step in &steps {
+                output.emit(json!({"type": "step", "step": step}), || {
+                    format!("{:<24} {:<22} {}", step.name, step.kind, step.detail)
+                })?;
+            }
+            output.emit(json!({"type": "built", "output": target, "width": vram.width(), "height": vram.height()}), || {
+                format!("wrote {} ({}x{}) and its provenance", target.display(), vram.width(), vram.height())
+            })?;
+        }
+        VramCommand::Eval { image } => {
+            let evaluation = evaluate(&load_image(image)?);
+            for check in &evaluation.checks {
+                output.emit(json!({"type": "check", "check": check}), || {
+                    format!(
+                        "{} {:<22} {:<10} {}",
+                        if check.passed {
+                            output.good("pass")
+                        } else {
+                            output.bad("FAIL")
+                        },
+                        check.name,
+                        check.kind,
+                        check.detail
+                    )
+                })?;
+            }
+            output.emit(json!({"type": "score", "score": evaluation.score, "max_score": evaluation.max_score}), || {
+                format!("score {}/{}", evaluation.score, evaluation.max_score)
+            })?;
+            if !evaluation.full_marks() {
+                return Ok(Outcome::Negative);
+            }
+        }
+        VramCommand::Loop {
+            roadmap,
+            generations,
+            out,
+        } => {
+            let roadmap = load_roadmap(roadmap)?;
+            let history = run_loop(
+                &roadmap,
+                *generations,
+                out,
+                &mut RuleProposer {
+                    fixes_per_generation: 2,
+                },
+            )
+            .map_err(bad)?;
+            for generation in &history {
+                output.emit(
+                    json!({"type": "generation", "generation": generation}),
+                    || {
+                        format!(
+                            "gen {:03}: score {}/{}{}",
+                            generation.number,
+                            generation.score,
+                            generation.max_score,
+                            if generation.failed.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  failing: {}", generation.failed.join(", "))
+                            }
+                        )
+                    },
+                )?;
+            }
+            let last = history.last().context("no generation ran")?;
+            if last.score != last.max_score {
+                eprintln!(
+                    "pxos: error: the loop stopped at {}/{} after {} generations",
+                    last.score,
+                    last.max_score,
+                    history.len()
+                );
+                return Ok(Outcome::Negative);
+            }
+        }
+        VramCommand::Who { image, x, y } => {
+            let mut vram = load_image(image)?;
+            let provenance =
+                std::fs::read_to_string(provenance_path(image)).with_context(|| {
+                    format!(
+                        "no provenance beside {} (build it with `pxos vram build`)",
+                        image.display()
+                    )
+                })?;
+            let value: serde_json::Value = serde_json::from_str(&provenance)
+                .map_err(|err| bad(format!("provenance: {err}")))?;
+            vram.load_provenance(&value).map_err(bad)?;
+            if *x >= vram.width() || *y >= vram.height() {
+                bail!(
+                    "({x}, {y}) is outside the {}x{} VRAM",
+                    vram.width(),
+                    vram.height()
+                );
+            }
+            let region = vram.region_of(*y);
+            let pixel = vram.pixel(*x, *y).unwrap_or_default();
+            match vram.who_wrote(*x, *y) {
+                Some(write) => output.emit(json!({"type": "who", "x": x, "y": y, "region": region, "rgba": pixel, "write": write}), || {
+                    format!("({x}, {y}) in {region} = {pixel:?}: written by {} in step '{}' (write #{})", write.writer, write.step, write.seq)
+                })?,
+                None => output.emit(json!({"type": "who", "x": x, "y": y, "region": region, "rgba": pixel, "write": null}), || {
+                    format!("({x}, {y}) in {region}: never written")
+                })?,
+            }
+        }
+        VramCommand::Diff {
+            a,
+            b,
+            output: target,
+        } => {
+            let diff = load_image(a)?.diff(&load_image(b)?).map_err(bad)?;
+            if let Some(target) = target {
+                pxos_pixel::durable::write_atomic(target, &diff.png, "vram-diff")?;
+            }
+            output.emit(
+                json!({"type": "diff", "changed": diff.changed, "image": target}),
+                || {
+                    diff.changed
+                        .iter()
+                        .map(|(region, count)| format!("{region:<16} {count} pixels changed"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            )?;
+        }
+    }
+    Ok(Outcome::Success)
+}
