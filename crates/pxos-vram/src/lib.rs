@@ -4,6 +4,7 @@
 //! improved generation by generation.
 
 pub mod evaluate;
+pub mod fuzz;
 pub mod improve;
 pub mod roadmap;
 pub mod vram;

@@ -154,3 +154,29 @@ fn hostile_roadmaps_are_refused_with_clear_errors() {
             .contains("trapped")
     );
 }
+
+#[test]
+fn fuzz_bodies_survive_seeded_inputs() {
+    let text = include_str!("../../roadmaps/ROADMAP_VRAM_OS.yaml");
+    let (vram, _) = build(&Roadmap::parse(text).unwrap()).unwrap();
+    let png = vram.to_png();
+    let mut state = 0xfeed_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..60 {
+        let mut mutated = text.as_bytes().to_vec();
+        for _ in 0..3 {
+            let at = next() as usize % mutated.len();
+            mutated[at] = b"{}[]:,- \nx09"[next() as usize % 12];
+        }
+        pxos_vram::fuzz::roadmap_text(&mutated);
+        let mut image = png.clone();
+        let at = next() as usize % image.len();
+        image[at] ^= next() as u8 | 1;
+        pxos_vram::fuzz::vram_image(&image);
+    }
+}
