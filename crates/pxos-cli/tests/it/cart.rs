@@ -1,6 +1,6 @@
 //! Cartridges and the evolution log through the binary.
 
-use crate::support::{Home, json_lines};
+use crate::support::{Home, hand_edit_log, json_lines};
 
 fn world(home: &Home) -> std::path::PathBuf {
     let dir = home.scratch("world");
@@ -83,21 +83,7 @@ fn pack_info_unpack_and_the_log() {
     assert!(home.ok(&["log", "verify"]).contains("chain intact"));
 
     // A hand-edited log fails verification.
-    let path = home.home().join("log/evolution.png");
-    let (_, json) =
-        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
-    let edited = String::from_utf8(json)
-        .unwrap()
-        .replace("an llm idea", "a human idea");
-    std::fs::write(
-        &path,
-        pxos_pixel::encode_to_vec(
-            edited.as_bytes(),
-            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    hand_edit_log(&home, "an llm idea", "a human idea");
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("was edited"));

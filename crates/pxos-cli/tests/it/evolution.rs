@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Home, json_lines};
+use crate::support::{Home, hand_edit_log, json_lines};
 
 fn current(home: &Home) -> serde_json::Value {
     json_lines(&home.ok(&["status", "--json"]))[0]["current"].clone()
@@ -207,21 +207,7 @@ fn the_seed_000_cycle_works_end_to_end() {
     );
 
     // A hand-edited log fails verification.
-    let path = home.home().join("log/evolution.png");
-    let (_, json) =
-        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
-    let edited = String::from_utf8(json)
-        .unwrap()
-        .replace("prefer the original", "nobody asked");
-    std::fs::write(
-        &path,
-        pxos_pixel::encode_to_vec(
-            edited.as_bytes(),
-            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    hand_edit_log(&home, "prefer the original", "nobody asked");
     assert_eq!(home.run(&["log", "verify"]).status.code(), Some(1));
 }
 

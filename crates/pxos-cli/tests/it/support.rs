@@ -104,3 +104,20 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Edits the evolution log by hand: decodes its JSON, replaces `from` with
+/// `to`, and writes it back as a valid pixel file (only the chain can tell).
+pub fn hand_edit_log(home: &Home, from: &str, to: &str) {
+    let path = home.home().join("log/evolution.png");
+    let (_, json) =
+        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
+    let text = String::from_utf8(json).unwrap();
+    assert!(text.contains(from), "the log does not contain {from:?}");
+    let edited = text.replace(from, to);
+    let options = pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table);
+    std::fs::write(
+        &path,
+        pxos_pixel::encode_to_vec(edited.as_bytes(), &options).unwrap(),
+    )
+    .unwrap();
+}
