@@ -130,6 +130,83 @@ pub enum Command {
     /// Simulated VRAM: build a VRAM OS from a roadmap, evaluate it, improve it.
     #[command(subcommand)]
     Vram(VramCommand),
+    /// pxOS v1: real x86 boot sectors built from WRITE/DEFINE primitives, run in QEMU.
+    #[command(subcommand)]
+    X86(X86Command),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum X86Command {
+    /// Build a boot sector from primitive source (WRITE, DEFINE, CALL, COMMENT).
+    Build {
+        /// The primitive source [default: the built-in pxOS v1 shell].
+        src: Option<PathBuf>,
+        /// The image to write.
+        #[arg(short, long, default_value = "pxos.bin")]
+        output: PathBuf,
+        /// Reproduce the seed's builder byte for byte (origin 0: such an image cannot boot).
+        #[arg(long)]
+        compat_seed: bool,
+        /// Also write the image as a PXI PNG (labels included in its metadata).
+        #[arg(long, value_name = "PNG")]
+        png: Option<PathBuf>,
+        /// Let later writes replace earlier bytes everywhere (normally refused; see OVERWRITE).
+        #[arg(long)]
+        allow_overwrite: bool,
+    },
+    /// Disassemble a boot sector: 16-bit x86 with labels, code told from data.
+    Disasm {
+        /// A raw image, or a PXI PNG written by `x86 build --png`.
+        image: PathBuf,
+        /// Take labels from this primitive source (a PNG carries its own).
+        #[arg(long, value_name = "SRC")]
+        src: Option<PathBuf>,
+        /// File offset where the sector starts (0x.. or decimal).
+        #[arg(long, default_value = "0", value_parser = parse_address)]
+        offset: u32,
+        /// Bytes to list.
+        #[arg(long, default_value = "512", value_parser = parse_address)]
+        length: u32,
+    },
+    /// Boot an image in QEMU: a window for a person (or this terminal with --curses),
+    /// or --headless: type keys and print the screen, for scripts and agents.
+    Run {
+        /// A raw image, or a PXI PNG written by `x86 build --png`.
+        image: PathBuf,
+        /// Show the machine in this terminal instead of a window.
+        #[arg(long, conflicts_with = "headless")]
+        curses: bool,
+        /// No display: boot, type --keys, print the VGA text screen after each step, stop.
+        #[arg(long)]
+        headless: bool,
+        /// Keys to type, once per step (repeatable): characters, \n Enter, \b Backspace,
+        /// \t Tab, {name} any QEMU key name.
+        #[arg(long, requires = "headless", value_name = "KEYS")]
+        keys: Vec<String>,
+        /// Before typing, wait until the screen shows this text [default: until it is still].
+        #[arg(long, requires = "headless", value_name = "TEXT")]
+        wait_for: Option<String>,
+        /// Most seconds to wait for the screen.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Print the built-in pxOS v1 shell's primitive source.
+    Source,
+}
+
+/// Parses `0x..`, `0o..`, `0b..` or decimal.
+fn parse_address(text: &str) -> Result<u32, String> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, radix) = if let Some(hex) = lower.strip_prefix("0x") {
+        (hex, 16)
+    } else if let Some(oct) = lower.strip_prefix("0o") {
+        (oct, 8)
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        (bin, 2)
+    } else {
+        (lower.as_str(), 10)
+    };
+    u32::from_str_radix(digits, radix).map_err(|e| format!("{text:?} is not a number: {e}"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -89,6 +89,15 @@ fn exit_code(err: &anyhow::Error) -> u8 {
                 2
             };
         }
+        if cause.downcast_ref::<pxos_x86::BuildError>().is_some() {
+            return 1;
+        }
+        if let Some(err) = cause.downcast_ref::<pxos_x86::qemu::QemuError>() {
+            return match err {
+                pxos_x86::qemu::QemuError::NotFound(_) | pxos_x86::qemu::QemuError::Failed(_) => 2,
+                _ => 1,
+            };
+        }
         if cause.downcast_ref::<pxos_vm::asm::AsmError>().is_some() {
             return 1;
         }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::flow::{Printer, trace};
@@ -50,7 +50,7 @@ pub struct Options {
 }
 
 /// A label and where it was defined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Symbol {
     pub name: String,
     pub address: u32,
@@ -375,7 +375,7 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
         if let Some(earlier) = owner[index]
             && !(write.overwrite || allow_overwrite)
         {
-            overlaps.push((write.line, earlier, write.address));
+            overlaps.push((write.line, earlier, write.address, sector[index]));
         }
         sector[index] = write.byte;
         owner[index] = Some(write.line);
@@ -394,7 +394,7 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
             ),
         ));
     }
-    problems.extend(overlap_problems(&overlaps, &labels));
+    problems.extend(overlap_problems(&overlaps, &sector, &labels));
     let only_overlaps = problems.iter().all(|p| p.problem == Problem::Overlap);
     sector[CAPACITY..].copy_from_slice(&SIGNATURE);
 
@@ -484,37 +484,65 @@ fn region(labels: &BTreeMap<u32, String>, address: u32) -> Option<&str> {
         .map(|(_, name)| name.as_str())
 }
 
-fn overlap_problems(overlaps: &[(usize, usize, u32)], labels: &BTreeMap<u32, String>) -> Vec<Diagnostic> {
+/// One byte written over another: (line, earlier line, address, earlier byte).
+type Overlap = (usize, usize, u32, u8);
+
+fn overlap_problems(
+    overlaps: &[Overlap],
+    sector: &[u8; SECTOR_SIZE],
+    labels: &BTreeMap<u32, String>,
+) -> Vec<Diagnostic> {
     // Group runs of overwritten bytes that fall in the same labelled region.
-    let mut groups: Vec<(Vec<usize>, Vec<usize>, Vec<u32>)> = Vec::new();
-    for &(line, earlier, address) in overlaps {
-        let same = groups.last().is_some_and(|(_, _, addresses)| {
+    let mut groups: Vec<(Vec<usize>, Vec<usize>, Vec<u32>, Vec<u8>)> = Vec::new();
+    for &(line, earlier, address, old) in overlaps {
+        let same = groups.last().is_some_and(|(_, _, addresses, _)| {
             let last = *addresses.last().unwrap_or(&0);
             address > last && address - last <= 2 && region(labels, last) == region(labels, address)
         });
         if !same {
-            groups.push((Vec::new(), Vec::new(), Vec::new()));
+            groups.push((Vec::new(), Vec::new(), Vec::new(), Vec::new()));
         }
         let group = groups.last_mut().expect("pushed above");
         group.0.push(line);
         group.1.push(earlier);
         group.2.push(address);
+        group.3.push(old);
     }
     groups
         .into_iter()
-        .map(|(lines, earlier, addresses)| {
+        .map(|(lines, earlier, addresses, old)| {
+            // What the earlier lines had put there (bytes in between were not overwritten,
+            // so the sector still holds them).
+            let (low, high) = (addresses[0], addresses[addresses.len() - 1]);
+            let before: Vec<u8> = (low..=high)
+                .map(|a| match addresses.iter().position(|x| *x == a) {
+                    Some(i) => old[i],
+                    None => sector[(a - ORIGIN) as usize],
+                })
+                .collect();
+            let printable = before.iter().filter(|b| (0x20..0x7F).contains(*b)).count();
+            let held = if printable * 3 >= before.len() * 2 {
+                let text: String = before.iter().map(|&b| b as char).collect();
+                format!(", the text {text:?},")
+            } else {
+                String::new()
+            };
             let what = region(labels, addresses[0])
-                .map(|name| format!(" (in {name})"))
+                .map(|name| format!(" in {name}"))
                 .unwrap_or_default();
             let first = lines.iter().min().copied().unwrap_or(0);
+            let last = lines.iter().max().copied().unwrap_or(0);
+            let who = if first == last {
+                "this line writes".to_string()
+            } else {
+                format!("this line and the writes up to line {last} put")
+            };
             Diagnostic::at(
                 first,
                 Problem::Overlap,
                 format!(
-                    "{} write{} {} over bytes already written by {}{what}, which would be lost; \
+                    "{who} {} over bytes that {} already wrote{what}{held} which would be lost; \
                      move one of them, or use OVERWRITE where replacing is intended",
-                    line_span(&lines),
-                    if lines.len() == 1 { "s" } else { "" },
                     span(&addresses),
                     line_span(&earlier),
                 ),

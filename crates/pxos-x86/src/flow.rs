@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use iced_x86::{
-    Decoder, DecoderOptions, FlowControl, Formatter, Instruction, NasmFormatter, OpKind,
+    Decoder, DecoderOptions, FlowControl, Formatter, Instruction, NasmFormatter, OpKind, Register,
     SymbolResolver, SymbolResult,
 };
 
@@ -144,10 +144,19 @@ impl SymbolResolver for Labels {
     ) -> Option<SymbolResult<'_>> {
         let address = u32::try_from(address).ok()?;
         let name = self.0.get(&address)?;
-        let is_branch = instruction_operand == Some(0) && branch_target(instruction).is_some();
-        // Small immediates (counts, characters, BIOS function numbers) are numbers, not
-        // addresses, even when a label happens to have that value.
-        (is_branch || address >= 0x100).then(|| SymbolResult::with_str(u64::from(address), name))
+        // Branch targets and memory operands are addresses. An immediate is taken for an
+        // address only when it goes to a pointer register (mov si, msg; cmp di, end):
+        // `mov ax, 0x0600` is a BIOS function number even if a label has that value.
+        let operand = instruction_operand?;
+        let is_address = match instruction.op_kind(operand) {
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::FarBranch16 | OpKind::Memory => true,
+            OpKind::Immediate16 => matches!(
+                instruction.op0_register(),
+                Register::SI | Register::DI | Register::BX | Register::BP | Register::SP
+            ),
+            _ => false,
+        };
+        is_address.then(|| SymbolResult::with_str(u64::from(address), name))
     }
 }
 

@@ -9,6 +9,7 @@ mod pixel;
 mod tour;
 mod vm;
 mod vram;
+mod x86;
 
 use anyhow::Result;
 
@@ -74,6 +75,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Cart(command) => cart::run(command, &cli.global, output),
         Command::Log(args) => cart::log(args, &cli.global, output),
         Command::Vram(command) => vram::run(command, output),
+        Command::X86(command) => x86::run(command, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {
             cart::genesis(cartridge, None, &cli.global, output)
         }

@@ -28,3 +28,10 @@ fn shell_builds() {
     std::fs::write("/tmp/pxos.bin", &image.bytes).unwrap();
     println!("{:#?} {}", image.warnings, image.used);
 }
+
+#[test]
+fn shell_listing() {
+    let image = build(pxos_x86::SHELL_SOURCE, Options::default()).unwrap();
+    let listing = pxos_x86::disasm::disassemble(&image.bytes, 0x7C00, &image.labels());
+    print!("{}", pxos_x86::disasm::render(&listing));
+}
