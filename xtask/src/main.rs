@@ -1,7 +1,7 @@
 //! pxOS automation.
 //!
 //! * `cargo xtask ci`: everything CI runs (setup, fmt, clippy, tests, benches once, fuzz targets).
-//! * `cargo xtask setup`: installs the system tools the tests use (optipng, file).
+//! * `cargo xtask setup`: installs the system tools the tests use (optipng, file, QEMU).
 //! * `cargo xtask big`: the 1 GiB round trip and random reads through the real binary.
 
 use std::path::Path;
@@ -29,7 +29,11 @@ fn main() -> Result<()> {
 }
 
 /// Tools the test suite needs: (program, Debian package).
-const TOOLS: &[(&str, &str)] = &[("optipng", "optipng"), ("file", "file")];
+const TOOLS: &[(&str, &str)] = &[
+    ("optipng", "optipng"),
+    ("file", "file"),
+    ("qemu-system-i386", "qemu-system-x86"),
+];
 
 fn setup() -> Result<()> {
     let missing: Vec<&str> = TOOLS

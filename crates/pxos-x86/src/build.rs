@@ -15,6 +15,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use iced_x86::{Decoder, DecoderOptions};
+
 use crate::flow::{Printer, trace};
 use crate::source::{Diagnostic, Expr, Problem, Stmt, parse, parse_python_int};
 
@@ -158,11 +160,16 @@ struct Labels {
 }
 
 impl Labels {
-    fn value(&mut self, name: &str, line: usize, stack: &mut Vec<String>) -> Result<u64, Diagnostic> {
+    fn value(
+        &mut self,
+        name: &str,
+        line: usize,
+        stack: &mut Vec<String>,
+    ) -> Result<u64, Diagnostic> {
         if let Some(value) = self.values.get(name) {
-            return value.ok_or_else(|| {
-                Diagnostic::at(line, Problem::UndefinedLabel, format!("label {name} has no value (see its DEFINE)"))
-            });
+            // A label whose DEFINE failed was reported there; say nothing more about it.
+            return value
+                .ok_or_else(|| Diagnostic::at(line, Problem::UndefinedLabel, String::new()));
         }
         let Some((expr, def_line)) = self.defs.get(name).cloned() else {
             return Err(Diagnostic::at(
@@ -193,11 +200,17 @@ impl Labels {
                 Ok(v)
             }
         });
-        self.values.insert(name.to_string(), value.as_ref().ok().copied());
+        self.values
+            .insert(name.to_string(), value.as_ref().ok().copied());
         value
     }
 
-    fn eval(&mut self, expr: &Expr, line: usize, stack: &mut Vec<String>) -> Result<u64, Diagnostic> {
+    fn eval(
+        &mut self,
+        expr: &Expr,
+        line: usize,
+        stack: &mut Vec<String>,
+    ) -> Result<u64, Diagnostic> {
         match expr {
             Expr::Number(n) => Ok(*n),
             Expr::Label(name) => self.value(name, line, stack),
@@ -235,7 +248,9 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
                 ));
                 continue;
             }
-            labels.defs.insert(label.clone(), (value.clone(), line.number));
+            labels
+                .defs
+                .insert(label.clone(), (value.clone(), line.number));
             order.push((label.clone(), line.number));
         }
     }
@@ -247,7 +262,8 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
                 address: address as u32,
                 line: *line,
             }),
-            Err(problem) => problems.push(problem),
+            Err(problem) if !problem.message.is_empty() => problems.push(problem),
+            Err(_) => {}
         }
     }
     symbols.sort_by_key(|s| s.address);
@@ -347,7 +363,9 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
             }
             Ok(())
         })();
-        if let Err(problem) = result {
+        if let Err(problem) = result
+            && !problem.message.is_empty()
+        {
             problems.push(problem);
         }
     }
@@ -369,7 +387,10 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
         }
         let index = (write.address - ORIGIN) as usize;
         if index >= CAPACITY {
-            on_signature.entry(write.line).or_default().push(write.address);
+            on_signature
+                .entry(write.line)
+                .or_default()
+                .push(write.address);
             continue;
         }
         if let Some(earlier) = owner[index]
@@ -577,7 +598,34 @@ fn check_flow(
     }
     let trace = trace(sector, ORIGIN, ORIGIN, &written);
     let mut printer = Printer::new(labels.clone());
-    let ends = trace.ends();
+    // Where instructions start: the end of each traced instruction, and each instruction
+    // of a straight decode of every run of written bytes (code placed after a jump, say).
+    let mut starts = trace.ends();
+    let mut run = 0;
+    while run < CAPACITY {
+        if owner[run].is_none() {
+            run += 1;
+            continue;
+        }
+        let mut at = run;
+        while at < CAPACITY && owner[at].is_some() {
+            let mut decoder = Decoder::with_ip(
+                16,
+                &sector[at..CAPACITY],
+                (ORIGIN as usize + at) as u64,
+                DecoderOptions::NONE,
+            );
+            let insn = decoder.decode();
+            if insn.is_invalid() {
+                break;
+            }
+            starts.insert(ORIGIN + at as u32);
+            at += insn.len();
+        }
+        while run < CAPACITY && owner[run].is_some() {
+            run += 1;
+        }
+    }
     let at = |address: u32, problem: Problem, message: String| Diagnostic {
         line: line_of(address),
         problem,
@@ -625,13 +673,13 @@ fn check_flow(
                     hint(target)
                 ),
             ));
-        } else if target != ORIGIN && !labels.contains_key(&target) && !ends.contains(&target) {
+        } else if target != ORIGIN && !labels.contains_key(&target) && !starts.contains(&target) {
             problems.push(at(
                 from,
                 Problem::BadBranch,
                 format!(
                     "`{text}` at 0x{from:04X} goes to 0x{target:04X}, which is neither a label nor the \
-                     byte after an instruction; DEFINE a label there if it is intended{}",
+                     start of an instruction; DEFINE a label there if it is intended{}",
                     hint(target)
                 ),
             ));
@@ -705,7 +753,12 @@ pub fn build_compat(source: &str) -> Result<Image, BuildError> {
             continue;
         };
         let fail = |problem: Problem, message: String| -> BuildError {
-            vec![Diagnostic::at(number, problem, format!("{message} (in `{line}`)"))].into()
+            vec![Diagnostic::at(
+                number,
+                problem,
+                format!("{message} (in `{line}`)"),
+            )]
+            .into()
         };
         let value = |token: &str, symbols: &[Symbol]| -> Result<i128, BuildError> {
             if let Some(symbol) = symbols.iter().find(|s| s.name == token) {
@@ -738,7 +791,8 @@ pub fn build_compat(source: &str) -> Result<Image, BuildError> {
                 if address < 0 || byte < 0 {
                     return Err(fail(
                         Problem::BadNumber,
-                        "negative numbers are refused (the seed builder wrapped them silently)".into(),
+                        "negative numbers are refused (the seed builder wrapped them silently)"
+                            .into(),
                     ));
                 }
                 let address = address as usize;
@@ -758,12 +812,16 @@ pub fn build_compat(source: &str) -> Result<Image, BuildError> {
                 }
                 let address = value(parts[2], &symbols)?;
                 if address >= SEED_MEMORY as i128 {
-                    return Err(fail(Problem::OutOfRange, format!("Address 0x{address:04X} out of bounds")));
+                    return Err(fail(
+                        Problem::OutOfRange,
+                        format!("Address 0x{address:04X} out of bounds"),
+                    ));
                 }
                 if address < 0 {
                     return Err(fail(
                         Problem::BadNumber,
-                        "negative numbers are refused (the seed builder wrapped them silently)".into(),
+                        "negative numbers are refused (the seed builder wrapped them silently)"
+                            .into(),
                     ));
                 }
                 let address = address as u32;
@@ -814,7 +872,10 @@ pub fn build_compat(source: &str) -> Result<Image, BuildError> {
         warnings.push("bytes past offset 511 are never loaded by the BIOS".to_string());
     }
     if memory.len() > SECTOR_SIZE {
-        warnings.push(format!("the file is {} bytes; a boot sector is 512", memory.len()));
+        warnings.push(format!(
+            "the file is {} bytes; a boot sector is 512",
+            memory.len()
+        ));
     }
     if !twice.is_empty() {
         warnings.push(format!(

@@ -87,8 +87,12 @@ pub fn disassemble(code: &[u8], origin: u32, symbols: &BTreeMap<u32, String>) ->
                     None => format!("0x{a:04X}"),
                 })
                 .collect();
-            let note = (!inner.is_empty())
-                .then(|| format!("execution also enters this instruction at {}", inner.join(", ")));
+            let note = (!inner.is_empty()).then(|| {
+                format!(
+                    "execution also enters this instruction at {}",
+                    inner.join(", ")
+                )
+            });
             entries.push(Entry {
                 address,
                 bytes,
@@ -153,7 +157,14 @@ fn fold_repeats(entries: Vec<Entry>) -> Vec<Entry> {
 }
 
 /// Lists `code[from..to]` (addresses) as data lines.
-fn data(code: &[u8], origin: u32, from: u32, to: u32, mut label: Option<String>, entries: &mut Vec<Entry>) {
+fn data(
+    code: &[u8],
+    origin: u32,
+    from: u32,
+    to: u32,
+    mut label: Option<String>,
+    entries: &mut Vec<Entry>,
+) {
     let signature_at = origin + 510;
     let is_sector = code.len() == 512 && code[510..] == crate::build::SIGNATURE;
     let mut address = from;
@@ -228,7 +239,11 @@ fn db(bytes: &[u8]) -> String {
                 parts.push(format!("\"{text}\""));
                 text.clear();
             }
-            parts.push(if b == 0 { "0".to_string() } else { format!("0x{b:02X}") });
+            parts.push(if b == 0 {
+                "0".to_string()
+            } else {
+                format!("0x{b:02X}")
+            });
         }
     }
     if !text.is_empty() {
@@ -245,7 +260,10 @@ pub fn render(listing: &Listing) -> String {
         if let Some(label) = &entry.label {
             let _ = writeln!(out, "{label}:");
         }
-        let mut line = format!("    {:04X}  {:<20}{}", entry.address, entry.bytes, entry.text);
+        let mut line = format!(
+            "    {:04X}  {:<20}{}",
+            entry.address, entry.bytes, entry.text
+        );
         if let Some(note) = &entry.note {
             let _ = write!(line, "  ; {note}");
         }
@@ -266,13 +284,26 @@ mod tests {
         sector[2..5].copy_from_slice(b"hi\0");
         sector[8..11].copy_from_slice(&[0xF4, 0xEB, 0xFD]);
         sector[510..].copy_from_slice(&[0x55, 0xAA]);
-        let listing = disassemble(&sector, 0x7C00, &BTreeMap::from([(0x7C02, "msg".to_string())]));
+        let listing = disassemble(
+            &sector,
+            0x7C00,
+            &BTreeMap::from([(0x7C02, "msg".to_string())]),
+        );
         let text = render(&listing);
         assert!(text.contains("jmp loc_7C08"), "{text}");
-        assert!(text.contains("msg:\n    7C02  68 69 00            db \"hi\", 0"), "{text}");
-        assert!(text.contains("7C09  EB FD               jmp loc_7C08"), "{text}");
+        assert!(
+            text.contains("msg:\n    7C02  68 69 00            db \"hi\", 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("7C09  EB FD               jmp loc_7C08"),
+            "{text}"
+        );
         assert!(text.contains("times 499 db 0"), "{text}");
-        assert!(text.contains("7DFE  55 AA               dw 0xAA55  ; boot signature"), "{text}");
+        assert!(
+            text.contains("7DFE  55 AA               dw 0xAA55  ; boot signature"),
+            "{text}"
+        );
     }
 
     #[test]

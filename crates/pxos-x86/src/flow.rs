@@ -76,8 +76,12 @@ pub fn trace(code: &[u8], origin: u32, entry: u32, program: &dyn Fn(u32) -> bool
             continue;
         }
         let offset = (address - origin) as usize;
-        let mut decoder =
-            Decoder::with_ip(16, &code[offset..], u64::from(address), DecoderOptions::NONE);
+        let mut decoder = Decoder::with_ip(
+            16,
+            &code[offset..],
+            u64::from(address),
+            DecoderOptions::NONE,
+        );
         let insn = decoder.decode();
         if insn.is_invalid() {
             trace.invalid.push(address);
@@ -149,7 +153,9 @@ impl SymbolResolver for Labels {
         // `mov ax, 0x0600` is a BIOS function number even if a label has that value.
         let operand = instruction_operand?;
         let is_address = match instruction.op_kind(operand) {
-            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::FarBranch16 | OpKind::Memory => true,
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::FarBranch16 | OpKind::Memory => {
+                true
+            }
             OpKind::Immediate16 => matches!(
                 instruction.op0_register(),
                 Register::SI | Register::DI | Register::BX | Register::BP | Register::SP
@@ -198,8 +204,14 @@ mod tests {
         assert_eq!(
             t.branches,
             vec![
-                Branch { from: 0x7C00, target: 0x7C04 },
-                Branch { from: 0x7C04, target: 0x7C08 }
+                Branch {
+                    from: 0x7C00,
+                    target: 0x7C04
+                },
+                Branch {
+                    from: 0x7C04,
+                    target: 0x7C08
+                }
             ]
         );
         let t = trace(&code, 0x7C00, 0x7C00, &|a| a != 0x7C08);

@@ -37,7 +37,11 @@ pub enum QemuError {
     /// A key name or key script was not understood.
     Keys(String),
     /// The screen did not reach the expected state in time.
-    Timeout { waited: Duration, screen: Box<Screen>, wanted: String },
+    Timeout {
+        waited: Duration,
+        screen: Box<Screen>,
+        wanted: String,
+    },
 }
 
 impl std::fmt::Display for QemuError {
@@ -167,7 +171,8 @@ fn floppy(image: &[u8], dir: &Path) -> Result<PathBuf, QemuError> {
     let mut disk = image.to_vec();
     disk.resize(FLOPPY_SIZE, 0);
     let path = dir.join("floppy.img");
-    std::fs::write(&path, disk).map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(&path, disk)
+        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
 
@@ -192,7 +197,17 @@ impl Machine {
         let log = std::fs::File::create(dir.join("qemu.log"))
             .map_err(|e| failed(format!("cannot create the QEMU log: {e}")))?;
         let child = Command::new(&qemu)
-            .args(["-nodefaults", "-machine", "pc", "-m", "16", "-vga", "std", "-display", "none"])
+            .args([
+                "-nodefaults",
+                "-machine",
+                "pc",
+                "-m",
+                "16",
+                "-vga",
+                "std",
+                "-display",
+                "none",
+            ])
             .args(["-no-reboot", "-boot", "a"])
             .arg("-drive")
             .arg(format!("file={},format=raw,if=floppy", disk.display()))
@@ -224,13 +239,18 @@ impl Machine {
             if read == 0 {
                 return Err(failed(format!("QEMU exited{}", self.log_tail())));
             }
-            let value: Value = serde_json::from_str(&line)
-                .map_err(|e| failed(format!("the QEMU monitor sent something that is not JSON ({e}): {line}")))?;
+            let value: Value = serde_json::from_str(&line).map_err(|e| {
+                failed(format!(
+                    "the QEMU monitor sent something that is not JSON ({e}): {line}"
+                ))
+            })?;
             if greeting && value.get("QMP").is_some() {
                 return Ok(value);
             }
             if let Some(error) = value.get("error") {
-                return Err(failed(format!("the QEMU monitor refused a command: {error}")));
+                return Err(failed(format!(
+                    "the QEMU monitor refused a command: {error}"
+                )));
             }
             if let Some(result) = value.get("return") {
                 return Ok(result.clone());
@@ -249,7 +269,10 @@ impl Machine {
 
     /// Runs a human monitor command (`sendkey`, `xp`, ...) and returns its output.
     pub fn monitor(&mut self, command_line: &str) -> Result<String, QemuError> {
-        let result = self.command("human-monitor-command", json!({"command-line": command_line}))?;
+        let result = self.command(
+            "human-monitor-command",
+            json!({"command-line": command_line}),
+        )?;
         Ok(result.as_str().unwrap_or_default().to_string())
     }
 
@@ -263,8 +286,9 @@ impl Machine {
             };
             for value in values.split_whitespace() {
                 let digits = value.trim_start_matches("0x");
-                let word = u16::from_str_radix(digits, 16)
-                    .map_err(|_| failed(format!("cannot read the monitor's memory dump: {line}")))?;
+                let word = u16::from_str_radix(digits, 16).map_err(|_| {
+                    failed(format!("cannot read the monitor's memory dump: {line}"))
+                })?;
                 words.push(word);
             }
         }
@@ -290,12 +314,19 @@ impl Machine {
     /// Presses and releases one key, named as QEMU's `sendkey` names keys (`a`, `ret`,
     /// `backspace`, `shift-a`, ...).
     pub fn send_key(&mut self, key: &str) -> Result<(), QemuError> {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(QemuError::Keys(format!("{key:?} is not a key name")));
         }
         let answer = self.monitor(&format!("sendkey {key} 30"))?;
         if !answer.trim().is_empty() {
-            return Err(QemuError::Keys(format!("QEMU did not take the key {key:?}: {}", answer.trim())));
+            return Err(QemuError::Keys(format!(
+                "QEMU did not take the key {key:?}: {}",
+                answer.trim()
+            )));
         }
         // The BIOS keyboard buffer holds 15 keys; give the guest time to take each one.
         std::thread::sleep(Duration::from_millis(40));
@@ -426,7 +457,11 @@ pub fn parse_keys(script: &str) -> Result<Vec<String>, QemuError> {
             },
             '{' => {
                 let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
                     return Err(QemuError::Keys(format!("{{{name}}} is not a key name")));
                 }
                 name
@@ -435,7 +470,9 @@ pub fn parse_keys(script: &str) -> Result<Vec<String>, QemuError> {
             '\u{8}' => "backspace".to_string(),
             '\t' => "tab".to_string(),
             other => char_key(other).ok_or_else(|| {
-                QemuError::Keys(format!("no key types {other:?}; use {{name}} for special keys"))
+                QemuError::Keys(format!(
+                    "no key types {other:?}; use {{name}} for special keys"
+                ))
             })?,
         };
         keys.push(key);
@@ -519,7 +556,10 @@ pub fn interactive_command(qemu: &Path, disk: &Path, display: Display) -> Comman
 
 /// Boots `image` for a person and waits until QEMU is closed. The image is copied to a
 /// temporary floppy, so nothing the guest does reaches the original file.
-pub fn run_interactive(image: &[u8], display: Display) -> Result<std::process::ExitStatus, QemuError> {
+pub fn run_interactive(
+    image: &[u8],
+    display: Display,
+) -> Result<std::process::ExitStatus, QemuError> {
     let qemu = find_qemu()?;
     let dir = temp_dir()?;
     let disk = floppy(image, &dir)?;
@@ -538,7 +578,16 @@ mod tests {
     fn keys() {
         assert_eq!(
             parse_keys("hI 1!\\n\\b{esc}").unwrap(),
-            ["h", "shift-i", "spc", "1", "shift-1", "ret", "backspace", "esc"]
+            [
+                "h",
+                "shift-i",
+                "spc",
+                "1",
+                "shift-1",
+                "ret",
+                "backspace",
+                "esc"
+            ]
         );
         assert!(parse_keys("é").is_err());
         assert!(parse_keys("\\q").is_err());
@@ -550,7 +599,10 @@ mod tests {
         let dir = temp_dir().unwrap();
         assert!(matches!(floppy(&[0; 100], &dir), Err(QemuError::Image(_))));
         assert!(matches!(floppy(&[0; 512], &dir), Err(QemuError::Image(_))));
-        assert!(matches!(floppy(&vec![0; FLOPPY_SIZE + 1], &dir), Err(QemuError::Image(_))));
+        assert!(matches!(
+            floppy(&vec![0; FLOPPY_SIZE + 1], &dir),
+            Err(QemuError::Image(_))
+        ));
         let mut sector = [0u8; 512];
         sector[510..].copy_from_slice(&[0x55, 0xAA]);
         let path = floppy(&sector, &dir).unwrap();

@@ -78,7 +78,11 @@ pub enum Stmt {
     Word { addr: Expr, value: Expr },
     /// `REL8 addr label` / `REL16 addr label`: the displacement of a short or near branch
     /// whose displacement field starts at `addr`.
-    Rel { addr: Expr, target: Expr, wide: bool },
+    Rel {
+        addr: Expr,
+        target: Expr,
+        wide: bool,
+    },
     /// `TEXT addr "string"`: the string's bytes, no terminator unless written (`\0`).
     Text { addr: Expr, bytes: Vec<u8> },
     /// `DEFINE label value`.
@@ -141,7 +145,10 @@ fn parse_line(raw: &str) -> Result<Option<Stmt>, (Problem, String)> {
     if first.quote.is_some() {
         return Err((
             Problem::UnknownCommand,
-            format!("a line must start with a command, not the string {:?}", first.text),
+            format!(
+                "a line must start with a command, not the string {:?}",
+                first.text
+            ),
         ));
     }
     let command = first.text.to_ascii_uppercase();
@@ -422,7 +429,9 @@ fn expr_text(text: &str) -> Result<Expr, (Problem, String)> {
     } else if first == '-' || first == '+' {
         Err((
             Problem::BadNumber,
-            format!("{text:?}: signed numbers are not allowed; write the byte itself (for -1, 0xFF)"),
+            format!(
+                "{text:?}: signed numbers are not allowed; write the byte itself (for -1, 0xFF)"
+            ),
         ))
     } else if is_label(text) {
         Ok(Expr::Label(text.to_string()))
@@ -449,15 +458,24 @@ pub fn parse_number(text: &str) -> Result<u64, String> {
     } else {
         (10, lower.as_str())
     };
-    let digits = digits.strip_prefix('_').filter(|_| radix != 10).unwrap_or(digits);
+    let digits = digits
+        .strip_prefix('_')
+        .filter(|_| radix != 10)
+        .unwrap_or(digits);
     if digits.is_empty() {
         return Err(bad("no digits"));
     }
     if digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
         return Err(bad("`_` may only separate digits"));
     }
-    if radix == 10 && digits.len() > 1 && digits.starts_with('0') && digits.trim_matches(['0', '_']) != "" {
-        return Err(bad("a decimal number cannot start with 0 (write 0x.. or 0o.. for other bases)"));
+    if radix == 10
+        && digits.len() > 1
+        && digits.starts_with('0')
+        && digits.trim_matches(['0', '_']) != ""
+    {
+        return Err(bad(
+            "a decimal number cannot start with 0 (write 0x.. or 0o.. for other bases)",
+        ));
     }
     let mut value: u64 = 0;
     for c in digits.chars().filter(|&c| c != '_') {
@@ -553,12 +571,29 @@ mod tests {
                 overwrite: false
             })
         );
-        assert_eq!(parse_line("WRTIE 1 2").unwrap_err().0, Problem::UnknownCommand);
-        assert!(parse_line("WRTIE 1 2").unwrap_err().1.contains("did you mean WRITE?"));
-        assert_eq!(parse_line("TEXT 1 \"abc").unwrap_err().0, Problem::BadString);
+        assert_eq!(
+            parse_line("WRTIE 1 2").unwrap_err().0,
+            Problem::UnknownCommand
+        );
+        assert!(
+            parse_line("WRTIE 1 2")
+                .unwrap_err()
+                .1
+                .contains("did you mean WRITE?")
+        );
+        assert_eq!(
+            parse_line("TEXT 1 \"abc").unwrap_err().0,
+            Problem::BadString
+        );
         assert_eq!(parse_line("DEFINE 9x 1").unwrap_err().0, Problem::BadLabel);
-        assert_eq!(parse_line("WRITE 1").unwrap_err().0, Problem::MissingArgument);
-        assert_eq!(parse_line("WRITE 1 2 3").unwrap_err().0, Problem::ExtraArgument);
+        assert_eq!(
+            parse_line("WRITE 1").unwrap_err().0,
+            Problem::MissingArgument
+        );
+        assert_eq!(
+            parse_line("WRITE 1 2 3").unwrap_err().0,
+            Problem::ExtraArgument
+        );
         assert_eq!(parse_line("WRITE 1 -2").unwrap_err().0, Problem::BadNumber);
     }
 }

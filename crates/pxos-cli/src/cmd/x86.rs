@@ -56,9 +56,19 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
         } => {
             let (bytes, _) = load_image(image)?;
             if *headless {
-                headless_run(&bytes, keys, wait_for.as_deref(), Duration::from_secs(*timeout), output)
+                headless_run(
+                    &bytes,
+                    keys,
+                    wait_for.as_deref(),
+                    Duration::from_secs(*timeout),
+                    output,
+                )
             } else {
-                let display = if *curses { Display::Curses } else { Display::Window };
+                let display = if *curses {
+                    Display::Curses
+                } else {
+                    Display::Window
+                };
                 let status = qemu::run_interactive(&bytes, display)?;
                 output.emit(json!({"type": "exited", "status": status.code()}), || {
                     format!("QEMU exited ({status})")
@@ -67,9 +77,10 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
             }
         }
         X86Command::Source => {
-            output.emit(json!({"type": "source", "text": pxos_x86::SHELL_SOURCE}), || {
-                pxos_x86::SHELL_SOURCE.trim_end().to_string()
-            })?;
+            output.emit(
+                json!({"type": "source", "text": pxos_x86::SHELL_SOURCE}),
+                || pxos_x86::SHELL_SOURCE.trim_end().to_string(),
+            )?;
             Ok(Outcome::Success)
         }
     }
@@ -77,9 +88,13 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
 
 fn read_source(src: Option<&Path>) -> Result<(String, String)> {
     match src {
-        None => Ok(("the built-in pxOS v1 shell".into(), pxos_x86::SHELL_SOURCE.into())),
+        None => Ok((
+            "the built-in pxOS v1 shell".into(),
+            pxos_x86::SHELL_SOURCE.into(),
+        )),
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             let text = String::from_utf8(bytes)
                 .map_err(|e| bad(format!("{}: not UTF-8 text ({e})", path.display())))?;
             Ok((path.display().to_string(), text))
@@ -87,13 +102,22 @@ fn read_source(src: Option<&Path>) -> Result<(String, String)> {
     }
 }
 
-fn build(src: Option<&Path>, target: &Path, options: Options, png: Option<&Path>, output: &Output) -> Result<Outcome> {
+fn build(
+    src: Option<&Path>,
+    target: &Path,
+    options: Options,
+    png: Option<&Path>,
+    output: &Output,
+) -> Result<Outcome> {
     let (name, text) = read_source(src)?;
     let image = match pxos_x86::build(&text, options) {
         Ok(image) => image,
         Err(err) => {
             for diagnostic in &err.diagnostics {
-                output.emit(json!({"type": "diagnostic", "source": name, "diagnostic": diagnostic}), String::new)?;
+                output.emit(
+                    json!({"type": "diagnostic", "source": name, "diagnostic": diagnostic}),
+                    String::new,
+                )?;
             }
             let message = format!("{name}: {err}");
             return Err(anyhow::Error::new(err).context(message));
@@ -199,11 +223,20 @@ fn labels_from_source(path: &Path) -> Result<Vec<Symbol>> {
         Ok(image) => Ok(image.symbols),
         Err(_) => pxos_x86::build::build_compat(&text)
             .map(|image| image.symbols)
-            .map_err(|err| anyhow::Error::new(err).context(format!("cannot take labels from {}", path.display()))),
+            .map_err(|err| {
+                anyhow::Error::new(err)
+                    .context(format!("cannot take labels from {}", path.display()))
+            }),
     }
 }
 
-fn disassemble(path: &Path, src: Option<&Path>, offset: u32, length: u32, output: &Output) -> Result<Outcome> {
+fn disassemble(
+    path: &Path,
+    src: Option<&Path>,
+    offset: u32,
+    length: u32,
+    output: &Output,
+) -> Result<Outcome> {
     let (bytes, mut symbols) = load_image(path)?;
     if let Some(src) = src {
         symbols = labels_from_source(src)?;
@@ -220,7 +253,9 @@ fn disassemble(path: &Path, src: Option<&Path>, offset: u32, length: u32, output
     let code = &bytes[start..end];
     let mut labels = BTreeMap::new();
     for symbol in &symbols {
-        labels.entry(symbol.address).or_insert_with(|| symbol.name.clone());
+        labels
+            .entry(symbol.address)
+            .or_insert_with(|| symbol.name.clone());
     }
     let listing = disasm::disassemble(code, pxos_x86::build::ORIGIN, &labels);
     let mut notes = Vec::new();
@@ -245,7 +280,10 @@ fn disassemble(path: &Path, src: Option<&Path>, offset: u32, length: u32, output
             code.len(),
             listing.instructions,
             listing.code_bytes,
-            notes.iter().map(|n| format!("; note: {n}\n")).collect::<String>(),
+            notes
+                .iter()
+                .map(|n| format!("; note: {n}\n"))
+                .collect::<String>(),
             disasm::render(&listing)
         );
     }
@@ -269,7 +307,13 @@ fn emit_screen(output: &Output, step: &str, keys: Option<&str>, screen: &Screen)
     Ok(())
 }
 
-fn headless_run(image: &[u8], steps: &[String], wait_for: Option<&str>, timeout: Duration, output: &Output) -> Result<Outcome> {
+fn headless_run(
+    image: &[u8],
+    steps: &[String],
+    wait_for: Option<&str>,
+    timeout: Duration,
+    output: &Output,
+) -> Result<Outcome> {
     // Check every key script before booting anything.
     let scripts = steps
         .iter()
@@ -277,7 +321,9 @@ fn headless_run(image: &[u8], steps: &[String], wait_for: Option<&str>, timeout:
         .collect::<Result<Vec<_>, _>>()?;
     let mut machine = Machine::boot_headless(image)?;
     let screen = match wait_for {
-        Some(text) => machine.wait_for(&format!("{text:?}"), timeout, |s| s.text().contains(text))?,
+        Some(text) => {
+            machine.wait_for(&format!("{text:?}"), timeout, |s| s.text().contains(text))?
+        }
         None => machine.settle(Duration::from_millis(800), timeout)?,
     };
     emit_screen(output, "boot", None, &screen)?;

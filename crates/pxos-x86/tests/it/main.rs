@@ -1,4 +1,5 @@
-//! Integration tests of pxos-x86: the builders and the disassembler.
+//! Integration tests of pxos-x86: the builders, the disassembler and the shell in QEMU.
 
 mod build;
 mod qemu;
+mod support;

@@ -17,14 +17,20 @@ fn shows<'a>(rows: &'a [&'a str]) -> impl Fn(&Screen) -> bool + 'a {
 fn shell_boots_and_answers_in_qemu() {
     let image = build(pxos_x86::SHELL_SOURCE, Options::default()).unwrap();
     let mut vm = Machine::boot_headless(&image.bytes).unwrap();
-    let screen = vm.wait_for("the prompt", WAIT, shows(&["pxOS v1>"])).unwrap();
+    let screen = vm
+        .wait_for("the prompt", WAIT, shows(&["pxOS v1>"]))
+        .unwrap();
     println!("{}", screen.text());
     assert_eq!(screen.cursor, (0, 9));
     vm.type_keys(&parse_keys("hello").unwrap()).unwrap();
-    let screen = vm.wait_for("echo", WAIT, shows(&["pxOS v1> hello"])).unwrap();
+    let screen = vm
+        .wait_for("echo", WAIT, shows(&["pxOS v1> hello"]))
+        .unwrap();
     assert_eq!(screen.cursor, (0, 14));
     vm.type_keys(&parse_keys("\\b\\b").unwrap()).unwrap();
-    let screen = vm.wait_for("erase", WAIT, shows(&["pxOS v1> hel"])).unwrap();
+    let screen = vm
+        .wait_for("erase", WAIT, shows(&["pxOS v1> hel"]))
+        .unwrap();
     assert_eq!(screen.cursor, (0, 12));
     vm.type_keys(&parse_keys("\\nhelp\\n").unwrap()).unwrap();
     let screen = vm
