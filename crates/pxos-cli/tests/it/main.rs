@@ -9,3 +9,4 @@ mod pixel;
 mod support;
 mod vm;
 mod vram;
+mod x86;
