@@ -514,24 +514,31 @@ fn overlap_problems(
     labels: &BTreeMap<u32, String>,
 ) -> Vec<Diagnostic> {
     // Group runs of overwritten bytes that fall in the same labelled region.
-    let mut groups: Vec<(Vec<usize>, Vec<usize>, Vec<u32>, Vec<u8>)> = Vec::new();
+    #[derive(Default)]
+    struct Group {
+        lines: Vec<usize>,
+        earlier: Vec<usize>,
+        addresses: Vec<u32>,
+        old: Vec<u8>,
+    }
+    let mut groups: Vec<Group> = Vec::new();
     for &(line, earlier, address, old) in overlaps {
-        let same = groups.last().is_some_and(|(_, _, addresses, _)| {
-            let last = *addresses.last().unwrap_or(&0);
+        let same = groups.last().is_some_and(|group| {
+            let last = *group.addresses.last().unwrap_or(&0);
             address > last && address - last <= 2 && region(labels, last) == region(labels, address)
         });
         if !same {
-            groups.push((Vec::new(), Vec::new(), Vec::new(), Vec::new()));
+            groups.push(Group::default());
         }
         let group = groups.last_mut().expect("pushed above");
-        group.0.push(line);
-        group.1.push(earlier);
-        group.2.push(address);
-        group.3.push(old);
+        group.lines.push(line);
+        group.earlier.push(earlier);
+        group.addresses.push(address);
+        group.old.push(old);
     }
     groups
         .into_iter()
-        .map(|(lines, earlier, addresses, old)| {
+        .map(|Group { lines, earlier, addresses, old }| {
             // What the earlier lines had put there (bytes in between were not overwritten,
             // so the sector still holds them).
             let (low, high) = (addresses[0], addresses[addresses.len() - 1]);

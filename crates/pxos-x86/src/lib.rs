@@ -12,6 +12,7 @@
 pub mod build;
 pub mod disasm;
 pub mod flow;
+pub mod fuzz;
 pub mod qemu;
 pub mod source;
 

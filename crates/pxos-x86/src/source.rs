@@ -471,7 +471,7 @@ pub fn parse_number(text: &str) -> Result<u64, String> {
     if radix == 10
         && digits.len() > 1
         && digits.starts_with('0')
-        && digits.trim_matches(['0', '_']) != ""
+        && !digits.trim_matches(['0', '_']).is_empty()
     {
         return Err(bad(
             "a decimal number cannot start with 0 (write 0x.. or 0o.. for other bases)",

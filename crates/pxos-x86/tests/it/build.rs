@@ -457,13 +457,7 @@ fn mangled_sources_never_panic() {
                 _ => bytes.truncate(at),
             }
         }
-        let text = String::from_utf8_lossy(&bytes);
-        for options in [Options::default(), compat()] {
-            if let Ok(image) = build(&text, options) {
-                assert!(image.bytes.len() >= 512);
-                let listing = disassemble(image.boot_sector(), 0x7C00, &image.labels());
-                let _ = render(&listing);
-            }
-        }
+        pxos_x86::fuzz::build_source(&bytes);
+        pxos_x86::fuzz::disassemble_bytes(&bytes[..bytes.len().min(512)]);
     }
 }

@@ -19,8 +19,7 @@ fn shows<'a>(rows: &'a [&'a str]) -> impl Fn(&Screen) -> bool + 'a {
 
 fn type_and_expect(vm: &mut Machine, keys: &str, rows: &[&str], cursor: (u8, u8)) -> Screen {
     vm.type_keys(&parse_keys(keys).unwrap()).unwrap();
-    let screen = vm
-        .wait_for(&format!("{rows:?}"), WAIT, shows(rows))
+    vm.wait_for(&format!("{rows:?}"), WAIT, shows(rows))
         .unwrap_or_else(|err| panic!("after typing {keys:?}: {err}"));
     // The screen can match before the cursor moves (the echo is written first).
     let screen = vm
