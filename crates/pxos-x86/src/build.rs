@@ -651,37 +651,53 @@ fn check_flow(
             None => String::new(),
         }
     };
+    enum Miss {
+        Leaves,
+        Unwritten,
+        Inside(u32),
+        NotAStart,
+    }
     for branch in &trace.branches {
-        let insn = &trace.instructions[&branch.from];
-        let text = printer.format(insn);
         let (from, target) = (branch.from, branch.target);
         let end = ORIGIN + SECTOR_SIZE as u32;
-        if !(ORIGIN..end).contains(&target) {
-            warnings.push(format!(
+        let miss = if !(ORIGIN..end).contains(&target) {
+            Miss::Leaves
+        } else if !written(target) {
+            Miss::Unwritten
+        } else if let Some(start) = trace.owner(target).filter(|s| *s != target) {
+            Miss::Inside(start)
+        } else if target != ORIGIN && !labels.contains_key(&target) && !starts.contains(&target) {
+            Miss::NotAStart
+        } else {
+            continue;
+        };
+        // Formatting is only needed for a message, so it happens only here.
+        let text = printer.format(&trace.instructions[&from]);
+        match miss {
+            Miss::Leaves => warnings.push(format!(
                 "`{text}` at 0x{from:04X} leaves the boot sector for 0x{target:04X}; \
                  only code the program loads there itself can run"
-            ));
-        } else if !written(target) {
-            problems.push(at(
+            )),
+            Miss::Unwritten => problems.push(at(
                 from,
                 Problem::BadBranch,
                 format!(
                     "`{text}` at 0x{from:04X} goes to 0x{target:04X}, a byte no line writes{}",
                     hint(target)
                 ),
-            ));
-        } else if let Some(start) = trace.owner(target).filter(|s| *s != target) {
-            let other = printer.format(&trace.instructions[&start]);
-            problems.push(at(
-                from,
-                Problem::BadBranch,
-                format!(
-                    "`{text}` at 0x{from:04X} goes to 0x{target:04X}, the middle of `{other}` at 0x{start:04X}{}",
-                    hint(target)
-                ),
-            ));
-        } else if target != ORIGIN && !labels.contains_key(&target) && !starts.contains(&target) {
-            problems.push(at(
+            )),
+            Miss::Inside(start) => {
+                let other = printer.format(&trace.instructions[&start]);
+                problems.push(at(
+                    from,
+                    Problem::BadBranch,
+                    format!(
+                        "`{text}` at 0x{from:04X} goes to 0x{target:04X}, the middle of `{other}` at 0x{start:04X}{}",
+                        hint(target)
+                    ),
+                ));
+            }
+            Miss::NotAStart => problems.push(at(
                 from,
                 Problem::BadBranch,
                 format!(
@@ -689,7 +705,7 @@ fn check_flow(
                      start of an instruction; DEFINE a label there if it is intended{}",
                     hint(target)
                 ),
-            ));
+            )),
         }
     }
     let targets: Vec<u32> = trace.branches.iter().map(|b| b.target).collect();

@@ -132,7 +132,9 @@ pub fn branch_target(insn: &Instruction) -> Option<u32> {
 /// Formats instructions as NASM with `0x` hex and, where given, label names for branch
 /// targets and for addresses the program refers to.
 pub struct Printer {
-    formatter: NasmFormatter,
+    labels: Option<BTreeMap<u32, String>>,
+    /// Built on first use: a formatter costs more than the checks that rarely need one.
+    formatter: Option<NasmFormatter>,
 }
 
 struct Labels(BTreeMap<u32, String>);
@@ -169,6 +171,13 @@ impl SymbolResolver for Labels {
 impl Printer {
     /// A printer that shows `labels` (address -> name) by name.
     pub fn new(labels: BTreeMap<u32, String>) -> Printer {
+        Printer {
+            labels: Some(labels),
+            formatter: None,
+        }
+    }
+
+    fn formatter(labels: BTreeMap<u32, String>) -> NasmFormatter {
         let mut formatter = NasmFormatter::with_options(Some(Box::new(Labels(labels))), None);
         let options = formatter.options_mut();
         options.set_hex_prefix("0x");
@@ -178,12 +187,16 @@ impl Printer {
         options.set_branch_leading_zeros(false);
         options.set_leading_zeros(false);
         options.set_show_branch_size(false);
-        Printer { formatter }
+        formatter
     }
 
     pub fn format(&mut self, insn: &Instruction) -> String {
+        let labels = &mut self.labels;
+        let formatter = self
+            .formatter
+            .get_or_insert_with(|| Printer::formatter(labels.take().unwrap_or_default()));
         let mut text = String::new();
-        self.formatter.format(insn, &mut text);
+        formatter.format(insn, &mut text);
         text
     }
 }
