@@ -17,6 +17,18 @@ use clap::Parser;
 use crate::cli::Cli;
 use crate::output::Output;
 
+/// Input a command refuses (a bad source, image or option): exit code 1.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
 /// What a command concluded.
 pub enum Outcome {
     /// Everything asked for holds.
@@ -88,6 +100,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             } else {
                 2
             };
+        }
+        if cause.downcast_ref::<BadInput>().is_some() {
+            return 1;
         }
         if cause.downcast_ref::<pxos_x86::BuildError>().is_some() {
             return 1;

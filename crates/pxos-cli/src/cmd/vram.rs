@@ -27,7 +27,7 @@ fn load_roadmap(name: &str) -> Result<Roadmap> {
 
 /// Bad input (roadmaps, images) is exit code 1.
 fn bad(message: String) -> anyhow::Error {
-    anyhow::Error::new(pxos_pixel::Error::Format(message))
+    anyhow::Error::new(crate::BadInput(message))
 }
 
 fn provenance_path(image: &Path) -> PathBuf {

@@ -19,7 +19,7 @@ const PNG_FORMAT: &str = "pxos-x86-boot-sector";
 
 /// Bad input (sources, images) is exit code 1.
 fn bad(message: String) -> anyhow::Error {
-    anyhow::Error::new(pxos_pixel::Error::Format(message))
+    anyhow::Error::new(crate::BadInput(message))
 }
 
 pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
@@ -64,11 +64,12 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
                     output,
                 )
             } else {
-                let display = if *curses {
-                    Display::Curses
-                } else {
-                    Display::Window
-                };
+                let display = pick_display(*curses)?;
+                if display == Display::Curses && !output.json {
+                    eprintln!(
+                        "pxos: booting in this terminal; to quit, press Alt+2 (or Esc then 2) for the QEMU monitor and type quit"
+                    );
+                }
                 let status = qemu::run_interactive(&bytes, display)?;
                 output.emit(json!({"type": "exited", "status": status.code()}), || {
                     format!("QEMU exited ({status})")
@@ -84,6 +85,25 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
             Ok(Outcome::Success)
         }
     }
+}
+
+/// A window where there is a desktop, else this terminal; refuses when there is neither.
+fn pick_display(curses: bool) -> Result<Display> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let desktop =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if curses || !desktop {
+        if !terminal {
+            return Err(bad(
+                "no display and no terminal to show the machine in; use --headless (with --keys) \
+                 to type into it and read its screen"
+                    .into(),
+            ));
+        }
+        return Ok(Display::Curses);
+    }
+    Ok(Display::Window)
 }
 
 fn read_source(src: Option<&Path>) -> Result<(String, String)> {
