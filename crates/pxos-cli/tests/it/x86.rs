@@ -253,6 +253,21 @@ fn bad_input_is_refused_clearly() {
         ],
     );
     assert!(stderr.contains("no key types"), "{stderr}");
+
+    // For a person: with no desktop and no terminal there is nowhere to show the machine.
+    let mut sector = [0u8; 512];
+    sector[510..].copy_from_slice(&[0x55, 0xAA]);
+    let bootable = home.scratch("bootable.bin");
+    std::fs::write(&bootable, sector).unwrap();
+    let output = home
+        .pxos()
+        .args(["x86", "run", bootable.to_str().unwrap()])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("use --headless"));
 }
 
 #[test]
