@@ -29,6 +29,9 @@ pub const SIGNATURE: [u8; 2] = [0x55, 0xAA];
 /// Bytes of program a sector can hold (all but the signature).
 pub const CAPACITY: usize = SECTOR_SIZE - 2;
 
+/// Why compatibility mode refuses what the seed's Python accepted.
+const NEGATIVE: &str = "negative numbers are refused (the seed builder wrapped them silently)";
+
 /// The seed builder's memory size.
 const SEED_MEMORY: usize = 0x10000;
 
@@ -812,11 +815,7 @@ pub fn build_compat(source: &str) -> Result<Image, BuildError> {
                     ));
                 }
                 if address < 0 || byte < 0 {
-                    return Err(fail(
-                        Problem::BadNumber,
-                        "negative numbers are refused (the seed builder wrapped them silently)"
-                            .into(),
-                    ));
+                    return Err(fail(Problem::BadNumber, NEGATIVE.into()));
                 }
                 let address = address as usize;
                 if written[address] {
@@ -841,11 +840,7 @@ pub fn build_compat(source: &str) -> Result<Image, BuildError> {
                     ));
                 }
                 if address < 0 {
-                    return Err(fail(
-                        Problem::BadNumber,
-                        "negative numbers are refused (the seed builder wrapped them silently)"
-                            .into(),
-                    ));
+                    return Err(fail(Problem::BadNumber, NEGATIVE.into()));
                 }
                 let address = address as u32;
                 match symbols.iter_mut().find(|s| s.name == parts[1]) {

@@ -347,9 +347,16 @@ fn headless_run(
         None => machine.settle(Duration::from_millis(800), timeout)?,
     };
     emit_screen(output, "boot", None, &screen)?;
+    let mut before = screen;
     for (keys, script) in steps.iter().zip(&scripts) {
         machine.type_keys(script)?;
+        // A loaded machine may take a moment to show the first change; wait for one (keys
+        // that change nothing give up after two seconds), then for the screen to be still.
+        let _ = machine.wait_for("a change", Duration::from_secs(2).min(timeout), |s| {
+            *s != before
+        });
         let screen = machine.settle(Duration::from_millis(300), timeout)?;
+        before = screen.clone();
         emit_screen(output, "keys", Some(keys), &screen)?;
     }
     machine.quit();

@@ -165,32 +165,21 @@ fn bad_input_is_refused_clearly() {
     let home = Home::new("x86-bad");
     let src = home.scratch("bad.txt");
     let out = home.scratch("out.bin");
+    let build_args = [
+        "x86",
+        "build",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
     std::fs::write(&src, "WRITE 0x7C00 0xEB\nWRTIE 0x7C01 0xFE\n").unwrap();
-    let stderr = home.fails(
-        1,
-        &[
-            "x86",
-            "build",
-            src.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let stderr = home.fails(1, &build_args);
     assert!(
         stderr.contains("line 2: unknown command \"WRTIE\"; did you mean WRITE?"),
         "{stderr}"
     );
     std::fs::write(&src, [0xFF, 0xFE, 0x00]).unwrap();
-    let stderr = home.fails(
-        1,
-        &[
-            "x86",
-            "build",
-            src.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let stderr = home.fails(1, &build_args);
     assert!(stderr.contains("not UTF-8"), "{stderr}");
     home.fails(
         2,
