@@ -317,7 +317,7 @@ fn emit_screen(output: &Output, step: &str, keys: Option<&str>, screen: &Screen)
         || {
             format!(
                 "--- {step}{} (cursor row {}, column {}) ---\n{}",
-                keys.map(|k| format!(" {k:?}")).unwrap_or_default(),
+                keys.map(|k| format!(" \"{k}\"")).unwrap_or_default(),
                 screen.cursor.0,
                 screen.cursor.1,
                 screen.text()
