@@ -13,6 +13,11 @@ pub enum Error {
     Usage(String),
     /// A policy said no (promotion without approval or without a passing Genesis run).
     Refused(String),
+    /// Something asked for is not there (no such cartridge).
+    NotFound(String),
+    /// Persisted state was changed behind pxOS's back: the log does not
+    /// verify, or the log and the registry disagree.
+    Tampered(String),
     /// A declared size or count exceeds the limits.
     LimitExceeded(String),
     Pixel(pxos_pixel::Error),
@@ -46,7 +51,9 @@ impl Error {
     /// True when the input is bad (damaged, hostile, refused by limits).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Format(_) | Error::LimitExceeded(_) => true,
+            Error::Format(_) | Error::LimitExceeded(_) | Error::Tampered(_) | Error::NotFound(_) => {
+                true
+            }
             Error::Pixel(err) => err.is_bad_input(),
             Error::Fs(err) => err.is_bad_input(),
             Error::WithPath { source, .. } => source.is_bad_input(),
@@ -60,7 +67,10 @@ impl fmt::Display for Error {
         match self {
             Error::Io(err) => write!(f, "i/o error: {err}"),
             Error::Format(message) => write!(f, "{message}"),
-            Error::Usage(message) | Error::Refused(message) => write!(f, "{message}"),
+            Error::Usage(message)
+            | Error::Refused(message)
+            | Error::NotFound(message)
+            | Error::Tampered(message) => write!(f, "{message}"),
             Error::LimitExceeded(message) => write!(f, "refused by limits: {message}"),
             Error::Pixel(err) => write!(f, "{err}"),
             Error::Fs(err) => write!(f, "{err}"),

@@ -30,3 +30,34 @@ pub fn unpack_image(png: &[u8]) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Treats arbitrary bytes as an evolution log file: must decode or refuse.
+pub fn log_decode(data: &[u8]) {
+    if let Ok(entries) = crate::log::decode_log_bytes(data) {
+        for entry in &entries {
+            let _ = entry.compute_hash();
+        }
+    }
+}
+
+/// Treats arbitrary bytes as the JSON inside a log file (wrapped in a valid
+/// PXI of kind `table`), so the fuzzer reaches the typed decoder itself.
+pub fn log_json(data: &[u8]) {
+    if let Ok(png) = pxos_pixel::encode_to_vec(
+        data,
+        &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+    ) {
+        log_decode(&png);
+    }
+}
+
+/// Treats arbitrary bytes as the JSON inside `registry.png`.
+pub fn registry_json(data: &[u8]) {
+    if let Ok(png) = pxos_pixel::encode_to_vec(
+        data,
+        &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+    ) && let Ok(state) = crate::registry::decode_state(&png)
+    {
+        let _ = state.current_record();
+    }
+}

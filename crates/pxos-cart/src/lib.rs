@@ -16,5 +16,8 @@ pub use cartridge::{
     Creator, CreatorKind, FileEntry, Limits, Manifest, Packed, pack, read_manifest, unpack,
 };
 pub use error::{Error, Result};
-pub use log::{Actor, EvolutionLog, LogEntry};
-pub use registry::{GenesisRun, Record, Registry, Status};
+pub use log::{
+    Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, KernelOutcome, LogEntry, LogPosition,
+    SwitchCause,
+};
+pub use registry::{GenesisRun, Record, Registry, RollbackOutcome, Status};

@@ -4,17 +4,32 @@
 //!
 //! Statuses: `experimental` (registered, not promoted), `current` (exactly
 //! one), `historical` (was current, replaced by a promotion), `deprecated`
-//! (abandoned by a rollback). Every change is appended to the evolution log.
+//! (abandoned by a rollback).
+//!
+//! The evolution log is the registry's write-ahead log: every change is a
+//! typed log entry, appended first, and `registry.png` is a checkpoint that
+//! records the log position it reflects. Reading the registry verifies the
+//! log, checks that the log passes through that position, and replays at
+//! most one registry entry after it (the one a crash between the two writes
+//! can leave). More than one, or a log that does not pass through the
+//! checkpoint, is reported as tampering; `fsck --repair` rebuilds the
+//! checkpoint from the log and the stored cartridges.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pxos_fs::WriteLock;
-use pxos_pixel::{EncodeOptions, Kind, Limits as PixelLimits, durable};
+use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits as PixelLimits, durable};
 use serde::{Deserialize, Serialize};
 
-use crate::cartridge::{Creator, Limits, Manifest, read_manifest};
+use crate::cartridge::{Creator, Limits, read_manifest};
 use crate::error::{Error, Result};
-use crate::log::{Actor, EvolutionLog};
+use crate::log::{Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, LogEntry, LogPosition};
+
+/// The `format` of `registry.png`.
+pub const REGISTRY_FORMAT: &str = "pxos-cartridge-registry";
+/// Its version.
+pub const REGISTRY_VERSION: u32 = 2;
 
 /// Where a cartridge stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +39,18 @@ pub enum Status {
     Current,
     Historical,
     Deprecated,
+}
+
+impl Status {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Experimental => "experimental",
+            Status::Current => "current",
+            Status::Historical => "historical",
+            Status::Deprecated => "deprecated",
+        }
+    }
 }
 
 /// One registered cartridge.
@@ -37,11 +64,23 @@ pub struct Record {
     pub parent: Option<String>,
     pub creator: Creator,
     /// SHA-256 of the cartridge payload.
-    pub sha256: String,
+    pub sha256: Hash256,
     pub status: Status,
+    /// When it was registered (the time of its log entry).
     pub registered: String,
     /// Bytes of the stored `.pxa`.
     pub file_len: u64,
+}
+
+impl Record {
+    /// The log's name for this cartridge.
+    pub fn cart_ref(&self) -> CartRef {
+        CartRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            sha256: self.sha256,
+        }
+    }
 }
 
 /// The last Genesis run on one exact cartridge hash.
@@ -53,31 +92,290 @@ pub struct GenesisRun {
     pub failed: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// A rollback an LLM asked for, waiting for a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct State {
-    format: String,
-    version: u32,
-    current: Option<String>,
-    cartridges: Vec<Record>,
-    #[serde(default)]
-    genesis: std::collections::BTreeMap<String, GenesisRun>,
+pub struct RollbackRequest {
+    /// The log entry of the request.
+    pub seq: u64,
+    pub cartridge: String,
+    pub by: Actor,
+    pub reason: String,
+}
+
+/// What the registry knows (what `registry.png` holds).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: String,
+    pub version: u32,
+    /// The log position this state reflects.
+    pub log: LogPosition,
+    pub current: Option<String>,
+    pub cartridges: Vec<Record>,
+    pub genesis: BTreeMap<Hash256, GenesisRun>,
+    pub requests: Vec<RollbackRequest>,
+    /// The change being made when this checkpoint was saved: the one log
+    /// entry a crash may leave unapplied must be exactly this.
+    pub pending: Option<Intent>,
+}
+
+/// A registry change about to be logged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    pub actor: Actor,
+    pub action: Action,
+}
+
+/// Replays every registry entry of `entries` onto an empty registry.
+fn replay(entries: &[LogEntry]) -> std::result::Result<State, String> {
+    let mut state = State::default();
+    for entry in entries {
+        if entry.action.domain() == Domain::Registry {
+            state
+                .apply(entry)
+                .map_err(|why| format!("log entry {} does not apply: {why}", entry.seq))?;
+        }
+    }
+    state.log = LogPosition::end_of(entries);
+    Ok(state)
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            format: REGISTRY_FORMAT.into(),
+            version: REGISTRY_VERSION,
+            log: LogPosition::default(),
+            current: None,
+            cartridges: Vec::new(),
+            genesis: BTreeMap::new(),
+            requests: Vec::new(),
+            pending: None,
+        }
+    }
 }
 
 impl State {
+    /// The same registry (ignoring the log position and a pending intent).
+    fn same_as(&self, other: &State) -> bool {
+        self.current == other.current
+            && self.cartridges == other.cartridges
+            && self.genesis == other.genesis
+            && self.requests == other.requests
+    }
+
     fn index(&self, id: &str) -> Option<usize> {
         self.cartridges.iter().position(|c| c.id == id)
     }
 
-    /// Makes `id` current; the old current becomes `old_status`.
-    fn make_current(&mut self, id: &str, old_status: Status) {
+    fn record(&self, id: &str) -> Option<&Record> {
+        self.cartridges.iter().find(|c| c.id == id)
+    }
+
+    /// The current record.
+    pub fn current_record(&self) -> Option<&Record> {
+        self.current.as_deref().and_then(|id| self.record(id))
+    }
+
+    /// The record `cartridge` names, if its hash matches.
+    fn named(&self, cartridge: &CartRef) -> std::result::Result<usize, String> {
+        let index = self
+            .index(&cartridge.id())
+            .ok_or_else(|| format!("{} is not registered", cartridge.id()))?;
+        if self.cartridges[index].sha256 != cartridge.sha256 {
+            return Err(format!(
+                "{} is registered with sha256 {}, not {}",
+                cartridge.id(),
+                self.cartridges[index].sha256.short(),
+                cartridge.sha256.short()
+            ));
+        }
+        Ok(index)
+    }
+
+    /// Makes `index` current; the old current becomes `old_status`.
+    fn make_current(&mut self, index: usize, old_status: Status) {
         if let Some(old) = self.current.take().and_then(|old| self.index(&old)) {
             self.cartridges[old].status = old_status;
         }
-        if let Some(new) = self.index(id) {
-            self.cartridges[new].status = Status::Current;
-            self.current = Some(id.to_string());
+        self.cartridges[index].status = Status::Current;
+        self.current = Some(self.cartridges[index].id.clone());
+    }
+
+    /// Applies one registry entry. `Err` says why the entry cannot follow this
+    /// state (the log and the registry disagree).
+    pub fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
+        match &entry.action {
+            Action::Register {
+                cartridge,
+                parent,
+                creator,
+                file_len,
+                as_current,
+            } => {
+                if self.index(&cartridge.id()).is_some() {
+                    return Err(format!("it registers {} a second time", cartridge.id()));
+                }
+                if *as_current && self.current.is_some() {
+                    return Err(format!(
+                        "it registers {} as current while {} is current",
+                        cartridge.id(),
+                        self.current.as_deref().unwrap_or_default()
+                    ));
+                }
+                self.cartridges.push(Record {
+                    id: cartridge.id(),
+                    name: cartridge.name.clone(),
+                    version: cartridge.version.clone(),
+                    parent: parent.clone(),
+                    creator: creator.clone(),
+                    sha256: cartridge.sha256,
+                    status: if *as_current {
+                        Status::Current
+                    } else {
+                        Status::Experimental
+                    },
+                    registered: entry.time.clone(),
+                    file_len: *file_len,
+                });
+                if *as_current {
+                    self.current = Some(cartridge.id());
+                }
+            }
+            Action::GenesisCheck {
+                cartridge,
+                passed,
+                failed,
+            } => {
+                self.named(cartridge)?;
+                self.genesis.insert(
+                    cartridge.sha256,
+                    GenesisRun {
+                        passed: *passed,
+                        time: entry.time.clone(),
+                        failed: failed.clone(),
+                    },
+                );
+            }
+            Action::Promote {
+                cartridge, from, ..
+            } => {
+                let index = self.named(cartridge)?;
+                self.check_from(from.as_ref())?;
+                if self.cartridges[index].status == Status::Current {
+                    return Err(format!("it promotes {}, which is already current", cartridge.id()));
+                }
+                self.make_current(index, Status::Historical);
+            }
+            Action::Rollback {
+                cartridge, from, ..
+            } => {
+                let index = self.named(cartridge)?;
+                self.check_from(Some(from))?;
+                if !matches!(
+                    self.cartridges[index].status,
+                    Status::Historical | Status::Deprecated
+                ) {
+                    return Err(format!(
+                        "it rolls back to {}, which was never current",
+                        cartridge.id()
+                    ));
+                }
+                self.make_current(index, Status::Deprecated);
+                self.requests.retain(|r| r.cartridge != cartridge.id());
+            }
+            Action::RollbackRequest { cartridge, .. } => {
+                self.requests.push(RollbackRequest {
+                    seq: entry.seq,
+                    cartridge: cartridge.id(),
+                    by: entry.actor.clone(),
+                    reason: entry.reason.clone(),
+                });
+            }
+            _ => {}
         }
+        Ok(())
+    }
+
+    fn check_from(&self, from: Option<&CartRef>) -> std::result::Result<(), String> {
+        let current = self.current_record().map(Record::cart_ref);
+        if current.as_ref() != from {
+            return Err(format!(
+                "it replaces {} as current, but the current cartridge is {}",
+                from.map_or("nothing".into(), CartRef::id),
+                current.map_or("none".into(), |c| c.id())
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants a decoded state must hold.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.format != REGISTRY_FORMAT {
+            return Err(format!("unknown format {:?}", self.format));
+        }
+        if self.version != REGISTRY_VERSION {
+            return Err(format!(
+                "format version {} (this pxOS reads version {REGISTRY_VERSION})",
+                self.version
+            ));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for record in &self.cartridges {
+            crate::cartridge::check_name(&record.name)
+                .and_then(|()| crate::cartridge::check_semver(&record.version))
+                .map_err(|err| format!("record {:?}: {err}", record.id))?;
+            if record.id != format!("{}@{}", record.name, record.version) {
+                return Err(format!("record {:?} does not match its name and version", record.id));
+            }
+            if !ids.insert(record.id.as_str()) {
+                return Err(format!("{} is listed twice", record.id));
+            }
+        }
+        let currents: Vec<&Record> = self
+            .cartridges
+            .iter()
+            .filter(|c| c.status == Status::Current)
+            .collect();
+        let consistent = match (&self.current, currents.as_slice()) {
+            (None, []) => true,
+            (Some(id), [record]) => record.id == *id,
+            _ => false,
+        };
+        if !consistent {
+            return Err("it does not name exactly one current cartridge consistently".into());
+        }
+        Ok(())
+    }
+}
+
+/// How a rollback request ended.
+#[derive(Clone, Debug)]
+pub enum RollbackOutcome {
+    /// The rollback took effect.
+    Applied(Record),
+    /// It was recorded as a request; it waits for a person's approval.
+    Requested { seq: u64 },
+}
+
+/// What `fsck` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FsckReport {
+    /// Disagreements and damage found.
+    pub problems: Vec<String>,
+    /// What could not be recovered (listed, never deleted).
+    pub unrecovered: Vec<String>,
+    /// What `--repair` did.
+    pub repaired: Vec<String>,
+    /// Records the log gives.
+    pub cartridges: usize,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.unrecovered.is_empty()
     }
 }
 
@@ -90,7 +388,7 @@ pub struct Registry {
 impl Registry {
     /// Opens the registry at `dir`, logging to `log`.
     pub fn open(dir: &Path, log: EvolutionLog) -> Result<Registry> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|err| Error::from(err).with_path(dir))?;
         Ok(Registry {
             dir: dir.to_path_buf(),
             log,
@@ -102,100 +400,133 @@ impl Registry {
         &self.log
     }
 
-    fn state(&self) -> Result<State> {
-        let path = self.dir.join("registry.png");
-        let mut state = if path.exists() {
-            let bytes = std::fs::read(&path)?;
-            let (_, json) = pxos_pixel::decode_from_slice(&bytes, &PixelLimits::default())
-                .map_err(|err| Error::Pixel(err.with_path(&path)))?;
-            serde_json::from_slice(&json).map_err(|err| {
-                Error::Format(format!("{}: invalid registry: {err}", path.display()))
-            })?
-        } else {
-            State {
-                format: "pxos-cartridge-registry".into(),
-                version: 1,
-                ..State::default()
-            }
+    /// The checkpoint file.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("registry.png")
+    }
+
+    fn lock(&self) -> Result<WriteLock> {
+        Ok(WriteLock::acquire(&self.dir.join("lock"))?)
+    }
+
+    /// The checkpoint as saved, validated, or `None` when there is none.
+    /// It is not checked against the log (see [`Registry::state`]).
+    pub fn checkpoint(&self) -> Result<Option<State>> {
+        let path = self.state_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::from(err).with_path(&path)),
         };
-        self.reconcile(&mut state)?;
-        let currents = state
-            .cartridges
-            .iter()
-            .filter(|c| c.status == Status::Current)
-            .count();
-        if state.format != "pxos-cartridge-registry"
-            || currents > 1
-            || (currents == 1) != state.current.is_some()
-        {
-            return Err(Error::Format(format!(
-                "{}: the registry is inconsistent",
-                path.display()
+        decode_state(&bytes)
+            .map(Some)
+            .map_err(|err| err.with_path(&path))
+    }
+
+    /// The state: the checkpoint, checked against the verified log, with the
+    /// one registry entry a crash may have left unapplied replayed.
+    pub fn state(&self) -> Result<State> {
+        let entries = self.log.verified_entries()?;
+        self.state_with(&entries)
+    }
+
+    fn disagree(&self, why: String) -> Error {
+        Error::Tampered(format!(
+            "{} and {} disagree: {why}; `pxos cart fsck` shows the damage and `--repair` rebuilds the registry from the log",
+            self.state_path().display(),
+            self.log.log_path().display()
+        ))
+    }
+
+    fn state_with(&self, entries: &[LogEntry]) -> Result<State> {
+        let mut state = self.checkpoint()?.unwrap_or_default();
+        let tail = state
+            .log
+            .tail(entries)
+            .map_err(|why| self.disagree(format!("the registry {why}")))?;
+        // The checkpoint must be exactly what the log records up to it.
+        let seen = &entries[..entries.len() - tail.len()];
+        let replayed = replay(seen).map_err(|why| self.disagree(why))?;
+        if !replayed.same_as(&state) {
+            return Err(self.disagree(format!(
+                "the registry does not match what the log's first {} entries record (it was edited by hand)",
+                seen.len()
             )));
         }
+        let unapplied: Vec<&LogEntry> = tail
+            .iter()
+            .filter(|e| e.action.domain() == Domain::Registry)
+            .collect();
+        match unapplied.as_slice() {
+            [] => {}
+            [entry] => {
+                let expected = state
+                    .pending
+                    .as_ref()
+                    .is_some_and(|intent| intent.actor == entry.actor && intent.action == entry.action);
+                if !expected {
+                    return Err(self.disagree(format!(
+                        "log entry {} ({} by {}) changes the registry, but the registry never began that change",
+                        entry.seq,
+                        entry.action.name(),
+                        entry.actor
+                    )));
+                }
+                state
+                    .apply(entry)
+                    .map_err(|why| self.disagree(format!("log entry {} cannot follow the registry: {why}", entry.seq)))?;
+            }
+            many => {
+                return Err(self.disagree(format!(
+                    "the log has {} registry changes after the registry's checkpoint (entries {}), but a crash leaves at most one",
+                    many.len(),
+                    many.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        state.pending = None;
+        state.log = LogPosition::end_of(entries);
         Ok(state)
     }
 
-    /// Rolls the state forward to the last logged registry action. Every change
-    /// is logged first and saved second, so after a crash between the two the
-    /// log says what the state must become (the log is the write-ahead log).
-    fn reconcile(&self, state: &mut State) -> Result<()> {
-        let Some(last) = self.log.entries()?.pop() else {
-            return Ok(());
-        };
-        let Some(id) = last.cartridge.clone() else {
-            return Ok(());
-        };
-        match last.action.as_str() {
-            "register" if state.index(&id).is_none() => {
-                let Some(sha) = last.targets.first() else {
-                    return Ok(());
-                };
-                let stored = self.dir.join(format!("{sha}.pxa"));
-                let (manifest, _) = read_manifest(&stored, &Limits::default())?;
-                let status = if last.reason.ends_with("(as current)") && state.current.is_none() {
-                    Status::Current
-                } else {
-                    Status::Experimental
-                };
-                state.cartridges.push(record_of(
-                    &manifest,
-                    sha.clone(),
-                    status,
-                    std::fs::metadata(&stored)?.len(),
-                ));
-                if status == Status::Current {
-                    state.current = Some(id);
-                }
-            }
-            "promote" | "promote-forced" if state.current.as_deref() != Some(id.as_str()) => {
-                state.make_current(&id, Status::Historical);
-            }
-            "rollback" if state.current.as_deref() != Some(id.as_str()) => {
-                state.make_current(&id, Status::Deprecated);
-            }
-            "genesis-check" => {
-                if let Some(sha) = last.targets.first()
-                    && !state.genesis.contains_key(sha)
-                {
-                    let passed = last.reason.starts_with("passed");
-                    state.genesis.insert(
-                        sha.clone(),
-                        GenesisRun {
-                            passed,
-                            time: last.time.clone(),
-                            failed: Vec::new(),
-                        },
-                    );
-                }
-            }
-            _ => {}
-        }
+    /// Checks that the registry and the log agree, without changing anything.
+    pub fn check_against_log(&self) -> Result<()> {
+        self.state().map(|_| ())
+    }
+
+    fn save(&self, state: &State, label: &'static str) -> Result<()> {
+        let json = serde_json::to_vec_pretty(state).expect("the registry serializes");
+        let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
+        durable::write_atomic(self.state_path(), &png, label)
+            .map_err(|err| Error::from(err).with_path(self.state_path()))?;
         Ok(())
     }
 
+    /// Records the intent, appends `action` to the log, applies it and saves
+    /// the checkpoint. A crash anywhere leaves the old state or the new one.
+    fn commit(&self, state: &mut State, actor: Actor, action: Action, reason: &str) -> Result<LogEntry> {
+        if action.domain() == Domain::Registry {
+            state.pending = Some(Intent {
+                actor: actor.clone(),
+                action: action.clone(),
+            });
+            self.save(state, "registry-intent")?;
+        }
+        let entry = self.log.append(actor, action, reason)?;
+        state
+            .apply(&entry)
+            .map_err(|why| Error::Usage(format!("internal: a change does not apply to its own state: {why}")))?;
+        state.pending = None;
+        state.log = LogPosition {
+            count: entry.seq + 1,
+            hash: entry.hash,
+        };
+        self.save(state, "registry")?;
+        Ok(entry)
+    }
+
     /// The Genesis run recorded for a cartridge hash.
-    pub fn genesis_run(&self, sha256: &str) -> Result<Option<GenesisRun>> {
+    pub fn genesis_run(&self, sha256: &Hash256) -> Result<Option<GenesisRun>> {
         Ok(self.state()?.genesis.get(sha256).cloned())
     }
 
@@ -207,29 +538,20 @@ impl Registry {
         failed: Vec<String>,
         actor: Actor,
     ) -> Result<()> {
-        let _lock = WriteLock::acquire(&self.dir.join("lock"))?;
+        let _lock = self.lock()?;
         let mut state = self.state()?;
         let summary = if passed {
-            "passed".to_string()
+            "Genesis passed".to_string()
         } else {
-            format!("failed: {}", failed.join(", "))
+            format!("Genesis failed: {}", failed.join(", "))
         };
-        self.log.append(
-            actor,
-            "genesis-check",
-            vec![record.sha256.clone()],
-            Some(record.id.clone()),
-            &summary,
-        )?;
-        state.genesis.insert(
-            record.sha256.clone(),
-            GenesisRun {
-                passed,
-                time: pxos_fs::time::now_rfc3339(),
-                failed,
-            },
-        );
-        self.save(&state)
+        let action = Action::GenesisCheck {
+            cartridge: record.cart_ref(),
+            passed,
+            failed,
+        };
+        self.commit(&mut state, actor, action, &summary)?;
+        Ok(())
     }
 
     /// Promotes a cartridge to current. Needs a passing Genesis run on its exact
@@ -242,11 +564,11 @@ impl Registry {
         force: bool,
         reason: &str,
     ) -> Result<Record> {
-        let _lock = WriteLock::acquire(&self.dir.join("lock"))?;
+        let _lock = self.lock()?;
         let mut state = self.state()?;
-        let record = self.find_in(&state, query)?;
+        let record = find_in(&state, query)?;
         if record.status == Status::Current {
-            return Err(Error::Usage(format!("{} is already current", record.id)));
+            return Err(Error::Refused(format!("{} is already current", record.id)));
         }
         let approver = approver.ok_or_else(|| {
             Error::Refused(format!(
@@ -254,71 +576,85 @@ impl Registry {
                 record.id
             ))
         })?;
-        if approver.kind == crate::cartridge::CreatorKind::Llm {
-            return Err(Error::Refused(format!(
-                "{} is an LLM; only a person can approve a promotion",
-                approver.name
-            )));
-        }
+        check_person(&approver, "approve a promotion")?;
         if !force {
-            match state.genesis.get(&record.sha256) {
-                Some(run) if run.passed => {}
-                Some(run) => {
-                    return Err(Error::Refused(format!(
-                        "Genesis failed on {} ({}); fix it, or --force (recorded as forced)",
-                        record.id,
-                        run.failed.join(", ")
-                    )));
-                }
-                None => {
-                    return Err(Error::Refused(format!(
-                        "Genesis has not run on this exact cartridge ({}, sha256 {}...); run `pxos cart test {}` first",
-                        record.id,
-                        &record.sha256[..16],
-                        record.id
-                    )));
-                }
-            }
+            check_genesis_pass(&state, &record)?;
         }
-        let action = if force { "promote-forced" } else { "promote" };
-        self.log.append(
-            approver,
-            action,
-            vec![record.sha256.clone()],
-            Some(record.id.clone()),
-            reason,
-        )?;
-        state.make_current(&record.id, Status::Historical);
-        self.save(&state)?;
-        Ok(state.cartridges[state.index(&record.id).expect("exists")].clone())
+        let action = Action::Promote {
+            cartridge: record.cart_ref(),
+            from: state.current_record().map(Record::cart_ref),
+            forced: force,
+        };
+        self.commit(&mut state, approver, action, reason)?;
+        Ok(state.record(&record.id).cloned().expect("just promoted"))
     }
 
-    /// Makes an earlier cartridge current again, as a new forward entry; the
-    /// abandoned current one becomes deprecated. Nothing is deleted.
-    pub fn rollback(&self, query: &str, actor: Actor, reason: &str) -> Result<Record> {
-        let _lock = WriteLock::acquire(&self.dir.join("lock"))?;
+    /// Makes an earlier current cartridge current again, as a new forward
+    /// entry; the abandoned current one becomes deprecated. Nothing is deleted.
+    ///
+    /// The target must have been current before and have a Genesis pass on
+    /// record, and the rollback needs a reason. It takes effect with a person's
+    /// approval: `approver`, or `actor` when the actor is a person. An LLM
+    /// actor without an approver only records a request.
+    pub fn rollback(
+        &self,
+        query: &str,
+        actor: Actor,
+        approver: Option<Actor>,
+        reason: &str,
+    ) -> Result<RollbackOutcome> {
+        let _lock = self.lock()?;
         let mut state = self.state()?;
-        let record = self.find_in(&state, query)?;
-        if record.status == Status::Current {
-            return Err(Error::Usage(format!("{} is already current", record.id)));
+        let record = find_in(&state, query)?;
+        if reason.trim().is_empty() {
+            return Err(Error::Refused(format!(
+                "rolling back to {} needs a reason (--reason TEXT)",
+                record.id
+            )));
         }
-        self.log.append(
-            actor,
-            "rollback",
-            vec![record.sha256.clone()],
-            Some(record.id.clone()),
-            reason,
-        )?;
-        state.make_current(&record.id, Status::Deprecated);
-        self.save(&state)?;
-        Ok(state.cartridges[state.index(&record.id).expect("exists")].clone())
+        let Some(current) = state.current_record().cloned() else {
+            return Err(Error::Refused("there is no current cartridge to roll back from".into()));
+        };
+        if record.status == Status::Current {
+            return Err(Error::Refused(format!("{} is already current", record.id)));
+        }
+        if !matches!(record.status, Status::Historical | Status::Deprecated) {
+            return Err(Error::Refused(format!(
+                "{} was never current: a rollback goes only to a cartridge that was current before (promote it instead: Genesis and a person's approval)",
+                record.id
+            )));
+        }
+        check_genesis_pass(&state, &record)?;
+        let approver = match approver {
+            Some(approver) => approver,
+            None if actor.kind == ActorKind::Human => actor.clone(),
+            None => {
+                let action = Action::RollbackRequest {
+                    cartridge: record.cart_ref(),
+                    from: current.cart_ref(),
+                };
+                let entry = self.commit(&mut state, actor, action, reason)?;
+                return Ok(RollbackOutcome::Requested { seq: entry.seq });
+            }
+        };
+        check_person(&approver, "approve a rollback")?;
+        let requested_by = (approver != actor).then_some(actor);
+        let action = Action::Rollback {
+            cartridge: record.cart_ref(),
+            from: current.cart_ref(),
+            requested_by,
+        };
+        self.commit(&mut state, approver, action, reason)?;
+        Ok(RollbackOutcome::Applied(
+            state.record(&record.id).cloned().expect("just rolled back"),
+        ))
     }
 
     /// The chain of parents from `query` back to its root (cycle-safe; a
     /// missing parent ends the chain with a note).
     pub fn lineage(&self, query: &str) -> Result<(Vec<Record>, Option<String>)> {
         let state = self.state()?;
-        let mut chain = vec![self.find_in(&state, query)?];
+        let mut chain = vec![find_in(&state, query)?];
         let mut seen = std::collections::BTreeSet::new();
         seen.insert(chain[0].id.clone());
         loop {
@@ -331,28 +667,11 @@ impl Registry {
                     Some(format!("cycle: {parent} appears twice in the lineage")),
                 ));
             }
-            match state.cartridges.iter().find(|c| c.id == parent) {
+            match state.record(&parent) {
                 Some(record) => chain.push(record.clone()),
                 None => return Ok((chain, Some(format!("parent {parent} is not registered")))),
             }
         }
-    }
-
-    fn find_in(&self, state: &State, query: &str) -> Result<Record> {
-        state
-            .cartridges
-            .iter()
-            .rev()
-            .find(|c| c.id == query || c.name == query)
-            .cloned()
-            .ok_or_else(|| Error::Usage(format!("no cartridge '{query}' is registered")))
-    }
-
-    fn save(&self, state: &State) -> Result<()> {
-        let json = serde_json::to_vec_pretty(state).map_err(|err| Error::Usage(err.to_string()))?;
-        let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
-        durable::write_atomic(self.dir.join("registry.png"), &png, "registry")?;
-        Ok(())
     }
 
     /// Every registered cartridge, oldest first.
@@ -362,21 +681,12 @@ impl Registry {
 
     /// The current cartridge, if any.
     pub fn current(&self) -> Result<Option<Record>> {
-        let state = self.state()?;
-        Ok(state
-            .current
-            .and_then(|id| state.cartridges.into_iter().find(|c| c.id == id)))
+        Ok(self.state()?.current_record().cloned())
     }
 
     /// A cartridge by `name@version`, or by name alone (its newest registration).
     pub fn find(&self, query: &str) -> Result<Record> {
-        let cartridges = self.state()?.cartridges;
-        cartridges
-            .iter()
-            .rev()
-            .find(|c| c.id == query || c.name == query)
-            .cloned()
-            .ok_or_else(|| Error::Usage(format!("no cartridge '{query}' is registered")))
+        find_in(&self.state()?, query)
     }
 
     /// The stored `.pxa` of a record.
@@ -397,54 +707,202 @@ impl Registry {
         let (manifest, sha) = read_manifest(path, &Limits::default())?;
         // A full decode: never register a damaged cartridge.
         pxos_pixel::verify_file(path, &PixelLimits::default(), &mut |_| {})?;
-        let _lock = WriteLock::acquire(&self.dir.join("lock"))?;
+        let _lock = self.lock()?;
         let mut state = self.state()?;
         let id = manifest.id();
-        if state.cartridges.iter().any(|c| c.id == id) {
-            return Err(Error::Usage(format!(
+        if state.index(&id).is_some() {
+            return Err(Error::Refused(format!(
                 "{id} is already registered (bump the version)"
             )));
         }
-        let sha = pxos_pixel::hex(&sha);
+        let sha = Hash256(sha);
         let stored = self.dir.join(format!("{sha}.pxa"));
         if !stored.exists() {
-            let bytes = std::fs::read(path)?;
-            durable::write_atomic(&stored, &bytes, "registry-cartridge")?;
+            let bytes = std::fs::read(path).map_err(|err| Error::from(err).with_path(path))?;
+            durable::write_atomic(&stored, &bytes, "registry-cartridge")
+                .map_err(|err| Error::from(err).with_path(&stored))?;
         }
-        let status = if make_current && state.current.is_none() {
-            Status::Current
-        } else {
-            Status::Experimental
+        let action = Action::Register {
+            cartridge: CartRef {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                sha256: sha,
+            },
+            parent: manifest.parent.clone(),
+            creator: manifest.creator.clone(),
+            file_len: std::fs::metadata(&stored)
+                .map_err(|err| Error::from(err).with_path(&stored))?
+                .len(),
+            as_current: make_current && state.current.is_none(),
         };
-        let record = record_of(
-            &manifest,
-            sha.clone(),
-            status,
-            std::fs::metadata(&stored)?.len(),
-        );
-        self.log
-            .append(actor, "register", vec![sha], Some(id.clone()), reason)?;
-        if status == Status::Current {
-            state.current = Some(id);
+        self.commit(&mut state, actor, action, reason)?;
+        Ok(state.record(&id).cloned().expect("just registered"))
+    }
+
+    /// Checks the registry against the log and the stored cartridges. With
+    /// `repair`, rebuilds `registry.png` from the log (the damaged one is kept
+    /// beside it as `registry.png.damaged-<time>`). Nothing is deleted.
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
+        let _lock = self.lock()?;
+        let mut report = FsckReport::default();
+        let entries = match self.log.verified_entries() {
+            Ok(entries) => entries,
+            Err(err) => {
+                report.problems.push(err.to_string());
+                report.unrecovered.push(
+                    "the registry cannot be rebuilt while the evolution log does not verify".into(),
+                );
+                return Ok(report);
+            }
+        };
+        let rebuilt = match replay(&entries) {
+            Ok(state) => state,
+            Err(why) => {
+                report.problems.push(why);
+                report
+                    .unrecovered
+                    .push("the log's registry entries do not replay; nothing was rebuilt".into());
+                return Ok(report);
+            }
+        };
+        report.cartridges = rebuilt.cartridges.len();
+        match self.checkpoint() {
+            Err(err) => report.problems.push(err.to_string()),
+            Ok(None) if rebuilt.cartridges.is_empty() => {}
+            Ok(None) => report.problems.push(format!(
+                "{} is missing, but the log registers {} cartridges",
+                self.state_path().display(),
+                rebuilt.cartridges.len()
+            )),
+            Ok(Some(_)) => {
+                if let Err(err) = self.state_with(&entries) {
+                    report.problems.push(err.to_string());
+                }
+            }
         }
-        state.cartridges.push(record.clone());
-        self.save(&state)?;
-        Ok(record)
+        // Every recorded cartridge is stored and intact.
+        let mut known = std::collections::BTreeSet::new();
+        for record in &rebuilt.cartridges {
+            known.insert(record.sha256);
+            let path = self.path_of(record);
+            match read_manifest(&path, &Limits::default()) {
+                Ok((_, sha)) if Hash256(sha) == record.sha256 => {}
+                Ok(_) => report.unrecovered.push(format!(
+                    "{}: the stored cartridge of {} does not match its hash",
+                    path.display(),
+                    record.id
+                )),
+                Err(err) => report.unrecovered.push(format!(
+                    "{}: the stored cartridge of {} is missing or damaged ({err})",
+                    path.display(),
+                    record.id
+                )),
+            }
+        }
+        // Stored cartridges no log entry registers.
+        if let Ok(dir) = std::fs::read_dir(&self.dir) {
+            let mut strays: Vec<String> = dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|name| {
+                    name.strip_suffix(".pxa").is_some_and(|stem| {
+                        Hash256::parse(stem).is_none_or(|hash| !known.contains(&hash))
+                    })
+                })
+                .collect();
+            strays.sort();
+            for name in strays {
+                report.unrecovered.push(format!(
+                    "{}: a stored cartridge that no log entry registers (kept; `pxos cart register` it to use it)",
+                    self.dir.join(name).display()
+                ));
+            }
+        }
+        if repair && !report.problems.is_empty() {
+            let path = self.state_path();
+            if path.exists() {
+                let aside = self.dir.join(format!(
+                    "registry.png.damaged-{}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                ));
+                std::fs::rename(&path, &aside).map_err(|err| Error::from(err).with_path(&path))?;
+                durable::sync_dir(&self.dir)?;
+                report
+                    .repaired
+                    .push(format!("kept the damaged checkpoint as {}", aside.display()));
+            }
+            self.save(&rebuilt, "registry")?;
+            report.repaired.push(format!(
+                "rebuilt {} from {} log entries ({} cartridges, current {})",
+                path.display(),
+                entries.len(),
+                rebuilt.cartridges.len(),
+                rebuilt.current.as_deref().unwrap_or("none")
+            ));
+        }
+        Ok(report)
     }
 }
 
-fn record_of(manifest: &Manifest, sha256: String, status: Status, file_len: u64) -> Record {
-    Record {
-        id: manifest.id(),
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        parent: manifest.parent.clone(),
-        creator: manifest.creator.clone(),
-        sha256,
-        status,
-        registered: pxos_fs::time::now_rfc3339(),
-        file_len,
+fn find_in(state: &State, query: &str) -> Result<Record> {
+    state
+        .cartridges
+        .iter()
+        .rev()
+        .find(|c| c.id == query || c.name == query)
+        .cloned()
+        .ok_or_else(|| Error::NotFound(format!("no cartridge '{query}' is registered")))
+}
+
+fn check_person(approver: &Actor, what: &str) -> Result<()> {
+    match approver.kind {
+        ActorKind::Human => Ok(()),
+        ActorKind::Llm => Err(Error::Refused(format!(
+            "{} is an LLM; only a person can {what}",
+            approver.name
+        ))),
+        ActorKind::System => Err(Error::Refused(format!(
+            "{} is pxOS itself; only a person can {what}",
+            approver.name
+        ))),
     }
+}
+
+fn check_genesis_pass(state: &State, record: &Record) -> Result<()> {
+    match state.genesis.get(&record.sha256) {
+        Some(run) if run.passed => Ok(()),
+        Some(run) => Err(Error::Refused(format!(
+            "Genesis failed on {} ({}); fix it, or --force a promotion (recorded as forced)",
+            record.id,
+            run.failed.join(", ")
+        ))),
+        None => Err(Error::Refused(format!(
+            "Genesis has not run on this exact cartridge ({}, sha256 {}...); run `pxos cart test {}` first",
+            record.id,
+            record.sha256.short(),
+            record.id
+        ))),
+    }
+}
+
+/// Decodes and validates `registry.png`'s bytes. A damaged or hostile file is
+/// an error, never a panic.
+pub fn decode_state(bytes: &[u8]) -> Result<State> {
+    let (decoded, json) = pxos_pixel::decode_from_slice(bytes, &PixelLimits::default())?;
+    if decoded.header.kind != Kind::Table {
+        return Err(Error::Format(format!(
+            "not a cartridge registry (a PXI of kind {})",
+            decoded.header.kind.name()
+        )));
+    }
+    let state: State = serde_json::from_slice(&json)
+        .map_err(|err| Error::Format(format!("invalid registry: {err}")))?;
+    state
+        .validate()
+        .map_err(|why| Error::Format(format!("invalid registry: {why}")))?;
+    Ok(state)
 }
 
 /// Renders a lineage (child first) as a PNG graph: one square per cartridge,
@@ -462,10 +920,8 @@ pub fn lineage_png(chain: &[Record]) -> Vec<u8> {
     };
     for (row, record) in chain.iter().rev().enumerate() {
         let top = GAP + row * (SIDE + GAP);
-        let bytes: Vec<u8> = (0..3)
-            .map(|i| u8::from_str_radix(&record.sha256[i * 2..i * 2 + 2], 16).unwrap_or(128))
-            .collect();
-        let colour = [bytes[0] | 0x40, bytes[1] | 0x40, bytes[2] | 0x40];
+        let [r, g, b] = [record.sha256.0[0], record.sha256.0[1], record.sha256.0[2]];
+        let colour = [r | 0x40, g | 0x40, b | 0x40];
         for y in top..top + SIDE {
             for x in (WIDTH - SIDE) / 2..(WIDTH + SIDE) / 2 {
                 put(x, y, colour);
@@ -478,17 +934,5 @@ pub fn lineage_png(chain: &[Record]) -> Vec<u8> {
             }
         }
     }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, WIDTH as u32, height as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    let mut writer = encoder
-        .write_header()
-        .expect("writing a PNG header to memory cannot fail");
-    writer
-        .write_image_data(&rgb)
-        .expect("the buffer matches the image");
-    writer
-        .finish()
-        .expect("finishing a PNG in memory cannot fail");
-    out
+    pxos_pixel::plain_png(WIDTH as u32, height as u32, pxos_pixel::PlainColor::Rgb, &rgb)
 }

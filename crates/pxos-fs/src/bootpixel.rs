@@ -10,17 +10,7 @@ use crate::error::{Error, Result};
 
 /// Writes a 1x1 RGBA PNG whose pixel is `rgba`.
 pub fn write_boot_pixel(path: &Path, rgba: [u8; 4]) -> Result<()> {
-    let mut bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut bytes, 1, 1);
-        encoder.set_color(png::ColorType::Rgba);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|err| Error::Usage(format!("png: {err}")))?;
-        writer
-            .write_image_data(&rgba)
-            .map_err(|err| Error::Usage(format!("png: {err}")))?;
-    }
+    let bytes = pxos_pixel::plain_png(1, 1, pxos_pixel::PlainColor::Rgba, &rgba);
     pxos_pixel::durable::write_atomic(path, &bytes, "boot-pixel")
         .map_err(|err| Error::from(err).with_path(path))
 }

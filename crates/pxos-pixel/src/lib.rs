@@ -25,10 +25,12 @@ pub mod durable;
 mod encode;
 mod error;
 pub mod fuzz;
+mod hash256;
 mod hashing;
 mod header;
 mod index;
 mod limits;
+mod plain;
 mod png_chunks;
 mod reader;
 mod view;
@@ -42,12 +44,14 @@ use sha2::{Digest, Sha256};
 pub use decode::{Decoded, decode, decode_from_slice, hex, read_header, read_range_sequential};
 pub use encode::{EncodeOptions, Encoded, ShaSource, encode, encode_to_vec};
 pub use error::{Error, Result};
+pub use hash256::{BadHash, Hash256};
 pub use header::{
     Compression, Geometry, HEADER_LEN, HEADER_PIXELS, Header, Kind, Layout, MAGIC, MAX_WIDTH,
     MIN_WIDTH, VERSION,
 };
 pub use index::{BandEntry, Index};
 pub use limits::Limits;
+pub use plain::{PlainColor, plain_png};
 pub use reader::PixelReader;
 pub use view::render_view;
 

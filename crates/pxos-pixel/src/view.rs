@@ -1,6 +1,6 @@
 //! A viewable rendering of a PXI file.
 
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -76,23 +76,8 @@ pub fn render_view(
             rgb.extend_from_slice(&out_line);
         }
     }
-    let mut file = crate::durable::AtomicFile::create(target, "pixel-view")
-        .map_err(|err| Error::from(err).with_path(target))?;
-    {
-        let mut encoder = png::Encoder::new(BufWriter::new(file.file()), out_width, out_height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|err| Error::Usage(format!("png encode: {err}")))?;
-        writer
-            .write_image_data(&rgb)
-            .map_err(|err| Error::Usage(format!("png encode: {err}")))?;
-        writer
-            .finish()
-            .map_err(|err| Error::Usage(format!("png encode: {err}")))?;
-    }
-    file.commit()
+    let png = crate::plain_png(out_width, out_height, crate::PlainColor::Rgb, &rgb);
+    crate::durable::write_atomic(target, &png, "pixel-view")
         .map_err(|err| Error::from(err).with_path(target))?;
     Ok((out_width, out_height))
 }

@@ -458,19 +458,7 @@ impl Machine {
             let [r, g, b, _] = self.memory.get(index).copied().unwrap_or(0).to_le_bytes();
             rgba.extend_from_slice(&[r, g, b, 255]);
         }
-        let mut out = Vec::new();
-        let mut encoder = png::Encoder::new(&mut out, width, height);
-        encoder.set_color(png::ColorType::Rgba);
-        let mut writer = encoder
-            .write_header()
-            .expect("writing a PNG header to memory cannot fail");
-        writer
-            .write_image_data(&rgba)
-            .expect("the buffer matches the image size");
-        writer
-            .finish()
-            .expect("finishing a PNG in memory cannot fail");
-        out
+        pxos_pixel::plain_png(width, height, pxos_pixel::PlainColor::Rgba, &rgba)
     }
 
     /// Reads a word, or `None` outside memory.

@@ -83,20 +83,12 @@ impl Screen {
 
     /// Encodes the screen as an RGB PNG.
     pub fn to_png(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut encoder = png::Encoder::new(&mut out, self.width, self.height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder
-            .write_header()
-            .expect("writing a PNG header to memory cannot fail");
-        writer
-            .write_image_data(&self.to_rgb())
-            .expect("the buffer matches the screen size");
-        writer
-            .finish()
-            .expect("finishing a PNG in memory cannot fail");
-        out
+        pxos_pixel::plain_png(
+            self.width,
+            self.height,
+            pxos_pixel::PlainColor::Rgb,
+            &self.to_rgb(),
+        )
     }
 
     /// A short content hash (FNV-1a of the colour indices), for spec files.

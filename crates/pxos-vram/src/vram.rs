@@ -307,17 +307,5 @@ pub struct Diff {
 }
 
 fn encode_rgba(width: u32, height: u32, rgba: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Rgba);
-    let mut writer = encoder
-        .write_header()
-        .expect("writing a PNG header to memory cannot fail");
-    writer
-        .write_image_data(rgba)
-        .expect("the buffer matches the image");
-    writer
-        .finish()
-        .expect("finishing a PNG in memory cannot fail");
-    out
+    pxos_pixel::plain_png(width, height, pxos_pixel::PlainColor::Rgba, rgba)
 }

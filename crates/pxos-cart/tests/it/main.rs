@@ -1,36 +1,17 @@
 //! Cartridges: deterministic packing, safe unpacking, hostile inputs; the
 //! evolution log: chaining and tamper detection.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pxos_cart::cartridge::{self, Limits};
-use pxos_cart::{Actor, CreatorKind, EvolutionLog, fuzz};
+use pxos_cart::{CreatorKind, fuzz};
+use pxos_test_support::{Rng, TempDir};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("pxos-cart-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod log;
+mod registry;
 
 fn write(root: &Path, path: &str, bytes: &[u8]) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
+    pxos_test_support::write_file(root, path, bytes);
 }
 
 const SOURCE: &str = r#"{"name": "default", "version": "1.1.0", "parent": "default@1.0.0",
@@ -332,13 +313,8 @@ fn hostile_cartridges_are_refused_and_leave_nothing() {
 
 #[test]
 fn fuzz_bodies_survive_seeded_inputs() {
-    let mut state = 0x5eed_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng::new(0x5eed);
+    let mut next = move || rng.next_u64();
     let dir = TempDir::new("fuzz");
     let src = dir.join("src");
     world(&src);
@@ -363,132 +339,3 @@ fn fuzz_bodies_survive_seeded_inputs() {
     }
 }
 
-fn human(name: &str) -> Actor {
-    Actor {
-        kind: CreatorKind::Human,
-        name: name.into(),
-    }
-}
-
-/// Rewrites the log file's JSON with `edit` (a valid PXI afterwards: a hand edit).
-fn hand_edit(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = dir.join("evolution.png");
-    let (_, json) =
-        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
-    let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    edit(&mut value);
-    let bytes = serde_json::to_vec(&value).unwrap();
-    std::fs::write(
-        &path,
-        pxos_pixel::encode_to_vec(
-            &bytes,
-            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-}
-
-/// A hand edit of the log's JSON.
-type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
-
-fn fresh_log(dir: &Path) -> EvolutionLog {
-    let _ = std::fs::remove_dir_all(dir);
-    let log = EvolutionLog::open(dir).unwrap();
-    log.append(
-        human("ada"),
-        "pack",
-        vec!["aa".repeat(32)],
-        Some("default@1.0.0".into()),
-        "first world",
-    )
-    .unwrap();
-    log.append(
-        Actor {
-            kind: CreatorKind::Llm,
-            name: "pixellm".into(),
-        },
-        "propose",
-        vec![],
-        Some("default@1.1.0".into()),
-        "faster boot",
-    )
-    .unwrap();
-    log.append(
-        human("ada"),
-        "promote",
-        vec![],
-        Some("default@1.1.0".into()),
-        "approved",
-    )
-    .unwrap();
-    log
-}
-
-#[test]
-fn the_log_chains_and_catches_every_kind_of_tampering() {
-    let dir = TempDir::new("log");
-    let log_dir = dir.join("log");
-    let log = fresh_log(&log_dir);
-    let verification = log.verify().unwrap();
-    assert!(verification.is_ok(), "{verification:?}");
-    assert_eq!(verification.entries, 3);
-    let entries = log.entries().unwrap();
-    assert_eq!(entries[1].prev, entries[0].hash);
-    assert_eq!(entries[1].actor.kind, CreatorKind::Llm);
-
-    let tamperings: Vec<(&str, Edit, &str)> = vec![
-        (
-            "edit",
-            Box::new(|v| v["entries"][1]["reason"] = "nothing to see".into()),
-            "was edited",
-        ),
-        (
-            "reorder",
-            Box::new(|v| v["entries"].as_array_mut().unwrap().swap(0, 1)),
-            "sequence number",
-        ),
-        (
-            "insert",
-            Box::new(|v| {
-                let copy = v["entries"][0].clone();
-                v["entries"].as_array_mut().unwrap().insert(1, copy);
-            }),
-            "does not chain",
-        ),
-        (
-            "truncate",
-            Box::new(|v| {
-                v["entries"].as_array_mut().unwrap().pop();
-            }),
-            "cut off",
-        ),
-        (
-            "truncate-and-fix-head",
-            Box::new(|v| {
-                v["entries"].as_array_mut().unwrap().pop();
-                let last = v["entries"][1]["hash"].clone();
-                v["head"] = serde_json::json!({"count": 2, "hash": last});
-            }),
-            "truncated or replaced",
-        ),
-    ];
-    for (name, edit, expected) in tamperings {
-        let log = fresh_log(&log_dir);
-        hand_edit(&log_dir, edit);
-        let verification = log.verify().unwrap();
-        assert!(!verification.is_ok(), "{name} went unnoticed");
-        assert!(
-            verification.problems.iter().any(|p| p.contains(expected)),
-            "{name}: {:?}",
-            verification.problems
-        );
-        let refused = log
-            .append(human("eve"), "cover", vec![], None, "hide it")
-            .unwrap_err();
-        assert!(
-            refused.to_string().contains("does not verify"),
-            "{name}: {refused}"
-        );
-    }
-}

@@ -1,0 +1,203 @@
+//! Test helpers shared by every pxOS crate. A dev-dependency only: nothing
+//! here ships in the `pxos` binary.
+//!
+//! * [`TempDir`]: a fresh directory per test, removed on drop.
+//! * [`Rng`]: SplitMix64, so a failing seed reproduces on every machine.
+//! * [`check_golden`]: golden files with `UPDATE_EXPECT=1` to rewrite them
+//!   (refused under `CI=true`, so CI never regenerates what it checks).
+//! * [`edit_table`], [`read_table`]: hand edits of the JSON inside a PXI table
+//!   (the evolution log, the registry, the kernel state), written back as a
+//!   valid pixel file so that only pxOS's own checks can tell.
+//! * [`read_png_rgb`]: the pixels of a plain PNG (screens).
+//! * [`require_tool`]: a tool on PATH; under `CI=true` a missing one fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A fresh, empty temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/pxos-test-NAME-PID-N`, emptied first.
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "pxos-test-{name}-{}-{unique}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("the temporary directory is writable");
+        TempDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `bytes` at `root/path`, creating directories.
+pub fn write_file(root: &Path, path: &str, bytes: &[u8]) -> PathBuf {
+    let path = root.join(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("the test directory is writable");
+    }
+    std::fs::write(&path, bytes).expect("the test directory is writable");
+    path
+}
+
+/// SplitMix64: small, fast, and the same on every machine.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+/// `len` bytes from a seeded generator.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    Rng::new(seed).bytes(len)
+}
+
+/// Compares `actual` with the golden file at `path` (relative to `crate_dir`,
+/// the caller's `env!("CARGO_MANIFEST_DIR")`). With `UPDATE_EXPECT=1` it
+/// rewrites the file instead, except under `CI=true`.
+pub fn check_golden(crate_dir: &str, path: &str, actual: &str) {
+    let path = Path::new(crate_dir).join(path);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "UPDATE_EXPECT is refused under CI=true: golden files are never regenerated in CI"
+        );
+        std::fs::write(&path, actual).expect("the golden file is writable");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_EXPECT=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+            assert_eq!(
+                e,
+                a,
+                "{} differs at line {} (UPDATE_EXPECT=1 rewrites it)",
+                path.display(),
+                i + 1
+            );
+        }
+        panic!(
+            "{} differs in length (UPDATE_EXPECT=1 rewrites it)",
+            path.display()
+        );
+    }
+}
+
+/// The JSON inside a PXI table file.
+pub fn read_table(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, json) = pxos_pixel::decode_from_slice(&bytes, &Default::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Writes `value` as the JSON of a PXI table at `path` (a valid pixel file).
+pub fn write_table(path: &Path, value: &serde_json::Value) {
+    write_table_bytes(path, &serde_json::to_vec_pretty(value).expect("JSON serializes"));
+}
+
+/// Writes raw bytes as the payload of a PXI table at `path`.
+pub fn write_table_bytes(path: &Path, payload: &[u8]) {
+    let options = pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table);
+    let png = pxos_pixel::encode_to_vec(payload, &options).expect("encoding in memory works");
+    std::fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Edits the JSON inside a PXI table by hand and writes it back as a valid
+/// pixel file: only pxOS's own checks (hashes, chains, cross-checks) can tell.
+pub fn edit_table(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value = read_table(path);
+    edit(&mut value);
+    write_table(path, &value);
+}
+
+/// Replaces text inside a PXI table's JSON (asserting it is there).
+pub fn replace_in_table(path: &Path, from: &str, to: &str) {
+    let value = read_table(path);
+    let text = serde_json::to_string_pretty(&value).expect("JSON serializes");
+    assert!(text.contains(from), "{} does not contain {from:?}", path.display());
+    write_table_bytes(path, text.replace(from, to).as_bytes());
+}
+
+/// Width, height and RGB bytes of a PNG (expanded to 8-bit RGB).
+pub fn read_png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buffer = vec![0u8; reader.output_buffer_size().expect("a sane size")];
+    let info = reader.next_frame(&mut buffer).expect("a frame");
+    let channels = info.color_type.samples();
+    let rgb = buffer[..info.buffer_size()]
+        .chunks(channels)
+        .flat_map(|p| if channels >= 3 { [p[0], p[1], p[2]] } else { [p[0]; 3] })
+        .collect();
+    (info.width, info.height, rgb)
+}
+
+/// Finds a program on PATH. Under `CI=true` a missing tool fails the test;
+/// elsewhere the caller skips with a message.
+pub fn require_tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is required under CI=true (installed by `cargo xtask setup`)"
+        );
+        eprintln!("skipping: {name} not installed (run `cargo xtask setup`)");
+    }
+    found
+}
