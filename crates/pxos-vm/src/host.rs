@@ -2,24 +2,78 @@
 //!
 //! [`StdHost`] implements every syscall of [`crate::isa::syscall`] over a
 //! [`Storage`] (in memory by default; `pxos-boot` plugs in PixelFS). It keeps
-//! what programs print, warnings for failing syscalls (which return 0 in R0
-//! and let the program go on), and the kernel change a program asked for
-//! (SELF_MODIFY or VERSION_SWITCH), which the host applies after HALT.
+//! what programs print (and draws it on the screen through its [`Console`]),
+//! warnings for failing syscalls (which set R0 = 0 and R1 = an error code from
+//! [`crate::isa::syscall::error`] and let the program go on), and the kernel
+//! change a program asked for (SELF_MODIFY or VERSION_SWITCH), which the
+//! caller applies after HALT. A host whose caller will not apply kernel
+//! changes refuses them with `UNSUPPORTED`: it never reports a change it
+//! cannot make.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::isa::syscall;
+use crate::font::Console;
+use crate::isa::syscall::{self, error};
 use crate::machine::{Host, Machine};
 use crate::trap::Trap;
+
+/// Why a storage operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    NotFound,
+    /// The sandbox refused it.
+    Denied,
+    TooLarge,
+    /// A malformed path or module.
+    Invalid,
+    /// The store itself failed.
+    Io,
+}
+
+/// A failed storage operation: a kind (which becomes the syscall's error code)
+/// and a message for the warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> StorageError {
+        StorageError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The syscall error code for this failure.
+    pub fn code(&self) -> u32 {
+        match self.kind {
+            StorageErrorKind::NotFound => error::NOT_FOUND,
+            StorageErrorKind::Denied => error::DENIED,
+            StorageErrorKind::TooLarge => error::TOO_LARGE,
+            StorageErrorKind::Invalid => error::INVALID,
+            StorageErrorKind::Io => error::IO,
+        }
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StorageError {}
 
 /// Where files and modules come from.
 pub trait Storage {
     /// A file's bytes by path.
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError>;
     /// Writes a file by path.
-    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String>;
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError>;
     /// A program module's words by id (a registered number or a PixelFS file id).
-    fn module(&mut self, id: u32) -> Result<Vec<u32>, String>;
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError>;
 }
 
 /// Files and modules held in memory.
@@ -30,23 +84,22 @@ pub struct MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
         self.files
             .get(path)
             .cloned()
-            .ok_or_else(|| format!("no file {path}"))
+            .ok_or_else(|| StorageError::new(StorageErrorKind::NotFound, format!("no file {path}")))
     }
 
-    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
         self.files.insert(path.to_string(), bytes.to_vec());
         Ok(())
     }
 
-    fn module(&mut self, id: u32) -> Result<Vec<u32>, String> {
-        self.modules
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| format!("no module with id {id}"))
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
+        self.modules.get(&id).cloned().ok_or_else(|| {
+            StorageError::new(StorageErrorKind::NotFound, format!("no module with id {id}"))
+        })
     }
 }
 
@@ -99,8 +152,13 @@ pub struct StdHost {
     pub time: u64,
     /// When set, only these syscalls are allowed; others fail with a warning.
     pub allowed: Option<BTreeSet<u16>>,
-    /// Echo PRINT output to stdout as it happens.
-    pub echo: bool,
+    /// Whether the caller applies SELF_MODIFY and VERSION_SWITCH after HALT
+    /// (a kernel boot). Otherwise they fail with `UNSUPPORTED`.
+    pub kernel_changes: bool,
+    /// Where PRINT draws its text on the screen (`None`: console output only).
+    pub console: Option<Console>,
+    /// Called with each printed line as it happens (for a live terminal).
+    pub on_print: Option<Box<dyn FnMut(&str)>>,
 }
 
 impl Default for StdHost {
@@ -122,24 +180,45 @@ impl StdHost {
             warnings: Vec::new(),
             time: 0,
             allowed: None,
-            echo: false,
+            kernel_changes: false,
+            console: Some(Console::default()),
+            on_print: None,
         }
     }
 
-    fn fail(&mut self, machine: &mut Machine, number: u16, why: String) {
+    fn fail(&mut self, machine: &mut Machine, number: u16, code: u32, why: impl std::fmt::Display) {
         let name = syscall::name(number).unwrap_or("unknown");
         self.warnings.push(format!(
-            "syscall {number} ({name}) at pc {} failed: {why}",
-            machine.pc.wrapping_sub(1)
+            "syscall {number} ({name}) at pc {} failed with {}: {why}",
+            machine.pc.wrapping_sub(1),
+            error::name(code).unwrap_or("an error")
         ));
         machine.regs[0] = 0;
+        machine.regs[1] = code;
     }
 
-    fn print(&mut self, text: String) {
-        if self.echo {
-            println!("{text}");
+    fn print(&mut self, machine: &mut Machine, text: String) {
+        if let Some(console) = &self.console {
+            console.print(machine.screen_mut(), &text);
+        }
+        if let Some(on_print) = &mut self.on_print {
+            on_print(&text);
         }
         self.output.push(text);
+    }
+
+    /// Refuses a kernel change this host's caller will not apply.
+    fn refuse_kernel_change(&mut self, machine: &mut Machine, number: u16) -> bool {
+        if self.kernel_changes {
+            return false;
+        }
+        self.fail(
+            machine,
+            number,
+            error::UNSUPPORTED,
+            "kernel changes are applied only by a kernel boot (the kernel stage of `pxos boot`, or `pxos kernel boot`); nothing was staged",
+        );
+        true
     }
 }
 
@@ -148,7 +227,7 @@ impl Host for StdHost {
         if let Some(allowed) = &self.allowed
             && !allowed.contains(&number)
         {
-            self.fail(machine, number, "not allowed here (sandbox)".into());
+            self.fail(machine, number, error::DENIED, "not allowed here (sandbox)");
             return Ok(false);
         }
         let r = machine.regs;
@@ -158,11 +237,8 @@ impl Host for StdHost {
                     match machine.read_string(r[1], MAX_STRING) {
                         Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                         None => {
-                            self.fail(
-                                machine,
-                                number,
-                                format!("string at {} runs off memory", r[1]),
-                            );
+                            let why = format!("string at {} runs off memory", r[1]);
+                            self.fail(machine, number, error::BAD_ADDRESS, why);
                             return Ok(false);
                         }
                     }
@@ -170,12 +246,13 @@ impl Host for StdHost {
                     match self.messages.get(&r[1]) {
                         Some(text) => text.clone(),
                         None => {
-                            self.fail(machine, number, format!("no message with id {}", r[1]));
+                            let why = format!("no message with id {}", r[1]);
+                            self.fail(machine, number, error::NOT_FOUND, why);
                             return Ok(false);
                         }
                     }
                 };
-                self.print(text);
+                self.print(machine, text);
                 machine.regs[0] = 1;
             }
             syscall::RECT => {
@@ -190,48 +267,58 @@ impl Host for StdHost {
                 let count = (r[2] as usize).min(self.versions.len());
                 for (index, version) in self.versions.iter().take(count).enumerate() {
                     if !machine.write_word(r[1].wrapping_add(index as u32), *version) {
-                        self.fail(
-                            machine,
-                            number,
-                            format!("buffer at {} runs off memory", r[1]),
-                        );
+                        let why = format!("buffer at {} runs off memory", r[1]);
+                        self.fail(machine, number, error::BAD_ADDRESS, why);
                         return Ok(false);
                     }
                 }
                 machine.regs[0] = count as u32;
             }
             syscall::VERSION_SWITCH => {
+                if self.refuse_kernel_change(machine, number) {
+                    return Ok(false);
+                }
                 if self.versions.contains(&r[1]) {
                     self.request = Some(KernelRequest::Switch { version: r[1] });
                     machine.regs[0] = 1;
                 } else {
-                    self.fail(machine, number, format!("no kernel version {}", r[1]));
+                    let why = format!("no kernel version {}", r[1]);
+                    self.fail(machine, number, error::NOT_FOUND, why);
                 }
             }
-            syscall::SELF_MODIFY => match self.storage.module(r[1]) {
-                Ok(words) if !words.is_empty() => {
-                    self.request = Some(KernelRequest::Replace { id: r[1], words });
-                    machine.regs[0] = 1;
+            syscall::SELF_MODIFY => {
+                if self.refuse_kernel_change(machine, number) {
+                    return Ok(false);
                 }
-                Ok(_) => self.fail(machine, number, format!("module {} is empty", r[1])),
-                Err(why) => self.fail(machine, number, why),
-            },
+                match self.storage.module(r[1]) {
+                    Ok(words) if !words.is_empty() => {
+                        self.request = Some(KernelRequest::Replace { id: r[1], words });
+                        machine.regs[0] = 1;
+                    }
+                    Ok(_) => {
+                        let why = format!("module {} is empty", r[1]);
+                        self.fail(machine, number, error::INVALID, why);
+                    }
+                    Err(err) => self.fail(machine, number, err.code(), err),
+                }
+            }
             syscall::BLOB => match self.storage.module(r[1]) {
                 Ok(words) => {
                     let count = words.len().min(r[3] as usize);
                     for (index, word) in words.iter().take(count).enumerate() {
                         if !machine.write_word(r[2].wrapping_add(index as u32), *word) {
-                            self.fail(machine, number, format!("module does not fit at {}", r[2]));
+                            let why = format!("module does not fit at {}", r[2]);
+                            self.fail(machine, number, error::BAD_ADDRESS, why);
                             return Ok(false);
                         }
                     }
                     machine.regs[0] = count as u32;
                 }
-                Err(why) => self.fail(machine, number, why),
+                Err(err) => self.fail(machine, number, err.code(), err),
             },
             syscall::FILE_READ => {
                 let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-                    self.fail(machine, number, "path string runs off memory".into());
+                    self.fail(machine, number, error::BAD_ADDRESS, "path string runs off memory");
                     return Ok(false);
                 };
                 let path = String::from_utf8_lossy(&path).into_owned();
@@ -245,31 +332,25 @@ impl Host for StdHost {
                                 r[2].wrapping_add(index as u32),
                                 u32::from_le_bytes(word),
                             ) {
-                                self.fail(
-                                    machine,
-                                    number,
-                                    format!("buffer at {} runs off memory", r[2]),
-                                );
+                                let why = format!("buffer at {} runs off memory", r[2]);
+                                self.fail(machine, number, error::BAD_ADDRESS, why);
                                 return Ok(false);
                             }
                         }
                         machine.regs[0] = take as u32;
                     }
-                    Err(why) => self.fail(machine, number, why),
+                    Err(err) => self.fail(machine, number, err.code(), err),
                 }
             }
             syscall::FILE_WRITE => {
                 let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-                    self.fail(machine, number, "path string runs off memory".into());
+                    self.fail(machine, number, error::BAD_ADDRESS, "path string runs off memory");
                     return Ok(false);
                 };
                 let path = String::from_utf8_lossy(&path).into_owned();
                 if r[3] > MAX_FILE_BYTES {
-                    self.fail(
-                        machine,
-                        number,
-                        format!("{} bytes is more than {MAX_FILE_BYTES}", r[3]),
-                    );
+                    let why = format!("{} bytes is more than {MAX_FILE_BYTES}", r[3]);
+                    self.fail(machine, number, error::TOO_LARGE, why);
                     return Ok(false);
                 }
                 let mut bytes = Vec::with_capacity(r[3] as usize);
@@ -277,11 +358,8 @@ impl Host for StdHost {
                     match machine.read_word(r[2].wrapping_add(index as u32)) {
                         Some(word) => bytes.extend_from_slice(&word.to_le_bytes()),
                         None => {
-                            self.fail(
-                                machine,
-                                number,
-                                format!("source at {} runs off memory", r[2]),
-                            );
+                            let why = format!("source at {} runs off memory", r[2]);
+                            self.fail(machine, number, error::BAD_ADDRESS, why);
                             return Ok(false);
                         }
                     }
@@ -289,7 +367,7 @@ impl Host for StdHost {
                 bytes.truncate(r[3] as usize);
                 match self.storage.write_file(&path, &bytes) {
                     Ok(()) => machine.regs[0] = 1,
-                    Err(why) => self.fail(machine, number, why),
+                    Err(err) => self.fail(machine, number, err.code(), err),
                 }
             }
             syscall::CYCLES => {
@@ -301,7 +379,7 @@ impl Host for StdHost {
                 machine.regs[0] = 1;
                 return Ok(true);
             }
-            other => self.fail(machine, other, "no such syscall".into()),
+            other => self.fail(machine, other, error::NO_SUCH_SYSCALL, "no such syscall"),
         }
         Ok(false)
     }

@@ -46,7 +46,16 @@ impl Format {
 }
 
 macro_rules! isa {
-    ($($(#[doc = $doc:literal])+ $name:ident = $code:literal, $format:ident;)*) => {
+    ($d:tt $($(#[doc = $doc:literal])+ $name:ident = $code:literal, $format:ident;)*) => {
+        /// Calls `$callback! { NAME, ... }` with every opcode name, so other
+        /// tables (the interpreter's dispatch enum) derive from this one list.
+        macro_rules! for_each_opcode {
+            ($d callback:ident) => {
+                $d callback! { $($name),* }
+            };
+        }
+        pub(crate) use for_each_opcode;
+
         /// A PXVM opcode. The discriminant is the opcode byte (the pixel's red channel).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
@@ -98,6 +107,7 @@ macro_rules! isa {
 }
 
 isa! {
+    $
     /// Stop the machine normally.
     HALT = 6, None;
     /// Do nothing.
@@ -274,6 +284,52 @@ pub mod syscall {
         ALL.iter()
             .find(|(n, _, _)| *n == number)
             .map(|(_, name, _)| *name)
+    }
+
+    /// Why a syscall failed. A failing syscall never traps and never pretends:
+    /// it sets R0 = 0 and R1 = one of these codes, logs a warning, and the
+    /// program goes on.
+    pub mod error {
+        /// The sandbox does not allow this syscall, or this write, here.
+        pub const DENIED: u32 = 1;
+        /// This host cannot carry the call out here: SELF_MODIFY and
+        /// VERSION_SWITCH outside a kernel boot (nothing is staged).
+        pub const UNSUPPORTED: u32 = 2;
+        /// No such message, file, module or kernel version.
+        pub const NOT_FOUND: u32 = 3;
+        /// A string or buffer runs off memory.
+        pub const BAD_ADDRESS: u32 = 4;
+        /// More bytes than the syscall moves in one call.
+        pub const TOO_LARGE: u32 = 5;
+        /// A malformed argument (an empty module, an invalid path).
+        pub const INVALID: u32 = 6;
+        /// The storage behind the syscall failed.
+        pub const IO: u32 = 7;
+        /// There is no syscall with this number.
+        pub const NO_SUCH_SYSCALL: u32 = 8;
+
+        /// Every error code: (code, name, meaning).
+        pub const ALL: &[(u32, &str, &str)] = &[
+            (DENIED, "DENIED", "the sandbox does not allow this syscall, or this write, here"),
+            (
+                UNSUPPORTED,
+                "UNSUPPORTED",
+                "this host cannot carry the call out here (SELF_MODIFY and VERSION_SWITCH outside a kernel boot); nothing was staged",
+            ),
+            (NOT_FOUND, "NOT_FOUND", "no such message, file, module or kernel version"),
+            (BAD_ADDRESS, "BAD_ADDRESS", "a string or buffer runs off memory"),
+            (TOO_LARGE, "TOO_LARGE", "more bytes than the syscall moves in one call"),
+            (INVALID, "INVALID", "a malformed argument (an empty module, an invalid path)"),
+            (IO, "IO", "the storage behind the syscall failed"),
+            (NO_SUCH_SYSCALL, "NO_SUCH_SYSCALL", "there is no syscall with this number"),
+        ];
+
+        /// The name of error `code`.
+        pub fn name(code: u32) -> Option<&'static str> {
+            ALL.iter()
+                .find(|(c, _, _)| *c == code)
+                .map(|(_, name, _)| *name)
+        }
     }
 }
 

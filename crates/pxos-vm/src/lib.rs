@@ -20,6 +20,7 @@
 
 pub mod asm;
 pub mod disasm;
+mod font;
 pub mod fuzz;
 mod host;
 pub mod isa;
@@ -29,8 +30,10 @@ pub mod reference;
 mod screen;
 mod trap;
 
+pub use font::{CONSOLE_FONT_SOURCE, Console, DEFAULT_CONSOLE_AREA, FONT_FORMAT, Font, FontError};
 pub use host::{
-    KernelRequest, MAX_FILE_BYTES, MAX_STRING, MemoryStorage, StdHost, Storage, default_messages,
+    KernelRequest, MAX_FILE_BYTES, MAX_STRING, MemoryStorage, StdHost, Storage, StorageError,
+    StorageErrorKind, default_messages,
 };
 pub use machine::{Config, Flags, Host, LoadError, MAX_MEMORY_WORDS, Machine, NullHost, opcode_of};
 pub use program::{PROGRAM_FORMAT, ProgramError, ProgramImage};

@@ -104,21 +104,6 @@ struct Slot {
     wide: u32,
 }
 
-/// Internal opcodes of fused slots (bytes the ISA never uses).
-mod fused {
-    use super::Code;
-    pub const ADDI_BNE: Code = Code::AddiBne;
-    pub const ADDI_BEQ: Code = Code::AddiBeq;
-    pub const ADDI_BLT: Code = Code::AddiBlt;
-    pub const ADDI_BGE: Code = Code::AddiBge;
-    pub const CMPI_JZ: Code = Code::CmpiJz;
-    pub const CMPI_JNZ: Code = Code::CmpiJnz;
-    pub const CMPI_JLT: Code = Code::CmpiJlt;
-    pub const CMPI_JGE: Code = Code::CmpiJge;
-    pub const CMPI_JB: Code = Code::CmpiJb;
-    pub const CMPI_JAE: Code = Code::CmpiJae;
-}
-
 impl Slot {
     /// Decodes the instruction at `words[0]`, fusing it with the next one when possible.
     fn decode(words: &[u32]) -> Slot {
@@ -141,16 +126,16 @@ impl Slot {
             return slot;
         };
         let fused_op = match (inst.op, next.op) {
-            (Op::ADDI, Op::BNE) => fused::ADDI_BNE,
-            (Op::ADDI, Op::BEQ) => fused::ADDI_BEQ,
-            (Op::ADDI, Op::BLT) => fused::ADDI_BLT,
-            (Op::ADDI, Op::BGE) => fused::ADDI_BGE,
-            (Op::CMPI, Op::JZ) => fused::CMPI_JZ,
-            (Op::CMPI, Op::JNZ) => fused::CMPI_JNZ,
-            (Op::CMPI, Op::JLT) => fused::CMPI_JLT,
-            (Op::CMPI, Op::JGE) => fused::CMPI_JGE,
-            (Op::CMPI, Op::JB) => fused::CMPI_JB,
-            (Op::CMPI, Op::JAE) => fused::CMPI_JAE,
+            (Op::ADDI, Op::BNE) => Code::AddiBne,
+            (Op::ADDI, Op::BEQ) => Code::AddiBeq,
+            (Op::ADDI, Op::BLT) => Code::AddiBlt,
+            (Op::ADDI, Op::BGE) => Code::AddiBge,
+            (Op::CMPI, Op::JZ) => Code::CmpiJz,
+            (Op::CMPI, Op::JNZ) => Code::CmpiJnz,
+            (Op::CMPI, Op::JLT) => Code::CmpiJlt,
+            (Op::CMPI, Op::JGE) => Code::CmpiJge,
+            (Op::CMPI, Op::JB) => Code::CmpiJb,
+            (Op::CMPI, Op::JAE) => Code::CmpiJae,
             _ => return slot,
         };
         slot.op = fused_op;
@@ -161,121 +146,42 @@ impl Slot {
     }
 }
 
-/// The dense internal opcode of a decoded slot (ISA opcodes plus fused pairs).
-/// A dense enum lets the dispatch `match` compile to a jump table with no range check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(u8)]
-enum Code {
-    #[default]
-    Invalid,
-    Halt,
-    Nop,
-    Mov,
-    Imm32,
-    Li,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Divs,
-    Mods,
-    And,
-    Or,
-    Xor,
-    Shl,
-    Shr,
-    Sar,
-    Not,
-    Neg,
-    Addi,
-    Cmp,
-    Cmpi,
-    Jmp,
-    Jz,
-    Jnz,
-    Jlt,
-    Jge,
-    Jb,
-    Jae,
-    Jmpr,
-    Beq,
-    Bne,
-    Blt,
-    Bge,
-    Call,
-    Callr,
-    Ret,
-    Push,
-    Pop,
-    Load,
-    Store,
-    Pset,
-    Pget,
-    Syscall,
-    AddiBne,
-    AddiBeq,
-    AddiBlt,
-    AddiBge,
-    CmpiJz,
-    CmpiJnz,
-    CmpiJlt,
-    CmpiJge,
-    CmpiJb,
-    CmpiJae,
+/// The dense internal opcode of a decoded slot: `Invalid`, every ISA opcode
+/// (generated from the one list in [`crate::isa`], so a new opcode without a
+/// dispatch arm does not compile), then the fused pairs. A dense enum lets the
+/// dispatch `match` compile to a jump table with no range check.
+macro_rules! define_code {
+    ($($name:ident),*) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[repr(u8)]
+        enum Code {
+            #[default]
+            Invalid,
+            $($name,)*
+            AddiBne,
+            AddiBeq,
+            AddiBlt,
+            AddiBge,
+            CmpiJz,
+            CmpiJnz,
+            CmpiJlt,
+            CmpiJge,
+            CmpiJb,
+            CmpiJae,
+        }
+
+        impl Code {
+            fn of(op: Op) -> Code {
+                match op {
+                    $(Op::$name => Code::$name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    fn of(op: Op) -> Code {
-        match op {
-            Op::HALT => Code::Halt,
-            Op::NOP => Code::Nop,
-            Op::MOV => Code::Mov,
-            Op::IMM32 => Code::Imm32,
-            Op::LI => Code::Li,
-            Op::ADD => Code::Add,
-            Op::SUB => Code::Sub,
-            Op::MUL => Code::Mul,
-            Op::DIV => Code::Div,
-            Op::MOD => Code::Mod,
-            Op::DIVS => Code::Divs,
-            Op::MODS => Code::Mods,
-            Op::AND => Code::And,
-            Op::OR => Code::Or,
-            Op::XOR => Code::Xor,
-            Op::SHL => Code::Shl,
-            Op::SHR => Code::Shr,
-            Op::SAR => Code::Sar,
-            Op::NOT => Code::Not,
-            Op::NEG => Code::Neg,
-            Op::ADDI => Code::Addi,
-            Op::CMP => Code::Cmp,
-            Op::CMPI => Code::Cmpi,
-            Op::JMP => Code::Jmp,
-            Op::JZ => Code::Jz,
-            Op::JNZ => Code::Jnz,
-            Op::JLT => Code::Jlt,
-            Op::JGE => Code::Jge,
-            Op::JB => Code::Jb,
-            Op::JAE => Code::Jae,
-            Op::JMPR => Code::Jmpr,
-            Op::BEQ => Code::Beq,
-            Op::BNE => Code::Bne,
-            Op::BLT => Code::Blt,
-            Op::BGE => Code::Bge,
-            Op::CALL => Code::Call,
-            Op::CALLR => Code::Callr,
-            Op::RET => Code::Ret,
-            Op::PUSH => Code::Push,
-            Op::POP => Code::Pop,
-            Op::LOAD => Code::Load,
-            Op::STORE => Code::Store,
-            Op::PSET => Code::Pset,
-            Op::PGET => Code::Pget,
-            Op::SYSCALL => Code::Syscall,
-        }
-    }
-}
+crate::isa::for_each_opcode!(define_code);
 
 /// Words a slot may look at: a one-word instruction fused with a two-word one.
 const SLOT_WINDOW: usize = 3;
@@ -322,55 +228,6 @@ impl std::fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
-
-mod ops {
-    use super::Code;
-    pub const HALT: Code = Code::Halt;
-    pub const NOP: Code = Code::Nop;
-    pub const MOV: Code = Code::Mov;
-    pub const IMM32: Code = Code::Imm32;
-    pub const LI: Code = Code::Li;
-    pub const ADD: Code = Code::Add;
-    pub const SUB: Code = Code::Sub;
-    pub const MUL: Code = Code::Mul;
-    pub const DIV: Code = Code::Div;
-    pub const MOD: Code = Code::Mod;
-    pub const DIVS: Code = Code::Divs;
-    pub const MODS: Code = Code::Mods;
-    pub const AND: Code = Code::And;
-    pub const OR: Code = Code::Or;
-    pub const XOR: Code = Code::Xor;
-    pub const SHL: Code = Code::Shl;
-    pub const SHR: Code = Code::Shr;
-    pub const SAR: Code = Code::Sar;
-    pub const NOT: Code = Code::Not;
-    pub const NEG: Code = Code::Neg;
-    pub const ADDI: Code = Code::Addi;
-    pub const CMP: Code = Code::Cmp;
-    pub const CMPI: Code = Code::Cmpi;
-    pub const JMP: Code = Code::Jmp;
-    pub const JZ: Code = Code::Jz;
-    pub const JNZ: Code = Code::Jnz;
-    pub const JLT: Code = Code::Jlt;
-    pub const JGE: Code = Code::Jge;
-    pub const JB: Code = Code::Jb;
-    pub const JAE: Code = Code::Jae;
-    pub const JMPR: Code = Code::Jmpr;
-    pub const BEQ: Code = Code::Beq;
-    pub const BNE: Code = Code::Bne;
-    pub const BLT: Code = Code::Blt;
-    pub const BGE: Code = Code::Bge;
-    pub const CALL: Code = Code::Call;
-    pub const CALLR: Code = Code::Callr;
-    pub const RET: Code = Code::Ret;
-    pub const PUSH: Code = Code::Push;
-    pub const POP: Code = Code::Pop;
-    pub const LOAD: Code = Code::Load;
-    pub const STORE: Code = Code::Store;
-    pub const PSET: Code = Code::Pset;
-    pub const PGET: Code = Code::Pget;
-    pub const SYSCALL: Code = Code::Syscall;
-}
 
 impl Machine {
     /// A machine with zeroed memory, registers and screen.
@@ -503,7 +360,7 @@ impl Machine {
     /// Runs until HALT, a yield, a trap, or `fuel` instructions. The trap, if
     /// any, leaves PC at the faulting instruction.
     pub fn run(&mut self, host: &mut dyn Host, fuel: u64) -> Result<Exit, Trap> {
-        use ops::*;
+        use Code::*;
         let mut regs = self.regs;
         let mut pc = self.pc as usize;
         let mut sp = self.sp as usize;
@@ -813,26 +670,26 @@ impl Machine {
                         return Ok(Exit::Yielded { fuel_left: left });
                     }
                 }
-                fused::ADDI_BNE => fused_addi!(slot, a, b, |x, y| x != y),
-                fused::ADDI_BEQ => fused_addi!(slot, a, b, |x, y| x == y),
-                fused::ADDI_BLT => {
+                Code::AddiBne => fused_addi!(slot, a, b, |x, y| x != y),
+                Code::AddiBeq => fused_addi!(slot, a, b, |x, y| x == y),
+                Code::AddiBlt => {
                     fused_addi!(slot, a, b, |x: u32, y: u32| (x as i32) < (y as i32))
                 }
-                fused::ADDI_BGE => {
+                Code::AddiBge => {
                     fused_addi!(slot, a, b, |x: u32, y: u32| (x as i32) >= (y as i32))
                 }
-                fused::CMPI_JZ => fused_cmpi!(slot, a, |f: Flags| f.z),
-                fused::CMPI_JNZ => fused_cmpi!(slot, a, |f: Flags| !f.z),
-                fused::CMPI_JLT => fused_cmpi!(slot, a, |f: Flags| f.l),
-                fused::CMPI_JGE => fused_cmpi!(slot, a, |f: Flags| !f.l),
-                fused::CMPI_JB => fused_cmpi!(slot, a, |f: Flags| f.b),
-                fused::CMPI_JAE => fused_cmpi!(slot, a, |f: Flags| !f.b),
+                Code::CmpiJz => fused_cmpi!(slot, a, |f: Flags| f.z),
+                Code::CmpiJnz => fused_cmpi!(slot, a, |f: Flags| !f.z),
+                Code::CmpiJlt => fused_cmpi!(slot, a, |f: Flags| f.l),
+                Code::CmpiJge => fused_cmpi!(slot, a, |f: Flags| !f.l),
+                Code::CmpiJb => fused_cmpi!(slot, a, |f: Flags| f.b),
+                Code::CmpiJae => fused_cmpi!(slot, a, |f: Flags| !f.b),
                 NOP => pc += 1,
                 HALT => {
                     save!();
                     return Ok(Exit::Halted { fuel_left: left });
                 }
-                _ => {
+                Invalid => {
                     // Not an instruction: it does not count as executed.
                     left += 1;
                     let word = memory[pc];

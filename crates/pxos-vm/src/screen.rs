@@ -11,6 +11,8 @@ pub struct Screen {
     width: u32,
     height: u32,
     pixels: Vec<u8>,
+    /// The console's next text row (see [`crate::Console`]).
+    pub text_row: u32,
 }
 
 impl Screen {
@@ -25,6 +27,7 @@ impl Screen {
             width,
             height,
             pixels: vec![0; width as usize * height as usize],
+            text_row: 0,
         })
     }
 
@@ -71,6 +74,25 @@ impl Screen {
             painted += u64::from(x_end.saturating_sub(x));
         }
         painted
+    }
+
+    /// Moves the pixels of a rectangle (clipped to the screen) up by `by`
+    /// rows, filling the rows it uncovers with colour 0.
+    pub fn scroll_up(&mut self, x: u32, y: u32, width: u32, height: u32, by: u32) {
+        let x_end = x.saturating_add(width).min(self.width) as usize;
+        let y_end = y.saturating_add(height).min(self.height);
+        let x = (x as usize).min(x_end);
+        let row_len = self.width as usize;
+        for row in y..y_end {
+            let target = row as usize * row_len;
+            match row.checked_add(by).filter(|source| *source < y_end) {
+                Some(source) => {
+                    let source = source as usize * row_len;
+                    self.pixels.copy_within(source + x..source + x_end, target + x);
+                }
+                None => self.pixels[target + x..target + x_end].fill(0),
+            }
+        }
     }
 
     /// RGB bytes of the whole screen.

@@ -84,11 +84,19 @@ Immediates: imm8 and imm16 are sign-extended (except `SYSCALL`'s number).\n\n");
             code = op as u8
         );
     }
-    doc.push_str("\n## Syscalls\n\n`SYSCALL n` passes arguments in R1.. and returns in R0. A failing syscall returns 0 in R0, \
-logs a warning and lets the program go on; only a host refusal traps.\n\n| number | name | meaning |\n|---:|---|---|\n");
+    doc.push_str("\n## Syscalls\n\n`SYSCALL n` passes arguments in R1.. and returns in R0. A failing syscall sets R0 = 0 \
+and R1 = an error code (below), logs a warning and lets the program go on; it never reports success for something \
+it did not do. Only a host refusal traps.\n\n| number | name | meaning |\n|---:|---|---|\n");
     for (number, name, meaning) in syscall::ALL {
         let _ = writeln!(doc, "| {number} | `{name}` | {meaning} |");
     }
+    doc.push_str("\n### Error codes (R1 when R0 = 0)\n\n| code | name | meaning |\n|---:|---|---|\n");
+    for (code, name, meaning) in syscall::error::ALL {
+        let _ = writeln!(doc, "| {code} | `{name}` | {meaning} |");
+    }
+    doc.push_str("\nSELF_MODIFY and VERSION_SWITCH stage a kernel change that the host applies after HALT. Only a kernel \
+boot applies them (the kernel stage of `pxos boot` for the current cartridge, and `pxos kernel boot`); every other \
+run (`pxos run`, `pxos debug`, other boot stages, sandboxes) answers `UNSUPPORTED` or `DENIED` and stages nothing.\n");
     doc.push_str("\n## Screen palette\n\n| index | swatch | RGB |\n|---:|---|---|\n");
     for (index, rgb) in PALETTE.iter().enumerate() {
         let _ = writeln!(
@@ -116,6 +124,10 @@ PC stays at the faulting instruction.\n");
         ));
     }
     let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    assert!(
+        !update || std::env::var("CI").as_deref() != Ok("true"),
+        "UPDATE_EXPECT is refused under CI=true"
+    );
     for (path, bytes) in files {
         if update {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

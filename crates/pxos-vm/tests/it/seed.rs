@@ -16,6 +16,7 @@ fn seed_kernels_assemble_and_evolve() {
     let mut storage = MemoryStorage::default();
     storage.modules.insert(301, v2.words.clone());
     let mut host = StdHost::new(Box::new(storage));
+    host.kernel_changes = true;
     let mut machine = Machine::with_program(Config::default(), &v1.words, v1.entry).unwrap();
     let exit = machine.run(&mut host, 10_000).unwrap();
     assert!(matches!(exit, Exit::Halted { .. }));
@@ -51,4 +52,24 @@ fn seed_kernels_assemble_and_evolve() {
     );
     assert_eq!(PALETTE[1], [0, 0, 0xaa], "blue");
     assert_eq!(PALETTE[5], [0x55, 0xaa, 0xff], "light blue");
+}
+
+#[test]
+fn kernel_changes_outside_a_kernel_boot_fail_with_unsupported() {
+    use pxos_vm::isa::syscall::error;
+    let v2 = asm::assemble("v2.0.pxasm", V2).unwrap();
+    let mut storage = MemoryStorage::default();
+    storage.modules.insert(301, v2.words);
+    let mut host = StdHost::new(Box::new(storage));
+    host.versions = vec![1, 2];
+    let program = asm::assemble(
+        "t",
+        "IMM32 R1, 301\nSYSCALL 99\nMOV R9, R0\nMOV R10, R1\nLI R1, 1\nSYSCALL 32\nMOV R11, R0\nMOV R12, R1\nHALT",
+    )
+    .unwrap();
+    let mut machine = Machine::with_program(Config::default(), &program.words, program.entry).unwrap();
+    machine.run(&mut host, 1000).unwrap();
+    assert_eq!(host.request, None, "nothing is staged");
+    assert_eq!(machine.regs[9..13], [0, error::UNSUPPORTED, 0, error::UNSUPPORTED]);
+    assert!(host.warnings.iter().all(|w| w.contains("UNSUPPORTED") && w.contains("nothing was staged")), "{:?}", host.warnings);
 }

@@ -12,6 +12,7 @@ pub fn spec_host() -> StdHost {
     host.time = 1_800_000_000;
     host.versions = vec![1, 2, 3];
     host.current_version = 2;
+    host.kernel_changes = true;
     host
 }
 
