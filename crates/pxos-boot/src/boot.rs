@@ -7,21 +7,37 @@
 //! stages. A required stage that fails halts the boot with a report; an
 //! optional one is reported and skipped, and so is any stage whose `requires`
 //! did not succeed.
+//!
+//! The stage marked `"kernel": true` is where the kernel store and the boot
+//! meet. Booting the current cartridge, that stage runs the kernel store's
+//! current kernel, not the module in the cartridge: the cartridge's kernel is
+//! installed into the store the first time the cartridge boots as current.
+//! Boot counting applies: a trial kernel that fails uses a try, and when it
+//! has none left the store reverts and the stage runs again with the previous
+//! kernel, so the boot goes on. SELF_MODIFY and VERSION_SWITCH requests the
+//! kernel makes are applied after a clean boot: the next boot runs the new
+//! kernel, on trial.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use pxos_cart::Manifest;
-use pxos_vm::{MemoryStorage, ProgramImage, Screen, Storage};
+use pxos_cart::{EvolutionLog, Manifest, Registry};
+use pxos_vm::{Console, Font, MemoryStorage, ProgramImage, Screen, Storage};
 use serde::{Deserialize, Serialize};
 
-use crate::hypervisor::{Hypervisor, Sandbox};
-use crate::kernel_store::{Error, Result};
+use crate::error::{Error, Result};
+use crate::hypervisor::{Hypervisor, Launch, Sandbox};
+use crate::kernel_store::KernelStore;
+use crate::storage::CartridgeStorage;
 
 /// The `path` of the built-in verification stage.
 pub const BUILTIN_VERIFY: &str = "builtin:verify";
 /// Default instruction budget per stage.
 pub const DEFAULT_STAGE_FUEL: u64 = 10_000_000;
+/// Where a world keeps its console font.
+pub const FONT_PATH: &str = "fonts/console.png";
+/// Most kernels one boot tries (each revert tries the previous one).
+const MAX_KERNEL_TRIES: usize = 8;
 
 /// One boot stage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +52,10 @@ pub struct Stage {
     pub requires: Vec<String>,
     #[serde(default)]
     pub fuel: Option<u64>,
+    /// The kernel stage: booting the current cartridge, it runs the kernel
+    /// store's current kernel (at most one stage has this).
+    #[serde(default)]
+    pub kernel: bool,
 }
 
 /// A boot sequence (`boot/sequence.json`).
@@ -47,7 +67,7 @@ pub struct Sequence {
 
 impl Sequence {
     /// Parses and checks a sequence: increasing numbers, unique names, known
-    /// earlier `requires`, safe paths, at most 64 stages.
+    /// earlier `requires`, safe paths, at most one kernel stage, at most 64 stages.
     pub fn parse(json: &[u8]) -> Result<Sequence> {
         let sequence: Sequence = serde_json::from_slice(json)
             .map_err(|err| Error::Format(format!("boot sequence is invalid: {err}")))?;
@@ -78,12 +98,29 @@ impl Sequence {
                     stage.name
                 )));
             }
-            if stage.path != BUILTIN_VERIFY {
+            if stage.path == BUILTIN_VERIFY {
+                if stage.kernel {
+                    return Err(Error::Format(format!(
+                        "stage {} cannot be both the verification and the kernel stage",
+                        stage.name
+                    )));
+                }
+            } else {
                 pxos_cart::cartridge::check_entry_path(&stage.path, &pxos_cart::Limits::default())
                     .map_err(|err| Error::Format(format!("stage {}: {err}", stage.name)))?;
             }
         }
+        if sequence.stages.iter().filter(|s| s.kernel).count() > 1 {
+            return Err(Error::Format(
+                "a boot sequence has at most one kernel stage".into(),
+            ));
+        }
         Ok(sequence)
+    }
+
+    /// The kernel stage, if the sequence has one.
+    pub fn kernel_stage(&self) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.kernel)
     }
 }
 
@@ -97,6 +134,19 @@ pub enum Outcome {
     Checked,
 }
 
+/// One kernel boot within the kernel stage.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelAttempt {
+    pub kernel: u32,
+    pub version: String,
+    pub ok: bool,
+    pub failure: Option<String>,
+    /// The kernel the store reverted to after this failure.
+    pub reverted_to: Option<u32>,
+    /// Its execution record.
+    pub log_id: u64,
+}
+
 /// One line of the boot report.
 #[derive(Clone, Debug, Serialize)]
 pub struct StageReport {
@@ -106,20 +156,33 @@ pub struct StageReport {
     pub outcome: Outcome,
     pub detail: String,
     pub output: Vec<String>,
+    pub warnings: Vec<String>,
     pub cycles: u64,
     pub micros: u128,
+    /// The kernels the kernel stage booted (from the kernel store).
+    pub kernels: Vec<KernelAttempt>,
+}
+
+/// A kernel change applied after the boot, for the next one.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelChange {
+    pub kernel: u32,
+    pub version: String,
+    pub detail: String,
 }
 
 /// The whole boot.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub cartridge: String,
-    pub sha256: String,
+    pub sha256: pxos_pixel::Hash256,
     pub dry_run: bool,
     pub stages: Vec<StageReport>,
     /// The required stage that halted the boot, if any.
     pub halted_at: Option<String>,
     pub micros: u128,
+    /// The kernel change the kernel asked for, applied after this clean boot.
+    pub kernel_change: Option<KernelChange>,
     #[serde(skip)]
     pub screen: Screen,
 }
@@ -127,6 +190,18 @@ pub struct Report {
 impl Report {
     pub fn ok(&self) -> bool {
         self.halted_at.is_none()
+    }
+
+    /// Every kernel revert during this boot: (from, to, why).
+    pub fn reverts(&self) -> Vec<(u32, u32, String)> {
+        self.stages
+            .iter()
+            .flat_map(|s| &s.kernels)
+            .filter_map(|k| {
+                k.reverted_to
+                    .map(|to| (k.kernel, to, k.failure.clone().unwrap_or_default()))
+            })
+            .collect()
     }
 }
 
@@ -140,13 +215,31 @@ pub struct BootOptions<'a> {
     pub storage: &'a dyn Fn() -> Box<dyn Storage>,
     /// PixelFS entries mounted (for the report), when there is a PixelFS.
     pub mounted: Option<usize>,
+    /// The kernel store whose current kernel the kernel stage boots; `None`
+    /// runs the cartridge's own kernel module like any other stage.
+    pub kernels: Option<&'a KernelStore>,
+}
+
+fn stage_line(stage: &Stage) -> StageReport {
+    StageReport {
+        number: stage.number,
+        name: stage.name.clone(),
+        required: stage.required,
+        outcome: Outcome::Ok,
+        detail: String::new(),
+        output: Vec::new(),
+        warnings: Vec::new(),
+        cycles: 0,
+        micros: 0,
+        kernels: Vec::new(),
+    }
 }
 
 /// Boots the cartridge unpacked at `root`.
 pub fn boot(
     root: &Path,
     manifest: &Manifest,
-    sha256: &str,
+    sha256: &pxos_pixel::Hash256,
     options: &BootOptions<'_>,
 ) -> Result<Report> {
     let started = std::time::Instant::now();
@@ -156,31 +249,25 @@ pub fn boot(
     };
     let mut report = Report {
         cartridge: manifest.id(),
-        sha256: sha256.to_string(),
+        sha256: *sha256,
         dry_run: options.dry_run,
         stages: Vec::new(),
         halted_at: None,
         micros: 0,
+        kernel_change: None,
         screen: Screen::new(512, 512).map_err(Error::Usage)?,
     };
     let mut succeeded: BTreeSet<String> = BTreeSet::new();
-    let mut screen = Some(report.screen.clone());
+    let mut screen = report.screen.clone();
+    let mut kernel_request = None;
     for stage in &sequence.stages {
         let stage_started = std::time::Instant::now();
-        let mut line = StageReport {
-            number: stage.number,
-            name: stage.name.clone(),
-            required: stage.required,
-            outcome: Outcome::Ok,
-            detail: String::new(),
-            output: Vec::new(),
-            cycles: 0,
-            micros: 0,
-        };
-        let missing: Vec<&String> = stage
+        let mut line = stage_line(stage);
+        let missing: Vec<&str> = stage
             .requires
             .iter()
             .filter(|r| !succeeded.contains(*r))
+            .map(String::as_str)
             .collect();
         if !missing.is_empty() {
             line.outcome = if stage.required {
@@ -188,14 +275,7 @@ pub fn boot(
             } else {
                 Outcome::Skipped
             };
-            line.detail = format!(
-                "requires {} which did not succeed",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            line.detail = format!("requires {} which did not succeed", missing.join(", "));
         } else if stage.path == BUILTIN_VERIFY {
             match verify_files(root, manifest) {
                 Ok(count) => {
@@ -211,6 +291,13 @@ pub fn boot(
                     line.detail = err.to_string();
                 }
             }
+        } else if let (true, Some(store), false) = (stage.kernel, options.kernels, options.dry_run)
+        {
+            let fuel = stage.fuel.map_or(options.sandbox.fuel, |f| f.min(options.sandbox.fuel));
+            let storage = || -> Box<dyn Storage> {
+                Box::new(CartridgeStorage::new(root.to_path_buf(), (options.storage)()))
+            };
+            kernel_request = boot_kernel(store, options.hypervisor, &storage, fuel, &mut screen, &mut line)?;
         } else {
             match load_module(root, &stage.path) {
                 Err(err) => {
@@ -230,25 +317,27 @@ pub fn boot(
                     if let Some(fuel) = stage.fuel {
                         sandbox.fuel = sandbox.fuel.min(fuel);
                     }
-                    let result = options.hypervisor.run_program(
-                        &format!("{}:{}", manifest.id(), stage.path),
+                    let storage =
+                        CartridgeStorage::new(root.to_path_buf(), (options.storage)());
+                    let mut launch = Launch::new(
+                        format!("{}:{}", manifest.id(), stage.path),
                         &image,
-                        &[],
-                        &sandbox,
-                        (options.storage)(),
-                        screen.take(),
+                        sandbox,
+                        Box::new(storage),
                     );
-                    screen = result
-                        .screen
-                        .clone()
-                        .or_else(|| Some(report.screen.clone()));
+                    launch.screen = Some(screen.clone());
+                    let result = options.hypervisor.run_program(launch);
+                    if let Some(after) = &result.screen {
+                        screen = after.clone();
+                    }
                     line.cycles = result.cycles;
-                    line.output = result.output.clone();
+                    line.output = result.output;
+                    line.warnings = result.warnings;
                     if result.success {
                         line.detail = format!("{} cycles", result.cycles);
                     } else {
                         line.outcome = Outcome::Failed;
-                        line.detail = result.trap.clone().unwrap_or_default();
+                        line.detail = result.trap.unwrap_or_default();
                     }
                 }
             }
@@ -268,11 +357,96 @@ pub fn boot(
             break;
         }
     }
-    if let Some(screen) = screen {
-        report.screen = screen;
+    if let (Some(store), Some(kernel_report), true) =
+        (options.kernels, kernel_request, report.ok())
+    {
+        let detail = match &kernel_report.request {
+            Some(pxos_vm::KernelRequest::Replace { id, .. }) => {
+                format!("SELF_MODIFY (module {id:#010x}) from kernel {}", kernel_report.kernel)
+            }
+            Some(pxos_vm::KernelRequest::Switch { version }) => {
+                format!("VERSION_SWITCH to kernel {version} from kernel {}", kernel_report.kernel)
+            }
+            None => String::new(),
+        };
+        if let Some(next) = store.apply_request(&kernel_report)? {
+            report.kernel_change = Some(KernelChange {
+                kernel: next.id,
+                version: next.version.clone(),
+                detail,
+            });
+        }
     }
+    report.screen = screen;
     report.micros = started.elapsed().as_micros();
     Ok(report)
+}
+
+/// The kernel stage with the kernel store: boots the current kernel, and on a
+/// revert the previous one, until one boots or none is left to revert to.
+/// Returns the report of the kernel that booted cleanly (its request is
+/// applied after the whole boot).
+fn boot_kernel(
+    store: &KernelStore,
+    hypervisor: &Hypervisor,
+    storage: &dyn Fn() -> Box<dyn Storage>,
+    fuel: u64,
+    screen: &mut Screen,
+    line: &mut StageReport,
+) -> Result<Option<crate::kernel_store::BootReport>> {
+    let before = screen.clone();
+    for _ in 0..MAX_KERNEL_TRIES {
+        let report = store.boot(hypervisor, storage(), Some(before.clone()), fuel)?;
+        line.cycles += report.cycles;
+        line.output.extend(report.output.iter().cloned());
+        line.warnings.extend(report.warnings.iter().cloned());
+        line.kernels.push(KernelAttempt {
+            kernel: report.kernel,
+            version: report.version.clone(),
+            ok: report.failure.is_none(),
+            failure: report.failure.clone(),
+            reverted_to: report.reverted.map(|(_, to)| to),
+            log_id: report.log_id,
+        });
+        match (&report.failure, report.reverted) {
+            (None, _) => {
+                *screen = report.screen.clone();
+                let reverts = line.kernels.len() - 1;
+                line.detail = format!(
+                    "kernel {} ({}) booted, {} cycles{}",
+                    report.kernel,
+                    report.version,
+                    report.cycles,
+                    if reverts > 0 {
+                        format!(" after {reverts} revert(s)")
+                    } else {
+                        String::new()
+                    }
+                );
+                return Ok(Some(report));
+            }
+            (Some(_), Some(_)) => {}
+            (Some(why), None) => {
+                *screen = report.screen.clone();
+                line.outcome = Outcome::Failed;
+                line.detail = format!(
+                    "kernel {} ({}) {why}; {}",
+                    report.kernel,
+                    report.version,
+                    match store.state()?.kernel(report.kernel) {
+                        Some(record) if record.tries_left > 0 => {
+                            format!("{} tries left before it is reverted", record.tries_left)
+                        }
+                        _ => "no good kernel to revert to".to_string(),
+                    }
+                );
+                return Ok(None);
+            }
+        }
+    }
+    line.outcome = Outcome::Failed;
+    line.detail = format!("{MAX_KERNEL_TRIES} kernels failed in a row");
+    Ok(None)
 }
 
 fn read_in(root: &Path, path: &str) -> Result<Vec<u8>> {
@@ -281,7 +455,8 @@ fn read_in(root: &Path, path: &str) -> Result<Vec<u8>> {
         .map_err(|err| Error::Format(format!("{path}: cannot read it from the cartridge ({err})")))
 }
 
-fn load_module(root: &Path, path: &str) -> Result<ProgramImage> {
+/// Loads a program image of an unpacked cartridge.
+pub fn load_module(root: &Path, path: &str) -> Result<ProgramImage> {
     let bytes = read_in(root, path)?;
     ProgramImage::from_png(&bytes).map_err(|err| Error::Format(format!("{path}: {err}")))
 }
@@ -318,6 +493,29 @@ pub fn messages(root: &Path) -> Result<BTreeMap<u32, String>> {
     Ok(table)
 }
 
+/// A world's console: its own font (`fonts/console.png`) when it has one.
+pub fn console(root: &Path) -> Result<Console> {
+    let mut console = Console::default();
+    match std::fs::read(root.join(FONT_PATH)) {
+        Ok(bytes) => {
+            console.font = std::sync::Arc::new(
+                Font::from_png(&bytes).map_err(|err| Error::Format(format!("{FONT_PATH}: {err}")))?,
+            );
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(Error::io(err, &root.join(FONT_PATH))),
+    }
+    Ok(console)
+}
+
+/// The hypervisor for a world unpacked at `root`: its messages and font.
+pub fn world_hypervisor(home: &Path, root: &Path) -> Result<Hypervisor> {
+    Ok(
+        Hypervisor::new(&home.join("run").join("executions.log"), messages(root)?)
+            .with_console(console(root)?),
+    )
+}
+
 /// An empty storage for programs that get no files.
 pub fn no_storage() -> Box<dyn Storage> {
     Box::new(MemoryStorage::default())
@@ -339,41 +537,119 @@ pub struct HomeBoot {
     pub report: Report,
     /// The default world was installed by this boot.
     pub installed: bool,
+    /// Genesis ran on the current cartridge for the first time: (passed, failed checks).
+    pub genesis: Option<(bool, Vec<String>)>,
     pub screen_file: PathBuf,
     pub log_file: PathBuf,
     pub status: pxos_cart::Status,
+    /// Why the boot ran read-only: the evolution log does not verify, or
+    /// disagrees with the registry. Nothing was installed, counted or changed.
+    pub degraded: Option<String>,
+    /// The kernel store's current kernel was switched to this cartridge's kernel.
+    pub adopted_kernel: Option<(u32, String)>,
+}
+
+/// The open stores of a home.
+pub struct HomeStores {
+    pub log: EvolutionLog,
+    pub registry: Registry,
+    pub kernels: KernelStore,
+}
+
+impl HomeStores {
+    /// Opens the log, the registry and the kernel store of `home`.
+    pub fn open(home: &Path) -> Result<HomeStores> {
+        let log = EvolutionLog::open(&home.join("log"))?;
+        Ok(HomeStores {
+            registry: Registry::open(&home.join("carts"), log.clone())?,
+            kernels: KernelStore::open(&home.join("kernels"), log.clone())?,
+            log,
+        })
+    }
 }
 
 /// Boots a pxOS home: installs the default world on a fresh home, unpacks the
 /// chosen cartridge once into `run/<sha256>/`, boots it (sandboxed unless it is
 /// the current cartridge), and writes the boot log and the screen PNG.
+///
+/// When the evolution log does not verify, or the registry disagrees with
+/// it, the boot still runs, read-only: the registry's checkpoint names the
+/// cartridge, its own kernel module runs, and nothing is installed, counted
+/// or changed. [`HomeBoot::degraded`] says why.
 pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
-    let cart = crate::world::cart_error;
-    let log = pxos_cart::EvolutionLog::open(&home.join("log")).map_err(cart)?;
-    let registry = pxos_cart::Registry::open(&home.join("carts"), log).map_err(cart)?;
-    let (_, installed) = crate::world::ensure_current(home, &registry)?;
-    let record = match &request.cartridge {
-        Some(query) => registry.find(query).map_err(cart)?,
-        None => registry
-            .current()
-            .map_err(cart)?
-            .ok_or_else(|| Error::Usage("no current cartridge".into()))?,
+    let stores = HomeStores::open(home)?;
+    let trusted = stores
+        .log
+        .verify()
+        .map_err(Error::from)
+        .and_then(|v| {
+            if v.is_ok() {
+                Ok(())
+            } else {
+                Err(Error::Tampered(v.problems.join("; ")))
+            }
+        })
+        .and_then(|()| stores.registry.check_against_log().map_err(Error::from))
+        .and_then(|()| stores.kernels.state().map(|_| ()));
+    let degraded = match trusted {
+        Ok(()) => None,
+        Err(err) if err.kind() == pxos_pixel::ErrorKind::Tampered => Some(err.to_string()),
+        Err(err) => return Err(err),
     };
-    let stored = registry.path_of(&record);
-    let root = home.join("run").join(&record.sha256);
-    if !root.is_dir() {
-        pxos_cart::unpack(&stored, &root, &pxos_cart::Limits::default()).map_err(cart)?;
-    }
-    let (manifest, _) =
-        pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default()).map_err(cart)?;
-    let sequence = match &request.sequence_file {
-        Some(path) => {
-            Some(Sequence::parse(&std::fs::read(path).map_err(|err| {
-                Error::Usage(format!("{}: {err}", path.display()))
-            })?)?)
+    let mut installed = false;
+    let mut genesis = None;
+    let record = if degraded.is_none() {
+        let (current, fresh) = crate::world::ensure_current(home, &stores.registry)?;
+        installed = fresh;
+        if !request.dry_run {
+            genesis = crate::world::ensure_genesis(home, &stores.registry, &current)?;
         }
+        match &request.cartridge {
+            Some(query) => stores.registry.find(query)?,
+            None => stores.registry.current()?.unwrap_or(current),
+        }
+    } else {
+        let state = stores.registry.checkpoint()?.ok_or_else(|| {
+            Error::Tampered(format!(
+                "{}; and there is no registry to boot from",
+                degraded.clone().unwrap_or_default()
+            ))
+        })?;
+        let found = match &request.cartridge {
+            Some(query) => state
+                .cartridges
+                .iter()
+                .rev()
+                .find(|c| c.id == *query || c.name == *query)
+                .cloned(),
+            None => state.current_record().cloned(),
+        };
+        found.ok_or_else(|| Error::NotFound("no such cartridge in the registry's checkpoint".into()))?
+    };
+    let stored = stores.registry.path_of(&record);
+    let root = unpacked(home, &stored, &record.sha256)?;
+    let (manifest, _) = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())?;
+    let sequence = match &request.sequence_file {
+        Some(path) => Some(Sequence::parse(
+            &std::fs::read(path).map_err(|err| Error::io(err, path))?,
+        )?),
         None => None,
     };
+    let is_current = record.status == pxos_cart::Status::Current;
+    let use_store = is_current && degraded.is_none() && !request.dry_run;
+    let mut adopted_kernel = None;
+    if use_store {
+        let own = match &sequence {
+            Some(sequence) => sequence.clone(),
+            None => Sequence::parse(&read_in(&root, "boot/sequence.json")?)?,
+        };
+        if let Some(stage) = own.kernel_stage()
+            && let Ok(image) = load_module(&root, &stage.path)
+            && let Some(kernel) = stores.kernels.adopt_cartridge_kernel(&record.cart_ref(), &image)?
+        {
+            adopted_kernel = Some((kernel.id, kernel.version));
+        }
+    }
     let fs = pxos_fs::PixelFs::open(&home.join("fs")).ok();
     let mounted = fs.as_ref().and_then(|fs| fs.table().ok()).map(|t| t.len());
     let storage = || -> Box<dyn Storage> {
@@ -387,8 +663,8 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
             None => no_storage(),
         }
     };
-    let hypervisor = Hypervisor::new(&home.join("run").join("executions.log"), messages(&root)?);
-    let sandbox = if record.status == pxos_cart::Status::Current {
+    let hypervisor = world_hypervisor(home, &root)?;
+    let sandbox = if is_current {
         Sandbox::trusted(DEFAULT_STAGE_FUEL)
     } else {
         Sandbox::experimental(DEFAULT_STAGE_FUEL, &format!("/sandbox/{}", record.id))
@@ -400,10 +676,11 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         sandbox,
         storage: &storage,
         mounted,
+        kernels: use_store.then_some(&stores.kernels),
     };
     let report = boot(&root, &manifest, &record.sha256, &options)?;
     let boot_dir = home.join("boot");
-    std::fs::create_dir_all(&boot_dir)?;
+    std::fs::create_dir_all(&boot_dir).map_err(|err| Error::io(err, &boot_dir))?;
     let screen_file = request
         .screen_file
         .clone()
@@ -413,127 +690,37 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         .clone()
         .unwrap_or_else(|| boot_dir.join("boot.log"));
     if !request.dry_run {
-        pxos_pixel::durable::write_atomic(&screen_file, &report.screen.to_png(), "boot-screen")?;
+        pxos_pixel::durable::write_atomic(&screen_file, &report.screen.to_png(), "boot-screen")
+            .map_err(|err| Error::io(err, &screen_file))?;
     }
     let mut lines = String::new();
     lines.push_str(&serde_json::json!({"time": pxos_fs::time::now_rfc3339(), "cartridge": report.cartridge,
-        "sha256": report.sha256, "dry_run": report.dry_run, "ok": report.ok(), "micros": report.micros}).to_string());
+        "sha256": report.sha256, "dry_run": report.dry_run, "ok": report.ok(), "micros": report.micros,
+        "degraded": degraded, "kernel_change": report.kernel_change}).to_string());
     lines.push('\n');
     for stage in &report.stages {
-        lines.push_str(&serde_json::to_string(stage).map_err(|err| Error::Usage(err.to_string()))?);
+        lines.push_str(&serde_json::to_string(stage).expect("a stage report serializes"));
         lines.push('\n');
     }
-    pxos_pixel::durable::write_atomic(&log_file, lines.as_bytes(), "boot-log")?;
+    pxos_pixel::durable::write_atomic(&log_file, lines.as_bytes(), "boot-log")
+        .map_err(|err| Error::io(err, &log_file))?;
     Ok(HomeBoot {
         report,
         installed,
+        genesis,
         screen_file,
         log_file,
         status: record.status,
+        degraded,
+        adopted_kernel,
     })
 }
 
-/// The unpacked tree and record of the current (or named) cartridge, unpacking it once.
-fn open_cartridge(home: &Path, cartridge: Option<&str>) -> Result<(PathBuf, pxos_cart::Record)> {
-    let cart = crate::world::cart_error;
-    let log = pxos_cart::EvolutionLog::open(&home.join("log")).map_err(cart)?;
-    let registry = pxos_cart::Registry::open(&home.join("carts"), log).map_err(cart)?;
-    crate::world::ensure_current(home, &registry)?;
-    let record = match cartridge {
-        Some(query) => registry.find(query).map_err(cart)?,
-        None => registry
-            .current()
-            .map_err(cart)?
-            .ok_or_else(|| Error::Usage("no current cartridge".into()))?,
-    };
-    let root = home.join("run").join(&record.sha256);
+/// The cartridge stored at `stored`, unpacked once into `run/<sha256>/`.
+pub fn unpacked(home: &Path, stored: &Path, sha256: &pxos_pixel::Hash256) -> Result<PathBuf> {
+    let root = home.join("run").join(sha256.to_hex());
     if !root.is_dir() {
-        pxos_cart::unpack(
-            &registry.path_of(&record),
-            &root,
-            &pxos_cart::Limits::default(),
-        )
-        .map_err(cart)?;
+        pxos_cart::unpack(stored, &root, &pxos_cart::Limits::default())?;
     }
-    Ok((root, record))
-}
-
-/// Runs program `name` of the current cartridge (`programs/NAME.png`, or
-/// `boot/NAME.png`) through the hypervisor, with `args` in R1...
-pub fn run_named(
-    home: &Path,
-    name: &str,
-    args: &[u32],
-    fuel: u64,
-) -> Result<crate::hypervisor::RunResult> {
-    if name.contains('/') || name.contains("..") || name.is_empty() {
-        return Err(Error::Usage(format!("'{name}' is not a program name")));
-    }
-    let (root, record) = open_cartridge(home, None)?;
-    let path = ["programs", "boot"]
-        .iter()
-        .map(|dir| format!("{dir}/{name}.png"))
-        .find(|path| root.join(path).is_file())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{} has no program named '{name}' (looked in programs/ and boot/)",
-                record.id
-            ))
-        })?;
-    let image = load_module(&root, &path)?;
-    let hypervisor = Hypervisor::new(&home.join("run").join("executions.log"), messages(&root)?);
-    let sandbox = if record.status == pxos_cart::Status::Current {
-        Sandbox::trusted(fuel)
-    } else {
-        Sandbox::experimental(fuel, &format!("/sandbox/{}", record.id))
-    };
-    let storage: Box<dyn Storage> = match pxos_fs::PixelFs::open(&home.join("fs")) {
-        Ok(fs) => Box::new(crate::storage::FsStorage::new(fs, home.join("tmp"))),
-        Err(_) => no_storage(),
-    };
-    Ok(hypervisor.run_program(
-        &format!("{}:{path}", record.id),
-        &image,
-        args,
-        &sandbox,
-        storage,
-        None,
-    ))
-}
-
-/// What the running system is: `inspect_self` of the hypervisor contract.
-pub fn inspect_self(home: &Path) -> Result<serde_json::Value> {
-    let (root, record) = open_cartridge(home, None)?;
-    let (manifest, _) = pxos_cart::read_manifest(
-        &home.join("carts").join(format!("{}.pxa", record.sha256)),
-        &pxos_cart::Limits::default(),
-    )
-    .map_err(crate::world::cart_error)?;
-    let programs: Vec<String> = std::fs::read_dir(root.join("programs"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".png"))
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let kernels = crate::KernelStore::open(&home.join("kernels"))?.state()?;
-    Ok(serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "home": home,
-        "cartridge": record.id,
-        "sha256": record.sha256,
-        "status": record.status,
-        "capabilities": manifest.capabilities,
-        "programs": programs,
-        "sandbox": if record.status == pxos_cart::Status::Current { "trusted (current cartridge): all syscalls, fuel cap" } else { "experimental: allow-listed syscalls, fuel and memory caps, writes confined" },
-        "kernel": kernels.current,
-        "gpu": "none: this build has no GPU backend",
-        "network": "none: pxOS gives programs no network access",
-    }))
+    Ok(root)
 }

@@ -9,13 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
+use pxos_cart::{Actor, EvolutionLog};
 use pxos_fs::{AddOptions, PixelFs};
 use pxos_pixel::Kind;
 use pxos_vm::{KernelRequest, ProgramImage, asm};
 
-use crate::kernel_store::{
-    BootReport, DEFAULT_BOOT_FUEL, Error, KernelRecord, KernelStore, Result,
-};
+use crate::error::{Error, Result};
+use crate::hypervisor::Hypervisor;
+use crate::kernel_store::{BootReport, DEFAULT_BOOT_FUEL, KernelRecord, KernelStore};
 use crate::storage::FsStorage;
 
 /// Kernel v1.0 of seed 002, verbatim.
@@ -42,17 +43,23 @@ fn assemble(name: &str, source: &str) -> Result<ProgramImage> {
 }
 
 /// Runs the demo with the kernel store and PixelFS under `home`, writing
-/// `evolution_v1.png` and `evolution_v2.png` into `out_dir`.
-pub fn demo_evolve(home: &Path, out_dir: &Path) -> Result<EvolveReport> {
-    let store = KernelStore::open(&home.join("kernels"))?;
+/// `evolution_v1.png` and `evolution_v2.png` into `out_dir`. `actor` is who
+/// ran it (the kernel changes are logged under that name).
+pub fn demo_evolve(home: &Path, out_dir: &Path, actor: Actor) -> Result<EvolveReport> {
+    let log = EvolutionLog::open(&home.join("log"))?;
+    let store = KernelStore::open(&home.join("kernels"), log)?;
+    let hypervisor = Hypervisor::new(
+        &home.join("run").join("executions.log"),
+        pxos_vm::default_messages(),
+    );
     let fs = PixelFs::open_or_init(&home.join("fs"))?;
     let v1_image = assemble("v1.0.pxasm", KERNEL_V1)?;
     let v2_image = assemble("v2.0.pxasm", KERNEL_V2)?;
 
     // Kernel v2.0's image lives in PixelFS, where SELF_MODIFY finds it.
-    std::fs::create_dir_all(out_dir)?;
+    std::fs::create_dir_all(out_dir).map_err(|err| Error::io(err, out_dir))?;
     let staged = out_dir.join(".kernel-v2.0.png");
-    std::fs::write(&staged, v2_image.to_png())?;
+    std::fs::write(&staged, v2_image.to_png()).map_err(|err| Error::io(err, &staged))?;
     let options = AddOptions {
         kind: Some(Kind::Program),
         description: Some("kernel v2.0 (seed 002), module 301".into()),
@@ -63,8 +70,8 @@ pub fn demo_evolve(home: &Path, out_dir: &Path) -> Result<EvolveReport> {
     added?;
 
     let v1 = match store.state()?.by_version("v1.0").cloned() {
-        Some(record) => store.switch(record.id, "demo evolve: start from v1.0")?,
-        None => store.install(&v1_image, "v1.0", None, true, 1)?,
+        Some(record) => store.switch(record.id, actor.clone(), "demo evolve: start from v1.0")?,
+        None => store.install(&v1_image, "v1.0", None, true, 1, actor.clone())?,
     };
     let storage = || {
         let mut storage = FsStorage::new(fs.clone(), home.join("tmp"));
@@ -74,7 +81,7 @@ pub fn demo_evolve(home: &Path, out_dir: &Path) -> Result<EvolveReport> {
         Box::new(storage)
     };
     let mut boots = Vec::new();
-    let first = store.boot(storage(), DEFAULT_BOOT_FUEL)?;
+    let first = store.boot(&hypervisor, storage(), None, DEFAULT_BOOT_FUEL)?;
     if let Some(why) = &first.failure {
         return Err(Error::Usage(format!("kernel v1.0 {why}")));
     }
@@ -83,26 +90,30 @@ pub fn demo_evolve(home: &Path, out_dir: &Path) -> Result<EvolveReport> {
     };
     let replacement = ProgramImage { words, entry: 0 };
     let v2 = match store.state()?.by_version("v2.0").cloned() {
-        Some(record) if store.image(record.id)? == replacement => {
-            store.switch(record.id, &format!("SELF_MODIFY from v1.0 (module {id})"))?
-        }
+        Some(record) if store.image(record.id)? == replacement => store.switch(
+            record.id,
+            actor.clone(),
+            &format!("SELF_MODIFY from v1.0 (module {id})"),
+        )?,
         Some(_) => {
             return Err(Error::Usage(
                 "a different kernel v2.0 is already installed".into(),
             ));
         }
         None => {
-            let record = store.install(&replacement, "v2.0", Some(v1.id), false, 1)?;
-            store.switch(record.id, &format!("SELF_MODIFY from v1.0 (module {id})"))?
+            let record =
+                store.install(&replacement, "v2.0", Some(v1.id), false, 1, actor.clone())?;
+            store.switch(record.id, actor, &format!("SELF_MODIFY from v1.0 (module {id})"))?
         }
     };
     boots.push(first);
-    let second = store.boot(storage(), DEFAULT_BOOT_FUEL)?;
+    let second = store.boot(&hypervisor, storage(), None, DEFAULT_BOOT_FUEL)?;
     boots.push(second);
     let mut screens = Vec::new();
     for (boot, name) in boots.iter().zip(["evolution_v1.png", "evolution_v2.png"]) {
         let path = out_dir.join(name);
-        pxos_pixel::durable::write_atomic(&path, &boot.screen.to_png(), "screen")?;
+        pxos_pixel::durable::write_atomic(&path, &boot.screen.to_png(), "screen")
+            .map_err(|err| Error::io(err, &path))?;
         screens.push(path);
     }
     let v2 = store.state()?.kernel(v2.id).cloned().unwrap_or(v2);

@@ -8,13 +8,13 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use pxos_cart::{CreatorKind, Record, Registry};
+use pxos_cart::{Action, ActorKind, CreatorKind, Record, Registry};
 use pxos_vm::{ProgramImage, asm, isa::syscall};
 use serde::Serialize;
 
-use crate::boot::{BUILTIN_VERIFY, Sequence, messages, no_storage};
-use crate::hypervisor::{Hypervisor, Sandbox};
-use crate::kernel_store::{Error, Result};
+use crate::boot::{BUILTIN_VERIFY, Sequence, console, messages, no_storage};
+use crate::error::{Error, Result};
+use crate::hypervisor::{Hypervisor, Launch, Sandbox};
 
 /// The Genesis version these checks implement.
 pub const GENESIS_VERSION: &str = "1.0";
@@ -43,7 +43,7 @@ pub struct NeedsPerson {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub cartridge: String,
-    pub sha256: String,
+    pub sha256: pxos_pixel::Hash256,
     pub genesis_version: &'static str,
     pub checks: Vec<Check>,
     pub needs_person: Vec<NeedsPerson>,
@@ -95,18 +95,21 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     let stored = registry.path_of(record);
     let workspace = home
         .join("genesis")
-        .join(format!("{}-{}", record.id, &record.sha256[..12]));
+        .join(format!("{}-{}", record.id, record.sha256.short()));
     let _ = std::fs::remove_dir_all(&workspace);
-    std::fs::create_dir_all(&workspace)?;
+    std::fs::create_dir_all(&workspace).map_err(|err| Error::io(err, &workspace))?;
     let tree = workspace.join("tree");
     let unpacked = pxos_cart::unpack(&stored, &tree, &pxos_cart::Limits::default());
     let manifest = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())
         .ok()
         .map(|(m, _)| m);
-    let hypervisor = Hypervisor::new(
+    let mut hypervisor = Hypervisor::new(
         &workspace.join("executions.log"),
         messages(&tree).unwrap_or_default(),
     );
+    if let Ok(console) = console(&tree) {
+        hypervisor = hypervisor.with_console(console);
+    }
     let sandbox = Sandbox::experimental(CHECK_FUEL, &format!("/sandbox/{}", record.id));
     let sequence = std::fs::read(tree.join("boot/sequence.json"))
         .ok()
@@ -210,7 +213,13 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     // §3: nothing registered was deleted.
     checks.push({
         let mut problems = Vec::new();
-        let records = registry.list().unwrap_or_default();
+        let records = match registry.list() {
+            Ok(records) => records,
+            Err(err) => {
+                problems.push(format!("the registry cannot be read: {err}"));
+                Vec::new()
+            }
+        };
         for other in &records {
             let path = registry.path_of(other);
             match std::fs::read(&path) {
@@ -219,7 +228,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
                 }
                 Ok(bytes) => {
                     let verified = pxos_pixel::decode_from_slice(&bytes, &Default::default())
-                        .map(|(d, _)| pxos_pixel::hex(&d.header.sha256) == other.sha256)
+                        .map(|(d, _)| pxos_pixel::Hash256(d.header.sha256) == other.sha256)
                         .unwrap_or(false);
                     if !verified {
                         problems.push(format!("{} no longer matches its hash", other.id));
@@ -250,7 +259,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         let mut ran = 0;
         for (path, module) in &modules {
             let Ok(image) = module else { continue };
-            let result = hypervisor.run_program(path, image, &[], &sandbox, no_storage(), None);
+            let result = hypervisor.run_program(Launch::new(path.clone(), image, sandbox.clone(), no_storage()));
             ran += 1;
             if !result.success {
                 problems.push(format!("{path}: {}", result.trap.unwrap_or_default()));
@@ -291,6 +300,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
             sandbox: sandbox.clone(),
             storage: &no_storage,
             mounted: None,
+            kernels: None,
         };
         let outcome = match (&manifest, unpacked.is_ok()) {
             (Some(manifest), true) => crate::boot::boot(&tree, manifest, &record.sha256, &options)
@@ -327,7 +337,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     checks.push({
         let probe = asm::assemble("sandbox-probe", SANDBOX_PROBE).map_err(|err| Error::Format(err.to_string()))?;
         let image = ProgramImage { words: probe.words, entry: probe.entry };
-        let result = hypervisor.run_program("genesis:sandbox-probe", &image, &[], &Sandbox::experimental(100_000, "/sandbox/probe"), no_storage(), None);
+        let result = hypervisor.run_program(Launch::new("genesis:sandbox-probe", &image, Sandbox::experimental(100_000, "/sandbox/probe"), no_storage()));
         let mut problems = Vec::new();
         if result.trap_kind != Some("fuel-exhausted") {
             problems.push("the probe was not stopped by its fuel cap".to_string());
@@ -353,9 +363,9 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         let log = registry.log();
         let verification = log.verify();
         let entries = log.entries().unwrap_or_default();
-        let registered = entries
-            .iter()
-            .any(|e| e.action == "register" && e.targets.contains(&record.sha256));
+        let registered = entries.iter().any(|e| {
+            matches!(&e.action, Action::Register { cartridge, .. } if cartridge.sha256 == record.sha256)
+        });
         let mut problems = Vec::new();
         match verification {
             Ok(v) if v.is_ok() => {}
@@ -415,7 +425,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         }
     });
 
-    // §10: LLM and human work are told apart, and an LLM explains itself.
+    // §10: LLM and human work are told apart, on the record, and an LLM explains itself.
     checks.push({
         let mut problems = Vec::new();
         if let Some(manifest) = &manifest {
@@ -427,15 +437,68 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
                     .push("the registry and the manifest disagree about the creator".to_string());
             }
         }
+        let entries = registry.log().entries().unwrap_or_default();
+        let about: Vec<&pxos_cart::LogEntry> = entries
+            .iter()
+            .filter(|e| e.action.cartridge().is_some_and(|c| c.sha256 == record.sha256))
+            .collect();
+        match about.iter().find_map(|e| match &e.action {
+            Action::Register { creator, .. } => Some(creator),
+            _ => None,
+        }) {
+            None => problems.push("the log has no register entry for this cartridge".into()),
+            Some(creator) if *creator != record.creator => problems.push(format!(
+                "the log registers it as made by {} ({:?}), the registry says {} ({:?})",
+                creator.name, creator.kind, record.creator.name, record.creator.kind
+            )),
+            Some(_) => {}
+        }
+        for entry in &about {
+            match &entry.action {
+                Action::Promote { .. } | Action::Rollback { .. }
+                    if entry.actor.kind != ActorKind::Human =>
+                {
+                    problems.push(format!(
+                        "log entry {}: {} was approved by {}, not by a person",
+                        entry.seq,
+                        entry.action.name(),
+                        entry.actor
+                    ));
+                }
+                _ => {}
+            }
+            if entry.actor.kind == ActorKind::Llm && entry.reason.trim().is_empty() {
+                problems.push(format!(
+                    "log entry {}: the LLM {} gave no reason for its {}",
+                    entry.seq,
+                    entry.actor.name,
+                    entry.action.name()
+                ));
+            }
+        }
+        if let Some(entry) = about.iter().find(|e| matches!(e.action, Action::Pack { .. })) {
+            let packer = match entry.actor.kind {
+                ActorKind::Llm => Some(CreatorKind::Llm),
+                ActorKind::Human => Some(CreatorKind::Human),
+                ActorKind::System => None,
+            };
+            if packer.is_some_and(|kind| kind != record.creator.kind) {
+                problems.push(format!(
+                    "log entry {}: packed by {}, but the manifest names a {:?} creator",
+                    entry.seq, entry.actor, record.creator.kind
+                ));
+            }
+        }
         Check {
             section: "§10",
             principle: "Coaching and evolution",
-            name: "creator kind recorded; LLM work carries its reason",
+            name: "creator kind recorded in manifest, registry and log; only people approve; LLM work carries its reason",
             passed: problems.is_empty(),
             evidence: if problems.is_empty() {
                 format!(
-                    "creator {:?} recorded in manifest, registry and log",
-                    record.creator.kind
+                    "creator {:?} recorded in manifest, registry and log; {} log entries about it, every approval by a person",
+                    record.creator.kind,
+                    about.len()
                 )
             } else {
                 problems.join("; ")
@@ -452,7 +515,8 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         needs_person: NEEDS_PERSON.to_vec(),
         compliance_file: compliance_file.clone(),
     };
-    std::fs::write(&compliance_file, compliance_markdown(&report))?;
+    std::fs::write(&compliance_file, compliance_markdown(&report))
+        .map_err(|err| Error::io(err, &compliance_file))?;
     let _ = std::fs::remove_dir_all(&tree);
     Ok(report)
 }

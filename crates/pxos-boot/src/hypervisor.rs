@@ -1,12 +1,18 @@
-//! The hypervisor: the one way programs run. `run_program` never panics and
-//! always answers: success or not, output, cycles, trap, and the id of the
-//! execution record it appended to the run log.
+//! The hypervisor: the one way programs run. Every run — `pxos run` of a name
+//! or a file, `pxos debug`, each boot stage, the kernel, Genesis's checks —
+//! starts an [`Execution`] here, under a [`Sandbox`], and every execution
+//! appends one record to the execution log, including runs abandoned half
+//! way (a debugger that quits). `run_program` never panics and always
+//! answers: success or not, output, cycles, trap, and the record's id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pxos_vm::{Config, Exit, Machine, ProgramImage, Screen, StdHost, Storage, Trap, isa::syscall};
+use pxos_vm::{
+    Config, Console, Exit, KernelRequest, Machine, ProgramImage, Screen, StdHost, Storage,
+    StorageError, StorageErrorKind, Trap, isa::syscall,
+};
 use serde::Serialize;
 
 /// Limits for a program run.
@@ -20,44 +26,103 @@ pub struct Sandbox {
     pub memory_words: u32,
     /// Where FILE_WRITE may write (a PixelFS path prefix); `None`: anywhere.
     pub writable_prefix: Option<String>,
+    /// Whether SELF_MODIFY and VERSION_SWITCH are applied after HALT (a kernel boot).
+    pub kernel_changes: bool,
+    /// A person lifted the sandbox (`--trusted`); the record says so.
+    pub lifted_by_request: bool,
 }
 
+/// Syscalls a sandboxed program may make: no kernel changes.
+const SANDBOXED_SYSCALLS: [u16; 10] = [
+    syscall::PRINT,
+    syscall::RECT,
+    syscall::VERSION_GET,
+    syscall::VERSION_LIST,
+    syscall::BLOB,
+    syscall::FILE_READ,
+    syscall::FILE_WRITE,
+    syscall::CYCLES,
+    syscall::TIME,
+    syscall::YIELD,
+];
+
 impl Sandbox {
-    /// The trusted setting for the current cartridge: every syscall, a fuel cap.
+    /// The trusted setting for the current cartridge's programs: every
+    /// syscall, a fuel cap. Kernel changes are still refused (only a kernel
+    /// boot applies them).
     pub fn trusted(fuel: u64) -> Sandbox {
         Sandbox {
             allowed_syscalls: None,
             fuel,
             memory_words: Config::default().memory_words,
             writable_prefix: None,
+            kernel_changes: false,
+            lifted_by_request: false,
+        }
+    }
+
+    /// The kernel stage of the current cartridge: trusted, and its kernel
+    /// changes are applied after a clean boot.
+    pub fn kernel(fuel: u64) -> Sandbox {
+        Sandbox {
+            kernel_changes: true,
+            ..Sandbox::trusted(fuel)
         }
     }
 
     /// The setting for experimental cartridges: no kernel changes, writes only
     /// under `prefix`, a fuel cap and a smaller memory.
     pub fn experimental(fuel: u64, prefix: &str) -> Sandbox {
-        let allowed = [
-            syscall::PRINT,
-            syscall::RECT,
-            syscall::VERSION_GET,
-            syscall::VERSION_LIST,
-            syscall::BLOB,
-            syscall::FILE_READ,
-            syscall::FILE_WRITE,
-            syscall::CYCLES,
-            syscall::TIME,
-            syscall::YIELD,
-        ];
         Sandbox {
-            allowed_syscalls: Some(allowed.into_iter().collect()),
+            allowed_syscalls: Some(SANDBOXED_SYSCALLS.into_iter().collect()),
             fuel,
             memory_words: 128 * 1024,
             writable_prefix: Some(prefix.to_string()),
+            kernel_changes: false,
+            lifted_by_request: false,
         }
+    }
+
+    /// A program that is not part of the current cartridge (`pxos run FILE`,
+    /// `pxos debug`): no kernel changes, writes only under `prefix`, the
+    /// machine's full memory.
+    pub fn program(fuel: u64, prefix: &str) -> Sandbox {
+        Sandbox {
+            memory_words: Config::default().memory_words,
+            ..Sandbox::experimental(fuel, prefix)
+        }
+    }
+
+    /// `--trusted`: the sandbox lifted at a person's request.
+    pub fn lifted(fuel: u64) -> Sandbox {
+        Sandbox {
+            lifted_by_request: true,
+            ..Sandbox::trusted(fuel)
+        }
+    }
+
+    /// One line for records and reports.
+    pub fn describe(&self) -> String {
+        let mut text = match (&self.allowed_syscalls, &self.writable_prefix) {
+            (None, None) => "trusted".to_string(),
+            (Some(allowed), Some(prefix)) => format!(
+                "sandboxed: {} syscalls allowed, writes confined to {prefix}",
+                allowed.len()
+            ),
+            (Some(allowed), None) => format!("sandboxed: {} syscalls allowed", allowed.len()),
+            (None, Some(prefix)) => format!("writes confined to {prefix}"),
+        };
+        if self.kernel_changes {
+            text.push_str(", kernel changes applied after a clean boot");
+        }
+        if self.lifted_by_request {
+            text.push_str(" (sandbox lifted by --trusted)");
+        }
+        text
     }
 }
 
-/// The answer of `run_program`.
+/// The answer of `run_program` (and of [`Execution::finish`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResult {
     pub success: bool,
@@ -66,113 +131,211 @@ pub struct RunResult {
     pub cycles: u64,
     pub trap: Option<String>,
     pub trap_kind: Option<&'static str>,
+    /// The id of the execution record (0 if it could not be written).
     pub log_id: u64,
+    /// What the run was allowed (the record says the same).
+    pub sandbox: String,
     #[serde(skip)]
     pub screen: Option<Screen>,
+    /// A kernel change the program asked for (only when the sandbox applies them).
+    #[serde(skip)]
+    pub request: Option<KernelRequest>,
+    /// Registers at the end.
+    pub registers: [u32; 16],
+    pub pc: u32,
+}
+
+/// What to run.
+pub struct Launch<'a> {
+    /// What ran, for the record (`default@1.0.0:boot/kernel.png`, a file path).
+    pub name: String,
+    pub image: &'a ProgramImage,
+    /// Arguments, in R1...
+    pub args: &'a [u32],
+    pub sandbox: Sandbox,
+    pub storage: Box<dyn Storage>,
+    /// A screen to draw on (carried over between boot stages).
+    pub screen: Option<Screen>,
+    /// Called with each printed line as it happens.
+    pub on_print: Option<Box<dyn FnMut(&str)>>,
+    /// The kernel versions VERSION_GET and VERSION_LIST report.
+    pub kernel: Option<KernelInfo>,
+}
+
+/// What the version syscalls see.
+#[derive(Clone, Debug, Default)]
+pub struct KernelInfo {
+    /// Every installed kernel version id.
+    pub versions: Vec<u32>,
+    /// The running kernel's id.
+    pub current: u32,
+}
+
+impl<'a> Launch<'a> {
+    /// A launch with no arguments, screen, print hook or kernel info.
+    pub fn new(
+        name: impl Into<String>,
+        image: &'a ProgramImage,
+        sandbox: Sandbox,
+        storage: Box<dyn Storage>,
+    ) -> Launch<'a> {
+        Launch {
+            name: name.into(),
+            image,
+            args: &[],
+            sandbox,
+            storage,
+            screen: None,
+            on_print: None,
+            kernel: None,
+        }
+    }
+}
+
+impl RunResult {
+    /// The answer for a program that never started.
+    pub fn not_run() -> RunResult {
+        RunResult {
+            success: false,
+            output: Vec::new(),
+            warnings: Vec::new(),
+            cycles: 0,
+            trap: Some("it did not start".into()),
+            trap_kind: None,
+            log_id: 0,
+            sandbox: String::new(),
+            screen: None,
+            request: None,
+            registers: [0; 16],
+            pc: 0,
+        }
+    }
 }
 
 /// Runs programs and records every execution.
 pub struct Hypervisor {
     log_path: PathBuf,
     messages: BTreeMap<u32, String>,
+    console: Console,
+    /// Seconds reported by TIME (fixed for a run).
+    pub time: u64,
 }
 
 impl Hypervisor {
-    /// A hypervisor appending its execution records to `log_path` (JSON lines).
+    /// A hypervisor appending its execution records to `log_path` (JSON lines),
+    /// printing `messages` with the built-in console font.
     pub fn new(log_path: &Path, messages: BTreeMap<u32, String>) -> Hypervisor {
         Hypervisor {
             log_path: log_path.to_path_buf(),
             messages,
+            console: Console::default(),
+            time: 0,
         }
     }
 
-    /// Runs `image` with `args` in R1.. under `sandbox`, drawing on `screen`
-    /// (carried over between boot stages). Never panics.
-    pub fn run_program(
-        &self,
-        name: &str,
-        image: &ProgramImage,
-        args: &[u32],
-        sandbox: &Sandbox,
-        storage: Box<dyn Storage>,
-        screen: Option<Screen>,
-    ) -> RunResult {
+    /// Uses `console` (a world's own font) for printed text.
+    pub fn with_console(mut self, console: Console) -> Hypervisor {
+        self.console = console;
+        self
+    }
+
+    /// The execution log.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Starts an execution; nothing runs until [`Execution::run`] or
+    /// [`Execution::step`]. A program that does not load is still an
+    /// execution: it ends at once with a host trap, and is recorded.
+    pub fn start(&self, launch: Launch<'_>) -> Execution<'_> {
+        let Launch {
+            name,
+            image,
+            args,
+            sandbox,
+            storage,
+            screen,
+            on_print,
+            kernel,
+        } = launch;
         let config = Config {
             memory_words: sandbox.memory_words,
             ..Config::default()
         };
-        let started = std::time::Instant::now();
-        let (result, output, warnings, cycles, screen) =
-            match Machine::with_program(config, &image.words, image.entry) {
-                Err(err) => (
-                    Err(Trap::Host {
-                        pc: 0,
-                        message: err.to_string(),
-                    }),
-                    Vec::new(),
-                    Vec::new(),
-                    0,
-                    screen,
-                ),
-                Ok(mut machine) => {
-                    if let Some(screen) = screen
-                        && screen.width() == machine.screen().width()
-                        && screen.height() == machine.screen().height()
-                    {
-                        *machine.screen_mut() = screen;
-                    }
-                    for (index, arg) in args.iter().take(15).enumerate() {
-                        machine.regs[index + 1] = *arg;
-                    }
-                    let storage: Box<dyn Storage> = match &sandbox.writable_prefix {
-                        Some(prefix) => Box::new(Confined {
-                            inner: storage,
-                            prefix: prefix.clone(),
-                        }),
-                        None => storage,
-                    };
-                    let mut host = StdHost::new(storage);
-                    host.messages = self.messages.clone();
-                    host.allowed = sandbox.allowed_syscalls.clone();
-                    let mut left = sandbox.fuel;
-                    let result = loop {
-                        match machine.run(&mut host, left) {
-                            Ok(Exit::Yielded { fuel_left }) => left = fuel_left,
-                            other => break other,
-                        }
-                    };
-                    (
-                        result,
-                        host.output,
-                        host.warnings,
-                        machine.cycles,
-                        Some(machine.screen().clone()),
-                    )
-                }
-            };
-        let log_id = self.record(name, &result, cycles, started.elapsed().as_micros());
-        RunResult {
-            success: result.is_ok(),
-            output,
-            warnings,
-            cycles,
-            trap: result.as_ref().err().map(ToString::to_string),
-            trap_kind: result.as_ref().err().map(Trap::kind),
-            log_id,
-            screen,
+        let storage: Box<dyn Storage> = match &sandbox.writable_prefix {
+            Some(prefix) => Box::new(Confined {
+                inner: storage,
+                prefix: prefix.clone(),
+            }),
+            None => storage,
+        };
+        let mut host = StdHost::new(storage);
+        host.messages = self.messages.clone();
+        host.allowed = sandbox.allowed_syscalls.clone();
+        host.kernel_changes = sandbox.kernel_changes;
+        host.console = Some(self.console.clone());
+        host.on_print = on_print;
+        host.time = self.time;
+        if let Some(kernel) = kernel {
+            host.versions = kernel.versions;
+            host.current_version = kernel.current;
         }
+        let (machine, ended) = match Machine::with_program(config, &image.words, image.entry) {
+            Ok(mut machine) => {
+                if let Some(screen) = screen
+                    && screen.width() == machine.screen().width()
+                    && screen.height() == machine.screen().height()
+                {
+                    *machine.screen_mut() = screen;
+                }
+                for (index, arg) in args.iter().take(15).enumerate() {
+                    machine.regs[index + 1] = *arg;
+                }
+                (Some(machine), None)
+            }
+            Err(err) => (
+                None,
+                Some(Err(Trap::Host {
+                    pc: 0,
+                    message: err.to_string(),
+                })),
+            ),
+        };
+        Execution {
+            hypervisor: self,
+            name,
+            fuel_left: sandbox.fuel,
+            sandbox,
+            machine,
+            host,
+            ended,
+            started: std::time::Instant::now(),
+            record_id: None,
+            program_sha256: pxos_pixel::Hash256::of(
+                &image
+                    .words
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ),
+        }
+    }
+
+    /// Runs `launch` to its end and records it. Never panics.
+    pub fn run_program(&self, launch: Launch<'_>) -> RunResult {
+        let mut execution = self.start(launch);
+        let _ = execution.run();
+        execution.finish()
     }
 
     /// Appends one execution record; returns its id (a line number). Logging
     /// failures do not stop the program's answer: the id is then 0.
-    fn record(&self, name: &str, result: &Result<Exit, Trap>, cycles: u64, micros: u128) -> u64 {
+    fn record(&self, line: serde_json::Value) -> u64 {
         let id = std::fs::read_to_string(&self.log_path)
             .map(|t| t.lines().count() as u64 + 1)
             .unwrap_or(1);
-        let line = serde_json::json!({
-            "id": id, "time": pxos_fs::time::now_rfc3339(), "program": name, "success": result.is_ok(),
-            "trap": result.as_ref().err().map(ToString::to_string), "cycles": cycles, "micros": micros,
-        });
+        let mut line = line;
+        line["id"] = id.into();
         let written = (|| -> std::io::Result<()> {
             if let Some(dir) = self.log_path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -187,6 +350,161 @@ impl Hypervisor {
     }
 }
 
+/// One program run in progress. Dropping it unfinished still records it
+/// (as abandoned).
+pub struct Execution<'h> {
+    hypervisor: &'h Hypervisor,
+    name: String,
+    sandbox: Sandbox,
+    machine: Option<Machine>,
+    host: StdHost,
+    fuel_left: u64,
+    ended: Option<Result<Exit, Trap>>,
+    started: std::time::Instant,
+    record_id: Option<u64>,
+    program_sha256: pxos_pixel::Hash256,
+}
+
+impl Execution<'_> {
+    /// The machine (`None` when the program did not load).
+    pub fn machine(&self) -> Option<&Machine> {
+        self.machine.as_ref()
+    }
+
+    /// What the program printed so far.
+    pub fn output(&self) -> &[String] {
+        &self.host.output
+    }
+
+    /// Warnings from failing syscalls so far.
+    pub fn warnings(&self) -> &[String] {
+        &self.host.warnings
+    }
+
+    /// How the run ended, once it has.
+    pub fn ended(&self) -> Option<&Result<Exit, Trap>> {
+        self.ended.as_ref()
+    }
+
+    /// The sandbox it runs under.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Executes one instruction. After the end it returns the end again.
+    pub fn step(&mut self) -> Result<Exit, Trap> {
+        self.advance(1)
+    }
+
+    /// Runs to HALT, a trap or the end of the fuel (resuming after yields).
+    pub fn run(&mut self) -> Result<Exit, Trap> {
+        loop {
+            match self.advance(self.fuel_left) {
+                Ok(Exit::Yielded { .. }) if self.ended.is_none() => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn advance(&mut self, budget: u64) -> Result<Exit, Trap> {
+        if let Some(ended) = &self.ended {
+            return ended.clone();
+        }
+        let Some(machine) = self.machine.as_mut() else {
+            unreachable!("a machine that did not load has ended");
+        };
+        if self.fuel_left == 0 {
+            let trap = Trap::FuelExhausted { pc: machine.pc };
+            self.ended = Some(Err(trap.clone()));
+            return Err(trap);
+        }
+        let budget = budget.min(self.fuel_left);
+        let before = machine.cycles;
+        let result = machine.run(&mut self.host, budget);
+        self.fuel_left = self.fuel_left.saturating_sub(machine.cycles - before);
+        match &result {
+            Ok(Exit::Halted { .. }) => self.ended = Some(result.clone()),
+            Err(Trap::FuelExhausted { .. }) if self.fuel_left > 0 => {
+                // A step's own budget ran out, not the sandbox's: it can go on.
+                return Ok(Exit::Yielded {
+                    fuel_left: self.fuel_left,
+                });
+            }
+            Err(_) => self.ended = Some(result.clone()),
+            Ok(Exit::Yielded { .. }) => {}
+        }
+        result
+    }
+
+    /// Ends the execution (if it has not ended, it is recorded as abandoned)
+    /// and appends its record.
+    pub fn finish(mut self) -> RunResult {
+        let id = self.write_record();
+        let result = self.ended.clone();
+        let machine = self.machine.take();
+        let trap = match &result {
+            Some(Err(trap)) => Some(trap.clone()),
+            _ => None,
+        };
+        let success = matches!(result, Some(Ok(Exit::Halted { .. })));
+        RunResult {
+            success,
+            output: std::mem::take(&mut self.host.output),
+            warnings: std::mem::take(&mut self.host.warnings),
+            cycles: machine.as_ref().map_or(0, |m| m.cycles),
+            trap: match (&trap, &result) {
+                (Some(trap), _) => Some(trap.to_string()),
+                (None, None) => Some("abandoned before it ended".into()),
+                _ => None,
+            },
+            trap_kind: trap.as_ref().map(Trap::kind),
+            log_id: id,
+            sandbox: self.sandbox.describe(),
+            request: if success {
+                self.host.request.take()
+            } else {
+                None
+            },
+            registers: machine.as_ref().map_or([0; 16], |m| m.regs),
+            pc: machine.as_ref().map_or(0, |m| m.pc),
+            screen: machine.map(|m| m.screen().clone()),
+        }
+    }
+
+    fn write_record(&mut self) -> u64 {
+        if let Some(id) = self.record_id {
+            return id;
+        }
+        let (outcome, trap) = match &self.ended {
+            Some(Ok(_)) => ("halted", None),
+            Some(Err(trap)) => ("trapped", Some(trap.to_string())),
+            None => ("abandoned", None),
+        };
+        let line = serde_json::json!({
+            "time": pxos_fs::time::now_rfc3339(),
+            "program": self.name,
+            "program_sha256": self.program_sha256,
+            "sandbox": self.sandbox.describe(),
+            "trusted": self.sandbox.allowed_syscalls.is_none(),
+            "lifted_by_trusted_flag": self.sandbox.lifted_by_request,
+            "outcome": outcome,
+            "success": matches!(self.ended, Some(Ok(Exit::Halted { .. }))),
+            "trap": trap,
+            "cycles": self.machine.as_ref().map_or(0, |m| m.cycles),
+            "micros": self.started.elapsed().as_micros() as u64,
+        });
+        let id = self.hypervisor.record(line);
+        self.record_id = Some(id);
+        id
+    }
+}
+
+impl Drop for Execution<'_> {
+    fn drop(&mut self) {
+        self.write_record();
+    }
+}
+
 /// Storage whose writes are confined to a path prefix (the sandbox directory).
 struct Confined {
     inner: Box<dyn Storage>,
@@ -194,19 +512,22 @@ struct Confined {
 }
 
 impl Storage for Confined {
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
         self.inner.read_file(path)
     }
 
-    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
         let inside = format!("{}/", self.prefix.trim_end_matches('/'));
-        if !path.starts_with(&inside) || path.split('/').any(|c| c == "..") {
-            return Err(format!("writes are confined to {} (sandbox)", self.prefix));
+        if !path.starts_with(&inside) || path.split('/').any(|c| c == ".." || c == ".") {
+            return Err(StorageError::new(
+                StorageErrorKind::Denied,
+                format!("writes are confined to {} (sandbox)", self.prefix),
+            ));
         }
         self.inner.write_file(path, bytes)
     }
 
-    fn module(&mut self, id: u32) -> Result<Vec<u32>, String> {
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
         self.inner.module(id)
     }
 }

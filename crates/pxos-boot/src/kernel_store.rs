@@ -3,10 +3,13 @@
 //!
 //! On disk (`$PXOS_HOME/kernels/`): `images/<sha256>.png` holds each kernel's
 //! program image (content-addressed, never deleted) and `state.png` (a PXI of
-//! kind `table`, JSON inside) holds the versions, the current pointer, the
-//! last good kernel and an append-only event log. Every change writes images
-//! first and then replaces `state.png` atomically, so a crash at any write
-//! point leaves the old state or the new one.
+//! kind `table`) is a checkpoint of the kernel entries of the evolution log,
+//! which is the store's write-ahead log. Every change writes any new image,
+//! then the intent into `state.png`, then the typed log entry, then the new
+//! state; reading replays the log and checks the checkpoint against it, so
+//! a crash at any write point leaves the old state or the new one, and a hand
+//! edit of either file is reported as tampering. `fsck --repair` rebuilds
+//! the state from the log and the images.
 //!
 //! Boot counting: a newly switched-to kernel is on *trial* with a number of
 //! tries. A boot that halts cleanly and passes the health check makes it
@@ -16,15 +19,27 @@
 
 use std::path::{Path, PathBuf};
 
+use pxos_cart::{
+    Action, Actor, CartRef, Domain, EvolutionLog, KernelOutcome, LogEntry, LogPosition,
+    SwitchCause,
+};
 use pxos_fs::WriteLock;
-use pxos_pixel::{EncodeOptions, Kind, Limits, durable};
-use pxos_vm::{Config, Exit, KernelRequest, Machine, ProgramImage, Screen, StdHost, Storage, Trap};
+use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits, durable};
+use pxos_vm::{KernelRequest, ProgramImage, Screen, Storage};
 use serde::{Deserialize, Serialize};
+
+use crate::hypervisor::{Hypervisor, KernelInfo, Launch, Sandbox};
 
 /// The message a kernel prints to report a failed health check.
 pub const HEALTH_FAILED_MESSAGE: u32 = 6;
 /// Default instruction budget of one kernel boot.
 pub const DEFAULT_BOOT_FUEL: u64 = 10_000_000;
+/// The `format` of `state.png`.
+pub const STATE_FORMAT: &str = "pxos-kernel-store";
+/// Its version.
+pub const STATE_VERSION: u32 = 2;
+/// Longest kernel version name.
+const MAX_VERSION_NAME: usize = 64;
 
 pub use crate::error::{Error, Result};
 
@@ -42,6 +57,17 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Installed => "installed",
+            Status::Trial => "trial",
+            Status::Good => "good",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 /// One kernel version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,26 +75,24 @@ pub struct KernelRecord {
     pub id: u32,
     pub version: String,
     pub parent: Option<u32>,
+    /// When it was installed (its log entry's time).
     pub date: String,
     /// Program size in bytes (4 per word).
     pub size: u64,
     /// SHA-256 of the program image file.
-    pub sha256: String,
+    pub sha256: Hash256,
     pub status: Status,
     pub tries_left: u32,
-    /// Why it last failed, if it did.
+    /// Why it last failed, if it did (for people; never parsed).
     pub failure: Option<String>,
 }
 
-/// One event in the store's log.
+/// A kernel change about to be logged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Event {
-    pub time: String,
-    /// install, switch, rollback, boot-ok, boot-failed, revert.
-    pub event: String,
-    pub kernel: u32,
-    pub detail: String,
+pub struct Intent {
+    pub actor: Actor,
+    pub action: Action,
 }
 
 /// The whole store state (what `state.png` holds).
@@ -77,23 +101,30 @@ pub struct Event {
 pub struct State {
     pub format: String,
     pub version: u32,
+    /// The log position this state reflects.
+    pub log: LogPosition,
     pub current: Option<u32>,
     pub last_good: Option<u32>,
     pub next_id: u32,
+    /// The cartridge whose kernel was last installed as current.
+    pub cartridge: Option<Hash256>,
     pub kernels: Vec<KernelRecord>,
-    pub log: Vec<Event>,
+    /// The change being made when this checkpoint was saved.
+    pub pending: Option<Intent>,
 }
 
 impl Default for State {
     fn default() -> State {
         State {
-            format: "pxos-kernel-store".into(),
-            version: 1,
+            format: STATE_FORMAT.into(),
+            version: STATE_VERSION,
+            log: LogPosition::default(),
             current: None,
             last_good: None,
             next_id: 1,
+            cartridge: None,
             kernels: Vec::new(),
-            log: Vec::new(),
+            pending: None,
         }
     }
 }
@@ -104,8 +135,11 @@ impl State {
         self.kernels.iter().find(|k| k.id == id)
     }
 
-    fn kernel_mut(&mut self, id: u32) -> Option<&mut KernelRecord> {
-        self.kernels.iter_mut().find(|k| k.id == id)
+    fn kernel_mut(&mut self, id: u32) -> std::result::Result<&mut KernelRecord, String> {
+        self.kernels
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| format!("it names kernel {id}, which was never installed"))
     }
 
     /// The record with version name `version`.
@@ -113,37 +147,190 @@ impl State {
         self.kernels.iter().find(|k| k.version == version)
     }
 
-    fn record(&mut self, event: &str, kernel: u32, detail: impl Into<String>) {
-        self.log.push(Event {
-            time: pxos_fs::time::now_rfc3339(),
-            event: event.into(),
-            kernel,
-            detail: detail.into(),
-        });
+    /// The current kernel's record.
+    pub fn current_record(&self) -> Option<&KernelRecord> {
+        self.current.and_then(|id| self.kernel(id))
     }
 
-    fn validate(&self) -> Result<()> {
-        let known = |id: Option<u32>| id.is_none_or(|id| self.kernel(id).is_some());
-        if self.format != "pxos-kernel-store" || self.version != 1 {
-            return Err(Error::Format(
-                "kernel store state has an unknown format".into(),
-            ));
-        }
-        if !known(self.current) || !known(self.last_good) {
-            return Err(Error::Format(
-                "kernel store state points at a kernel it does not list".into(),
-            ));
-        }
-        for kernel in &self.kernels {
-            if pxos_fs::parse_sha(&kernel.sha256).is_none() || kernel.id >= self.next_id {
-                return Err(Error::Format(format!(
-                    "kernel store record {} is malformed",
-                    kernel.id
-                )));
+    /// The same store (ignoring the log position and a pending intent).
+    fn same_as(&self, other: &State) -> bool {
+        self.current == other.current
+            && self.last_good == other.last_good
+            && self.next_id == other.next_id
+            && self.cartridge == other.cartridge
+            && self.kernels == other.kernels
+    }
+
+    /// What boot counting decides when kernel `id` fails: its tries left
+    /// afterwards, and the kernel to revert to when it used them up.
+    fn failure_outcome(&self, id: u32) -> std::result::Result<(u32, bool, Option<u32>), String> {
+        let record = self
+            .kernel(id)
+            .ok_or_else(|| format!("kernel {id} does not exist"))?;
+        let tries_left = record.tries_left.saturating_sub(1);
+        let exhausted = tries_left == 0 || record.status == Status::Good;
+        let reverted_to = if exhausted {
+            self.last_good.filter(|good| *good != id)
+        } else {
+            None
+        };
+        Ok((tries_left, exhausted, reverted_to))
+    }
+
+    /// Applies one kernel entry. `Err` says why it cannot follow this state.
+    pub fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
+        match &entry.action {
+            Action::KernelInstall {
+                kernel,
+                version,
+                parent,
+                image,
+                size,
+                tries,
+            } => {
+                if *kernel != self.next_id {
+                    return Err(format!(
+                        "it installs kernel {kernel}, but the next id is {}",
+                        self.next_id
+                    ));
+                }
+                if self.by_version(version).is_some() {
+                    return Err(format!("it installs version {version} a second time"));
+                }
+                if let Some(parent) = parent
+                    && self.kernel(*parent).is_none()
+                {
+                    return Err(format!("its parent kernel {parent} does not exist"));
+                }
+                self.kernels.push(KernelRecord {
+                    id: *kernel,
+                    version: version.clone(),
+                    parent: *parent,
+                    date: entry.time.clone(),
+                    size: *size,
+                    sha256: *image,
+                    status: Status::Installed,
+                    tries_left: (*tries).max(1),
+                    failure: None,
+                });
+                self.next_id += 1;
             }
+            Action::KernelSwitch {
+                kernel,
+                from,
+                cause,
+            } => {
+                if *from != self.current {
+                    return Err(format!(
+                        "it switches from kernel {from:?}, but kernel {:?} is current",
+                        self.current
+                    ));
+                }
+                let record = self.kernel_mut(*kernel)?;
+                if record.status != Status::Good {
+                    record.status = Status::Trial;
+                    record.tries_left = record.tries_left.max(1);
+                }
+                self.current = Some(*kernel);
+                if let SwitchCause::Cartridge { sha256 } = cause {
+                    self.cartridge = Some(*sha256);
+                }
+            }
+            Action::KernelBoot { kernel, outcome } => {
+                if self.current != Some(*kernel) {
+                    return Err(format!(
+                        "it records a boot of kernel {kernel}, but kernel {:?} is current",
+                        self.current
+                    ));
+                }
+                match outcome {
+                    KernelOutcome::Good => {
+                        let record = self.kernel_mut(*kernel)?;
+                        record.status = Status::Good;
+                        record.failure = None;
+                        self.last_good = Some(*kernel);
+                    }
+                    KernelOutcome::Failed {
+                        why,
+                        tries_left,
+                        reverted_to,
+                    } => {
+                        let (expected_tries, exhausted, expected_revert) =
+                            self.failure_outcome(*kernel)?;
+                        if (*tries_left, *reverted_to) != (expected_tries, expected_revert) {
+                            return Err(format!(
+                                "it records {tries_left} tries left and a revert to {reverted_to:?}, but boot counting gives {expected_tries} and {expected_revert:?}"
+                            ));
+                        }
+                        let record = self.kernel_mut(*kernel)?;
+                        record.failure = Some(why.clone());
+                        record.tries_left = *tries_left;
+                        if exhausted {
+                            record.status = Status::Failed;
+                            if self.last_good == Some(*kernel) {
+                                self.last_good = None;
+                            }
+                        }
+                        if let Some(good) = reverted_to {
+                            self.current = Some(*good);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.format != STATE_FORMAT {
+            return Err(format!("unknown format {:?}", self.format));
+        }
+        if self.version != STATE_VERSION {
+            return Err(format!(
+                "format version {} (this pxOS reads version {STATE_VERSION})",
+                self.version
+            ));
+        }
+        let known = |id: Option<u32>| id.is_none_or(|id| self.kernel(id).is_some());
+        if !known(self.current) || !known(self.last_good) {
+            return Err("it points at a kernel it does not list".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for kernel in &self.kernels {
+            if kernel.id >= self.next_id || !ids.insert(kernel.id) {
+                return Err(format!("kernel record {} is malformed or repeated", kernel.id));
+            }
+            check_version_name(&kernel.version).map_err(|err| err.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+fn replay(entries: &[LogEntry]) -> std::result::Result<State, String> {
+    let mut state = State::default();
+    for entry in entries {
+        if entry.action.domain() == Domain::Kernels {
+            state
+                .apply(entry)
+                .map_err(|why| format!("log entry {} does not apply: {why}", entry.seq))?;
+        }
+    }
+    state.log = LogPosition::end_of(entries);
+    Ok(state)
+}
+
+fn check_version_name(version: &str) -> Result<()> {
+    if version.is_empty()
+        || version.len() > MAX_VERSION_NAME
+        || version.chars().any(char::is_control)
+    {
+        return Err(Error::Usage(format!(
+            "{:?} is not a usable kernel version name (1-{MAX_VERSION_NAME} printable characters)",
+            version.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 /// How one boot ended.
@@ -153,7 +340,7 @@ pub struct BootReport {
     pub version: String,
     /// `None` when the kernel halted and passed its health check.
     pub failure: Option<String>,
-    pub trap: Option<Trap>,
+    pub trap: Option<String>,
     pub cycles: u64,
     pub output: Vec<String>,
     pub warnings: Vec<String>,
@@ -162,55 +349,160 @@ pub struct BootReport {
     pub request: Option<KernelRequest>,
     /// Set when this boot made the store revert: (from, to).
     pub reverted: Option<(u32, u32)>,
+    /// The execution record of this boot.
+    pub log_id: u64,
+}
+
+/// What `fsck` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FsckReport {
+    pub problems: Vec<String>,
+    /// What could not be recovered (listed, never deleted).
+    pub unrecovered: Vec<String>,
+    /// What `--repair` did.
+    pub repaired: Vec<String>,
+    /// Kernels the log records.
+    pub kernels: usize,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.unrecovered.is_empty()
+    }
 }
 
 /// The kernel store in a directory.
 pub struct KernelStore {
     dir: PathBuf,
+    log: EvolutionLog,
 }
 
 impl KernelStore {
-    /// Opens (creating if needed) the store at `dir`.
-    pub fn open(dir: &Path) -> Result<KernelStore> {
-        std::fs::create_dir_all(dir.join("images"))?;
+    /// Opens (creating if needed) the store at `dir`, logging to `log`.
+    pub fn open(dir: &Path, log: EvolutionLog) -> Result<KernelStore> {
+        let images = dir.join("images");
+        std::fs::create_dir_all(&images).map_err(|err| Error::io(err, &images))?;
         Ok(KernelStore {
             dir: dir.to_path_buf(),
+            log,
         })
+    }
+
+    /// The checkpoint file.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.png")
     }
 
     fn lock(&self) -> Result<WriteLock> {
         Ok(WriteLock::acquire(&self.dir.join("lock"))?)
     }
 
-    /// The current state (empty for a new store).
+    /// The checkpoint as saved, validated (`None` for a new store), not
+    /// checked against the log.
+    pub fn checkpoint(&self) -> Result<Option<State>> {
+        let path = self.state_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::io(err, &path)),
+        };
+        decode_state(&bytes)
+            .map(Some)
+            .map_err(|err| err.with_path(&path))
+    }
+
+    /// The current state: the checkpoint checked against the verified log,
+    /// with the one kernel entry a crash may have left unapplied replayed.
     pub fn state(&self) -> Result<State> {
-        let path = self.dir.join("state.png");
-        if !path.exists() {
-            return Ok(State::default());
-        }
-        let bytes = std::fs::read(&path)?;
-        let (decoded, json) = pxos_pixel::decode_from_slice(&bytes, &Limits::default())
-            .map_err(|err| Error::Pixel(err.with_path(&path)))?;
-        if decoded.header.kind != Kind::Table {
-            return Err(Error::Format(format!(
-                "{} is not a kernel store state",
-                path.display()
+        let entries = self.log.verified_entries().map_err(Error::from)?;
+        self.state_with(&entries)
+    }
+
+    fn disagree(&self, why: String) -> Error {
+        Error::Tampered(format!(
+            "{} and {} disagree: {why}; `pxos kernel fsck` shows the damage and `--repair` rebuilds the kernel state from the log",
+            self.state_path().display(),
+            self.log.log_path().display()
+        ))
+    }
+
+    fn state_with(&self, entries: &[LogEntry]) -> Result<State> {
+        let mut state = self.checkpoint()?.unwrap_or_default();
+        let tail = state
+            .log
+            .tail(entries)
+            .map_err(|why| self.disagree(format!("the kernel state {why}")))?;
+        let seen = &entries[..entries.len() - tail.len()];
+        let replayed = replay(seen).map_err(|why| self.disagree(why))?;
+        if !replayed.same_as(&state) {
+            return Err(self.disagree(format!(
+                "the kernel state does not match what the log's first {} entries record (it was edited by hand)",
+                seen.len()
             )));
         }
-        let state: State = serde_json::from_slice(&json)
-            .map_err(|err| Error::Format(format!("{}: invalid state: {err}", path.display())))?;
-        state.validate()?;
+        let unapplied: Vec<&LogEntry> = tail
+            .iter()
+            .filter(|e| e.action.domain() == Domain::Kernels)
+            .collect();
+        match unapplied.as_slice() {
+            [] => {}
+            [entry] => {
+                let expected = state.pending.as_ref().is_some_and(|intent| {
+                    intent.actor == entry.actor && intent.action == entry.action
+                });
+                if !expected {
+                    return Err(self.disagree(format!(
+                        "log entry {} ({} by {}) changes the kernel store, which never began that change",
+                        entry.seq,
+                        entry.action.name(),
+                        entry.actor
+                    )));
+                }
+                state.apply(entry).map_err(|why| {
+                    self.disagree(format!("log entry {} cannot follow: {why}", entry.seq))
+                })?;
+            }
+            many => {
+                return Err(self.disagree(format!(
+                    "the log has {} kernel changes after the kernel state's checkpoint, but a crash leaves at most one",
+                    many.len()
+                )));
+            }
+        }
+        state.pending = None;
+        state.log = LogPosition::end_of(entries);
         Ok(state)
     }
 
-    fn save(&self, state: &State) -> Result<()> {
-        let json = serde_json::to_vec_pretty(state).map_err(|err| Error::Usage(err.to_string()))?;
+    fn save(&self, state: &State, label: &'static str) -> Result<()> {
+        let json = serde_json::to_vec_pretty(state).expect("the kernel state serializes");
         let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
-        durable::write_atomic(self.dir.join("state.png"), &png, "kernel-state")?;
+        durable::write_atomic(self.state_path(), &png, label)
+            .map_err(|err| Error::io(err, &self.state_path()))?;
         Ok(())
     }
 
-    fn image_path(&self, sha256: &str) -> PathBuf {
+    /// Intent, log entry, new state.
+    fn commit(&self, state: &mut State, actor: Actor, action: Action, reason: &str) -> Result<LogEntry> {
+        state.pending = Some(Intent {
+            actor: actor.clone(),
+            action: action.clone(),
+        });
+        self.save(state, "kernel-intent")?;
+        let entry = self.log.append(actor, action, reason)?;
+        state.apply(&entry).map_err(|why| {
+            Error::Usage(format!("internal: a kernel change does not apply to its own state: {why}"))
+        })?;
+        state.pending = None;
+        state.log = LogPosition {
+            count: entry.seq + 1,
+            hash: entry.hash,
+        };
+        self.save(state, "kernel-state")?;
+        Ok(entry)
+    }
+
+    fn image_path(&self, sha256: &Hash256) -> PathBuf {
         self.dir.join("images").join(format!("{sha256}.png"))
     }
 
@@ -219,10 +511,14 @@ impl KernelStore {
         let state = self.state()?;
         let record = state
             .kernel(id)
-            .ok_or_else(|| Error::Usage(format!("no kernel with id {id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("no kernel with id {id}")))?;
+        self.read_image(record)
+    }
+
+    fn read_image(&self, record: &KernelRecord) -> Result<ProgramImage> {
         let path = self.image_path(&record.sha256);
-        let bytes = std::fs::read(&path)?;
-        if pxos_pixel::hex(&pxos_pixel::sha256(&bytes)) != record.sha256 {
+        let bytes = std::fs::read(&path).map_err(|err| Error::io(err, &path))?;
+        if Hash256::of(&bytes) != record.sha256 {
             return Err(Error::Format(format!(
                 "{}: kernel image does not match its hash",
                 path.display()
@@ -240,173 +536,254 @@ impl KernelStore {
         parent: Option<u32>,
         make_current: bool,
         tries: u32,
+        actor: Actor,
     ) -> Result<KernelRecord> {
         if image.words.is_empty() {
             return Err(Error::Usage("refusing an empty kernel".into()));
         }
-        if version.is_empty() || version.len() > 64 || version.chars().any(char::is_control) {
-            return Err(Error::Usage(format!(
-                "'{version}' is not a usable version name"
-            )));
-        }
+        check_version_name(version)?;
         let _lock = self.lock()?;
         let mut state = self.state()?;
+        let record = self.install_locked(&mut state, image, version, parent, tries, actor.clone())?;
+        if make_current {
+            self.switch_locked(&mut state, record.id, SwitchCause::Manual, actor, "installed as current")?;
+        }
+        Ok(state.kernel(record.id).cloned().expect("just installed"))
+    }
+
+    fn install_locked(
+        &self,
+        state: &mut State,
+        image: &ProgramImage,
+        version: &str,
+        parent: Option<u32>,
+        tries: u32,
+        actor: Actor,
+    ) -> Result<KernelRecord> {
         if state.by_version(version).is_some() {
-            return Err(Error::Usage(format!(
-                "kernel version {version} already exists"
-            )));
+            return Err(Error::Refused(format!("kernel version {version} already exists")));
         }
         if let Some(parent) = parent
             && state.kernel(parent).is_none()
         {
-            return Err(Error::Usage(format!(
-                "parent kernel {parent} does not exist"
-            )));
+            return Err(Error::NotFound(format!("parent kernel {parent} does not exist")));
         }
         let png = image.to_png();
-        let sha256 = pxos_pixel::hex(&pxos_pixel::sha256(&png));
+        let sha256 = Hash256::of(&png);
         let path = self.image_path(&sha256);
         if !path.exists() {
-            durable::write_atomic(&path, &png, "kernel-image")?;
+            durable::write_atomic(&path, &png, "kernel-image").map_err(|err| Error::io(err, &path))?;
         }
         let id = state.next_id;
-        state.next_id += 1;
-        let record = KernelRecord {
-            id,
+        let action = Action::KernelInstall {
+            kernel: id,
             version: version.to_string(),
             parent,
-            date: pxos_fs::time::now_rfc3339(),
+            image: sha256,
             size: image.words.len() as u64 * 4,
-            sha256,
-            status: Status::Installed,
-            tries_left: tries.max(1),
-            failure: None,
+            tries: tries.max(1),
         };
-        state.kernels.push(record);
-        state.record(
-            "install",
-            id,
-            format!(
-                "version {version}, parent {}",
-                parent.map_or("none".into(), |p| p.to_string())
-            ),
+        let reason = format!(
+            "kernel {id} ({version}), child of {}",
+            parent.map_or("none".into(), |p| format!("kernel {p}"))
         );
-        if make_current {
-            Self::make_current(&mut state, id, "installed as current");
-        }
-        self.save(&state)?;
-        Ok(state.kernel(id).cloned().expect("just added"))
+        self.commit(state, actor, action, &reason)?;
+        Ok(state.kernel(id).cloned().expect("just installed"))
     }
 
-    fn make_current(state: &mut State, id: u32, why: &str) {
-        let record = state.kernel_mut(id).expect("caller checked");
-        if record.status != Status::Good {
-            record.status = Status::Trial;
-            record.tries_left = record.tries_left.max(1);
-        }
-        state.current = Some(id);
-        state.record("switch", id, why);
-    }
-
-    /// Makes kernel `id` current (on trial unless it has booted well before).
-    pub fn switch(&self, id: u32, reason: &str) -> Result<KernelRecord> {
-        let _lock = self.lock()?;
-        let mut state = self.state()?;
+    fn switch_locked(
+        &self,
+        state: &mut State,
+        id: u32,
+        cause: SwitchCause,
+        actor: Actor,
+        reason: &str,
+    ) -> Result<KernelRecord> {
         if state.kernel(id).is_none() {
-            return Err(Error::Usage(format!("no kernel with id {id}")));
+            return Err(Error::NotFound(format!("no kernel with id {id}")));
         }
-        Self::make_current(&mut state, id, reason);
-        self.save(&state)?;
+        let action = Action::KernelSwitch {
+            kernel: id,
+            from: state.current,
+            cause,
+        };
+        self.commit(state, actor, action, reason)?;
         Ok(state.kernel(id).cloned().expect("exists"))
     }
 
+    /// Makes kernel `id` current (on trial unless it has booted well before).
+    pub fn switch(&self, id: u32, actor: Actor, reason: &str) -> Result<KernelRecord> {
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        self.switch_locked(&mut state, id, SwitchCause::Manual, actor, reason)
+    }
+
     /// Rolls back to `to`, or to the last good kernel before the current one.
-    pub fn rollback(&self, to: Option<u32>, reason: &str) -> Result<KernelRecord> {
+    pub fn rollback(&self, to: Option<u32>, actor: Actor, reason: &str) -> Result<KernelRecord> {
         let _lock = self.lock()?;
         let mut state = self.state()?;
         let target = match to {
             Some(id) => state
                 .kernel(id)
                 .map(|k| k.id)
-                .ok_or_else(|| Error::Usage(format!("no kernel with id {id}")))?,
+                .ok_or_else(|| Error::NotFound(format!("no kernel with id {id}")))?,
             None => state
                 .kernels
                 .iter()
                 .rev()
                 .find(|k| k.status == Status::Good && Some(k.id) != state.current)
                 .map(|k| k.id)
-                .ok_or_else(|| Error::Usage("no earlier good kernel to roll back to".into()))?,
+                .ok_or_else(|| Error::Refused("no earlier good kernel to roll back to".into()))?,
         };
-        let from = state.current;
-        Self::make_current(&mut state, target, reason);
-        state.record(
-            "rollback",
-            target,
-            format!(
-                "from {}: {reason}",
-                from.map_or("none".into(), |f| f.to_string())
-            ),
-        );
-        self.save(&state)?;
-        Ok(state.kernel(target).cloned().expect("exists"))
+        self.switch_locked(&mut state, target, SwitchCause::Rollback, actor, reason)
     }
 
-    /// Boots the current kernel once under `host`, records the outcome
-    /// (good, a used try, or failed and reverted) and returns the report.
-    pub fn boot(&self, storage: Box<dyn Storage>, fuel: u64) -> Result<BootReport> {
-        let state = self.state()?;
-        let id = state
-            .current
-            .ok_or_else(|| Error::Usage("no current kernel (install one first)".into()))?;
-        let image = self.image(id)?;
-        let mut host = StdHost::new(storage);
-        host.versions = state.kernels.iter().map(|k| k.id).collect();
-        host.current_version = id;
-        let mut machine = Machine::with_program(Config::default(), &image.words, image.entry)
-            .map_err(|err| Error::Format(format!("kernel {id} does not load: {err}")))?;
-        let result = machine.run(&mut host, fuel);
-        let (failure, trap) = match &result {
-            Ok(Exit::Halted { .. }) => {
-                let health_failed = host.output.iter().any(|line| {
-                    Some(line) == pxos_vm::default_messages().get(&HEALTH_FAILED_MESSAGE)
-                });
-                if health_failed {
-                    (Some("failed its health check".to_string()), None)
-                } else {
-                    (None, None)
+    /// Makes the current cartridge's kernel current, once per cartridge: the
+    /// first boot of a home, and the first after the current cartridge
+    /// changed. An identical image already installed is reused. Returns the
+    /// kernel it switched to, or `None` when nothing had to change.
+    pub fn adopt_cartridge_kernel(
+        &self,
+        cartridge: &CartRef,
+        image: &ProgramImage,
+    ) -> Result<Option<KernelRecord>> {
+        if self.state()?.cartridge == Some(cartridge.sha256) {
+            return Ok(None);
+        }
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        if state.cartridge == Some(cartridge.sha256) {
+            return Ok(None);
+        }
+        let sha256 = Hash256::of(&image.to_png());
+        let existing = state.kernels.iter().find(|k| k.sha256 == sha256).cloned();
+        let record = match existing {
+            Some(record) => record,
+            None => {
+                let mut version = cartridge.id();
+                let mut n = 2;
+                while state.by_version(&version).is_some() {
+                    version = format!("{}#{n}", cartridge.id());
+                    n += 1;
                 }
+                let parent = state.current;
+                self.install_locked(&mut state, image, &version, parent, 1, Actor::system())?
             }
-            Ok(Exit::Yielded { .. }) => (Some("yielded instead of halting".to_string()), None),
-            Err(trap) if trap.kind() == "fuel-exhausted" => (
-                Some(format!(
-                    "did not halt within {fuel} instructions (runs forever?)"
-                )),
-                Some(trap.clone()),
-            ),
-            Err(trap) => (Some(format!("trapped: {trap}")), Some(trap.clone())),
         };
-        let reverted = self.record_boot(id, failure.as_deref())?;
-        let request = if failure.is_none() {
-            host.request.take()
-        } else {
-            None
+        let reason = format!("the kernel of {} (sha256 {}...)", cartridge.id(), cartridge.sha256.short());
+        let cause = SwitchCause::Cartridge {
+            sha256: cartridge.sha256,
         };
-        let version = state
-            .kernel(id)
-            .map(|k| k.version.clone())
-            .unwrap_or_default();
+        Ok(Some(self.switch_locked(&mut state, record.id, cause, Actor::system(), &reason)?))
+    }
+
+    /// Boots the current kernel once through `hypervisor`, records the outcome
+    /// (good, a used try, or failed and reverted) and returns the report.
+    pub fn boot(
+        &self,
+        hypervisor: &Hypervisor,
+        storage: Box<dyn Storage>,
+        screen: Option<Screen>,
+        fuel: u64,
+    ) -> Result<BootReport> {
+        let state = self.state()?;
+        let record = state
+            .current_record()
+            .cloned()
+            .ok_or_else(|| Error::NotFound("no current kernel (install one first)".into()))?;
+        let (result, failure) = match self.read_image(&record) {
+            Ok(image) => {
+                let result = hypervisor.run_program(Launch {
+                    name: format!("kernel {} ({})", record.id, record.version),
+                    image: &image,
+                    args: &[],
+                    sandbox: Sandbox::kernel(fuel),
+                    storage,
+                    screen,
+                    on_print: None,
+                    kernel: Some(KernelInfo {
+                        versions: state.kernels.iter().map(|k| k.id).collect(),
+                        current: record.id,
+                    }),
+                });
+                let failure = match (&result.trap_kind, &result.trap) {
+                    (None, _) => {
+                        let unhealthy = result.output.iter().any(|line| {
+                            Some(line) == pxos_vm::default_messages().get(&HEALTH_FAILED_MESSAGE)
+                        });
+                        unhealthy.then(|| "failed its health check".to_string())
+                    }
+                    (Some("fuel-exhausted"), _) => Some(format!(
+                        "did not halt within {fuel} instructions (runs forever?)"
+                    )),
+                    (_, trap) => Some(format!("trapped: {}", trap.clone().unwrap_or_default())),
+                };
+                (Some(result), failure)
+            }
+            Err(err) => (None, Some(format!("does not load: {err}"))),
+        };
+        let reverted = self.record_boot(record.id, failure.as_deref())?;
+        let result = result.unwrap_or_else(|| crate::hypervisor::RunResult::not_run());
         Ok(BootReport {
-            kernel: id,
-            version,
+            kernel: record.id,
+            version: record.version.clone(),
+            request: if failure.is_none() { result.request.clone() } else { None },
             failure,
-            trap,
-            cycles: machine.cycles,
-            output: host.output,
-            warnings: host.warnings,
-            screen: machine.screen().clone(),
-            request,
+            trap: result.trap.clone(),
+            cycles: result.cycles,
+            output: result.output.clone(),
+            warnings: result.warnings.clone(),
+            screen: result.screen.clone().unwrap_or_else(|| Screen::new(512, 512).expect("a 512x512 screen")),
             reverted,
+            log_id: result.log_id,
         })
+    }
+
+    /// Records a boot outcome; returns (from, to) when it reverted. A clean
+    /// boot of a kernel that is already good changes nothing and logs nothing.
+    fn record_boot(&self, id: u32, failure: Option<&str>) -> Result<Option<(u32, u32)>> {
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        let record = state.kernel(id).cloned().ok_or_else(|| {
+            Error::NotFound(format!("kernel {id} vanished during its boot"))
+        })?;
+        if state.current != Some(id) {
+            return Err(Error::Usage(format!(
+                "kernel {id} is no longer current (another process switched kernels during the boot)"
+            )));
+        }
+        match failure {
+            None if record.status == Status::Good && state.last_good == Some(id) => Ok(None),
+            None => {
+                let action = Action::KernelBoot {
+                    kernel: id,
+                    outcome: KernelOutcome::Good,
+                };
+                let reason = format!("kernel {id} ({}) halted cleanly: good", record.version);
+                self.commit(&mut state, Actor::system(), action, &reason)?;
+                Ok(None)
+            }
+            Some(why) => {
+                let (tries_left, _, reverted_to) = state
+                    .failure_outcome(id)
+                    .map_err(Error::Usage)?;
+                let reason = match reverted_to {
+                    Some(good) => format!("kernel {id} {why}; reverted to kernel {good}"),
+                    None if tries_left > 0 => format!("kernel {id} {why}; {tries_left} tries left"),
+                    None => format!("kernel {id} {why}; no good kernel to revert to"),
+                };
+                let action = Action::KernelBoot {
+                    kernel: id,
+                    outcome: KernelOutcome::Failed {
+                        why: why.to_string(),
+                        tries_left,
+                        reverted_to,
+                    },
+                };
+                self.commit(&mut state, Actor::system(), action, &reason)?;
+                Ok(reverted_to.map(|good| (id, good)))
+            }
+        }
     }
 
     /// Carries out what a cleanly booted kernel asked for: VERSION_SWITCH makes
@@ -414,65 +791,164 @@ impl KernelStore {
     /// (child of the kernel that asked; an identical installed image is reused)
     /// and makes it current on trial. Returns the new current kernel.
     pub fn apply_request(&self, report: &BootReport) -> Result<Option<KernelRecord>> {
-        match &report.request {
-            None => Ok(None),
-            Some(KernelRequest::Switch { version }) => Ok(Some(self.switch(
-                *version,
-                &format!("VERSION_SWITCH from kernel {}", report.kernel),
-            )?)),
-            Some(KernelRequest::Replace { id, words }) => {
+        let Some(request) = &report.request else {
+            return Ok(None);
+        };
+        let _lock = self.lock()?;
+        let mut state = self.state()?;
+        match request {
+            KernelRequest::Switch { version } => {
+                let reason = format!("VERSION_SWITCH from kernel {} to kernel {version}", report.kernel);
+                Ok(Some(self.switch_locked(&mut state, *version, SwitchCause::VersionSwitch, Actor::system(), &reason)?))
+            }
+            KernelRequest::Replace { id, words } => {
                 let image = ProgramImage {
                     words: words.clone(),
                     entry: 0,
                 };
-                let reason = format!("SELF_MODIFY from kernel {} (module {id})", report.kernel);
-                let state = self.state()?;
-                for kernel in &state.kernels {
-                    if self.image(kernel.id)? == image {
-                        return Ok(Some(self.switch(kernel.id, &reason)?));
+                let sha256 = Hash256::of(&image.to_png());
+                let reason = format!("SELF_MODIFY from kernel {} (module {id:#010x})", report.kernel);
+                let existing = state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id);
+                let target = match existing {
+                    Some(existing) => existing,
+                    None => {
+                        let name = format!("{}+{}", report.version, state.next_id);
+                        let name = if name.len() > MAX_VERSION_NAME {
+                            format!("evolved-{}", state.next_id)
+                        } else {
+                            name
+                        };
+                        self.install_locked(&mut state, &image, &name, Some(report.kernel), 1, Actor::system())?
+                            .id
                     }
-                }
-                let name = format!("{}-evolved-{}", report.version, state.next_id);
-                let record = self.install(&image, &name, Some(report.kernel), false, 1)?;
-                Ok(Some(self.switch(record.id, &reason)?))
+                };
+                let cause = SwitchCause::SelfModify { module: *id };
+                Ok(Some(self.switch_locked(&mut state, target, cause, Actor::system(), &reason)?))
             }
         }
     }
 
-    /// Records a boot outcome; returns (from, to) when it reverted.
-    fn record_boot(&self, id: u32, failure: Option<&str>) -> Result<Option<(u32, u32)>> {
+    /// Checks the kernel state against the log and the images. With `repair`,
+    /// rebuilds `state.png` from the log (the damaged one is kept beside it as
+    /// `state.png.damaged-<time>`). Nothing is deleted.
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         let _lock = self.lock()?;
-        let mut state = self.state()?;
-        let mut reverted = None;
-        match failure {
-            None => {
-                let record = state.kernel_mut(id).expect("current exists");
-                record.status = Status::Good;
-                record.failure = None;
-                state.last_good = Some(id);
-                state.record("boot-ok", id, "halted cleanly, health check passed");
+        let mut report = FsckReport::default();
+        let entries = match self.log.verified_entries() {
+            Ok(entries) => entries,
+            Err(err) => {
+                report.problems.push(err.to_string());
+                report.unrecovered.push(
+                    "the kernel state cannot be rebuilt while the evolution log does not verify".into(),
+                );
+                return Ok(report);
             }
-            Some(why) => {
-                let record = state.kernel_mut(id).expect("current exists");
-                record.failure = Some(why.to_string());
-                record.tries_left = record.tries_left.saturating_sub(1);
-                let exhausted = record.tries_left == 0 || record.status == Status::Good;
-                state.record("boot-failed", id, why);
-                if exhausted {
-                    if let Some(record) = state.kernel_mut(id) {
-                        record.status = Status::Failed;
-                    }
-                    if let Some(good) = state.last_good.filter(|good| *good != id) {
-                        state.current = Some(good);
-                        state.record("revert", good, format!("kernel {id} {why}"));
-                        reverted = Some((id, good));
-                    } else {
-                        state.last_good = None;
-                    }
+        };
+        let rebuilt = match replay(&entries) {
+            Ok(state) => state,
+            Err(why) => {
+                report.problems.push(why);
+                report
+                    .unrecovered
+                    .push("the log's kernel entries do not replay; nothing was rebuilt".into());
+                return Ok(report);
+            }
+        };
+        report.kernels = rebuilt.kernels.len();
+        match self.checkpoint() {
+            Err(err) => report.problems.push(err.to_string()),
+            Ok(None) if rebuilt.kernels.is_empty() => {}
+            Ok(None) => report.problems.push(format!(
+                "{} is missing, but the log installs {} kernels",
+                self.state_path().display(),
+                rebuilt.kernels.len()
+            )),
+            Ok(Some(_)) => {
+                if let Err(err) = self.state_with(&entries) {
+                    report.problems.push(err.to_string());
                 }
             }
         }
-        self.save(&state)?;
-        Ok(reverted)
+        let mut known = std::collections::BTreeSet::new();
+        for record in &rebuilt.kernels {
+            known.insert(record.sha256);
+            if let Err(err) = self.read_image(record) {
+                report.unrecovered.push(format!(
+                    "kernel {} ({}): its image is missing or damaged ({err})",
+                    record.id, record.version
+                ));
+            }
+        }
+        if let Ok(dir) = std::fs::read_dir(self.dir.join("images")) {
+            let mut strays: Vec<PathBuf> = dir
+                .flatten()
+                .map(|e| e.path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_suffix(".png"))
+                        .is_none_or(|stem| Hash256::parse(stem).is_none_or(|h| !known.contains(&h)))
+                })
+                .collect();
+            strays.sort();
+            for path in strays {
+                report.unrecovered.push(format!(
+                    "{}: an image no log entry installs (kept; `pxos kernel install` it to use it)",
+                    path.display()
+                ));
+            }
+        }
+        if repair && !report.problems.is_empty() {
+            let path = self.state_path();
+            if path.exists() {
+                let aside = self.dir.join(format!(
+                    "state.png.damaged-{}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                ));
+                std::fs::rename(&path, &aside).map_err(|err| Error::io(err, &path))?;
+                durable::sync_dir(&self.dir)?;
+                report
+                    .repaired
+                    .push(format!("kept the damaged checkpoint as {}", aside.display()));
+            }
+            self.save(&rebuilt, "kernel-state")?;
+            report.repaired.push(format!(
+                "rebuilt {} from {} log entries ({} kernels, current {})",
+                path.display(),
+                entries.len(),
+                rebuilt.kernels.len(),
+                rebuilt.current.map_or("none".into(), |c| c.to_string())
+            ));
+        }
+        Ok(report)
     }
+
+    /// The kernel entries of the evolution log, oldest first.
+    pub fn history(&self) -> Result<Vec<LogEntry>> {
+        Ok(self
+            .log
+            .verified_entries()?
+            .into_iter()
+            .filter(|e| e.action.domain() == Domain::Kernels)
+            .collect())
+    }
+}
+
+/// Decodes and validates `state.png`'s bytes (damage is an error, never a panic).
+pub fn decode_state(bytes: &[u8]) -> Result<State> {
+    let (decoded, json) = pxos_pixel::decode_from_slice(bytes, &Limits::default())?;
+    if decoded.header.kind != Kind::Table {
+        return Err(Error::Format(format!(
+            "not a kernel store state (a PXI of kind {})",
+            decoded.header.kind.name()
+        )));
+    }
+    let state: State = serde_json::from_slice(&json)
+        .map_err(|err| Error::Format(format!("invalid kernel state: {err}")))?;
+    state
+        .validate()
+        .map_err(|why| Error::Format(format!("invalid kernel state: {why}")))?;
+    Ok(state)
 }

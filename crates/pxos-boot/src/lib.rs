@@ -3,17 +3,22 @@
 //! The [`KernelStore`] keeps every kernel version as a pixel program with
 //! boot counting and automatic revert; [`FsStorage`] backs PXVM syscalls with
 //! PixelFS; [`evolve::demo_evolve`] runs the seed 002 self-evolution cycle.
-//! (Issue 4 adds the boot sequence, cartridges and the hypervisor here.)
+//! [`boot`] runs boot sequences, with the kernel stage booting the kernel
+//! store's current kernel; [`hypervisor`] is the only way programs run;
+//! [`run`] places program runs (trusted or sandboxed); [`genesis`] holds the
+//! executable constitution; [`world`] the embedded default world.
 
 pub mod boot;
 mod error;
 pub mod evolve;
+pub mod fuzz;
 pub mod genesis;
 pub mod hypervisor;
 pub mod kernel_store;
+pub mod run;
 mod storage;
 pub mod world;
 
-pub use error::{Error, Result};
-pub use kernel_store::{BootReport, Event, KernelRecord, KernelStore, State, Status};
-pub use storage::FsStorage;
+pub use error::{Error, ErrorKind, Result};
+pub use kernel_store::{BootReport, KernelRecord, KernelStore, State, Status};
+pub use storage::{CartridgeStorage, FsStorage};

@@ -1,25 +1,44 @@
-//! Syscall storage backed by PixelFS: FILE_READ/FILE_WRITE by PixelFS path,
-//! BLOB/SELF_MODIFY modules by registered id or by PixelFS `file_id`.
+//! Syscall storage: PixelFS for FILE_READ/FILE_WRITE by path, and modules
+//! (BLOB/SELF_MODIFY) by registered id, by PixelFS `file_id`, or by the
+//! file id of a program image in the booting cartridge's `modules/`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use pxos_fs::{AddOptions, PixelFs};
 use pxos_pixel::Kind;
-use pxos_vm::{ProgramImage, Storage};
+use pxos_vm::{ProgramImage, Storage, StorageError, StorageErrorKind};
+
+/// Largest module accepted (program image file bytes).
+const MAX_MODULE_FILE: u64 = 64 << 20;
+
+fn fs_error(err: pxos_fs::Error) -> StorageError {
+    let kind = if err.is_not_found() {
+        StorageErrorKind::NotFound
+    } else if err.is_bad_input() {
+        StorageErrorKind::Invalid
+    } else {
+        match err.kind() {
+            pxos_pixel::ErrorKind::Usage => StorageErrorKind::Invalid,
+            _ => StorageErrorKind::Io,
+        }
+    };
+    StorageError::new(kind, err.to_string())
+}
 
 /// PixelFS as syscall storage.
 pub struct FsStorage {
     fs: PixelFs,
     /// Small numeric ids (like the seeds' 301) mapped to PixelFS paths.
     pub registered: BTreeMap<u32, String>,
-    /// Paths FILE_WRITE may write under (the sandbox); `None` allows all.
+    /// Paths FILE_WRITE may write under; `None` allows all.
     pub writable_prefix: Option<String>,
-    scratch: std::path::PathBuf,
+    scratch: PathBuf,
 }
 
 impl FsStorage {
     /// Storage over `fs`; `scratch` is a host directory for staging writes.
-    pub fn new(fs: PixelFs, scratch: std::path::PathBuf) -> FsStorage {
+    pub fn new(fs: PixelFs, scratch: PathBuf) -> FsStorage {
         FsStorage {
             fs,
             registered: BTreeMap::new(),
@@ -28,54 +47,57 @@ impl FsStorage {
         }
     }
 
-    fn entry_for_module(&self, id: u32) -> Result<pxos_fs::Entry, String> {
+    fn entry_for_module(&self, id: u32) -> Result<pxos_fs::Entry, StorageError> {
         if let Some(path) = self.registered.get(&id) {
-            return self.fs.get(path).map_err(|err| err.to_string());
+            return self.fs.get(path).map_err(fs_error);
         }
         let matches = self
             .fs
             .resolve(&pxos_fs::format_file_id(id))
-            .map_err(|err| err.to_string())?;
+            .map_err(fs_error)?;
         match matches.as_slice() {
             [entry] => Ok(entry.clone()),
-            [] => Err(format!(
-                "no module with file id {}",
-                pxos_fs::format_file_id(id)
+            [] => Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("no module with file id {}", pxos_fs::format_file_id(id)),
             )),
-            _ => Err(format!(
-                "file id {} is ambiguous",
-                pxos_fs::format_file_id(id)
+            _ => Err(StorageError::new(
+                StorageErrorKind::Invalid,
+                format!("file id {} is ambiguous", pxos_fs::format_file_id(id)),
             )),
         }
     }
 }
 
 impl Storage for FsStorage {
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        let entry = self.fs.get(path).map_err(|err| err.to_string())?;
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
+        let entry = self.fs.get(path).map_err(fs_error)?;
         if entry.size > u64::from(pxos_vm::MAX_FILE_BYTES) {
-            return Err(format!(
-                "{path} is larger than {} bytes",
-                pxos_vm::MAX_FILE_BYTES
+            return Err(StorageError::new(
+                StorageErrorKind::TooLarge,
+                format!("{path} is larger than {} bytes", pxos_vm::MAX_FILE_BYTES),
             ));
         }
         let mut bytes = Vec::new();
-        self.fs
-            .read_to(&entry, &mut bytes)
-            .map_err(|err| err.to_string())?;
+        self.fs.read_to(&entry, &mut bytes).map_err(fs_error)?;
         Ok(bytes)
     }
 
-    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
-        pxos_fs::check_path(path).map_err(|err| err.to_string())?;
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        pxos_fs::check_path(path)
+            .map_err(|err| StorageError::new(StorageErrorKind::Invalid, err.to_string()))?;
         if let Some(prefix) = &self.writable_prefix
             && !path.starts_with(&format!("{}/", prefix.trim_end_matches('/')))
         {
-            return Err(format!("writes are confined to {prefix}"));
+            return Err(StorageError::new(
+                StorageErrorKind::Denied,
+                format!("writes are confined to {prefix}"),
+            ));
         }
-        std::fs::create_dir_all(&self.scratch).map_err(|err| err.to_string())?;
+        let io = |err: std::io::Error| StorageError::new(StorageErrorKind::Io, err.to_string());
+        std::fs::create_dir_all(&self.scratch).map_err(io)?;
         let staged = self.scratch.join(format!("write-{}", std::process::id()));
-        std::fs::write(&staged, bytes).map_err(|err| err.to_string())?;
+        std::fs::write(&staged, bytes).map_err(io)?;
         let options = AddOptions {
             kind: Some(Kind::Blob),
             description: Some("written by a program".into()),
@@ -85,22 +107,94 @@ impl Storage for FsStorage {
             .fs
             .add_file(path, &staged, &options)
             .map(|_| ())
-            .map_err(|err| err.to_string());
+            .map_err(fs_error);
         let _ = std::fs::remove_file(&staged);
         result
     }
 
-    fn module(&mut self, id: u32) -> Result<Vec<u32>, String> {
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
         // A module is a program image file stored in PixelFS.
         let entry = self.entry_for_module(id)?;
-        if entry.size > 64 << 20 {
-            return Err(format!("{} is too large to be a module", entry.path));
+        if entry.size > MAX_MODULE_FILE {
+            return Err(StorageError::new(
+                StorageErrorKind::TooLarge,
+                format!("{} is too large to be a module", entry.path),
+            ));
         }
         let mut png = Vec::new();
-        self.fs
-            .read_to(&entry, &mut png)
-            .map_err(|err| err.to_string())?;
-        let image = ProgramImage::from_png(&png).map_err(|err| format!("{}: {err}", entry.path))?;
+        self.fs.read_to(&entry, &mut png).map_err(fs_error)?;
+        let image = ProgramImage::from_png(&png).map_err(|err| {
+            StorageError::new(StorageErrorKind::Invalid, format!("{}: {err}", entry.path))
+        })?;
         Ok(image.words)
+    }
+}
+
+/// Storage for a boot: modules from the cartridge's own `modules/`
+/// directory (by the file id of each program image), then `inner`.
+pub struct CartridgeStorage {
+    root: PathBuf,
+    inner: Box<dyn Storage>,
+}
+
+impl CartridgeStorage {
+    pub fn new(root: PathBuf, inner: Box<dyn Storage>) -> CartridgeStorage {
+        CartridgeStorage { root, inner }
+    }
+
+    fn cartridge_module(&self, id: u32) -> Result<Option<Vec<u32>>, StorageError> {
+        let Ok(dir) = std::fs::read_dir(self.root.join("modules")) else {
+            return Ok(None);
+        };
+        let mut paths: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let reader = std::io::BufReader::new(file);
+            let Ok((header, _)) = pxos_pixel::read_header(reader, &pxos_pixel::Limits::default())
+            else {
+                continue;
+            };
+            if pxos_pixel::file_id(&header.sha256) != id {
+                continue;
+            }
+            let size = std::fs::metadata(&path).map_or(u64::MAX, |m| m.len());
+            if size > MAX_MODULE_FILE {
+                return Err(StorageError::new(
+                    StorageErrorKind::TooLarge,
+                    format!("{} is too large to be a module", path.display()),
+                ));
+            }
+            let bytes = std::fs::read(&path)
+                .map_err(|err| StorageError::new(StorageErrorKind::Io, err.to_string()))?;
+            let image = ProgramImage::from_png(&bytes).map_err(|err| {
+                StorageError::new(StorageErrorKind::Invalid, format!("{}: {err}", path.display()))
+            })?;
+            return Ok(Some(image.words));
+        }
+        Ok(None)
+    }
+}
+
+impl Storage for CartridgeStorage {
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
+        self.inner.read_file(path)
+    }
+
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.inner.write_file(path, bytes)
+    }
+
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
+        match self.cartridge_module(id)? {
+            Some(words) => Ok(words),
+            None => self.inner.module(id),
+        }
     }
 }

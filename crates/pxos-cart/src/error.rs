@@ -39,6 +39,22 @@ impl Error {
         }
     }
 
+    /// Who is at fault.
+    pub fn kind(&self) -> pxos_pixel::ErrorKind {
+        use pxos_pixel::ErrorKind;
+        match self {
+            Error::Io(_) => ErrorKind::Io,
+            Error::Format(_) | Error::LimitExceeded(_) => ErrorKind::BadInput,
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Tampered(_) => ErrorKind::Tampered,
+            Error::Pixel(err) => err.kind(),
+            Error::Fs(err) => err.kind(),
+            Error::WithPath { source, .. } => source.kind(),
+        }
+    }
+
     /// True when a policy refused the request (a clean "no").
     pub fn is_refusal(&self) -> bool {
         match self {

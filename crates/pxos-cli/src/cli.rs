@@ -87,10 +87,11 @@ pub enum Command {
         /// The program image.
         program: PathBuf,
     },
-    /// Run a program in PXVM: a program image or .pxasm file, or the NAME of a
-    /// program of the current cartridge (run through the hypervisor).
+    /// Run a program in PXVM through the hypervisor (every run is logged): the NAME of
+    /// a program of the current cartridge (trusted), or a program image or .pxasm file
+    /// (sandboxed unless it is a file of the current cartridge, or --trusted).
     Run {
-        /// A program image, a .pxasm source, or a program name.
+        /// A program name, a program image or a .pxasm source.
         program: PathBuf,
         /// Arguments, passed in R1, R2, ...
         args: Vec<u32>,
@@ -106,12 +107,27 @@ pub enum Command {
         /// Print every executed instruction to stderr.
         #[arg(long)]
         trace: bool,
+        /// Run NAME from this cartridge (NAME or NAME@VERSION) instead of the
+        /// current one; a cartridge that is not current runs sandboxed.
+        #[arg(long, value_name = "CARTRIDGE")]
+        cartridge: Option<String>,
+        /// Lift the sandbox for a program file that is not part of the current
+        /// cartridge (its execution record says so).
+        #[arg(long, conflicts_with = "cartridge")]
+        trusted: bool,
     },
     /// Debug a program: step, continue, breakpoints, registers, memory, screen.
-    /// Reads commands from stdin (one per line; `help` lists them).
+    /// Reads commands from stdin (one per line; `help` lists them). It runs through
+    /// the hypervisor, sandboxed like `pxos run FILE`.
     Debug {
         /// The program image (or .pxasm source).
         program: PathBuf,
+        /// Instruction budget for the whole session.
+        #[arg(long, default_value_t = 100_000_000)]
+        fuel: u64,
+        /// Lift the sandbox (recorded).
+        #[arg(long)]
+        trusted: bool,
     },
     /// The kernel store: versions, current kernel, boot counting, rollback.
     #[command(subcommand)]
@@ -247,8 +263,8 @@ pub enum CartCommand {
     List,
     /// Run the Genesis checks on a registered cartridge and record the result.
     Test {
-        /// NAME or NAME@VERSION.
-        cartridge: String,
+        /// NAME or NAME@VERSION [default: the current cartridge].
+        cartridge: Option<String>,
         #[command(flatten)]
         actor: ActorArgs,
     },
@@ -269,23 +285,35 @@ pub enum CartCommand {
         #[arg(long)]
         llm: bool,
     },
-    /// Make an earlier cartridge current again (a new entry; the abandoned one is deprecated).
+    /// Make a cartridge that was current before current again (a new entry; the abandoned
+    /// one is deprecated). It needs a reason, a Genesis pass on record and a person:
+    /// the --actor, or --approved-by when an LLM asks (alone, an LLM only records a request).
     Rollback {
         /// NAME@VERSION.
         cartridge: String,
-        /// Why.
+        /// Why (required).
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
         actor: ActorArgs,
+        /// The person approving a rollback another actor asked for.
+        #[arg(long, value_name = "NAME")]
+        approved_by: Option<String>,
     },
     /// Show a cartridge's ancestry as a tree, optionally as a PNG graph.
     Lineage {
-        /// NAME or NAME@VERSION.
-        cartridge: String,
+        /// NAME or NAME@VERSION [default: the current cartridge].
+        cartridge: Option<String>,
         /// Also draw it as a PNG.
         #[arg(long)]
         png: Option<PathBuf>,
+    },
+    /// Check the registry against the evolution log and the stored cartridges (exit 1
+    /// on damage); --repair rebuilds it from the log, keeping the damaged file.
+    Fsck {
+        /// Rebuild the registry from the log (nothing is deleted).
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -389,6 +417,8 @@ pub enum KernelCommand {
     Current,
     /// Install a kernel from a program image or .pxasm source.
     Install {
+        #[command(flatten)]
+        actor: ActorArgs,
         /// The program image or source.
         program: PathBuf,
         /// Version name, such as v3.0.
@@ -408,11 +438,15 @@ pub enum KernelCommand {
     Switch {
         /// Kernel id.
         id: u32,
+        #[command(flatten)]
+        actor: ActorArgs,
     },
     /// Go back to an earlier kernel [default: the last good one before the current].
     Rollback {
         /// Kernel id.
         id: Option<u32>,
+        #[command(flatten)]
+        actor: ActorArgs,
     },
     /// Boot the current kernel once (reverting automatically if it fails).
     Boot {
@@ -423,8 +457,15 @@ pub enum KernelCommand {
         #[arg(long)]
         screen: Option<PathBuf>,
     },
-    /// Show the kernel store's event log.
+    /// Show the kernel changes recorded in the evolution log.
     Log,
+    /// Check the kernel state against the evolution log and the images (exit 1 on
+    /// damage); --repair rebuilds it from the log, keeping the damaged file.
+    Fsck {
+        /// Rebuild the kernel state from the log (nothing is deleted).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -434,6 +475,8 @@ pub enum DemoCommand {
         /// Where to write evolution_v1.png and evolution_v2.png.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        #[command(flatten)]
+        actor: ActorArgs,
     },
 }
 

@@ -46,6 +46,19 @@ impl Error {
         }
     }
 
+    /// Who is at fault.
+    pub fn kind(&self) -> pxos_pixel::ErrorKind {
+        use pxos_pixel::ErrorKind;
+        match self {
+            Error::Io(_) | Error::Locked(_) => ErrorKind::Io,
+            Error::Format(_) => ErrorKind::BadInput,
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::NotFound(_) | Error::NotInitialized(_) => ErrorKind::NotFound,
+            Error::Pixel(err) => err.kind(),
+            Error::WithPath { source, .. } => source.kind(),
+        }
+    }
+
     /// True when the answer is a clean "no such thing".
     pub fn is_not_found(&self) -> bool {
         match self {
@@ -65,7 +78,7 @@ impl fmt::Display for Error {
             Error::NotFound(message) => write!(f, "{message}"),
             Error::Locked(path) => write!(
                 f,
-                "another pxos process is writing this PixelFS (lock held on {}); try again when it finishes",
+                "another pxos process is writing here (it holds the lock {}); try again when it finishes",
                 path.display()
             ),
             Error::NotInitialized(path) => {

@@ -3,6 +3,34 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// Who is at fault, for every pxOS library error. The CLI turns a kind into
+/// its exit code: the four "clean no" kinds exit 1, the rest 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is malformed, damaged or hostile (exit 1).
+    BadInput,
+    /// Something asked for is not there (exit 1).
+    NotFound,
+    /// A policy said no: approval, Genesis, sandbox (exit 1).
+    Refused,
+    /// Persisted state was changed behind pxOS's back (exit 1).
+    Tampered,
+    /// The caller asked for something impossible (exit 2).
+    Usage,
+    /// The environment failed: disk, permissions, a held lock (exit 2).
+    Io,
+}
+
+impl ErrorKind {
+    /// The `pxos` exit code of this kind.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::Refused | ErrorKind::Tampered => 1,
+            ErrorKind::Usage | ErrorKind::Io => 2,
+        }
+    }
+}
+
 /// Everything that can go wrong while encoding or decoding a PXI file.
 ///
 /// Variants are grouped by who is at fault: the environment (`Io`), the input
@@ -50,6 +78,25 @@ impl Error {
             self.root(),
             Error::Format(_) | Error::Integrity { .. } | Error::LimitExceeded(_)
         )
+    }
+
+    /// Who is at fault.
+    pub fn kind(&self) -> ErrorKind {
+        match self.root() {
+            Error::Io(_) => ErrorKind::Io,
+            Error::Format(_) | Error::Integrity { .. } | Error::LimitExceeded(_) => {
+                ErrorKind::BadInput
+            }
+            Error::Usage(_) | Error::WithPath { .. } => ErrorKind::Usage,
+        }
+    }
+
+    /// The underlying I/O error, if that is what this is.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self.root() {
+            Error::Io(err) => Some(err),
+            _ => None,
+        }
     }
 
     pub(crate) fn format(message: impl Into<String>) -> Error {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::roadmap::{
     METADATA_MAGIC, PALETTE_MAGIC, PROCESS_MAGIC, ProgramRun, SYSCALL_MAGIC, format_code, run_at,
 };
-use crate::vram::Vram;
+use crate::vram::{Region, Vram};
 
 /// One check's result.
 #[derive(Clone, Debug, Serialize)]
@@ -62,14 +62,10 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
     };
 
     push("regions_initialized", "structural", {
-        let empty: Vec<&str> = crate::vram::REGIONS
-            .iter()
-            .filter(|(name, _, _)| {
-                vram.region_words(name)
-                    .map(|w| w.iter().all(|&x| x == 0))
-                    .unwrap_or(true)
-            })
-            .map(|(name, _, _)| *name)
+        let empty: Vec<&str> = Region::ALL
+            .into_iter()
+            .filter(|region| vram.region_words(*region).iter().all(|&x| x == 0))
+            .map(Region::name)
             .collect();
         if empty.is_empty() {
             Ok("every region holds data".into())
@@ -82,7 +78,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         "metadata_valid",
         "structural",
         (|| {
-            let words = vram.region_words("metadata")?;
+            let words = vram.region_words(Region::Metadata);
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             if &bytes[..8] != METADATA_MAGIC {
                 return Err("no PXVRAM01 magic in the metadata region".into());
@@ -102,7 +98,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         "palette_decodes",
         "structural",
         (|| {
-            let words = vram.region_words("opcode_palette")?;
+            let words = vram.region_words(Region::OpcodePalette);
             let entries = table(&words, PALETTE_MAGIC, "opcode palette")?;
             let mut seen = BTreeSet::new();
             for word in entries {
@@ -134,7 +130,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         "syscall_table_valid",
         "structural",
         (|| {
-            let words = vram.region_words("syscall_table")?;
+            let words = vram.region_words(Region::SyscallTable);
             let found: BTreeSet<u16> = table(&words, SYSCALL_MAGIC, "syscall table")?
                 .iter()
                 .map(|w| (*w & 0xffff) as u16)
@@ -152,7 +148,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
     );
 
     let processes = (|| -> Result<Vec<(u32, u32, String)>, String> {
-        let words = vram.region_words("process_table")?;
+        let words = vram.region_words(Region::ProcessTable);
         let width = vram.width() as usize;
         if words[0] != PROCESS_MAGIC {
             return Err("no PROC header in the process table".into());
@@ -176,12 +172,12 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         }
         Ok(processes)
     })();
-    let program_start = vram.region_address("program_area").unwrap_or(0);
+    let program_start = vram.region_address(Region::ProgramArea);
     push(
         "process_table_valid",
         "structural",
         match &processes {
-            Err(err) => Err(err.clone()),
+            Err(err) => Err(err.to_string()),
             Ok(list) if list.is_empty() => Err("no processes".into()),
             Ok(list) => {
                 let memory = vram.as_words();
@@ -214,12 +210,12 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
     push(
         "kernel_disassembles",
         "structural",
-        disassembles(vram, "kernel"),
+        disassembles(vram, Region::Kernel),
     );
     push(
         "program_disassembles",
         "structural",
-        disassembles(vram, "program_area"),
+        disassembles(vram, Region::ProgramArea),
     );
 
     let entry = processes
@@ -235,7 +231,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
             Ok(ProgramRun {
                 result: Err(trap), ..
             }) => Err(format!("the program at {entry} trapped: {trap}")),
-            Err(err) => Err(err.clone()),
+            Err(err) => Err(err.to_string()),
         },
     );
     push(
@@ -251,7 +247,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
                 Ok(format!("printed {:?}", run.output))
             }
             Ok(run) => Err(format!("printed {:?}, no hello", run.output)),
-            Err(err) => Err(err.clone()),
+            Err(err) => Err(err.to_string()),
         },
     );
     push(
@@ -260,7 +256,7 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         match &run {
             Ok(run) if run.drawn > 0 => Ok(format!("drew {} pixels", run.drawn)),
             Ok(_) => Err("drew nothing on the screen".into()),
-            Err(err) => Err(err.clone()),
+            Err(err) => Err(err.to_string()),
         },
     );
 
@@ -284,8 +280,8 @@ fn table<'a>(words: &'a [u32], magic: u32, what: &str) -> Result<&'a [u32], Stri
 }
 
 /// The region's code disassembles: instructions up to a HALT, no invalid word before it.
-fn disassembles(vram: &Vram, region: &str) -> Result<String, String> {
-    let words = vram.region_words(region)?;
+fn disassembles(vram: &Vram, region: Region) -> Result<String, String> {
+    let words = vram.region_words(region);
     let end = words.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1);
     if end == 0 {
         return Err(format!("{region} holds no code"));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::roadmap::{Roadmap, Step, build};
 
@@ -103,8 +104,8 @@ pub fn run_loop(
     generations: u32,
     out_dir: &Path,
     proposer: &mut dyn Proposer,
-) -> Result<Vec<Generation>, String> {
-    std::fs::create_dir_all(out_dir).map_err(|err| err.to_string())?;
+) -> Result<Vec<Generation>> {
+    std::fs::create_dir_all(out_dir).map_err(|err| Error::io(err, out_dir))?;
     let mut current = roadmap.clone();
     let mut history = Vec::new();
     for number in 0..generations {
@@ -114,7 +115,8 @@ pub fn run_loop(
         let image_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.png"));
         let report_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.json"));
         let write = |path: &Path, bytes: &[u8]| {
-            std::fs::write(path, bytes).map_err(|err| format!("{}: {err}", path.display()))
+            pxos_pixel::durable::write_atomic(path, bytes, "vram-generation")
+                .map_err(|err| Error::io(err, path))
         };
         write(&roadmap_path, current.to_yaml().as_bytes())?;
         write(&image_path, &vram.to_png())?;

@@ -3,6 +3,7 @@
 //! area), built from declarative roadmaps, scored by an evaluator, and
 //! improved generation by generation.
 
+mod error;
 pub mod evaluate;
 pub mod fuzz;
 pub mod improve;
@@ -11,4 +12,5 @@ pub mod vram;
 
 pub use evaluate::{CheckResult, Evaluation, evaluate};
 pub use roadmap::{Roadmap, build};
-pub use vram::{REGIONS, Vram};
+pub use error::{Error, ErrorKind, Result};
+pub use vram::{Region, Vram};

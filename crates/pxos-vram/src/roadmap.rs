@@ -17,7 +17,8 @@ use pxos_vm::isa::{Format, Op, syscall};
 use pxos_vm::{Config, Exit, Machine, StdHost, asm};
 use serde::{Deserialize, Serialize};
 
-use crate::vram::{REGIONS, Vram};
+use crate::error::{Error, Result};
+use crate::vram::{Region, Vram};
 
 /// Most steps a roadmap may have.
 pub const MAX_STEPS: usize = 256;
@@ -70,7 +71,7 @@ pub struct Process {
     pub pid: u32,
     pub name: String,
     /// Region holding the process's code.
-    pub region: String,
+    pub region: Region,
     #[serde(default)]
     pub offset: u32,
 }
@@ -79,7 +80,7 @@ pub struct Process {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     FillRegion {
-        region: String,
+        region: Region,
         color: [u8; 4],
     },
     FillRect {
@@ -98,12 +99,12 @@ pub enum Action {
         processes: Vec<Process>,
     },
     AssembleProgram {
-        region: String,
+        region: Region,
         offset: u32,
         source: String,
     },
     RunProgram {
-        region: String,
+        region: Region,
         offset: u32,
         fuel: u64,
     },
@@ -112,7 +113,7 @@ pub enum Action {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FillRegionParams {
-    region: String,
+    region: Region,
     color: [u8; 4],
 }
 
@@ -142,7 +143,7 @@ struct ProcessParams {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AssembleParams {
-    region: String,
+    region: Region,
     #[serde(default)]
     offset: u32,
     source: String,
@@ -151,7 +152,7 @@ struct AssembleParams {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunParams {
-    region: String,
+    region: Region,
     #[serde(default)]
     offset: u32,
     #[serde(default = "default_fuel")]
@@ -195,13 +196,13 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
 ];
 
-fn kind_error(step: &Step, why: String) -> String {
-    format!("step '{}' ({}): {why}", step.name, step.kind)
+fn kind_error(step: &Step, why: impl std::fmt::Display) -> Error {
+    Error::bad_input(format!("step '{}' ({}): {why}", step.name, step.kind))
 }
 
 impl Step {
     /// Parses the step's kind and parameters.
-    pub fn action(&self) -> Result<Action, String> {
+    pub fn action(&self) -> Result<Action> {
         let params = if self.params.is_null() {
             serde_norway::Value::Mapping(Default::default())
         } else {
@@ -210,14 +211,13 @@ impl Step {
         fn parse<T: serde::de::DeserializeOwned>(
             step: &Step,
             params: &serde_norway::Value,
-        ) -> Result<T, String> {
-            serde_norway::from_value(params.clone())
-                .map_err(|err| kind_error(step, err.to_string()))
+        ) -> Result<T> {
+            serde_norway::from_value(params.clone()).map_err(|err| kind_error(step, err))
         }
-        let unit = |action: Action| -> Result<Action, String> {
+        let unit = |action: Action| -> Result<Action> {
             match &params {
                 serde_norway::Value::Mapping(map) if map.is_empty() => Ok(action),
-                _ => Err(kind_error(self, "takes no parameters".into())),
+                _ => Err(kind_error(self, "takes no parameters")),
             }
         };
         match self.kind.as_str() {
@@ -262,82 +262,52 @@ impl Step {
                     fuel: p.fuel,
                 })
             }
-            other => Err(format!(
+            other => Err(Error::bad_input(format!(
                 "step '{}': unknown step kind '{other}' (known: {})",
                 self.name,
                 KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-            )),
+            ))),
         }
     }
 }
 
 impl Roadmap {
     /// Parses and checks a roadmap.
-    pub fn parse(text: &str) -> Result<Roadmap, String> {
-        let roadmap: Roadmap =
-            serde_norway::from_str(text).map_err(|err| format!("roadmap is not valid: {err}"))?;
+    pub fn parse(text: &str) -> Result<Roadmap> {
+        let roadmap: Roadmap = serde_norway::from_str(text)
+            .map_err(|err| Error::bad_input(format!("roadmap is not valid: {err}")))?;
         roadmap.check()?;
         Ok(roadmap)
     }
 
-    /// Checks sizes, regions and every step's parameters.
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks sizes and every step's parameters (regions are typed when parsed).
+    pub fn check(&self) -> Result<()> {
         Vram::new(self.metadata.vram_width, self.metadata.vram_height)?;
         if self.steps.len() > MAX_STEPS {
-            return Err(format!("{} steps, at most {MAX_STEPS}", self.steps.len()));
+            return Err(Error::bad_input(format!(
+                "{} steps, at most {MAX_STEPS}",
+                self.steps.len()
+            )));
         }
-        let known_region = |region: &str| REGIONS.iter().any(|(name, _, _)| *name == region);
         for step in &self.steps {
-            let region_error = |region: &str| {
-                Err(kind_error(
-                    step,
-                    format!(
-                        "unknown region '{region}' (known: {})",
-                        REGIONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
-                    ),
-                ))
-            };
             match step.action()? {
-                Action::FillRegion { region, .. } if !known_region(&region) => {
-                    return region_error(&region);
-                }
                 Action::FillRect { x, y, w, h, .. }
                     if u64::from(x) + u64::from(w) > u64::from(self.metadata.vram_width)
                         || u64::from(y) + u64::from(h) > u64::from(self.metadata.vram_height) =>
                 {
-                    return Err(kind_error(step, "rectangle leaves the VRAM".into()));
+                    return Err(kind_error(step, "rectangle leaves the VRAM"));
                 }
-                Action::AssembleProgram { region, source, .. } => {
-                    if !known_region(&region) {
-                        return region_error(&region);
-                    }
-                    if source.len() > MAX_SOURCE {
-                        return Err(kind_error(
-                            step,
-                            format!("source is longer than {MAX_SOURCE} bytes"),
-                        ));
-                    }
+                Action::AssembleProgram { source, .. } if source.len() > MAX_SOURCE => {
+                    return Err(kind_error(
+                        step,
+                        format!("source is longer than {MAX_SOURCE} bytes"),
+                    ));
                 }
-                Action::RunProgram { region, fuel, .. } => {
-                    if !known_region(&region) {
-                        return region_error(&region);
-                    }
-                    if fuel > MAX_FUEL {
-                        return Err(kind_error(
-                            step,
-                            format!("fuel {fuel} is more than {MAX_FUEL}"),
-                        ));
-                    }
+                Action::RunProgram { fuel, .. } if fuel > MAX_FUEL => {
+                    return Err(kind_error(step, format!("fuel {fuel} is more than {MAX_FUEL}")));
                 }
-                Action::WriteProcessTable { processes } => {
-                    if processes.len() > 64 {
-                        return Err(kind_error(step, "at most 64 processes".into()));
-                    }
-                    for process in &processes {
-                        if !known_region(&process.region) {
-                            return region_error(&process.region);
-                        }
-                    }
+                Action::WriteProcessTable { processes } if processes.len() > 64 => {
+                    return Err(kind_error(step, "at most 64 processes"));
                 }
                 _ => {}
             }
@@ -368,7 +338,7 @@ pub struct ProgramRun {
 }
 
 /// Runs the program at `address` with the VRAM as its memory.
-pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun, String> {
+pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun> {
     let words = vram.as_words();
     let memory_words = words.len() as u32;
     let config = Config {
@@ -376,13 +346,15 @@ pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun, String
         stack_words: (memory_words / 16).max(256),
         ..Config::default()
     };
-    let mut machine = Machine::new(config).map_err(|err| err.to_string())?;
+    let mut machine = Machine::new(config).map_err(|err| Error::bad_input(err.to_string()))?;
     let code = machine.code_words() as usize;
     machine
         .load(0, &words[..code.min(words.len())])
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| Error::bad_input(err.to_string()))?;
     machine.pc = address;
     let mut host = StdHost::default();
+    // The evaluator asks what the program drew itself: no console text.
+    host.console = None;
     let result = machine.run(&mut host, fuel);
     let drawn = machine
         .screen()
@@ -398,16 +370,16 @@ pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun, String
 }
 
 /// Builds a VRAM from a roadmap, step by step, recording provenance.
-pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
+pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
     roadmap.check()?;
     let mut vram = Vram::new(roadmap.metadata.vram_width, roadmap.metadata.vram_height)?;
     let mut reports = Vec::new();
     for step in &roadmap.steps {
         vram.begin("roadmap", &step.name);
-        let fail = |why: String| kind_error(step, why);
+        let fail = |err: Error| err.context(format!("step '{}' ({})", step.name, step.kind));
         let detail = match step.action()? {
             Action::FillRegion { region, color } => {
-                format!("{} pixels", vram.fill_region(&region, color).map_err(fail)?)
+                format!("{} pixels", vram.fill_region(region, color))
             }
             Action::FillRect { x, y, w, h, color } => {
                 format!("{} pixels", vram.fill_rect(x, y, w, h, color))
@@ -418,7 +390,7 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                 let mut bytes = METADATA_MAGIC.to_vec();
                 bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
                 bytes.extend_from_slice(text.as_bytes());
-                vram.write_bytes("metadata", 0, &bytes).map_err(fail)?;
+                vram.write_bytes(Region::Metadata, 0, &bytes).map_err(fail)?;
                 format!("{} bytes", bytes.len())
             }
             Action::WriteOpcodePalette => {
@@ -431,7 +403,7 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                         255,
                     ])
                 }));
-                vram.write_words("opcode_palette", 0, &words)
+                vram.write_words(Region::OpcodePalette, 0, &words)
                     .map_err(fail)?;
                 format!("{} opcodes", Op::ALL.len())
             }
@@ -442,16 +414,15 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                         .iter()
                         .map(|(n, _, _)| u32::from_le_bytes([*n as u8, (*n >> 8) as u8, 0, 255])),
                 );
-                vram.write_words("syscall_table", 0, &words).map_err(fail)?;
+                vram.write_words(Region::SyscallTable, 0, &words).map_err(fail)?;
                 format!("{} syscalls", syscall::ALL.len())
             }
             Action::WriteProcessTable { processes } => {
-                vram.write_words("process_table", 0, &[PROCESS_MAGIC, processes.len() as u32])
+                vram.write_words(Region::ProcessTable, 0, &[PROCESS_MAGIC, processes.len() as u32])
                     .map_err(&fail)?;
                 for (index, process) in processes.iter().enumerate() {
                     let row = index + 1;
-                    let entry =
-                        vram.region_address(&process.region).map_err(&fail)? + process.offset;
+                    let entry = vram.region_address(process.region) + process.offset;
                     let name = &process.name[..process.name.len().min(64)];
                     let mut words = vec![process.pid, entry, 1, name.len() as u32];
                     words.extend(name.as_bytes().chunks(4).map(|c| {
@@ -459,7 +430,7 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                         w[..c.len()].copy_from_slice(c);
                         u32::from_le_bytes(w)
                     }));
-                    vram.write_words("process_table", row as u32 * vram.width(), &words)
+                    vram.write_words(Region::ProcessTable, row as u32 * vram.width(), &words)
                         .map_err(&fail)?;
                 }
                 format!("{} processes", processes.len())
@@ -469,10 +440,10 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                 offset,
                 source,
             } => {
-                let origin = vram.region_address(&region).map_err(&fail)? + offset;
+                let origin = vram.region_address(region) + offset;
                 let program = asm::assemble_at(&step.name, &source, origin)
-                    .map_err(|err| fail(err.to_string()))?;
-                vram.write_words(&region, offset, &program.words)
+                    .map_err(|err| kind_error(step, err))?;
+                vram.write_words(region, offset, &program.words)
                     .map_err(&fail)?;
                 format!("{} words at address {origin}", program.words.len())
             }
@@ -481,7 +452,7 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                 offset,
                 fuel,
             } => {
-                let address = vram.region_address(&region).map_err(&fail)? + offset;
+                let address = vram.region_address(region) + offset;
                 let ProgramRun {
                     result,
                     output,
@@ -489,7 +460,7 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>), String> {
                 } = run_at(&vram, address, fuel)?;
                 match result {
                     Ok(_) => format!("halted; printed {output:?}; drew {drawn} pixels"),
-                    Err(trap) => return Err(fail(format!("the program trapped: {trap}"))),
+                    Err(trap) => return Err(kind_error(step, format!("the program trapped: {trap}"))),
                 }
             }
         };

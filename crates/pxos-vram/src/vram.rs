@@ -3,15 +3,97 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The seed's regions: (name, first row, end row); the program area runs to the bottom.
-pub const REGIONS: &[(&str, u32, u32)] = &[
-    ("metadata", 0, 16),
-    ("opcode_palette", 16, 32),
-    ("kernel", 32, 128),
-    ("syscall_table", 128, 160),
-    ("process_table", 160, 224),
-    ("program_area", 224, u32::MAX),
-];
+use crate::error::{Error, Result};
+
+/// The seed's regions of the VRAM, top to bottom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Region {
+    Metadata,
+    OpcodePalette,
+    Kernel,
+    SyscallTable,
+    ProcessTable,
+    ProgramArea,
+}
+
+impl Region {
+    /// Every region, top to bottom.
+    pub const ALL: [Region; 6] = [
+        Region::Metadata,
+        Region::OpcodePalette,
+        Region::Kernel,
+        Region::SyscallTable,
+        Region::ProcessTable,
+        Region::ProgramArea,
+    ];
+
+    /// The name roadmaps use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Metadata => "metadata",
+            Region::OpcodePalette => "opcode_palette",
+            Region::Kernel => "kernel",
+            Region::SyscallTable => "syscall_table",
+            Region::ProcessTable => "process_table",
+            Region::ProgramArea => "program_area",
+        }
+    }
+
+    /// First row and end row; the program area runs to the bottom.
+    pub fn rows(self) -> (u32, u32) {
+        match self {
+            Region::Metadata => (0, 16),
+            Region::OpcodePalette => (16, 32),
+            Region::Kernel => (32, 128),
+            Region::SyscallTable => (128, 160),
+            Region::ProcessTable => (160, 224),
+            Region::ProgramArea => (224, u32::MAX),
+        }
+    }
+
+    /// The region holding row `y`.
+    pub fn of_row(y: u32) -> Option<Region> {
+        Region::ALL.into_iter().find(|r| {
+            let (start, end) = r.rows();
+            y >= start && y < end
+        })
+    }
+}
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Region, String> {
+        Region::ALL
+            .into_iter()
+            .find(|r| r.name() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown region '{text}' (known: {})",
+                    Region::ALL.map(Region::name).join(", ")
+                )
+            })
+    }
+}
+
+impl Serialize for Region {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Region, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Largest VRAM side accepted.
 pub const MAX_SIDE: u32 = 4096;
@@ -37,20 +119,18 @@ pub struct Vram {
 }
 
 /// A region's rows, clipped to the texture.
-pub fn region_rows(name: &str, height: u32) -> Option<(u32, u32)> {
-    REGIONS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, start, end)| (*start.min(&height), (*end).min(height)))
+pub fn region_rows(region: Region, height: u32) -> (u32, u32) {
+    let (start, end) = region.rows();
+    (start.min(height), end.min(height))
 }
 
 impl Vram {
     /// A black, transparent texture. The seed layout needs at least 225 rows.
-    pub fn new(width: u32, height: u32) -> Result<Vram, String> {
+    pub fn new(width: u32, height: u32) -> Result<Vram> {
         if !(16..=MAX_SIDE).contains(&width) || !(225..=MAX_SIDE).contains(&height) {
-            return Err(format!(
+            return Err(Error::bad_input(format!(
                 "VRAM of {width}x{height} is outside 16..={MAX_SIDE} wide and 225..={MAX_SIDE} high"
-            ));
+            )));
         }
         let count = width as usize * height as usize;
         Ok(Vram {
@@ -120,10 +200,9 @@ impl Vram {
     }
 
     /// Fills a named region.
-    pub fn fill_region(&mut self, region: &str, rgba: [u8; 4]) -> Result<u64, String> {
-        let (start, end) =
-            region_rows(region, self.height).ok_or_else(|| format!("unknown region '{region}'"))?;
-        Ok(self.fill_rect(0, start, self.width, end - start, rgba))
+    pub fn fill_region(&mut self, region: Region, rgba: [u8; 4]) -> u64 {
+        let (start, end) = region_rows(region, self.height);
+        self.fill_rect(0, start, self.width, end - start, rgba)
     }
 
     /// Address of pixel (x, y) as a PXVM word address.
@@ -132,22 +211,19 @@ impl Vram {
     }
 
     /// First word address of a region.
-    pub fn region_address(&self, region: &str) -> Result<u32, String> {
-        let (start, _) =
-            region_rows(region, self.height).ok_or_else(|| format!("unknown region '{region}'"))?;
-        Ok(start * self.width)
+    pub fn region_address(&self, region: Region) -> u32 {
+        region_rows(region, self.height).0 * self.width
     }
 
     /// Writes 32-bit words (one per pixel, R = low byte) into `region` from word `offset`.
-    pub fn write_words(&mut self, region: &str, offset: u32, words: &[u32]) -> Result<(), String> {
-        let (start, end) =
-            region_rows(region, self.height).ok_or_else(|| format!("unknown region '{region}'"))?;
+    pub fn write_words(&mut self, region: Region, offset: u32, words: &[u32]) -> Result<()> {
+        let (start, end) = region_rows(region, self.height);
         let capacity = u64::from(end - start) * u64::from(self.width);
         if u64::from(offset) + words.len() as u64 > capacity {
-            return Err(format!(
+            return Err(Error::bad_input(format!(
                 "{} words at {offset} do not fit region {region} ({capacity} pixels)",
                 words.len()
-            ));
+            )));
         }
         let base = start * self.width + offset;
         for (i, word) in words.iter().enumerate() {
@@ -159,18 +235,17 @@ impl Vram {
     }
 
     /// Reads the words of a region.
-    pub fn region_words(&self, region: &str) -> Result<Vec<u32>, String> {
-        let (start, end) =
-            region_rows(region, self.height).ok_or_else(|| format!("unknown region '{region}'"))?;
+    pub fn region_words(&self, region: Region) -> Vec<u32> {
+        let (start, end) = region_rows(region, self.height);
         let range = (start * self.width) as usize..(end * self.width) as usize;
-        Ok(self.pixels[range]
+        self.pixels[range]
             .iter()
             .map(|p| u32::from_le_bytes(*p))
-            .collect())
+            .collect()
     }
 
     /// Writes bytes packed four per pixel (zero padded) into `region` at word `offset`.
-    pub fn write_bytes(&mut self, region: &str, offset: u32, bytes: &[u8]) -> Result<(), String> {
+    pub fn write_bytes(&mut self, region: Region, offset: u32, bytes: &[u8]) -> Result<()> {
         let words: Vec<u32> = bytes
             .chunks(4)
             .map(|c| {
@@ -196,12 +271,12 @@ impl Vram {
         (id > 0).then(|| &self.writes[id as usize - 1])
     }
 
-    /// The name of the region holding row `y`.
-    pub fn region_of(&self, y: u32) -> &'static str {
-        REGIONS
-            .iter()
-            .find(|(_, start, end)| y >= *start && y < *end)
-            .map_or("outside", |(name, _, _)| name)
+    /// The region holding row `y` (`None` below the texture).
+    pub fn region_of(&self, y: u32) -> Option<Region> {
+        if y >= self.height {
+            return None;
+        }
+        Region::of_row(y)
     }
 
     /// Encodes the texture as an RGBA PNG.
@@ -210,21 +285,24 @@ impl Vram {
     }
 
     /// Loads a texture from a PNG (any 8-bit colour type; provenance is empty).
-    pub fn from_png(bytes: &[u8]) -> Result<Vram, String> {
+    pub fn from_png(bytes: &[u8]) -> Result<Vram> {
         let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
         let info = decoder
             .read_header_info()
-            .map_err(|err| format!("not a PNG: {err}"))?;
+            .map_err(|err| Error::bad_input(format!("not a PNG: {err}")))?;
         let (width, height) = (info.width, info.height);
         let mut vram = Vram::new(width, height)?;
         let mut reader = decoder
             .read_info()
-            .map_err(|err| format!("not a PNG: {err}"))?;
-        let mut buffer = vec![0u8; reader.output_buffer_size().ok_or("image too large")?];
+            .map_err(|err| Error::bad_input(format!("not a PNG: {err}")))?;
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| Error::bad_input("image too large"))?;
+        let mut buffer = vec![0u8; size];
         let frame = reader
             .next_frame(&mut buffer)
-            .map_err(|err| format!("damaged PNG: {err}"))?;
+            .map_err(|err| Error::bad_input(format!("damaged PNG: {err}")))?;
         let channels = frame.color_type.samples();
         for (index, pixel) in buffer
             .chunks_exact(channels)
@@ -255,16 +333,15 @@ impl Vram {
     }
 
     /// Restores provenance saved by [`Vram::provenance_json`].
-    pub fn load_provenance(&mut self, value: &serde_json::Value) -> Result<(), String> {
-        let writes: Vec<Write> =
-            serde_json::from_value(value["writes"].clone()).map_err(|err| err.to_string())?;
-        let runs: Vec<[u32; 3]> =
-            serde_json::from_value(value["runs"].clone()).map_err(|err| err.to_string())?;
+    pub fn load_provenance(&mut self, value: &serde_json::Value) -> Result<()> {
+        let invalid = |err: serde_json::Error| Error::bad_input(format!("invalid provenance: {err}"));
+        let writes: Vec<Write> = serde_json::from_value(value["writes"].clone()).map_err(invalid)?;
+        let runs: Vec<[u32; 3]> = serde_json::from_value(value["runs"].clone()).map_err(invalid)?;
         for [start, count, id] in runs {
             if id as usize > writes.len()
                 || u64::from(start) + u64::from(count) > self.provenance.len() as u64
             {
-                return Err("provenance does not fit this texture".into());
+                return Err(Error::bad_input("provenance does not fit this texture"));
             }
             self.provenance[start as usize..(start + count) as usize].fill(id);
         }
@@ -274,18 +351,20 @@ impl Vram {
 
     /// Pixels changed between `self` and `other`, per region, and a PNG that
     /// shows unchanged pixels dimmed and changed ones in magenta.
-    pub fn diff(&self, other: &Vram) -> Result<Diff, String> {
+    pub fn diff(&self, other: &Vram) -> Result<Diff> {
         if (self.width, self.height) != (other.width, other.height) {
-            return Err("the two VRAM images differ in size".into());
+            return Err(Error::bad_input(format!(
+                "the two VRAM images differ in size ({}x{} and {}x{})",
+                self.width, self.height, other.width, other.height
+            )));
         }
-        let mut counts: Vec<(String, u64)> =
-            REGIONS.iter().map(|(n, _, _)| (n.to_string(), 0)).collect();
+        let mut counts: Vec<(Region, u64)> = Region::ALL.iter().map(|r| (*r, 0)).collect();
         let mut image = Vec::with_capacity(self.pixels.len() * 4);
         for (index, (a, b)) in self.pixels.iter().zip(&other.pixels).enumerate() {
             let y = index as u32 / self.width;
             if a != b {
                 let region = self.region_of(y);
-                if let Some(entry) = counts.iter_mut().find(|(n, _)| n == region) {
+                if let Some(entry) = counts.iter_mut().find(|(n, _)| Some(*n) == region) {
                     entry.1 += 1;
                 }
                 image.extend_from_slice(&[255, 0, 255, 255]);
@@ -302,7 +381,7 @@ impl Vram {
 
 /// Changed pixels per region, and the diff image.
 pub struct Diff {
-    pub changed: Vec<(String, u64)>,
+    pub changed: Vec<(Region, u64)>,
     pub png: Vec<u8>,
 }
 

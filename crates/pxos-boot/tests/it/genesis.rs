@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use pxos_boot::boot::{BootRequest, boot_home};
 use pxos_boot::genesis;
-use pxos_boot::hypervisor::{Hypervisor, Sandbox};
-use pxos_cart::{Actor, CreatorKind, EvolutionLog, Registry};
+use pxos_boot::hypervisor::{Hypervisor, Launch, Sandbox};
+use pxos_cart::{Action, Actor, ActorKind, EvolutionLog, Registry};
+use pxos_test_support::TempDir;
 use pxos_vm::{MemoryStorage, ProgramImage, asm};
 
 fn registry(home: &Path) -> Registry {
@@ -30,9 +31,9 @@ fn program(source: &str) -> Vec<u8> {
 fn variant(
     name: &str,
     edit: impl FnOnce(&Path, &mut serde_json::Value),
-) -> (PathBuf, pxos_cart::Record) {
-    let home = std::env::temp_dir().join(format!("pxos-genesis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
+) -> (TempDir, PathBuf, pxos_cart::Record) {
+    let dir = TempDir::new(&format!("genesis-{name}"));
+    let home = dir.join("home");
     boot_home(&home, &BootRequest::default()).unwrap();
     let registry = registry(&home);
     let current = registry.current().unwrap().unwrap();
@@ -47,12 +48,10 @@ fn variant(
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     let cart = home.join("variant.pxa");
     pxos_cart::pack(&world, &cart, &Default::default()).unwrap();
-    let actor = Actor {
-        kind: CreatorKind::Human,
-        name: "test".into(),
-    };
-    let record = registry.register(&cart, actor, "variant", false).unwrap();
-    (home, record)
+    let record = registry
+        .register(&cart, Actor::human("test"), "variant", false)
+        .unwrap();
+    (dir, home, record)
 }
 
 fn failed_sections(home: &Path, record: &pxos_cart::Record) -> Vec<String> {
@@ -68,14 +67,13 @@ fn failed_sections(home: &Path, record: &pxos_cart::Record) -> Vec<String> {
 
 #[test]
 fn the_default_world_passes_every_check() {
-    let (home, record) = variant("pass", |_, _| {});
+    let (_dir, home, record) = variant("pass", |_, _| {});
     let report = genesis::check(&home, &registry(&home), &record).unwrap();
     assert!(report.passed(), "{:?}", report.failed());
     assert_eq!(report.checks.len(), 9);
     assert_eq!(report.needs_person.len(), 4);
     let markdown = std::fs::read_to_string(&report.compliance_file).unwrap();
     assert!(markdown.contains("§7") && markdown.contains("Needs a person"));
-    let _ = std::fs::remove_dir_all(home);
 }
 
 #[test]
@@ -130,20 +128,19 @@ fn each_check_fails_on_a_violating_cartridge() {
         ),
     ];
     for (name, edit, section) in cases {
-        let (home, record) = variant(name, edit);
+        let (_dir, home, record) = variant(name, edit);
         let failed = failed_sections(&home, &record);
         assert!(
             failed.iter().any(|f| f.starts_with(section)),
             "{name}: expected {section} to fail, failed: {failed:?}"
         );
-        let _ = std::fs::remove_dir_all(home);
     }
 }
 
 #[test]
 fn deleted_history_and_a_tampered_log_fail_their_checks() {
     // §3: a registered cartridge's stored file is deleted.
-    let (home, record) = variant("s3", |_, _| {});
+    let (_dir, home, record) = variant("s3", |_, _| {});
     let registry = registry(&home);
     let original = registry.find("default@1.0.0").unwrap();
     std::fs::remove_file(registry.path_of(&original)).unwrap();
@@ -152,33 +149,55 @@ fn deleted_history_and_a_tampered_log_fail_their_checks() {
             .iter()
             .any(|f| f.starts_with("§3"))
     );
-    let _ = std::fs::remove_dir_all(home);
 
     // §7: the evolution log is edited by hand.
-    let (home, record) = variant("s7", |_, _| {});
-    let path = home.join("log/evolution.png");
-    let (_, json) =
-        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
-    let edited = String::from_utf8(json)
-        .unwrap()
-        .replace("variant", "nothing happened");
-    std::fs::write(
-        &path,
-        pxos_pixel::encode_to_vec(
-            edited.as_bytes(),
-            &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let (_dir, home, record) = variant("s7", |_, _| {});
+    pxos_test_support::replace_in_table(&home.join("log/evolution.png"), "variant", "nothing happened");
     let failed = failed_sections(&home, &record);
     assert!(failed.iter().any(|f| f.starts_with("§7")), "{failed:?}");
-    let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn genesis_10_reads_the_log_itself() {
+    // A well-formed log entry in which an LLM approved this cartridge's promotion.
+    let (_dir, home, record) = variant("s10log", |_, _| {});
+    let log = EvolutionLog::open(&home.join("log")).unwrap();
+    let bot = Actor {
+        kind: ActorKind::Llm,
+        name: "bot".into(),
+    };
+    let current = registry(&home).current().unwrap().unwrap();
+    log.append(
+        bot.clone(),
+        Action::Promote {
+            cartridge: record.cart_ref(),
+            from: Some(current.cart_ref()),
+            forced: true,
+        },
+        "",
+    )
+    .unwrap();
+    let report = genesis::check(&home, &registry(&home), &record).unwrap();
+    let ten = report.checks.iter().find(|c| c.section == "§10").unwrap();
+    assert!(!ten.passed, "{ten:?}");
+    assert!(
+        ten.evidence.contains("not by a person") && ten.evidence.contains("gave no reason"),
+        "{}",
+        ten.evidence
+    );
+
+    // The registry's creator and the log's registration disagree.
+    let (_dir, home, record) = variant("s10creator", |_, _| {});
+    let mut forged = record.clone();
+    forged.creator.kind = pxos_cart::CreatorKind::Llm;
+    let report = genesis::check(&home, &registry(&home), &forged).unwrap();
+    let ten = report.checks.iter().find(|c| c.section == "§10").unwrap();
+    assert!(!ten.passed && ten.evidence.contains("the log registers it"), "{ten:?}");
 }
 
 #[test]
 fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
-    let dir = std::env::temp_dir().join(format!("pxos-sandbox-{}", std::process::id()));
+    let dir = TempDir::new("sandbox");
     let hypervisor = Hypervisor::new(&dir.join("executions.log"), pxos_vm::default_messages());
     let sandbox = Sandbox::experimental(10_000, "/sandbox/test");
     let run = |source: &str| {
@@ -187,14 +206,12 @@ fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
             words: assembled.words,
             entry: assembled.entry,
         };
-        hypervisor.run_program(
+        hypervisor.run_program(Launch::new(
             "t",
             &image,
-            &[],
-            &sandbox,
+            sandbox.clone(),
             Box::new(MemoryStorage::default()),
-            None,
-        )
+        ))
     };
     let outside = run(
         "IMM32 R1, P\nIMM32 R2, P\nLI R3, 4\nSYSCALL 42\nMOV R9, R0\nHALT\nP: .string \"/etc/passwd\"",
@@ -227,5 +244,4 @@ fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
     );
     let log = std::fs::read_to_string(dir.join("executions.log")).unwrap();
     assert_eq!(log.lines().count(), 5, "every execution is logged");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,27 +1,51 @@
 //! The kernel store's boot counting and revert, the evolution demo, Genesis and the sandbox.
 
 mod genesis;
-
-use std::path::PathBuf;
+mod kernels;
 
 use pxos_boot::evolve::demo_evolve;
-use pxos_boot::{KernelStore, Status};
-use pxos_vm::{MemoryStorage, ProgramImage, asm};
+use pxos_boot::hypervisor::Hypervisor;
+use pxos_boot::{BootReport, KernelStore, Status};
+use pxos_cart::{Action, Actor, EvolutionLog};
+use pxos_test_support::TempDir;
+use pxos_vm::{MemoryStorage, ProgramImage, Storage, asm};
 
-struct TempDir(PathBuf);
+/// A kernel store on its own log, and a hypervisor to boot through.
+struct Store {
+    store: KernelStore,
+    hypervisor: Hypervisor,
+    log: EvolutionLog,
+}
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("pxos-boot-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
+impl Store {
+    fn new(dir: &TempDir) -> Store {
+        let log = EvolutionLog::open(&dir.join("log")).unwrap();
+        Store {
+            store: KernelStore::open(&dir.join("kernels"), log.clone()).unwrap(),
+            hypervisor: Hypervisor::new(&dir.join("executions.log"), pxos_vm::default_messages()),
+            log,
+        }
+    }
+
+    fn boot_with(&self, storage: Box<dyn Storage>, fuel: u64) -> BootReport {
+        self.store.boot(&self.hypervisor, storage, None, fuel).unwrap()
+    }
+
+    fn boot(&self, fuel: u64) -> BootReport {
+        self.boot_with(Box::new(MemoryStorage::default()), fuel)
+    }
+
+    fn install(&self, source: &str, version: &str, parent: Option<u32>, current: bool, tries: u32) -> pxos_boot::KernelRecord {
+        self.store
+            .install(&image(source), version, parent, current, tries, Actor::human("ada"))
+            .unwrap()
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl std::ops::Deref for Store {
+    type Target = KernelStore;
+    fn deref(&self) -> &KernelStore {
+        &self.store
     }
 }
 
@@ -38,11 +62,9 @@ const GOOD: &str = "LI R1, 2\nSYSCALL 1\nHALT";
 #[test]
 fn bad_kernels_are_reverted_and_the_good_one_still_boots() {
     let dir = TempDir::new("revert");
-    let store = KernelStore::open(&dir.0).unwrap();
-    let good = store.install(&image(GOOD), "good", None, true, 1).unwrap();
-    let report = store
-        .boot(Box::new(MemoryStorage::default()), 10_000)
-        .unwrap();
+    let store = Store::new(&dir);
+    let good = store.install(GOOD, "good", None, true, 1);
+    let report = store.boot(10_000);
     assert!(report.failure.is_none());
     assert_eq!(report.output, ["PXVM ready"]);
     assert_eq!(
@@ -64,13 +86,9 @@ fn bad_kernels_are_reverted_and_the_good_one_still_boots() {
         ),
     ];
     for (version, source, reason) in bad {
-        let record = store
-            .install(&image(source), version, Some(good.id), true, 1)
-            .unwrap();
+        let record = store.install(source, version, Some(good.id), true, 1);
         assert_eq!(record.status, Status::Trial);
-        let report = store
-            .boot(Box::new(MemoryStorage::default()), 10_000)
-            .unwrap();
+        let report = store.boot(10_000);
         assert!(
             report.failure.as_deref().unwrap().contains(reason),
             "{version}: {:?}",
@@ -82,16 +100,14 @@ fn bad_kernels_are_reverted_and_the_good_one_still_boots() {
         let failed = state.kernel(record.id).unwrap();
         assert_eq!(failed.status, Status::Failed);
         assert!(failed.failure.as_deref().unwrap().contains(reason));
+        let logged = store.log.entries().unwrap().pop().unwrap();
         assert!(
-            state
-                .log
-                .iter()
-                .any(|e| e.event == "revert" && e.detail.contains(reason))
+            matches!(&logged.action, Action::KernelBoot { outcome: pxos_cart::KernelOutcome::Failed { why, reverted_to: Some(to), .. }, .. } if why.contains(reason) && *to == good.id)
+                && logged.actor.kind == pxos_cart::ActorKind::System,
+            "{logged:?}"
         );
         // The good kernel still boots.
-        let again = store
-            .boot(Box::new(MemoryStorage::default()), 10_000)
-            .unwrap();
+        let again = store.boot(10_000);
         assert!(
             again.failure.is_none(),
             "{version}: good kernel failed after revert"
@@ -103,62 +119,36 @@ fn bad_kernels_are_reverted_and_the_good_one_still_boots() {
 #[test]
 fn trial_kernels_get_their_tries_and_rollback_reaches_any_version() {
     let dir = TempDir::new("tries");
-    let store = KernelStore::open(&dir.0).unwrap();
-    let one = store.install(&image(GOOD), "one", None, true, 1).unwrap();
-    store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
-    let flaky = store
-        .install(&image("L: JMP L"), "flaky", Some(one.id), true, 2)
-        .unwrap();
-    let first = store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
+    let store = Store::new(&dir);
+    let ada = || Actor::human("ada");
+    let one = store.install(GOOD, "one", None, true, 1);
+    store.boot(1000);
+    let flaky = store.install("L: JMP L", "flaky", Some(one.id), true, 2);
+    let first = store.boot(1000);
     assert!(first.reverted.is_none(), "one try left");
     assert_eq!(store.state().unwrap().current, Some(flaky.id));
-    let second = store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
+    let second = store.boot(1000);
     assert_eq!(second.reverted, Some((flaky.id, one.id)));
-    let two = store
-        .install(
-            &image("LI R1, 4\nSYSCALL 1\nHALT"),
-            "two",
-            Some(one.id),
-            true,
-            1,
-        )
-        .unwrap();
-    store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
-    assert_eq!(store.rollback(None, "test").unwrap().id, one.id);
-    assert_eq!(store.rollback(Some(two.id), "test").unwrap().id, two.id);
-    assert!(store.rollback(Some(99), "test").is_err());
+    let two = store.install("LI R1, 4\nSYSCALL 1\nHALT", "two", Some(one.id), true, 1);
+    store.boot(1000);
+    assert_eq!(store.rollback(None, ada(), "test").unwrap().id, one.id);
+    assert_eq!(store.rollback(Some(two.id), ada(), "test").unwrap().id, two.id);
+    assert!(store.rollback(Some(99), ada(), "test").is_err());
     assert!(
-        store.install(&image(GOOD), "one", None, false, 1).is_err(),
+        store.store.install(&image(GOOD), "one", None, false, 1, ada()).is_err(),
         "duplicate version"
     );
-    assert!(
-        store
-            .install(
-                &ProgramImage {
-                    words: vec![],
-                    entry: 0
-                },
-                "empty",
-                None,
-                false,
-                1
-            )
-            .is_err()
-    );
+    let empty = ProgramImage {
+        words: vec![],
+        entry: 0,
+    };
+    assert!(store.store.install(&empty, "empty", None, false, 1, ada()).is_err());
 }
 
 #[test]
 fn demo_evolve_draws_both_squares() {
     let dir = TempDir::new("evolve");
-    let report = demo_evolve(&dir.0.join("home"), &dir.0.join("out")).unwrap();
+    let report = demo_evolve(&dir.join("home"), &dir.join("out"), Actor::human("ada")).unwrap();
     assert_eq!(report.boots.len(), 2);
     assert_eq!(report.boots[0].output, ["PXVM booting..."]);
     assert_eq!(report.boots[1].output, ["Kernel init done", "PXVM ready"]);
@@ -186,31 +176,19 @@ fn demo_evolve_draws_both_squares() {
         assert_eq!(count, (w * h) as usize);
     }
     // Running it again reuses the installed versions.
-    let again = demo_evolve(&dir.0.join("home"), &dir.0.join("out")).unwrap();
+    let again = demo_evolve(&dir.join("home"), &dir.join("out"), Actor::human("ada")).unwrap();
     assert_eq!(again.v2.id, report.v2.id);
 }
 
 #[test]
 fn version_switch_and_self_modify_requests_are_applied_after_halt() {
     let dir = TempDir::new("requests");
-    let store = KernelStore::open(&dir.0).unwrap();
-    let base = store.install(&image(GOOD), "base", None, true, 1).unwrap();
-    store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
+    let store = Store::new(&dir);
+    let base = store.install(GOOD, "base", None, true, 1);
+    store.boot(1000);
     // A kernel that asks to switch back to the base version.
-    let switcher = store
-        .install(
-            &image("LI R1, 1\nSYSCALL 32\nHALT"),
-            "switcher",
-            Some(base.id),
-            true,
-            1,
-        )
-        .unwrap();
-    let report = store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
+    let switcher = store.install("LI R1, 1\nSYSCALL 32\nHALT", "switcher", Some(base.id), true, 1);
+    let report = store.boot(1000);
     assert!(report.failure.is_none());
     let next = store.apply_request(&report).unwrap().unwrap();
     assert_eq!(next.id, base.id);
@@ -223,22 +201,12 @@ fn version_switch_and_self_modify_requests_are_applied_after_halt() {
     storage
         .modules
         .insert(7, image("LI R1, 4\nSYSCALL 1\nHALT").words);
-    store
-        .install(
-            &image("LI R1, 7\nSYSCALL 99\nHALT"),
-            "evolver",
-            Some(base.id),
-            true,
-            1,
-        )
-        .unwrap();
-    let report = store.boot(Box::new(storage), 1000).unwrap();
+    store.install("LI R1, 7\nSYSCALL 99\nHALT", "evolver", Some(base.id), true, 1);
+    let report = store.boot_with(Box::new(storage), 1000);
     let evolved = store.apply_request(&report).unwrap().unwrap();
     assert_eq!(evolved.status, Status::Trial);
     assert_eq!(evolved.parent, Some(report.kernel));
-    let booted = store
-        .boot(Box::new(MemoryStorage::default()), 1000)
-        .unwrap();
+    let booted = store.boot(1000);
     assert_eq!(booted.output, ["Kernel init done"]);
     assert_eq!(
         store.state().unwrap().kernel(evolved.id).unwrap().status,

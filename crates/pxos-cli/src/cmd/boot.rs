@@ -1,11 +1,11 @@
-//! `pxos boot` and `pxos status`.
+//! `pxos boot`, `pxos status` and `pxos inspect`.
 
-use anyhow::Result;
-use pxos_boot::boot::{BootRequest, Outcome as StageOutcome};
+use pxos_boot::boot::{BootRequest, HomeStores, Outcome as StageOutcome};
 use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::Global;
+use crate::error::Result;
 use crate::home::home;
 use crate::output::Output;
 
@@ -13,6 +13,16 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
     let home = home(global)?;
     let booted = pxos_boot::boot::boot_home(&home, request)?;
     let report = &booted.report;
+    if let Some(why) = &booted.degraded {
+        eprintln!(
+            "pxos: warning: {} the evolution log does not verify, or state disagrees with it: {why}",
+            output.bad("TAMPERED:")
+        );
+        eprintln!(
+            "pxos: warning: booting read-only from the registry's checkpoint: no install, no boot counting, no kernel changes; `pxos log verify` shows the problems"
+        );
+        output.emit(json!({"type": "warning", "degraded": true, "why": why}), String::new)?;
+    }
     if booted.installed {
         output.emit(
             json!({"type": "installed", "cartridge": report.cartridge, "sha256": report.sha256}),
@@ -24,9 +34,31 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
             },
         )?;
     }
+    if let Some((passed, failed)) = &booted.genesis {
+        output.emit(
+            json!({"type": "genesis", "cartridge": report.cartridge, "passed": passed, "failed": failed}),
+            || {
+                format!(
+                    "Genesis ran on {} for the first time: {}",
+                    report.cartridge,
+                    if *passed {
+                        output.good("passed")
+                    } else {
+                        output.bad(&format!("FAILED ({})", failed.join(", ")))
+                    }
+                )
+            },
+        )?;
+    }
+    if let Some((id, version)) = &booted.adopted_kernel {
+        output.emit(
+            json!({"type": "kernel-adopted", "kernel": id, "version": version}),
+            || format!("kernel store: {version} (kernel {id}) is the current kernel now"),
+        )?;
+    }
     output.emit(
         json!({"type": "boot-start", "cartridge": report.cartridge, "sha256": report.sha256, "status": booted.status, "dry_run": report.dry_run}),
-        || format!("pxOS boot: {} ({:?}, sha256 {}...){}", report.cartridge, booted.status, &report.sha256[..16],
+        || format!("pxOS boot: {} ({}, sha256 {}...){}", report.cartridge, booted.status.name(), report.sha256.short(),
             if report.dry_run { " [dry run]" } else { "" }),
     )?;
     for stage in &report.stages {
@@ -45,15 +77,40 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
                 stage.detail,
                 if stage.required { "" } else { " (optional)" }
             );
+            for attempt in &stage.kernels {
+                if let (Some(why), Some(to)) = (&attempt.failure, attempt.reverted_to) {
+                    text.push_str(&format!(
+                        "\n      {} kernel {} ({}) {why}; reverted to kernel {to}",
+                        output.bad("REVERT"),
+                        attempt.kernel,
+                        attempt.version
+                    ));
+                }
+            }
             for line in &stage.output {
                 text.push_str(&format!("\n      | {line}"));
             }
             text
         })?;
+        for warning in &stage.warnings {
+            if output.verbose {
+                eprintln!("pxos: warning: {}: {warning}", stage.name);
+            }
+        }
+    }
+    if let Some(change) = &report.kernel_change {
+        output.emit(
+            json!({"type": "kernel-change", "kernel": change.kernel, "version": change.version, "detail": change.detail}),
+            || format!(
+                "kernel change: {}; the next boot runs kernel {} ({}) on trial",
+                change.detail, change.kernel, change.version
+            ),
+        )?;
     }
     output.emit(
         json!({"type": "boot-end", "ok": report.ok(), "halted_at": report.halted_at, "micros": report.micros,
-               "screen": if report.dry_run { None } else { Some(&booted.screen_file) }, "log": booted.log_file}),
+               "screen": if report.dry_run { None } else { Some(&booted.screen_file) }, "log": booted.log_file,
+               "degraded": booted.degraded.is_some(), "reverts": report.reverts().len()}),
         || match &report.halted_at {
             None => format!(
                 "boot complete in {:.1} ms{}; log: {}",
@@ -73,38 +130,55 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
 
 pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
     let home = home(global)?;
-    let log = pxos_cart::EvolutionLog::open(&home.join("log"))?;
-    let verification = log.verify()?;
-    let registry = pxos_cart::Registry::open(
-        &home.join("carts"),
-        pxos_cart::EvolutionLog::open(&home.join("log"))?,
-    )?;
-    let cartridges = registry.list()?;
-    let current = registry.current()?;
-    let kernels = pxos_boot::KernelStore::open(&home.join("kernels"))?.state()?;
-    let current_kernel = kernels.current.and_then(|id| kernels.kernel(id).cloned());
-    let experiments: Vec<&pxos_cart::Record> = cartridges
+    let stores = HomeStores::open(&home)?;
+    let verification = stores.log.verify()?;
+    let state = stores.registry.state()?;
+    let kernels = stores.kernels.state()?;
+    let current = state.current_record();
+    let current_kernel = kernels.current_record();
+    let experiments: Vec<&pxos_cart::Record> = state
+        .cartridges
         .iter()
         .filter(|c| c.status == pxos_cart::Status::Experimental)
         .collect();
+    let failed_kernels: Vec<&pxos_boot::KernelRecord> = kernels
+        .kernels
+        .iter()
+        .filter(|k| k.status == pxos_boot::Status::Failed)
+        .collect();
     output.emit(
-        json!({"type": "status", "home": home, "current": current, "experiments": experiments, "cartridges": cartridges,
-               "kernel": current_kernel, "kernels": kernels.kernels.len(),
+        json!({"type": "status", "home": home, "current": current, "experiments": experiments, "cartridges": state.cartridges,
+               "requests": state.requests, "kernel": current_kernel, "kernels": kernels.kernels.len(),
+               "failed_kernels": failed_kernels,
                "log": {"entries": verification.entries, "verifies": verification.is_ok(), "problems": verification.problems}}),
         || {
             let mut text = format!("pxOS home: {}\n", home.display());
-            match &current {
-                Some(c) => text.push_str(&format!("current cartridge: {} (sha256 {}..., by {} {:?})\n", c.id, &c.sha256[..16], c.creator.name, c.creator.kind)),
+            match current {
+                Some(c) => text.push_str(&format!("current cartridge: {} (sha256 {}..., by {} {:?})\n", c.id, c.sha256.short(), c.creator.name, c.creator.kind)),
                 None => text.push_str("current cartridge: none yet (`pxos boot` installs the default world)\n"),
             }
             text.push_str(&format!("experiments: {}\n", if experiments.is_empty() { "none".into() } else { experiments.iter().map(|e| e.id.clone()).collect::<Vec<_>>().join(", ") }));
-            text.push_str("history:\n");
-            for c in &cartridges {
-                text.push_str(&format!("  {:<24} {:<12} {}\n", c.id, format!("{:?}", c.status).to_lowercase(), c.registered));
+            for request in &state.requests {
+                text.push_str(&format!(
+                    "request: rollback to {} asked by {} (log #{}): \"{}\"; waiting for a person (`pxos cart rollback {} --approved-by NAME`)\n",
+                    request.cartridge, request.by, request.seq, request.reason, request.cartridge
+                ));
             }
-            match &current_kernel {
-                Some(k) => text.push_str(&format!("kernel: {} (id {}, {:?}), {} versions\n", k.version, k.id, k.status, kernels.kernels.len())),
-                None => text.push_str("kernel: none installed\n"),
+            text.push_str("history:\n");
+            for c in &state.cartridges {
+                text.push_str(&format!("  {:<24} {:<12} {}\n", c.id, c.status.name(), c.registered));
+            }
+            match current_kernel {
+                Some(k) => text.push_str(&format!("kernel: {} (id {}, {}), {} versions\n", k.version, k.id, k.status.name(), kernels.kernels.len())),
+                None => text.push_str("kernel: none installed (`pxos boot` installs the current cartridge's kernel)\n"),
+            }
+            for k in &failed_kernels {
+                text.push_str(&format!(
+                    "  reverted from kernel {} ({}): {}\n",
+                    k.id,
+                    k.version,
+                    k.failure.as_deref().unwrap_or("failed")
+                ));
             }
             text.push_str(&format!(
                 "evolution log: {} entries, {}",
@@ -117,44 +191,8 @@ pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub fn run_named(
-    name: &str,
-    args: &[u32],
-    fuel: u64,
-    global: &Global,
-    output: &Output,
-) -> Result<Outcome> {
-    let result = pxos_boot::boot::run_named(&home(global)?, name, args, fuel)?;
-    for line in &result.output {
-        output.emit(json!({"type": "print", "text": line}), || line.clone())?;
-    }
-    for warning in &result.warnings {
-        eprintln!("pxos: warning: {warning}");
-    }
-    output.emit(
-        json!({"type": "run", "program": name, "result": result}),
-        || match &result.trap {
-            None => format!(
-                "{name} halted after {} instructions (execution #{})",
-                result.cycles, result.log_id
-            ),
-            Some(trap) => format!(
-                "{name} {} after {} instructions: {trap} (execution #{})",
-                output.bad("trapped"),
-                result.cycles,
-                result.log_id
-            ),
-        },
-    )?;
-    if let Some(trap) = &result.trap {
-        eprintln!("pxos: error: {name}: program trapped: {trap}");
-        return Ok(Outcome::Negative);
-    }
-    Ok(Outcome::Success)
-}
-
 pub fn inspect(global: &Global, output: &Output) -> Result<Outcome> {
-    let value = pxos_boot::boot::inspect_self(&home(global)?)?;
+    let value = pxos_boot::run::inspect_self(&home(global)?)?;
     let text = serde_json::to_string_pretty(&value)?;
     let mut value = value;
     value["type"] = json!("inspect");

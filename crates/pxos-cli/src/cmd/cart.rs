@@ -1,30 +1,15 @@
 //! `pxos cart ...` and `pxos log ...`.
 
-use anyhow::Result;
 use pxos_cart::cartridge::Limits;
-use pxos_cart::{Actor, CreatorKind, EvolutionLog};
+use pxos_cart::{Action, Actor, ActorKind, CartRef, EvolutionLog, LogEntry, RollbackOutcome};
 use serde_json::{Value, json};
 
+use super::actor;
 use crate::Outcome;
 use crate::cli::{ActorArgs, CartCommand, Global, LogArgs, LogCommand};
+use crate::error::Result;
 use crate::home::home;
 use crate::output::{Output, human_bytes};
-
-fn actor(args: &ActorArgs) -> Actor {
-    let name = args
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".into());
-    Actor {
-        kind: if args.llm {
-            CreatorKind::Llm
-        } else {
-            CreatorKind::Human
-        },
-        name,
-    }
-}
 
 fn evolution_log(global: &Global) -> Result<EvolutionLog> {
     Ok(EvolutionLog::open(&home(global)?.join("log"))?)
@@ -42,21 +27,22 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                 .clone()
                 .unwrap_or_else(|| format!("{}-{}.pxa", source.name, source.version).into());
             let packed = pxos_cart::pack(dir, &target, &Limits::default())?;
-            let sha = pxos_pixel::hex(&packed.sha256);
-            let entry = evolution_log(global)?.append(
-                actor(who),
-                "pack",
-                vec![sha.clone()],
-                Some(packed.manifest.id()),
-                &packed.manifest.reason,
-            )?;
+            let sha = pxos_pixel::Hash256(packed.sha256);
+            let action = Action::Pack {
+                cartridge: CartRef {
+                    name: packed.manifest.name.clone(),
+                    version: packed.manifest.version.clone(),
+                    sha256: sha,
+                },
+            };
+            let entry = evolution_log(global)?.append(actor(who), action, &packed.manifest.reason)?;
             output.emit(
                 json!({"type": "packed", "cartridge": target, "id": packed.manifest.id(), "sha256": sha,
                        "files": packed.manifest.files.len(), "file_len": packed.file_len, "log_seq": entry.seq}),
                 || format!(
                     "packed {} ({} files, {}) into {} (sha256 {}...)",
                     packed.manifest.id(), packed.manifest.files.len(), human_bytes(packed.manifest.data_len()),
-                    target.display(), &sha[..16]
+                    target.display(), sha.short()
                 ),
             )?;
         }
@@ -92,10 +78,10 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             let record = registry(global)?.register(cartridge, actor(who), reason, false)?;
             output.emit(json!({"type": "registered", "record": record}), || {
                 format!(
-                    "registered {} as {:?} (sha256 {}...)",
+                    "registered {} as {} (sha256 {}...)",
                     record.id,
-                    record.status,
-                    &record.sha256[..16]
+                    record.status.name(),
+                    record.sha256.short()
                 )
             })?;
         }
@@ -109,7 +95,7 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                         format!(
                             "{:<24} {:<12} {:<6} {:<12} genesis: {}",
                             record.id,
-                            format!("{:?}", record.status).to_lowercase(),
+                            record.status.name(),
                             format!("{:?}", record.creator.kind).to_lowercase(),
                             record.creator.name,
                             match &genesis {
@@ -125,7 +111,7 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
         CartCommand::Test {
             cartridge,
             actor: who,
-        } => return genesis(cartridge, Some(actor(who)), global, output),
+        } => return genesis(cartridge.as_deref(), Some(actor(who)), global, output),
         CartCommand::Promote {
             cartridge,
             approved_by,
@@ -134,11 +120,7 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             llm,
         } => {
             let approver = approved_by.clone().map(|name| Actor {
-                kind: if *llm {
-                    CreatorKind::Llm
-                } else {
-                    CreatorKind::Human
-                },
+                kind: if *llm { ActorKind::Llm } else { ActorKind::Human },
                 name,
             });
             let record = registry(global)?.promote(cartridge, approver, *force, reason)?;
@@ -161,14 +143,45 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             cartridge,
             reason,
             actor: who,
+            approved_by,
         } => {
-            let record = registry(global)?.rollback(cartridge, actor(who), reason)?;
-            output.emit(json!({"type": "rolled-back", "record": record}), || {
-                format!("{} is current again (the abandoned cartridge is deprecated; nothing was deleted)", record.id)
-            })?;
+            let requester = actor(who);
+            // `--llm` marks the one acting: an approver named alone is that one.
+            let approver = approved_by.clone().map(|name| Actor {
+                kind: if who.llm && who.actor.is_none() {
+                    ActorKind::Llm
+                } else {
+                    ActorKind::Human
+                },
+                name,
+            });
+            let requester = match (&who.actor, &approver) {
+                (None, Some(approver)) => approver.clone(),
+                _ => requester,
+            };
+            match registry(global)?.rollback(cartridge, requester.clone(), approver, reason)? {
+                RollbackOutcome::Applied(record) => {
+                    output.emit(json!({"type": "rolled-back", "applied": true, "record": record}), || {
+                        format!("{} is current again (the abandoned cartridge is deprecated; nothing was deleted)", record.id)
+                    })?;
+                }
+                RollbackOutcome::Requested { seq } => {
+                    output.emit(
+                        json!({"type": "rollback-requested", "applied": false, "cartridge": cartridge, "by": requester, "log_seq": seq}),
+                        || format!(
+                            "rollback to {cartridge} requested by {requester} and recorded (log #{seq}); it takes effect only when a person approves it: `pxos cart rollback {cartridge} --approved-by NAME --reason ...`"
+                        ),
+                    )?;
+                }
+            }
         }
         CartCommand::Lineage { cartridge, png } => {
-            let (chain, note) = registry(global)?.lineage(cartridge)?;
+            let registry = registry(global)?;
+            let query = match cartridge {
+                Some(query) => query.clone(),
+                None => current_id(&registry)?,
+            };
+            let (chain, note) = registry.lineage(&query)?;
             if let Some(png) = png {
                 pxos_pixel::durable::write_atomic(
                     png,
@@ -182,11 +195,11 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                     let mut text = String::new();
                     for (depth, record) in chain.iter().rev().enumerate() {
                         text.push_str(&format!(
-                            "{}{}{} ({:?}, {:?} {})\n",
+                            "{}{}{} ({}, {:?} {})\n",
                             "  ".repeat(depth),
                             if depth == 0 { "" } else { "└─ " },
                             record.id,
-                            record.status,
+                            record.status.name(),
                             record.creator.kind,
                             record.creator.name
                         ));
@@ -198,8 +211,74 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                 },
             )?;
         }
+        CartCommand::Fsck { repair } => {
+            let report = registry(global)?.fsck(*repair)?;
+            return fsck_report("registry", &report.problems, &report.unrecovered, &report.repaired, *repair, output);
+        }
     }
     Ok(Outcome::Success)
+}
+
+/// The current cartridge's id (the default for `cart test` and `cart lineage`).
+fn current_id(registry: &pxos_cart::Registry) -> Result<String> {
+    Ok(registry
+        .current()?
+        .ok_or_else(|| {
+            crate::error::CliError::new(
+                crate::error::ErrorKind::NotFound,
+                "no current cartridge yet (`pxos boot` installs the default world); name one",
+            )
+        })?
+        .id)
+}
+
+/// Prints what an fsck found; exit 1 while damage remains.
+pub fn fsck_report(
+    what: &str,
+    problems: &[String],
+    unrecovered: &[String],
+    repaired: &[String],
+    repair: bool,
+    output: &Output,
+) -> Result<Outcome> {
+    for problem in problems {
+        output.emit(json!({"type": "problem", "message": problem}), || {
+            format!("{} {problem}", output.bad("DAMAGE"))
+        })?;
+    }
+    for item in unrecovered {
+        output.emit(json!({"type": "unrecovered", "message": item}), || {
+            format!("{} {item}", output.bad("NOT RECOVERED"))
+        })?;
+    }
+    for item in repaired {
+        output.emit(json!({"type": "repaired", "message": item}), || {
+            format!("{} {item}", output.good("repaired"))
+        })?;
+    }
+    let clean = problems.is_empty() && unrecovered.is_empty();
+    let fixed = repair && !repaired.is_empty() && unrecovered.is_empty();
+    output.emit(
+        json!({"type": "fsck", "what": what, "clean": clean, "repaired": !repaired.is_empty(),
+               "problems": problems.len(), "unrecovered": unrecovered.len()}),
+        || {
+            if clean {
+                format!("{} the {what} agrees with the evolution log", output.good("ok"))
+            } else if fixed {
+                format!("the {what} was rebuilt from the evolution log; nothing was deleted")
+            } else if repair {
+                format!("the {what} has damage that repair could not undo (listed above); nothing was deleted")
+            } else {
+                format!("the {what} is damaged; `--repair` rebuilds it from the evolution log (nothing is deleted)")
+            }
+        },
+    )?;
+    if clean || fixed {
+        Ok(Outcome::Success)
+    } else {
+        eprintln!("pxos: error: the {what} is damaged ({} problems, {} not recovered)", problems.len(), unrecovered.len());
+        Ok(Outcome::Negative)
+    }
 }
 
 fn registry(global: &Global) -> Result<pxos_cart::Registry> {
@@ -212,13 +291,17 @@ fn registry(global: &Global) -> Result<pxos_cart::Registry> {
 
 /// `pxos genesis check` and `pxos cart test` (which also records the result).
 pub fn genesis(
-    cartridge: &str,
+    cartridge: Option<&str>,
     record_as: Option<Actor>,
     global: &Global,
     output: &Output,
 ) -> Result<Outcome> {
     let registry = registry(global)?;
-    let record = registry.find(cartridge)?;
+    let query = match cartridge {
+        Some(query) => query.to_string(),
+        None => current_id(&registry)?,
+    };
+    let record = registry.find(&query)?;
     let report = pxos_boot::genesis::check(&home(global)?, &registry, &record)?;
     for check in &report.checks {
         output.emit(json!({"type": "genesis-check", "check": check}), || {
@@ -253,7 +336,7 @@ pub fn genesis(
     registry.record_genesis(&record, report.passed(), report.failed(), actor)?;
     output.emit(
         json!({"type": "genesis", "cartridge": record.id, "sha256": record.sha256, "passed": report.passed(), "failed": report.failed(), "compliance": report.compliance_file}),
-        || format!("{}: Genesis {} on sha256 {}...; {}", record.id, if report.passed() { output.good("passed") } else { output.bad("FAILED") }, &record.sha256[..16], report.compliance_file.display()),
+        || format!("{}: Genesis {} on sha256 {}...; {}", record.id, if report.passed() { output.good("passed") } else { output.bad("FAILED") }, record.sha256.short(), report.compliance_file.display()),
     )?;
     if !report.passed() {
         eprintln!(
@@ -270,7 +353,17 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
     let log = evolution_log(global)?;
     match &args.command {
         Some(LogCommand::Verify) => {
-            let verification = log.verify()?;
+            let mut verification = log.verify()?;
+            if verification.is_ok() {
+                // The log and the state built from it must vouch for each other.
+                let stores = pxos_boot::boot::HomeStores::open(&home(global)?)?;
+                if let Err(err) = stores.registry.check_against_log() {
+                    verification.problems.push(err.to_string());
+                }
+                if let Err(err) = stores.kernels.state() {
+                    verification.problems.push(err.to_string());
+                }
+            }
             for problem in &verification.problems {
                 output.emit(json!({"type": "problem", "message": problem}), || {
                     format!("{} {problem}", output.bad("TAMPERED"))
@@ -280,7 +373,7 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                 if verification.is_ok() {
                     format!("{} {} entries, chain intact", output.good("ok"), verification.entries)
                 } else {
-                    format!("the evolution log does NOT verify ({} problems)", verification.problems.len())
+                    format!("the evolution log does NOT verify, or the state disagrees with it ({} problems)", verification.problems.len())
                 }
             })?;
             if !verification.is_ok() {
@@ -296,37 +389,43 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
             action,
             actor: who,
         }) => {
-            let entry = log.append(actor(who), action, Vec::new(), None, reason)?;
-            output.emit(serde_json::to_value(&entry).unwrap_or(Value::Null), || {
+            let entry = log.append(
+                actor(who),
+                Action::Note {
+                    label: action.clone(),
+                },
+                reason,
+            )?;
+            output.emit(entry_json(&entry), || {
                 format!("logged #{} {}", entry.seq, entry.hash)
             })?;
         }
         None => {
             for entry in log.entries()? {
-                if let Some(actor) = &args.actor {
-                    let kind = format!("{:?}", entry.actor.kind).to_lowercase();
-                    if *actor != kind && *actor != entry.actor.name {
-                        continue;
-                    }
+                if let Some(actor) = &args.actor
+                    && *actor != entry.actor.kind.name()
+                    && *actor != entry.actor.name
+                {
+                    continue;
                 }
                 if let Some(cart) = &args.cart {
                     let matches = entry
-                        .cartridge
-                        .as_deref()
-                        .is_some_and(|c| c == cart || c.split('@').next() == Some(cart.as_str()));
+                        .action
+                        .cartridge()
+                        .is_some_and(|c| c.id() == *cart || c.name == *cart);
                     if !matches {
                         continue;
                     }
                 }
-                output.emit(serde_json::to_value(&entry).unwrap_or(Value::Null), || {
+                output.emit(entry_json(&entry), || {
                     format!(
-                        "#{:<4} {}  {:<5} {:<12} {:<10} {:<20} {}",
+                        "#{:<4} {}  {:<6} {:<12} {:<16} {:<20} {}",
                         entry.seq,
                         entry.time,
-                        format!("{:?}", entry.actor.kind).to_lowercase(),
+                        entry.actor.kind.name(),
                         entry.actor.name,
-                        entry.action,
-                        entry.cartridge.as_deref().unwrap_or("-"),
+                        entry.action.name(),
+                        entry.action.cartridge().map_or("-".to_string(), CartRef::id),
                         entry.reason
                     )
                 })?;
@@ -334,4 +433,14 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
         }
     }
     Ok(Outcome::Success)
+}
+
+/// A log entry as `pxos log --json` prints it: the stored entry, with the
+/// action's name and cartridge id flattened for filtering.
+pub fn entry_json(entry: &LogEntry) -> Value {
+    let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
+    value["details"] = value["action"].clone();
+    value["action"] = json!(entry.action.name());
+    value["cartridge"] = json!(entry.action.cartridge().map(CartRef::id));
+    value
 }

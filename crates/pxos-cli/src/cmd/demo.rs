@@ -1,6 +1,6 @@
 //! `pxos demo ...`.
 
-use anyhow::Result;
+use crate::error::Result;
 use serde_json::json;
 
 use crate::Outcome;
@@ -10,8 +10,9 @@ use crate::output::Output;
 
 pub fn run(command: &DemoCommand, global: &Global, output: &Output) -> Result<Outcome> {
     match command {
-        DemoCommand::Evolve { out } => {
-            let report = pxos_boot::evolve::demo_evolve(&home(global)?, out)?;
+        DemoCommand::Evolve { out, actor } => {
+            let report =
+                pxos_boot::evolve::demo_evolve(&home(global)?, out, super::actor(actor))?;
             for (boot, screen) in report.boots.iter().zip(&report.screens) {
                 output.emit(
                     json!({"type": "boot", "kernel": boot.kernel, "version": boot.version, "cycles": boot.cycles,
@@ -30,9 +31,9 @@ pub fn run(command: &DemoCommand, global: &Global, output: &Output) -> Result<Ou
                 )?;
             }
             output.emit(
-                json!({"type": "evolved", "from": report.v1.version, "to": report.v2.version, "to_status": format!("{:?}", report.v2.status).to_lowercase(),
+                json!({"type": "evolved", "from": report.v1.version, "to": report.v2.version, "to_status": report.v2.status.name(),
                        "parent": report.v2.parent}),
-                || format!("evolved {} -> {} (now {:?}; `pxos kernel list` shows the history)", report.v1.version, report.v2.version, report.v2.status),
+                || format!("evolved {} -> {} (now {}; `pxos kernel list` shows the history)", report.v1.version, report.v2.version, report.v2.status.name()),
             )?;
             Ok(Outcome::Success)
         }

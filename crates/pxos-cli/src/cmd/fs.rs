@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result, bail};
 use pxos_fs::{AddOptions, AddStatus, Added, Entry, PixelFs};
 use serde_json::{Value, json};
 
@@ -104,7 +104,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
         }
         FsCommand::Cat { path } => {
             if output.json {
-                bail!("`fs cat` writes raw content; use `fs get` or `fs info` with --json");
+                bail!(Usage, "`fs cat` writes raw content; use `fs get` or `fs info` with --json");
             }
             let fs = PixelFs::open(&root)?;
             let entry = fs.get(path)?;

@@ -1,12 +1,15 @@
 //! `pxos kernel ...`: the kernel store.
 
-use anyhow::{Context, Result};
+use pxos_boot::boot::HomeStores;
+use pxos_boot::hypervisor::Hypervisor;
 use pxos_boot::{KernelRecord, KernelStore};
 use pxos_vm::{ProgramImage, asm};
 use serde_json::{Value, json};
 
+use super::actor;
 use crate::Outcome;
 use crate::cli::{Global, KernelCommand};
+use crate::error::{Context, Result};
 use crate::home::home;
 use crate::output::Output;
 
@@ -18,25 +21,34 @@ fn record_json(record: &KernelRecord, current: Option<u32>) -> Value {
 
 fn record_line(record: &KernelRecord, current: Option<u32>) -> String {
     format!(
-        "{} {:>3}  {:<10} {:<9} parent {:<4} {:>6} B  {}{}",
+        "{} {:>3}  {:<16} {:<9} parent {:<4} {:>6} B  {}{}",
         if current == Some(record.id) { "*" } else { " " },
         record.id,
         record.version,
-        format!("{:?}", record.status).to_lowercase(),
+        record.status.name(),
         record.parent.map_or("-".to_string(), |p| p.to_string()),
         record.size,
         record.date,
         record
             .failure
             .as_ref()
-            .map(|f| format!("  ({f})"))
+            .map(|f| format!("  (last failure: {f})"))
             .unwrap_or_default()
     )
 }
 
+/// Syscall storage for `kernel boot`: PixelFS when the home has one.
+fn storage(home: &std::path::Path) -> Box<dyn pxos_vm::Storage> {
+    match pxos_fs::PixelFs::open(&home.join("fs")) {
+        Ok(fs) => Box::new(pxos_boot::FsStorage::new(fs, home.join("tmp"))),
+        Err(_) => Box::new(pxos_vm::MemoryStorage::default()),
+    }
+}
+
 pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<Outcome> {
     let home = home(global)?;
-    let store = KernelStore::open(&home.join("kernels"))?;
+    let stores = HomeStores::open(&home)?;
+    let store: &KernelStore = &stores.kernels;
     match command {
         KernelCommand::List => {
             let state = store.state()?;
@@ -47,21 +59,21 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
             }
             if state.kernels.is_empty() {
                 output.emit(json!({"type": "empty"}), || {
-                    "no kernels yet (`pxos kernel install` or `pxos demo evolve`)".into()
+                    "no kernels yet (`pxos boot` installs the current cartridge's kernel; `pxos kernel install` adds one)".into()
                 })?;
             }
         }
         KernelCommand::Current => {
             let state = store.state()?;
-            let id = state
-                .current
-                .context("no current kernel (install one first)")?;
-            let record = state.kernel(id).context("current kernel missing")?;
+            let record = state
+                .current_record()
+                .context("no current kernel (`pxos boot` installs the current cartridge's kernel)")?;
             output.emit(record_json(record, state.current), || {
                 record_line(record, state.current)
             })?;
         }
         KernelCommand::Install {
+            actor: who,
             program,
             version,
             parent,
@@ -78,34 +90,39 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
                 ProgramImage::read(program)?
             };
             let parent = parent.or(store.state()?.current);
-            let record = store.install(&image, version, parent, *current, *tries)?;
+            let record = store.install(&image, version, parent, *current, *tries, actor(who))?;
             let state = store.state()?;
             output.emit(record_json(&record, state.current), || {
                 format!("installed {}", record_line(&record, state.current))
             })?;
         }
-        KernelCommand::Switch { id } => {
-            let record = store.switch(*id, "switched by hand")?;
+        KernelCommand::Switch { id, actor: who } => {
+            let record = store.switch(*id, actor(who), "switched by hand")?;
             output.emit(record_json(&record, Some(record.id)), || {
                 format!("current: {}", record_line(&record, Some(record.id)))
             })?;
         }
-        KernelCommand::Rollback { id } => {
-            let record = store.rollback(*id, "rolled back by hand")?;
+        KernelCommand::Rollback { id, actor: who } => {
+            let record = store.rollback(*id, actor(who), "rolled back by hand")?;
             output.emit(record_json(&record, Some(record.id)), || {
                 format!("rolled back to {}", record_line(&record, Some(record.id)))
             })?;
         }
         KernelCommand::Boot { fuel, screen } => {
-            let report = store.boot(super::vm::storage(global)?, *fuel)?;
+            let hypervisor = Hypervisor::new(
+                &home.join("run").join("executions.log"),
+                pxos_vm::default_messages(),
+            );
+            let report = store.boot(&hypervisor, storage(&home), None, *fuel)?;
             let next = store.apply_request(&report)?;
             if let Some(screen) = screen {
-                pxos_pixel::durable::write_atomic(screen, &report.screen.to_png(), "screen")?;
+                pxos_pixel::durable::write_atomic(screen, &report.screen.to_png(), "screen")
+                    .with_context(|| format!("cannot write {}", screen.display()))?;
             }
             output.emit(
                 json!({"type": "boot", "kernel": report.kernel, "version": report.version, "ok": report.failure.is_none(),
                        "failure": report.failure, "cycles": report.cycles, "output": report.output, "reverted": report.reverted,
-                       "next": next.as_ref().map(|k| k.id)}),
+                       "next": next.as_ref().map(|k| k.id), "execution": report.log_id}),
                 || {
                     let mut text = report.output.join("\n");
                     if !text.is_empty() {
@@ -127,14 +144,30 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
             }
         }
         KernelCommand::Log => {
-            for event in store.state()?.log {
-                output.emit(serde_json::to_value(&event).unwrap_or(Value::Null), || {
+            for entry in store.history()? {
+                output.emit(super::cart::entry_json(&entry), || {
                     format!(
-                        "{}  {:<12} kernel {:<3} {}",
-                        event.time, event.event, event.kernel, event.detail
+                        "#{:<4} {}  {:<6} {:<10} {:<14} {}",
+                        entry.seq,
+                        entry.time,
+                        entry.actor.kind.name(),
+                        entry.actor.name,
+                        entry.action.name(),
+                        entry.reason
                     )
                 })?;
             }
+        }
+        KernelCommand::Fsck { repair } => {
+            let report = store.fsck(*repair)?;
+            return super::cart::fsck_report(
+                "kernel state",
+                &report.problems,
+                &report.unrecovered,
+                &report.repaired,
+                *repair,
+                output,
+            );
         }
     }
     Ok(Outcome::Success)

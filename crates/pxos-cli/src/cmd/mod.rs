@@ -11,11 +11,29 @@ mod vm;
 mod vram;
 mod x86;
 
-use anyhow::Result;
+use pxos_cart::{Actor, ActorKind};
 
 use crate::Outcome;
-use crate::cli::{Cli, Command};
+use crate::cli::{ActorArgs, Cli, Command};
+use crate::error::Result;
 use crate::output::Output;
+
+/// Who is acting: `--actor` (default `$USER`), an LLM with `--llm`.
+pub fn actor(args: &ActorArgs) -> Actor {
+    let name = args
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    Actor {
+        kind: if args.llm {
+            ActorKind::Llm
+        } else {
+            ActorKind::Human
+        },
+        name,
+    }
+}
 
 /// Runs the parsed command.
 pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
@@ -52,24 +70,35 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
             memory,
             fuel,
             trace,
+            cartridge,
+            trusted,
         } => {
-            if program.is_file() || program.extension().is_some() {
-                vm::run(
-                    program,
-                    args,
-                    screen.as_deref(),
-                    memory.as_deref(),
-                    *fuel,
-                    *trace,
+            let options = vm::RunOptions {
+                args,
+                screen: screen.as_deref(),
+                memory: memory.as_deref(),
+                fuel: *fuel,
+                trace: *trace,
+                trusted: *trusted,
+            };
+            if cartridge.is_none() && (program.is_file() || program.extension().is_some()) {
+                vm::run_file(program, &options, &cli.global, output)
+            } else {
+                vm::run_named(
+                    &program.to_string_lossy(),
+                    cartridge.as_deref(),
+                    &options,
                     &cli.global,
                     output,
                 )
-            } else {
-                boot::run_named(&program.to_string_lossy(), args, *fuel, &cli.global, output)
             }
         }
         Command::Inspect => boot::inspect(&cli.global, output),
-        Command::Debug { program } => vm::debug(program, &cli.global, output),
+        Command::Debug {
+            program,
+            fuel,
+            trusted,
+        } => vm::debug(program, *fuel, *trusted, &cli.global, output),
         Command::Kernel(command) => kernel::run(command, &cli.global, output),
         Command::Demo(command) => demo::run(command, &cli.global, output),
         Command::Cart(command) => cart::run(command, &cli.global, output),
@@ -77,7 +106,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Vram(command) => vram::run(command, output),
         Command::X86(command) => x86::run(command, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {
-            cart::genesis(cartridge, None, &cli.global, output)
+            cart::genesis(Some(cartridge), None, &cli.global, output)
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result, bail};
 use pxos_pixel::{Compression, EncodeOptions, Header, Kind, Layout, Limits, PixelReader, hex};
 use serde_json::json;
 
@@ -118,7 +118,7 @@ fn decode(input: &Path, target: &Path, output: &Output) -> Result<Outcome> {
         .map_err(|err| err.with_path(input))?;
         stdout.flush()?;
         return if output.json {
-            bail!("--json cannot be combined with -o - (the payload goes to stdout)")
+            bail!(Usage, "--json cannot be combined with -o - (the payload goes to stdout)")
         } else {
             let _ = decoded;
             Ok(Outcome::Success)
@@ -223,7 +223,7 @@ fn read(
 ) -> Result<Outcome> {
     const MAX_READ: usize = 1 << 30;
     if length > MAX_READ {
-        bail!("--length {length} is larger than 1 GiB; use `pxos pixel decode` for whole files");
+        bail!(Usage, "--length {length} is larger than 1 GiB; use `pxos pixel decode` for whole files");
     }
     let mut reader = PixelReader::open(input, &Limits::default())?;
     let bytes = reader.read_at(offset, length)?;

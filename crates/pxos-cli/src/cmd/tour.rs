@@ -1,6 +1,6 @@
 //! `pxos tour`: the short demonstration of the substrate.
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use pxos_fs::{AddOptions, PixelFs};
 use pxos_pixel::{EncodeOptions, Kind, Limits};
 use serde_json::json;

@@ -4,10 +4,8 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use pxos_vm::{
-    Config, Exit, Host, Machine, MemoryStorage, ProgramImage, StdHost, Storage, Trap, asm, disasm,
-};
+use crate::error::{CliError, Context, Result, bail};
+use pxos_vm::{Exit, Machine, ProgramImage, asm, disasm};
 use serde_json::json;
 
 use crate::Outcome;
@@ -38,15 +36,6 @@ fn load(path: &Path) -> Result<Loaded> {
         image,
         symbols: Default::default(),
     })
-}
-
-/// Syscall storage: PixelFS when the home has one, memory otherwise.
-pub fn storage(global: &Global) -> Result<Box<dyn Storage>> {
-    let home = home(global)?;
-    match pxos_fs::PixelFs::open(&home.join("fs")) {
-        Ok(fs) => Ok(Box::new(pxos_boot::FsStorage::new(fs, home.join("tmp")))),
-        Err(_) => Ok(Box::new(MemoryStorage::default())),
-    }
 }
 
 pub fn asm(file: &Path, target: Option<&Path>, output: &Output) -> Result<Outcome> {
@@ -86,92 +75,124 @@ pub fn disasm(path: &Path, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    path: &Path,
-    args: &[u32],
-    screen: Option<&Path>,
-    memory: Option<&Path>,
-    fuel: u64,
-    trace: bool,
+/// What `pxos run` was asked for.
+pub struct RunOptions<'a> {
+    pub args: &'a [u32],
+    pub screen: Option<&'a Path>,
+    pub memory: Option<&'a Path>,
+    pub fuel: u64,
+    pub trace: bool,
+    pub trusted: bool,
+}
+
+/// `pxos run FILE`: sandboxed unless the file is part of the current cartridge
+/// or `--trusted` lifts the sandbox.
+pub fn run_file(path: &Path, options: &RunOptions<'_>, global: &Global, output: &Output) -> Result<Outcome> {
+    let loaded = load(path)?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let prepared = pxos_boot::run::prepare_file(
+        &home(global)?,
+        path,
+        &bytes,
+        &loaded.image,
+        options.trusted,
+        options.fuel,
+    )?;
+    execute(prepared, &loaded.image, &path.display().to_string(), options, output)
+}
+
+/// `pxos run NAME [--cartridge C]`: a program of the current cartridge
+/// (trusted), or of another one (sandboxed).
+pub fn run_named(
+    name: &str,
+    cartridge: Option<&str>,
+    options: &RunOptions<'_>,
     global: &Global,
     output: &Output,
 ) -> Result<Outcome> {
-    let loaded = load(path)?;
-    let mut machine =
-        Machine::with_program(Config::default(), &loaded.image.words, loaded.image.entry)?;
-    for (index, arg) in args.iter().take(15).enumerate() {
-        machine.regs[index + 1] = *arg;
+    let (prepared, image) =
+        pxos_boot::run::prepare_named(&home(global)?, name, cartridge, options.fuel)?;
+    execute(prepared, &image, name, options, output)
+}
+
+fn execute(
+    prepared: pxos_boot::run::Prepared,
+    image: &ProgramImage,
+    label: &str,
+    options: &RunOptions<'_>,
+    output: &Output,
+) -> Result<Outcome> {
+    let placement = prepared.placement.clone();
+    if placement.mode != "trusted" && !output.quiet && !output.json {
+        eprintln!("pxos: note: {}: {}", placement.mode, placement.why);
     }
-    let mut host = StdHost::new(storage(global)?);
-    host.echo = !output.json && !output.quiet;
-    host.time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let (hypervisor, mut launch) = prepared.launch(image, options.args);
+    if !output.json && !output.quiet {
+        launch.on_print = Some(Box::new(|line: &str| println!("{line}")));
+    }
+    let mut execution = hypervisor.start(launch);
     let started = std::time::Instant::now();
-    let result = if trace {
-        run_traced(&mut machine, &mut host, fuel)
+    if options.trace {
+        let mut stderr = std::io::stderr().lock();
+        while execution.ended().is_none() {
+            if let Some(machine) = execution.machine() {
+                let _ = writeln!(stderr, "{}", describe(machine));
+            }
+            let _ = execution.step();
+        }
     } else {
-        run_resuming(&mut machine, &mut host, fuel)
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    for warning in &host.warnings {
-        eprintln!("pxos: warning: {warning}");
+        let _ = execution.run();
     }
-    if let Some(memory) = memory {
+    let seconds = started.elapsed().as_secs_f64();
+    if let (Some(memory), Some(machine)) = (options.memory, execution.machine()) {
         pxos_pixel::durable::write_atomic(memory, &machine.memory_png(512), "memory")
             .with_context(|| format!("cannot write {}", memory.display()))?;
     }
-    if let Some(screen) = screen {
-        pxos_pixel::durable::write_atomic(screen, &machine.screen().to_png(), "screen")
-            .with_context(|| format!("cannot write {}", screen.display()))?;
+    let result = execution.finish();
+    for warning in &result.warnings {
+        eprintln!("pxos: warning: {warning}");
+    }
+    if let (Some(target), Some(screen)) = (options.screen, &result.screen) {
+        pxos_pixel::durable::write_atomic(target, &screen.to_png(), "screen")
+            .with_context(|| format!("cannot write {}", target.display()))?;
     }
     if output.json {
-        for line in &host.output {
+        for line in &result.output {
             output.emit(json!({"type": "print", "text": line}), String::new)?;
         }
     }
-    let trap = result.as_ref().err();
     output.emit(
-        json!({"type": "run", "program": path, "halted": result.is_ok(), "trap": trap.map(|t| t.to_string()),
-               "trap_kind": trap.map(|t| t.kind()), "cycles": machine.cycles, "seconds": seconds,
-               "registers": machine.regs, "pc": machine.pc, "warnings": host.warnings, "screen": screen}),
-        || match trap {
-            None => format!("halted after {} instructions", machine.cycles),
-            Some(trap) => format!("{} after {} instructions: {trap}", output.bad("trapped"), machine.cycles),
+        json!({"type": "run", "program": label, "halted": result.success, "trap": result.trap,
+               "trap_kind": result.trap_kind, "cycles": result.cycles, "seconds": seconds,
+               "registers": result.registers, "pc": result.pc, "warnings": result.warnings,
+               "screen": options.screen, "execution": result.log_id, "placement": placement,
+               "sandbox": result.sandbox}),
+        || match &result.trap {
+            None => format!(
+                "{label} halted after {} instructions (execution #{})",
+                result.cycles, result.log_id
+            ),
+            Some(trap) => format!(
+                "{label} {} after {} instructions: {trap} (execution #{})",
+                output.bad("trapped"),
+                result.cycles,
+                result.log_id
+            ),
         },
     )?;
-    if let Some(trap) = trap {
+    if let Some(trap) = &result.trap {
         if !output.json {
-            eprintln!("pxos: error: {}: program trapped: {trap}", path.display());
+            eprintln!("pxos: error: {label}: program trapped: {trap}");
         }
         return Ok(Outcome::Negative);
     }
     Ok(Outcome::Success)
 }
 
-fn run_resuming(machine: &mut Machine, host: &mut dyn Host, fuel: u64) -> Result<Exit, Trap> {
-    let mut left = fuel;
-    loop {
-        match machine.run(host, left)? {
-            Exit::Yielded { fuel_left } => left = fuel_left,
-            halted => return Ok(halted),
-        }
-    }
-}
-
-fn run_traced(machine: &mut Machine, host: &mut dyn Host, fuel: u64) -> Result<Exit, Trap> {
-    let mut stderr = std::io::stderr().lock();
-    for _ in 0..fuel {
-        let text = describe(machine);
-        let _ = writeln!(stderr, "{text}");
-        match machine.step(host)? {
-            Exit::Halted { fuel_left } => return Ok(Exit::Halted { fuel_left }),
-            Exit::Yielded { .. } => {}
-        }
-    }
-    Err(Trap::FuelExhausted { pc: machine.pc })
+fn machine_of<'a>(execution: &'a pxos_boot::hypervisor::Execution<'_>) -> Result<&'a Machine> {
+    execution
+        .machine()
+        .ok_or_else(|| CliError::bad_input("the program did not load"))
 }
 
 fn describe(machine: &Machine) -> String {
@@ -201,13 +222,15 @@ const DEBUG_HELP: &str = "commands:
   output                what the program printed
   quit (q)";
 
-pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
+pub fn debug(path: &Path, fuel: u64, trusted: bool, global: &Global, output: &Output) -> Result<Outcome> {
     let loaded = load(path)?;
-    let mut machine =
-        Machine::with_program(Config::default(), &loaded.image.words, loaded.image.entry)?;
-    let mut host = StdHost::new(storage(global)?);
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let prepared =
+        pxos_boot::run::prepare_file(&home(global)?, path, &bytes, &loaded.image, trusted, fuel)?;
+    let placement = prepared.placement.clone();
+    let (hypervisor, launch) = prepared.launch(&loaded.image, &[]);
+    let mut execution = hypervisor.start(launch);
     let mut breakpoints: BTreeSet<u32> = BTreeSet::new();
-    let mut finished: Option<String> = None;
     let interactive = std::io::stdin().is_terminal();
     let resolve = |text: &str| -> Result<u32> {
         if let Some(value) = loaded.symbols.get(text) {
@@ -217,15 +240,17 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
             Some(hex) => u32::from_str_radix(hex, 16),
             None => text.parse(),
         };
-        parsed.with_context(|| format!("'{text}' is not an address or a known label"))
+        parsed.map_err(|_| CliError::usage(format!("'{text}' is not an address or a known label")))
     };
     let say = |value: serde_json::Value, text: String| output.emit(value, move || text);
     if interactive {
         eprintln!(
-            "pxos debug: {} ({} words, entry {}); `help` lists commands",
+            "pxos debug: {} ({} words, entry {}; {}: {}); `help` lists commands",
             path.display(),
             loaded.image.words.len(),
-            loaded.image.entry
+            loaded.image.entry,
+            placement.mode,
+            placement.why
         );
     }
     let stdin = std::io::stdin();
@@ -242,52 +267,57 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
             continue;
         };
         let arg = |index: usize| words.get(index).copied();
+        let mut quit = false;
         let result: Result<()> = (|| {
             match command {
                 "help" | "h" => say(
                     json!({"type": "help", "text": DEBUG_HELP}),
                     DEBUG_HELP.to_string(),
                 )?,
-                "quit" | "q" => return Err(anyhow::anyhow!("quit")),
+                "quit" | "q" => quit = true,
                 "step" | "s" | "continue" | "c" => {
-                    if let Some(done) = &finished {
-                        bail!("the program has ended ({done})");
+                    if let Some(done) = execution.ended() {
+                        let done = match done {
+                            Ok(_) => "halted".to_string(),
+                            Err(trap) => format!("trap: {trap}"),
+                        };
+                        bail!(Usage, "the program has ended ({done})");
                     }
                     let count: u64 = if command.starts_with('s') {
-                        arg(1).map(str::parse).transpose()?.unwrap_or(1)
+                        arg(1)
+                            .map(str::parse)
+                            .transpose()
+                            .map_err(|_| CliError::usage("step takes a number"))?
+                            .unwrap_or(1)
                     } else {
                         u64::MAX
                     };
                     let mut executed = 0u64;
                     let mut stop = None;
                     while executed < count {
-                        match machine.step(&mut host) {
+                        match execution.step() {
                             Ok(Exit::Halted { .. }) => {
                                 stop = Some("halted".to_string());
-                                finished = Some("halted".into());
                                 break;
                             }
                             Ok(Exit::Yielded { .. }) => {}
                             Err(trap) => {
                                 stop = Some(format!("trap: {trap}"));
-                                finished = Some(format!("trap: {trap}"));
                                 break;
                             }
                         }
                         executed += 1;
-                        if breakpoints.contains(&machine.pc) && count == u64::MAX {
-                            stop = Some(format!("breakpoint at {}", machine.pc));
-                            break;
-                        }
-                        if executed >= 100_000_000 {
-                            stop = Some("stopped after 100000000 instructions".into());
+                        let pc = execution.machine().map_or(0, |m| m.pc);
+                        if breakpoints.contains(&pc) && count == u64::MAX {
+                            stop = Some(format!("breakpoint at {pc}"));
                             break;
                         }
                     }
                     let stop = stop.unwrap_or_else(|| "stepped".to_string());
+                    let machine = execution.machine().expect("it loaded");
                     say(
-                        json!({"type": "stop", "reason": stop, "pc": machine.pc, "executed": executed, "next": describe(&machine)}),
-                        format!("{stop}; next: {}", describe(&machine)),
+                        json!({"type": "stop", "reason": stop, "pc": machine.pc, "executed": executed, "next": describe(machine)}),
+                        format!("{stop}; next: {}", describe(machine)),
                     )?;
                 }
                 "break" | "b" | "delete" => {
@@ -304,6 +334,7 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
                     )?;
                 }
                 "regs" | "r" => {
+                    let machine = machine_of(&execution)?;
                     let mut text = String::new();
                     for (index, value) in machine.regs.iter().enumerate() {
                         text.push_str(&format!(
@@ -327,6 +358,7 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
                     )?;
                 }
                 "mem" | "x" => {
+                    let machine = machine_of(&execution)?;
                     let start = resolve(arg(1).context("which address?")?)?;
                     let count: u32 = arg(2).map(str::parse).transpose()?.unwrap_or(8).min(4096);
                     let values: Vec<Option<u32>> = (0..count)
@@ -347,6 +379,7 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
                     )?;
                 }
                 "disasm" | "d" => {
+                    let machine = machine_of(&execution)?;
                     let start = arg(1).map(&resolve).transpose()?.unwrap_or(machine.pc);
                     let count: usize = arg(2).map(str::parse).transpose()?.unwrap_or(8).min(1024);
                     let end = (start as usize + count * 2).min(machine.code_words() as usize);
@@ -372,7 +405,8 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
                 }
                 "screen" => {
                     let target = arg(1).context("which file?")?;
-                    std::fs::write(target, machine.screen().to_png())
+                    let machine = machine_of(&execution)?;
+                    pxos_pixel::durable::write_atomic(target, &machine.screen().to_png(), "screen")
                         .with_context(|| format!("cannot write {target}"))?;
                     say(
                         json!({"type": "screen", "output": target, "hash": machine.screen().hash()}),
@@ -380,16 +414,16 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
                     )?;
                 }
                 "output" => say(
-                    json!({"type": "output", "lines": host.output}),
-                    host.output.join("\n"),
+                    json!({"type": "output", "lines": execution.output()}),
+                    execution.output().join("\n"),
                 )?,
-                other => bail!("unknown command '{other}' (try `help`)"),
+                other => bail!(Usage, "unknown command '{other}' (try `help`)"),
             }
             Ok(())
         })();
         match result {
+            Ok(()) if quit => break,
             Ok(()) => {}
-            Err(err) if err.to_string() == "quit" => break,
             Err(err) => {
                 if output.json {
                     output.emit(
@@ -401,5 +435,16 @@ pub fn debug(path: &Path, global: &Global, output: &Output) -> Result<Outcome> {
             }
         }
     }
+    let result = execution.finish();
+    output.emit(
+        json!({"type": "debug-end", "execution": result.log_id, "ended": result.trap.is_none(), "trap": result.trap, "cycles": result.cycles}),
+        || {
+            if output.json || !interactive {
+                String::new()
+            } else {
+                format!("execution #{} recorded ({} instructions)", result.log_id, result.cycles)
+            }
+        },
+    )?;
     Ok(Outcome::Success)
 }

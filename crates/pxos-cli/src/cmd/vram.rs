@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{CliError, Context, Result, bail};
 use pxos_vram::improve::{RuleProposer, run_loop};
 use pxos_vram::{Roadmap, Vram, build, evaluate};
 use serde_json::json;
@@ -22,12 +22,7 @@ fn load_roadmap(name: &str) -> Result<Roadmap> {
             std::fs::read_to_string(path).with_context(|| format!("cannot read roadmap {path}"))?
         }
     };
-    Roadmap::parse(&text).map_err(|err| bad(format!("{name}: {err}")))
-}
-
-/// Bad input (roadmaps, images) is exit code 1.
-fn bad(message: String) -> anyhow::Error {
-    anyhow::Error::new(crate::BadInput(message))
+    Ok(Roadmap::parse(&text).context(name)?)
 }
 
 fn provenance_path(image: &Path) -> PathBuf {
@@ -36,7 +31,7 @@ fn provenance_path(image: &Path) -> PathBuf {
 
 fn load_image(path: &Path) -> Result<Vram> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Vram::from_png(&bytes).map_err(|err| bad(format!("{}: {err}", path.display())))
+    Ok(Vram::from_png(&bytes).context(path.display())?)
 }
 
 pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
@@ -46,7 +41,7 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
             output: target,
         } => {
             let roadmap = load_roadmap(roadmap)?;
-            let (vram, steps) = build(&roadmap).map_err(bad)?;
+            let (vram, steps) = build(&roadmap)?;
             pxos_pixel::durable::write_atomic(target, &vram.to_png(), "vram")?;
             pxos_pixel::durable::write_atomic(
                 provenance_path(target),
@@ -99,8 +94,7 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
                 &mut RuleProposer {
                     fixes_per_generation: 2,
                 },
-            )
-            .map_err(bad)?;
+            )?;
             for generation in &history {
                 output.emit(
                     json!({"type": "generation", "generation": generation}),
@@ -140,16 +134,17 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
                     )
                 })?;
             let value: serde_json::Value = serde_json::from_str(&provenance)
-                .map_err(|err| bad(format!("provenance: {err}")))?;
-            vram.load_provenance(&value).map_err(bad)?;
+                .map_err(|err| CliError::bad_input(format!("provenance: {err}")))?;
+            vram.load_provenance(&value)?;
             if *x >= vram.width() || *y >= vram.height() {
                 bail!(
+                    BadInput,
                     "({x}, {y}) is outside the {}x{} VRAM",
                     vram.width(),
                     vram.height()
                 );
             }
-            let region = vram.region_of(*y);
+            let region = vram.region_of(*y).map_or("outside", pxos_vram::Region::name);
             let pixel = vram.pixel(*x, *y).unwrap_or_default();
             match vram.who_wrote(*x, *y) {
                 Some(write) => output.emit(json!({"type": "who", "x": x, "y": y, "region": region, "rgba": pixel, "write": write}), || {
@@ -165,16 +160,16 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
             b,
             output: target,
         } => {
-            let diff = load_image(a)?.diff(&load_image(b)?).map_err(bad)?;
+            let diff = load_image(a)?.diff(&load_image(b)?)?;
             if let Some(target) = target {
                 pxos_pixel::durable::write_atomic(target, &diff.png, "vram-diff")?;
             }
             output.emit(
-                json!({"type": "diff", "changed": diff.changed, "image": target}),
+                json!({"type": "diff", "changed": diff.changed.iter().map(|(r, n)| json!([r.name(), n])).collect::<Vec<_>>(), "image": target}),
                 || {
                     diff.changed
                         .iter()
-                        .map(|(region, count)| format!("{region:<16} {count} pixels changed"))
+                        .map(|(region, count)| format!("{:<16} {count} pixels changed", region.name()))
                         .collect::<Vec<_>>()
                         .join("\n")
                 },

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use crate::error::{CliError, Context, Result};
 use pxos_x86::build::Symbol;
 use pxos_x86::qemu::{self, Display, Machine, Screen};
 use pxos_x86::{Image, Mode, Options, disasm};
@@ -18,8 +18,8 @@ use crate::output::Output;
 const PNG_FORMAT: &str = "pxos-x86-boot-sector";
 
 /// Bad input (sources, images) is exit code 1.
-fn bad(message: String) -> anyhow::Error {
-    anyhow::Error::new(crate::BadInput(message))
+fn bad(message: String) -> CliError {
+    CliError::bad_input(message)
 }
 
 pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
@@ -139,8 +139,7 @@ fn build(
                     String::new,
                 )?;
             }
-            let message = format!("{name}: {err}");
-            return Err(anyhow::Error::new(err).context(message));
+            return Err(CliError::bad_input(format!("{name}: {err}")));
         }
     };
     pxos_pixel::durable::write_atomic(target, &image.bytes, "x86-image")?;
@@ -244,8 +243,7 @@ fn labels_from_source(path: &Path) -> Result<Vec<Symbol>> {
         Err(_) => pxos_x86::build::build_compat(&text)
             .map(|image| image.symbols)
             .map_err(|err| {
-                anyhow::Error::new(err)
-                    .context(format!("cannot take labels from {}", path.display()))
+                CliError::bad_input(format!("cannot take labels from {}: {err}", path.display()))
             }),
     }
 }
