@@ -187,6 +187,7 @@ impl State {
                 image,
                 size,
                 tries,
+                current,
             } => {
                 if *kernel != self.next_id {
                     return Err(format!(
@@ -214,6 +215,9 @@ impl State {
                     failure: None,
                 });
                 self.next_id += 1;
+                if let Some(cause) = current {
+                    self.make_current(*kernel, cause)?;
+                }
             }
             Action::KernelSwitch {
                 kernel,
@@ -226,15 +230,7 @@ impl State {
                         self.current
                     ));
                 }
-                let record = self.kernel_mut(*kernel)?;
-                if record.status != Status::Good {
-                    record.status = Status::Trial;
-                    record.tries_left = record.tries_left.max(1);
-                }
-                self.current = Some(*kernel);
-                if let SwitchCause::Cartridge { sha256 } = cause {
-                    self.cartridge = Some(*sha256);
-                }
+                self.make_current(*kernel, cause)?;
             }
             Action::KernelBoot { kernel, outcome } => {
                 if self.current != Some(*kernel) {
@@ -278,6 +274,19 @@ impl State {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    fn make_current(&mut self, id: u32, cause: &SwitchCause) -> std::result::Result<(), String> {
+        let record = self.kernel_mut(id)?;
+        if record.status != Status::Good {
+            record.status = Status::Trial;
+            record.tries_left = record.tries_left.max(1);
+        }
+        self.current = Some(id);
+        if let SwitchCause::Cartridge { sha256 } = cause {
+            self.cartridge = Some(*sha256);
         }
         Ok(())
     }
@@ -544,11 +553,8 @@ impl KernelStore {
         check_version_name(version)?;
         let _lock = self.lock()?;
         let mut state = self.state()?;
-        let record = self.install_locked(&mut state, image, version, parent, tries, actor.clone())?;
-        if make_current {
-            self.switch_locked(&mut state, record.id, SwitchCause::Manual, actor, "installed as current")?;
-        }
-        Ok(state.kernel(record.id).cloned().expect("just installed"))
+        let current = make_current.then_some(SwitchCause::Manual);
+        self.install_locked(&mut state, image, version, parent, tries, current, actor)
     }
 
     fn install_locked(
@@ -558,6 +564,7 @@ impl KernelStore {
         version: &str,
         parent: Option<u32>,
         tries: u32,
+        current: Option<SwitchCause>,
         actor: Actor,
     ) -> Result<KernelRecord> {
         if state.by_version(version).is_some() {
@@ -582,10 +589,12 @@ impl KernelStore {
             image: sha256,
             size: image.words.len() as u64 * 4,
             tries: tries.max(1),
+            current: current.clone(),
         };
         let reason = format!(
-            "kernel {id} ({version}), child of {}",
-            parent.map_or("none".into(), |p| format!("kernel {p}"))
+            "kernel {id} ({version}), child of {}{}",
+            parent.map_or("none".into(), |p| format!("kernel {p}")),
+            if current.is_some() { "; now current, on trial" } else { "" }
         );
         self.commit(state, actor, action, &reason)?;
         Ok(state.kernel(id).cloned().expect("just installed"))
@@ -656,9 +665,18 @@ impl KernelStore {
             return Ok(None);
         }
         let sha256 = Hash256::of(&image.to_png());
-        let existing = state.kernels.iter().find(|k| k.sha256 == sha256).cloned();
-        let record = match existing {
-            Some(record) => record,
+        let cause = SwitchCause::Cartridge {
+            sha256: cartridge.sha256,
+        };
+        match state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id) {
+            Some(existing) => {
+                let reason = format!(
+                    "the kernel of {} (sha256 {}...)",
+                    cartridge.id(),
+                    cartridge.sha256.short()
+                );
+                Ok(Some(self.switch_locked(&mut state, existing, cause, Actor::system(), &reason)?))
+            }
             None => {
                 let mut version = cartridge.id();
                 let mut n = 2;
@@ -667,14 +685,9 @@ impl KernelStore {
                     n += 1;
                 }
                 let parent = state.current;
-                self.install_locked(&mut state, image, &version, parent, 1, Actor::system())?
+                Ok(Some(self.install_locked(&mut state, image, &version, parent, 1, Some(cause), Actor::system())?))
             }
-        };
-        let reason = format!("the kernel of {} (sha256 {}...)", cartridge.id(), cartridge.sha256.short());
-        let cause = SwitchCause::Cartridge {
-            sha256: cartridge.sha256,
-        };
-        Ok(Some(self.switch_locked(&mut state, record.id, cause, Actor::system(), &reason)?))
+        }
     }
 
     /// Boots the current kernel once through `hypervisor`, records the outcome
@@ -808,9 +821,9 @@ impl KernelStore {
                 };
                 let sha256 = Hash256::of(&image.to_png());
                 let reason = format!("SELF_MODIFY from kernel {} (module {id:#010x})", report.kernel);
-                let existing = state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id);
-                let target = match existing {
-                    Some(existing) => existing,
+                let cause = SwitchCause::SelfModify { module: *id };
+                match state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id) {
+                    Some(existing) => Ok(Some(self.switch_locked(&mut state, existing, cause, Actor::system(), &reason)?)),
                     None => {
                         let name = format!("{}+{}", report.version, state.next_id);
                         let name = if name.len() > MAX_VERSION_NAME {
@@ -818,12 +831,9 @@ impl KernelStore {
                         } else {
                             name
                         };
-                        self.install_locked(&mut state, &image, &name, Some(report.kernel), 1, Actor::system())?
-                            .id
+                        Ok(Some(self.install_locked(&mut state, &image, &name, Some(report.kernel), 1, Some(cause), Actor::system())?))
                     }
-                };
-                let cause = SwitchCause::SelfModify { module: *id };
-                Ok(Some(self.switch_locked(&mut state, target, cause, Actor::system(), &reason)?))
+                }
             }
         }
     }

@@ -185,7 +185,8 @@ pub enum Action {
         from: CartRef,
         requested_by: Option<Actor>,
     },
-    /// A kernel version entered the kernel store.
+    /// A kernel version entered the kernel store, and became current at once
+    /// when `current` names why.
     KernelInstall {
         kernel: u32,
         version: String,
@@ -193,6 +194,7 @@ pub enum Action {
         image: Hash256,
         size: u64,
         tries: u32,
+        current: Option<SwitchCause>,
     },
     /// The current kernel changed.
     KernelSwitch {

@@ -53,7 +53,8 @@ impl Error {
             Error::Io(_) | Error::Locked(_) => ErrorKind::Io,
             Error::Format(_) => ErrorKind::BadInput,
             Error::Usage(_) => ErrorKind::Usage,
-            Error::NotFound(_) | Error::NotInitialized(_) => ErrorKind::NotFound,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::NotInitialized(_) => ErrorKind::Usage,
             Error::Pixel(err) => err.kind(),
             Error::WithPath { source, .. } => source.kind(),
         }

@@ -140,7 +140,7 @@ fn run_a_program_of_the_current_cartridge_and_inspect() {
         out.contains("hello from a pixel program") && out.contains("halted after 38 instructions"),
         "{out}"
     );
-    let stderr = home.fails(2, &["run", "no-such-program"]);
+    let stderr = home.fails(1, &["run", "no-such-program"]);
     assert!(
         stderr.contains("has no program named 'no-such-program'"),
         "{stderr}"
@@ -149,11 +149,12 @@ fn run_a_program_of_the_current_cartridge_and_inspect() {
     assert_eq!(inspect[0]["cartridge"], "default@1.0.0");
     assert_eq!(inspect[0]["programs"][0], "hello");
     assert!(
-        inspect[0]["sandbox"]
+        inspect[0]["sandbox"]["current cartridge"]
             .as_str()
             .unwrap()
             .starts_with("trusted")
     );
+    assert_eq!(inspect[0]["kernel"]["version"], "default@1.0.0");
     let log = std::fs::read_to_string(home.home().join("run/executions.log")).unwrap();
     assert!(
         log.contains("programs/hello.png"),

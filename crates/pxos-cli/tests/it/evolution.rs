@@ -84,7 +84,7 @@ fn the_seed_000_cycle_works_end_to_end() {
     // An experimental cartridge boots on request, sandboxed.
     let experimental = home.ok(&["boot", "--cartridge", "default@1.1.0"]);
     assert!(
-        experimental.contains("default@1.1.0 (Experimental")
+        experimental.contains("default@1.1.0 (experimental")
             && experimental.contains("Shell 1.1.0"),
         "{experimental}"
     );
@@ -174,7 +174,8 @@ fn the_seed_000_cycle_works_end_to_end() {
         })
         .collect();
     for expected in [
-        ("register", "human", "pxos"),
+        ("register", "system", "pxos"),
+        ("genesis-check", "system", "pxos"),
         ("pack", "llm", "pixellm"),
         ("register", "llm", "pixellm"),
         ("genesis-check", "human", "ada"),

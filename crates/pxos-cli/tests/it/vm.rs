@@ -214,6 +214,8 @@ fn kernel_commands_revert_a_bad_kernel() {
 #[test]
 fn a_crash_at_every_kernel_store_write_leaves_old_or_new_state() {
     let mut points = pxos_pixel::durable::crash_points("kernel-state");
+    points.extend(pxos_pixel::durable::crash_points("kernel-intent"));
+    points.extend(pxos_pixel::durable::crash_points("evolution-log"));
     points.extend(pxos_pixel::durable::crash_points("kernel-image"));
     for operation in ["install", "switch", "rollback"] {
         for point in &points {
@@ -327,13 +329,29 @@ fn syscalls_reach_pixelfs_files_and_modules() {
         ),
     )
     .unwrap();
+    // A program file is sandboxed: it reads, but its write outside the sandbox is refused.
     let lines = json_lines(&home.ok(&["run", program.to_str().unwrap(), "--json"]));
     let run = lines.iter().find(|l| l["type"] == "run").unwrap();
+    assert_eq!(run["placement"]["mode"], "sandboxed");
     assert_eq!(
         run["registers"][9], 0xabcdef01u32,
         "BLOB loaded the module by file id"
     );
     assert_eq!(run["registers"][10], 11, "FILE_READ read 11 bytes");
+    assert_eq!(run["registers"][11], 0, "FILE_WRITE was refused");
+    assert!(
+        run["warnings"][0].as_str().unwrap().contains("confined"),
+        "{run}"
+    );
+    assert_eq!(home.run(&["fs", "cat", "/out/copy.txt"]).status.code(), Some(1));
+    // --trusted lifts the sandbox, and the execution record says so.
+    let lines = json_lines(&home.ok(&["run", program.to_str().unwrap(), "--trusted", "--json"]));
+    let run = lines.iter().find(|l| l["type"] == "run").unwrap();
     assert_eq!(run["registers"][11], 1, "FILE_WRITE succeeded");
     assert_eq!(home.ok(&["fs", "cat", "/out/copy.txt"]), "from pixels");
+    let records = std::fs::read_to_string(home.home().join("run/executions.log")).unwrap();
+    let records = json_lines(&records);
+    assert_eq!(records.len(), 2, "both runs are recorded");
+    assert_eq!(records[0]["lifted_by_trusted_flag"], false);
+    assert_eq!(records[1]["lifted_by_trusted_flag"], true);
 }

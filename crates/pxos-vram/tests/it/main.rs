@@ -32,7 +32,7 @@ fn the_default_roadmap_scores_full_marks_and_breaking_the_program_area_fails_exe
 
     // Breaking the program area fails the execution checks.
     let mut broken = again.clone();
-    let start = broken.region_address("program_area").unwrap();
+    let start = broken.region_address(pxos_vram::Region::ProgramArea);
     let (x, y) = (start % broken.width(), start / broken.width());
     broken.write_pixel(x, y, [0, 0, 0, 0]);
     let evaluation = evaluate(&broken);
@@ -60,7 +60,7 @@ fn provenance_answers_who_wrote_a_pixel_and_diffs_count_regions() {
     let (before, _) = build(&roadmap("deficient.yaml")).unwrap();
     let diff = before.diff(&vram).unwrap();
     let (counts, png) = (diff.changed, diff.png);
-    let changed = |region: &str| counts.iter().find(|(r, _)| r == region).unwrap().1;
+    let changed = |region: &str| counts.iter().find(|(r, _)| r.name() == region).unwrap().1;
     assert!(
         changed("opcode_palette") > 0
             && changed("process_table") > 0
@@ -138,19 +138,24 @@ fn hostile_roadmaps_are_refused_with_clear_errors() {
     ];
     for (text, expected) in cases {
         let err = Roadmap::parse(text).unwrap_err();
-        assert!(err.contains(expected), "{expected}: {err}");
+        assert!(
+            err.to_string().contains(expected) && err.kind() == pxos_vram::ErrorKind::BadInput,
+            "{expected}: {err}"
+        );
     }
     // A program too big for its region, and one that traps when run.
     let big = "metadata: {name: x, vram_width: 512, vram_height: 512}\nsteps:\n  - {name: a, kind: assemble_program, params: {region: metadata, source: \".org 9000\\nHALT\"}}";
     assert!(
         build(&Roadmap::parse(big).unwrap())
             .unwrap_err()
+            .to_string()
             .contains("do not fit")
     );
     let trap = "metadata: {name: x, vram_width: 512, vram_height: 512}\nsteps:\n  - {name: a, kind: run_program, params: {region: program_area}}";
     assert!(
         build(&Roadmap::parse(trap).unwrap())
             .unwrap_err()
+            .to_string()
             .contains("trapped")
     );
 }
