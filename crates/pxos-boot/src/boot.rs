@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hypervisor::{Hypervisor, Launch, Sandbox};
-use crate::kernel_store::KernelStore;
+use crate::kernel_store::{KernelStore, RequestOutcome};
 use crate::storage::CartridgeStorage;
 
 /// The `path` of the built-in verification stage.
@@ -168,6 +168,8 @@ pub struct StageReport {
 pub struct KernelChange {
     pub kernel: u32,
     pub version: String,
+    /// False when the request was refused (the kernel it asked for already failed).
+    pub applied: bool,
     pub detail: String,
 }
 
@@ -369,12 +371,24 @@ pub fn boot(
             }
             None => String::new(),
         };
-        if let Some(next) = store.apply_request(&kernel_report)? {
-            report.kernel_change = Some(KernelChange {
-                kernel: next.id,
-                version: next.version.clone(),
-                detail,
-            });
+        match store.apply_request(&kernel_report)? {
+            RequestOutcome::None => {}
+            RequestOutcome::Applied(next) => {
+                report.kernel_change = Some(KernelChange {
+                    kernel: next.id,
+                    version: next.version.clone(),
+                    applied: true,
+                    detail,
+                });
+            }
+            RequestOutcome::Refused { kernel, why } => {
+                report.kernel_change = Some(KernelChange {
+                    kernel,
+                    version: String::new(),
+                    applied: false,
+                    detail: format!("{detail}: not applied: {why}"),
+                });
+            }
         }
     }
     report.screen = screen;

@@ -254,6 +254,11 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
 
     // §4: every program runs under the hypervisor contract.
     let mut refused = Vec::new();
+    let mut kernel_requests: Vec<String> = Vec::new();
+    let kernel_stage = match &sequence {
+        Some(Ok(sequence)) => sequence.kernel_stage().map(|s| s.path.clone()),
+        _ => None,
+    };
     checks.push({
         let mut problems = Vec::new();
         let mut ran = 0;
@@ -267,13 +272,24 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
             if result.log_id == 0 {
                 problems.push(format!("{path}: the execution was not logged"));
             }
-            refused.extend(
-                result
-                    .warnings
-                    .iter()
-                    .filter(|w| w.contains("sandbox"))
-                    .map(|w| format!("{path}: {w}")),
-            );
+            // What a program tried that the sandbox refused. The kernel stage may ask for
+            // a kernel change: the boot applies those only for the current cartridge,
+            // after a clean boot, with boot counting.
+            for failure in &result.failures {
+                let kernel_change = matches!(failure.number, syscall::SELF_MODIFY | syscall::VERSION_SWITCH);
+                if failure.code != syscall::error::DENIED {
+                    continue;
+                }
+                if kernel_change && kernel_stage.as_deref() == Some(path.as_str()) {
+                    kernel_requests.push(path.clone());
+                    continue;
+                }
+                refused.push(format!(
+                    "{path}: {} at pc {} was refused by the sandbox",
+                    syscall::name(failure.number).unwrap_or("an unknown syscall"),
+                    failure.pc
+                ));
+            }
         }
         if modules.is_empty() {
             problems.push("the cartridge has no programs to run".into());
@@ -342,10 +358,11 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         if result.trap_kind != Some("fuel-exhausted") {
             problems.push("the probe was not stopped by its fuel cap".to_string());
         }
-        if !result.warnings.iter().any(|w| w.contains("SELF_MODIFY") && w.contains("sandbox")) {
+        let denied = |number: u16| result.failures.iter().any(|f| f.number == number && f.code == syscall::error::DENIED);
+        if !denied(syscall::SELF_MODIFY) {
             problems.push("SELF_MODIFY was not refused in the sandbox".to_string());
         }
-        if !result.warnings.iter().any(|w| w.contains("FILE_WRITE") && w.contains("confined")) {
+        if !denied(syscall::FILE_WRITE) {
             problems.push("a write outside the sandbox directory was not refused".to_string());
         }
         problems.extend(refused);
@@ -354,7 +371,15 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
             principle: "Sandbox testing required",
             name: "sandbox refuses kernel changes, caps fuel; the cartridge's programs stay inside it",
             passed: problems.is_empty(),
-            evidence: if problems.is_empty() { "probe refused and stopped; no program tried to leave the sandbox".into() } else { problems.join("; ") },
+            evidence: if problems.is_empty() {
+                let mut text = "probe refused and stopped; no program tried to leave the sandbox".to_string();
+                if let Some(path) = kernel_requests.first() {
+                    text.push_str(&format!("; the kernel stage ({path}) asks for a kernel change, which a boot applies only for the current cartridge, after a clean boot, with boot counting"));
+                }
+                text
+            } else {
+                problems.join("; ")
+            },
         }
     });
 

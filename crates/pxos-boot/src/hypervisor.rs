@@ -128,6 +128,8 @@ pub struct RunResult {
     pub success: bool,
     pub output: Vec<String>,
     pub warnings: Vec<String>,
+    /// The failed syscalls, typed (the warnings say the same for people).
+    pub failures: Vec<pxos_vm::SyscallFailure>,
     pub cycles: u64,
     pub trap: Option<String>,
     pub trap_kind: Option<&'static str>,
@@ -199,6 +201,7 @@ impl RunResult {
             success: false,
             output: Vec::new(),
             warnings: Vec::new(),
+            failures: Vec::new(),
             cycles: 0,
             trap: Some("it did not start".into()),
             trap_kind: None,
@@ -451,6 +454,7 @@ impl Execution<'_> {
             success,
             output: std::mem::take(&mut self.host.output),
             warnings: std::mem::take(&mut self.host.warnings),
+            failures: std::mem::take(&mut self.host.failures),
             cycles: machine.as_ref().map_or(0, |m| m.cycles),
             trap: match (&trap, &result) {
                 (Some(trap), _) => Some(trap.to_string()),

@@ -362,6 +362,17 @@ pub struct BootReport {
     pub log_id: u64,
 }
 
+/// What became of a kernel's SELF_MODIFY or VERSION_SWITCH request.
+#[derive(Clone, Debug)]
+pub enum RequestOutcome {
+    /// Nothing was asked, or it asked for the kernel already current.
+    None,
+    /// The kernel it asked for is current now, on trial (unless already good).
+    Applied(KernelRecord),
+    /// Not applied: the kernel it asked for already failed.
+    Refused { kernel: u32, why: String },
+}
+
 /// What `fsck` found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FsckReport {
@@ -802,17 +813,35 @@ impl KernelStore {
     /// Carries out what a cleanly booted kernel asked for: VERSION_SWITCH makes
     /// that version current; SELF_MODIFY installs the module as a new version
     /// (child of the kernel that asked; an identical installed image is reused)
-    /// and makes it current on trial. Returns the new current kernel.
-    pub fn apply_request(&self, report: &BootReport) -> Result<Option<KernelRecord>> {
+    /// and makes it current on trial. A kernel that already failed is not
+    /// tried again on a kernel's request (a person can still switch to it).
+    pub fn apply_request(&self, report: &BootReport) -> Result<RequestOutcome> {
         let Some(request) = &report.request else {
-            return Ok(None);
+            return Ok(RequestOutcome::None);
         };
         let _lock = self.lock()?;
         let mut state = self.state()?;
+        let refuse_failed = |state: &State, id: u32| -> Option<RequestOutcome> {
+            state
+                .kernel(id)
+                .filter(|k| k.status == Status::Failed)
+                .map(|k| RequestOutcome::Refused {
+                    kernel: k.id,
+                    why: format!(
+                        "kernel {} ({}) already failed ({}); a kernel's request does not retry it",
+                        k.id,
+                        k.version,
+                        k.failure.as_deref().unwrap_or("failed")
+                    ),
+                })
+        };
         match request {
             KernelRequest::Switch { version } => {
+                if let Some(refused) = refuse_failed(&state, *version) {
+                    return Ok(refused);
+                }
                 let reason = format!("VERSION_SWITCH from kernel {} to kernel {version}", report.kernel);
-                Ok(Some(self.switch_locked(&mut state, *version, SwitchCause::VersionSwitch, Actor::system(), &reason)?))
+                Ok(RequestOutcome::Applied(self.switch_locked(&mut state, *version, SwitchCause::VersionSwitch, Actor::system(), &reason)?))
             }
             KernelRequest::Replace { id, words } => {
                 let image = ProgramImage {
@@ -823,7 +852,15 @@ impl KernelStore {
                 let reason = format!("SELF_MODIFY from kernel {} (module {id:#010x})", report.kernel);
                 let cause = SwitchCause::SelfModify { module: *id };
                 match state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id) {
-                    Some(existing) => Ok(Some(self.switch_locked(&mut state, existing, cause, Actor::system(), &reason)?)),
+                    Some(existing) => {
+                        if let Some(refused) = refuse_failed(&state, existing) {
+                            return Ok(refused);
+                        }
+                        if state.current == Some(existing) {
+                            return Ok(RequestOutcome::None);
+                        }
+                        Ok(RequestOutcome::Applied(self.switch_locked(&mut state, existing, cause, Actor::system(), &reason)?))
+                    }
                     None => {
                         let name = format!("{}+{}", report.version, state.next_id);
                         let name = if name.len() > MAX_VERSION_NAME {
@@ -831,7 +868,7 @@ impl KernelStore {
                         } else {
                             name
                         };
-                        Ok(Some(self.install_locked(&mut state, &image, &name, Some(report.kernel), 1, Some(cause), Actor::system())?))
+                        Ok(RequestOutcome::Applied(self.install_locked(&mut state, &image, &name, Some(report.kernel), 1, Some(cause), Actor::system())?))
                     }
                 }
             }

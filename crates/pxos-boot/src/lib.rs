@@ -20,5 +20,5 @@ mod storage;
 pub mod world;
 
 pub use error::{Error, ErrorKind, Result};
-pub use kernel_store::{BootReport, KernelRecord, KernelStore, State, Status};
+pub use kernel_store::{BootReport, KernelRecord, KernelStore, RequestOutcome, State, Status};
 pub use storage::{CartridgeStorage, FsStorage};

@@ -103,6 +103,16 @@ impl Storage for MemoryStorage {
     }
 }
 
+/// A syscall that failed: which, where, and its error code (typed, for
+/// callers that act on it; the warning text is for people).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SyscallFailure {
+    pub number: u16,
+    pub pc: u32,
+    /// One of [`crate::isa::syscall::error`].
+    pub code: u32,
+}
+
 /// A kernel change requested by the running program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelRequest {
@@ -148,6 +158,8 @@ pub struct StdHost {
     pub output: Vec<String>,
     /// Warnings from failing or refused syscalls.
     pub warnings: Vec<String>,
+    /// The same failures, typed.
+    pub failures: Vec<SyscallFailure>,
     /// Seconds reported by TIME (fixed for determinism; set by the caller).
     pub time: u64,
     /// When set, only these syscalls are allowed; others fail with a warning.
@@ -178,6 +190,7 @@ impl StdHost {
             request: None,
             output: Vec::new(),
             warnings: Vec::new(),
+            failures: Vec::new(),
             time: 0,
             allowed: None,
             kernel_changes: false,
@@ -193,6 +206,11 @@ impl StdHost {
             machine.pc.wrapping_sub(1),
             error::name(code).unwrap_or("an error")
         ));
+        self.failures.push(SyscallFailure {
+            number,
+            pc: machine.pc.wrapping_sub(1),
+            code,
+        });
         machine.regs[0] = 0;
         machine.regs[1] = code;
     }

@@ -190,7 +190,9 @@ fn version_switch_and_self_modify_requests_are_applied_after_halt() {
     let switcher = store.install("LI R1, 1\nSYSCALL 32\nHALT", "switcher", Some(base.id), true, 1);
     let report = store.boot(1000);
     assert!(report.failure.is_none());
-    let next = store.apply_request(&report).unwrap().unwrap();
+    let pxos_boot::RequestOutcome::Applied(next) = store.apply_request(&report).unwrap() else {
+        panic!("the switch was not applied")
+    };
     assert_eq!(next.id, base.id);
     assert_eq!(
         store.state().unwrap().kernel(switcher.id).unwrap().status,
@@ -203,7 +205,9 @@ fn version_switch_and_self_modify_requests_are_applied_after_halt() {
         .insert(7, image("LI R1, 4\nSYSCALL 1\nHALT").words);
     store.install("LI R1, 7\nSYSCALL 99\nHALT", "evolver", Some(base.id), true, 1);
     let report = store.boot_with(Box::new(storage), 1000);
-    let evolved = store.apply_request(&report).unwrap().unwrap();
+    let pxos_boot::RequestOutcome::Applied(evolved) = store.apply_request(&report).unwrap() else {
+        panic!("the replacement was not applied")
+    };
     assert_eq!(evolved.status, Status::Trial);
     assert_eq!(evolved.parent, Some(report.kernel));
     let booted = store.boot(1000);

@@ -100,11 +100,15 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
     }
     if let Some(change) = &report.kernel_change {
         output.emit(
-            json!({"type": "kernel-change", "kernel": change.kernel, "version": change.version, "detail": change.detail}),
-            || format!(
-                "kernel change: {}; the next boot runs kernel {} ({}) on trial",
-                change.detail, change.kernel, change.version
-            ),
+            json!({"type": "kernel-change", "kernel": change.kernel, "version": change.version, "applied": change.applied, "detail": change.detail}),
+            || if change.applied {
+                format!(
+                    "kernel change: {}; the next boot runs kernel {} ({}) on trial",
+                    change.detail, change.kernel, change.version
+                )
+            } else {
+                format!("kernel change {}", change.detail)
+            },
         )?;
     }
     output.emit(

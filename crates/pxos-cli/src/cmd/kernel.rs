@@ -114,7 +114,14 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
                 pxos_vm::default_messages(),
             );
             let report = store.boot(&hypervisor, storage(&home), None, *fuel)?;
-            let next = store.apply_request(&report)?;
+            let next = match store.apply_request(&report)? {
+                pxos_boot::RequestOutcome::Applied(next) => Some(next),
+                pxos_boot::RequestOutcome::Refused { why, .. } => {
+                    eprintln!("pxos: note: the kernel's request was not applied: {why}");
+                    None
+                }
+                pxos_boot::RequestOutcome::None => None,
+            };
             if let Some(screen) = screen {
                 pxos_pixel::durable::write_atomic(screen, &report.screen.to_png(), "screen")
                     .with_context(|| format!("cannot write {}", screen.display()))?;
