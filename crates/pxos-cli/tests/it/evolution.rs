@@ -1,74 +1,7 @@
 //! The seed 000 evolution cycle, end to end through the binary, and crash
 //! injection at every durable write of promote and rollback.
 
-use std::path::{Path, PathBuf};
-
-use crate::support::{Home, hand_edit_log, json_lines};
-
-fn current(home: &Home) -> serde_json::Value {
-    json_lines(&home.ok(&["status", "--json"]))[0]["current"].clone()
-}
-
-/// Unpacks the current cartridge and edits it into a new version.
-fn derive_world(
-    home: &Home,
-    name: &str,
-    version: &str,
-    edit: impl FnOnce(&Path, &mut serde_json::Value),
-) -> PathBuf {
-    let sha = current(home)["sha256"].as_str().unwrap().to_string();
-    let dir = home.scratch(name);
-    let stored = home.home().join("carts").join(format!("{sha}.pxa"));
-    home.ok(&[
-        "cart",
-        "unpack",
-        stored.to_str().unwrap(),
-        dir.to_str().unwrap(),
-    ]);
-    let manifest_path = dir.join("cartridge.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    manifest["version"] = version.into();
-    manifest["parent"] = "default@1.0.0".into();
-    manifest["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
-    manifest["reason"] = "a friendlier shell".into();
-    edit(&dir, &mut manifest);
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_string_pretty(&manifest).unwrap(),
-    )
-    .unwrap();
-    let cart = home.scratch(&format!("{name}.pxa"));
-    home.ok(&[
-        "cart",
-        "pack",
-        dir.to_str().unwrap(),
-        "-o",
-        cart.to_str().unwrap(),
-        "--actor",
-        "pixellm",
-        "--llm",
-    ]);
-    home.ok(&[
-        "cart",
-        "register",
-        cart.to_str().unwrap(),
-        "--actor",
-        "pixellm",
-        "--llm",
-        "--reason",
-        "proposed by the model",
-    ]);
-    cart
-}
-
-fn shell_message(dir: &Path, text: &str) {
-    let path = dir.join("messages.json");
-    let mut messages: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    messages["9"] = text.into();
-    std::fs::write(path, messages.to_string()).unwrap();
-}
+use crate::support::{Home, current, derive_world, hand_edit_log, json_lines, shell_message};
 
 #[test]
 fn the_seed_000_cycle_works_end_to_end() {

@@ -7,6 +7,7 @@ mod evolution;
 mod fs;
 mod pixel;
 mod support;
+mod trust;
 mod vm;
 mod vram;
 mod x86;

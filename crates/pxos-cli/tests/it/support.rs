@@ -93,31 +93,59 @@ pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+pub use pxos_test_support::random_bytes;
+
+/// Edits the evolution log by hand: replaces `from` with `to` in its JSON and
+/// writes it back as a valid pixel file (only the chain can tell).
+pub fn hand_edit_log(home: &Home, from: &str, to: &str) {
+    pxos_test_support::replace_in_table(&home.home().join("log/evolution.png"), from, to);
 }
 
-/// Edits the evolution log by hand: decodes its JSON, replaces `from` with
-/// `to`, and writes it back as a valid pixel file (only the chain can tell).
-pub fn hand_edit_log(home: &Home, from: &str, to: &str) {
-    let path = home.home().join("log/evolution.png");
-    let (_, json) =
-        pxos_pixel::decode_from_slice(&std::fs::read(&path).unwrap(), &Default::default()).unwrap();
-    let text = String::from_utf8(json).unwrap();
-    assert!(text.contains(from), "the log does not contain {from:?}");
-    let edited = text.replace(from, to);
-    let options = pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table);
-    std::fs::write(
-        &path,
-        pxos_pixel::encode_to_vec(edited.as_bytes(), &options).unwrap(),
-    )
-    .unwrap();
+/// The current cartridge's record, from `pxos status --json`.
+pub fn current(home: &Home) -> serde_json::Value {
+    json_lines(&home.ok(&["status", "--json"]))[0]["current"].clone()
+}
+
+/// Unpacks the current cartridge, edits it into `version` (made by an LLM,
+/// child of the current one), packs and registers it; returns the `.pxa`.
+pub fn derive_world(
+    home: &Home,
+    name: &str,
+    version: &str,
+    edit: impl FnOnce(&Path, &mut serde_json::Value),
+) -> PathBuf {
+    let current = current(home);
+    let sha = current["sha256"].as_str().unwrap().to_string();
+    let dir = home.scratch(name);
+    let stored = home.home().join("carts").join(format!("{sha}.pxa"));
+    home.ok(&["cart", "unpack", stored.to_str().unwrap(), dir.to_str().unwrap()]);
+    let manifest_path = dir.join("cartridge.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["version"] = version.into();
+    manifest["parent"] = current["id"].clone();
+    manifest["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
+    manifest["reason"] = "a friendlier shell".into();
+    edit(&dir, &mut manifest);
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    let cart = home.scratch(&format!("{name}.pxa"));
+    home.ok(&["cart", "pack", dir.to_str().unwrap(), "-o", cart.to_str().unwrap(), "--actor", "pixellm", "--llm"]);
+    home.ok(&["cart", "register", cart.to_str().unwrap(), "--actor", "pixellm", "--llm", "--reason", "proposed by the model"]);
+    cart
+}
+
+/// Sets shell message 9 of a world directory.
+pub fn shell_message(dir: &Path, text: &str) {
+    let path = dir.join("messages.json");
+    let mut messages: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    messages["9"] = text.into();
+    std::fs::write(path, messages.to_string()).unwrap();
+}
+
+/// Assembles `source` into a program image at `target` with `pxos asm`.
+pub fn assemble(home: &Home, source: &str, target: &Path) {
+    let src = target.with_extension("pxasm");
+    std::fs::write(&src, source).unwrap();
+    home.ok(&["asm", src.to_str().unwrap(), "-o", target.to_str().unwrap()]);
 }
