@@ -381,6 +381,11 @@ pub struct FsckReport {
     pub unrecovered: Vec<String>,
     /// What `--repair` did.
     pub repaired: Vec<String>,
+    /// Temporary files of interrupted writes (harmless, listed, kept).
+    pub leftovers: Vec<String>,
+    /// Stored files no log entry names: an interrupted registration, or a file
+    /// copied in by hand (not damage; listed, kept).
+    pub orphans: Vec<String>,
     /// Kernels the log records.
     pub kernels: usize,
 }
@@ -926,10 +931,25 @@ impl KernelStore {
                 ));
             }
         }
+        for dir in [self.dir.clone(), self.dir.join("images")] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                report.leftovers.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(durable::TEMP_PREFIX))
+                        .map(|e| e.path().display().to_string()),
+                );
+            }
+        }
         if let Ok(dir) = std::fs::read_dir(self.dir.join("images")) {
             let mut strays: Vec<PathBuf> = dir
                 .flatten()
                 .map(|e| e.path())
+                .filter(|path| {
+                    !path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(durable::TEMP_PREFIX))
+                })
                 .filter(|path| {
                     path.file_name()
                         .and_then(|n| n.to_str())
@@ -939,7 +959,7 @@ impl KernelStore {
                 .collect();
             strays.sort();
             for path in strays {
-                report.unrecovered.push(format!(
+                report.orphans.push(format!(
                     "{}: an image no log entry installs (kept; `pxos kernel install` it to use it)",
                     path.display()
                 ));

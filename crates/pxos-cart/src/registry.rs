@@ -369,6 +369,11 @@ pub struct FsckReport {
     pub unrecovered: Vec<String>,
     /// What `--repair` did.
     pub repaired: Vec<String>,
+    /// Temporary files of interrupted writes (harmless, listed, kept).
+    pub leftovers: Vec<String>,
+    /// Stored files no log entry names: an interrupted registration, or a file
+    /// copied in by hand (not damage; listed, kept).
+    pub orphans: Vec<String>,
     /// Records the log gives.
     pub cartridges: usize,
 }
@@ -801,9 +806,18 @@ impl Registry {
         }
         // Stored cartridges no log entry registers.
         if let Ok(dir) = std::fs::read_dir(&self.dir) {
-            let mut strays: Vec<String> = dir
+            let names: Vec<String> = dir
                 .flatten()
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect();
+            report.leftovers = names
+                .iter()
+                .filter(|n| n.starts_with(durable::TEMP_PREFIX))
+                .map(|n| self.dir.join(n).display().to_string())
+                .collect();
+            let mut strays: Vec<String> = names
+                .into_iter()
+                .filter(|name| !name.starts_with(durable::TEMP_PREFIX))
                 .filter(|name| {
                     name.strip_suffix(".pxa").is_some_and(|stem| {
                         Hash256::parse(stem).is_none_or(|hash| !known.contains(&hash))
@@ -812,7 +826,7 @@ impl Registry {
                 .collect();
             strays.sort();
             for name in strays {
-                report.unrecovered.push(format!(
+                report.orphans.push(format!(
                     "{}: a stored cartridge that no log entry registers (kept; `pxos cart register` it to use it)",
                     self.dir.join(name).display()
                 ));

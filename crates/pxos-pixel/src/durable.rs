@@ -3,18 +3,47 @@
 //! one, never a mix.
 //!
 //! Crash points: when the environment variable `PXOS_CRASH_AT` names one of the
-//! points passed to [`crash_point`], the process aborts there. Tests use this to
-//! kill a real process at every durable write point; it has no other effect.
+//! points passed to [`crash_point`] (`LABEL.POINT`, or `LABEL.POINT#N` for its
+//! Nth time in this process), the process aborts there. With
+//! `PXOS_CRASH_TRACE=FILE` every point reached is appended to FILE, one a
+//! line, so tests can enumerate the points an operation passes and then kill
+//! a real process at each. Neither variable has any other effect.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Aborts the process if `PXOS_CRASH_AT` equals `name` (test hook).
+/// How many times each crash point was passed in this process.
+static PASSED: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// Aborts the process if `PXOS_CRASH_AT` names this point (test hook); records
+/// it when `PXOS_CRASH_TRACE` is set.
 pub fn crash_point(name: &str) {
-    if std::env::var_os("PXOS_CRASH_AT").is_some_and(|value| value == name) {
-        eprintln!("pxos: crash injected at {name}");
+    let target = std::env::var("PXOS_CRASH_AT").ok();
+    let trace = std::env::var_os("PXOS_CRASH_TRACE");
+    if target.is_none() && trace.is_none() {
+        return;
+    }
+    let count = {
+        let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
+        let count = passed.get_or_insert_with(HashMap::new).entry(name.to_string()).or_insert(0);
+        *count += 1;
+        *count
+    };
+    if let Some(trace) = trace
+        && let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(trace)
+    {
+        let _ = writeln!(file, "{name}#{count}");
+    }
+    let hit = target.is_some_and(|target| match target.split_once('#') {
+        Some((point, nth)) => point == name && nth.parse() == Ok(count),
+        None => target == name,
+    });
+    if hit {
+        eprintln!("pxos: crash injected at {name}#{count}");
         std::process::abort();
     }
 }

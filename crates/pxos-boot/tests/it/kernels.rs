@@ -87,7 +87,7 @@ fn fsck_lists_missing_images_and_strays_and_deletes_nothing() {
     let report = store.fsck(true).unwrap();
     assert!(report.problems.iter().any(|p| p.contains("is missing")), "{report:?}");
     assert!(report.unrecovered.iter().any(|p| p.contains("missing or damaged")), "{report:?}");
-    assert!(report.unrecovered.iter().any(|p| p.contains("stray.png")), "{report:?}");
+    assert!(report.orphans.iter().any(|p| p.contains("stray.png")), "{report:?}");
     assert!(stray.exists(), "nothing is deleted");
     assert_eq!(store.checkpoint().unwrap().unwrap().kernels.len(), 2);
 }

@@ -257,7 +257,7 @@ fn fsck_lists_what_it_cannot_recover_and_deletes_nothing() {
     let report = registry.fsck(true).unwrap();
     assert!(report.problems.iter().any(|p| p.contains("is missing")), "{report:?}");
     assert!(report.unrecovered.iter().any(|p| p.contains("missing or damaged")), "{report:?}");
-    assert!(report.unrecovered.iter().any(|p| p.contains("no log entry registers")), "{report:?}");
+    assert!(report.orphans.iter().any(|p| p.contains("no log entry registers")), "{report:?}");
     assert!(stray.exists(), "nothing is deleted");
     assert_eq!(registry.current().unwrap().unwrap().id, "default@1.1.0");
 }

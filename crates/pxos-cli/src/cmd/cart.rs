@@ -213,7 +213,18 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
         }
         CartCommand::Fsck { repair } => {
             let report = registry(global)?.fsck(*repair)?;
-            return fsck_report("registry", &report.problems, &report.unrecovered, &report.repaired, *repair, output);
+            return fsck_report(
+                "registry",
+                &FsckLists {
+                    problems: &report.problems,
+                    unrecovered: &report.unrecovered,
+                    repaired: &report.repaired,
+                    leftovers: &report.leftovers,
+                    orphans: &report.orphans,
+                },
+                *repair,
+                output,
+            );
         }
     }
     Ok(Outcome::Success)
@@ -232,15 +243,34 @@ fn current_id(registry: &pxos_cart::Registry) -> Result<String> {
         .id)
 }
 
+/// What an fsck found, for printing.
+pub struct FsckLists<'a> {
+    pub problems: &'a [String],
+    pub unrecovered: &'a [String],
+    pub repaired: &'a [String],
+    pub leftovers: &'a [String],
+    pub orphans: &'a [String],
+}
+
 /// Prints what an fsck found; exit 1 while damage remains.
-pub fn fsck_report(
-    what: &str,
-    problems: &[String],
-    unrecovered: &[String],
-    repaired: &[String],
-    repair: bool,
-    output: &Output,
-) -> Result<Outcome> {
+pub fn fsck_report(what: &str, lists: &FsckLists<'_>, repair: bool, output: &Output) -> Result<Outcome> {
+    let FsckLists {
+        problems,
+        unrecovered,
+        repaired,
+        leftovers,
+        orphans,
+    } = *lists;
+    for item in orphans {
+        output.emit(json!({"type": "orphan", "message": item}), || {
+            format!("{} {item}", output.dim("note"))
+        })?;
+    }
+    for item in leftovers {
+        output.emit(json!({"type": "leftover", "path": item}), || {
+            format!("{} {item}: a temporary file of an interrupted write (harmless; kept)", output.dim("note"))
+        })?;
+    }
     for problem in problems {
         output.emit(json!({"type": "problem", "message": problem}), || {
             format!("{} {problem}", output.bad("DAMAGE"))

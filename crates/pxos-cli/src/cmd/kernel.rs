@@ -169,9 +169,13 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
             let report = store.fsck(*repair)?;
             return super::cart::fsck_report(
                 "kernel state",
-                &report.problems,
-                &report.unrecovered,
-                &report.repaired,
+                &super::cart::FsckLists {
+                    problems: &report.problems,
+                    unrecovered: &report.unrecovered,
+                    repaired: &report.repaired,
+                    leftovers: &report.leftovers,
+                    orphans: &report.orphans,
+                },
                 *repair,
                 output,
             );

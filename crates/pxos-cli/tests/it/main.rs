@@ -8,6 +8,7 @@ mod fs;
 mod pixel;
 mod support;
 mod trust;
+mod trust_crash;
 mod vm;
 mod vram;
 mod x86;

@@ -169,10 +169,6 @@ fn debug_is_scriptable_from_stdin() {
     assert!(home.scratch("debug.png").is_file());
 }
 
-fn kernel_state(home: &Home) -> Vec<serde_json::Value> {
-    json_lines(&home.ok(&["kernel", "list", "--json"]))
-}
-
 #[test]
 fn kernel_commands_revert_a_bad_kernel() {
     let home = Home::new("kernel");
@@ -209,89 +205,6 @@ fn kernel_commands_revert_a_bad_kernel() {
         json_lines(&home.ok(&["kernel", "current", "--json"]))[0]["version"],
         "bad"
     );
-}
-
-#[test]
-fn a_crash_at_every_kernel_store_write_leaves_old_or_new_state() {
-    let mut points = pxos_pixel::durable::crash_points("kernel-state");
-    points.extend(pxos_pixel::durable::crash_points("kernel-intent"));
-    points.extend(pxos_pixel::durable::crash_points("evolution-log"));
-    points.extend(pxos_pixel::durable::crash_points("kernel-image"));
-    for operation in ["install", "switch", "rollback"] {
-        for point in &points {
-            if operation != "install" && point.starts_with("kernel-image") {
-                continue; // switch and rollback write no images
-            }
-            let home = Home::new(&format!("kcrash-{operation}-{point}"));
-            let one = home.scratch("one.pxasm");
-            std::fs::write(&one, "LI R1, 2\nSYSCALL 1\nHALT\n").unwrap();
-            let two = home.scratch("two.pxasm");
-            std::fs::write(&two, "LI R1, 4\nSYSCALL 1\nHALT\n").unwrap();
-            home.ok(&[
-                "kernel",
-                "install",
-                one.to_str().unwrap(),
-                "--version",
-                "one",
-                "--current",
-            ]);
-            home.ok(&["kernel", "boot"]);
-            if operation != "install" {
-                home.ok(&[
-                    "kernel",
-                    "install",
-                    two.to_str().unwrap(),
-                    "--version",
-                    "two",
-                    "--current",
-                ]);
-                home.ok(&["kernel", "boot"]);
-            }
-            let before = kernel_state(&home);
-            let args: Vec<&str> = match operation {
-                "install" => vec![
-                    "kernel",
-                    "install",
-                    two.to_str().unwrap(),
-                    "--version",
-                    "two",
-                    "--current",
-                ],
-                "switch" => vec!["kernel", "switch", "1"],
-                _ => vec!["kernel", "rollback"],
-            };
-            let output = home
-                .pxos()
-                .env("PXOS_CRASH_AT", point)
-                .args(&args)
-                .output()
-                .unwrap();
-            let crashed = !output.status.success();
-            assert!(
-                crashed,
-                "{operation} {point}: the crash point was not reached"
-            );
-            let after = kernel_state(&home);
-            let unchanged = after == before;
-            let current = after
-                .iter()
-                .find(|k| k["current"] == true)
-                .map(|k| k["version"].clone());
-            let expected_new = match operation {
-                "install" => after.len() == 2 && current == Some("two".into()),
-                _ => current == Some("one".into()),
-            };
-            assert!(
-                unchanged || expected_new,
-                "{operation} {point}: neither old nor new state: {after:?}"
-            );
-            // The store still works: the current kernel boots.
-            assert!(
-                home.ok(&["kernel", "boot"]).contains("booted cleanly"),
-                "{operation} {point}"
-            );
-        }
-    }
 }
 
 #[test]
