@@ -257,7 +257,7 @@ pub fn boot(
         halted_at: None,
         micros: 0,
         kernel_change: None,
-        screen: Screen::new(512, 512).map_err(Error::Usage)?,
+        screen: Screen::new(512, 512).expect("a 512x512 screen is in range"),
     };
     let mut succeeded: BTreeSet<String> = BTreeSet::new();
     let mut screen = report.screen.clone();

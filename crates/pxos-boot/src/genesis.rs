@@ -540,8 +540,12 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         needs_person: NEEDS_PERSON.to_vec(),
         compliance_file: compliance_file.clone(),
     };
-    std::fs::write(&compliance_file, compliance_markdown(&report))
-        .map_err(|err| Error::io(err, &compliance_file))?;
+    pxos_pixel::durable::write_atomic(
+        &compliance_file,
+        compliance_markdown(&report).as_bytes(),
+        "genesis-compliance",
+    )
+    .map_err(|err| Error::io(err, &compliance_file))?;
     let _ = std::fs::remove_dir_all(&tree);
     Ok(report)
 }

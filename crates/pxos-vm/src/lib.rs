@@ -37,5 +37,5 @@ pub use host::{
 };
 pub use machine::{Config, Flags, Host, LoadError, MAX_MEMORY_WORDS, Machine, NullHost, opcode_of};
 pub use program::{PROGRAM_FORMAT, ProgramError, ProgramImage};
-pub use screen::Screen;
+pub use screen::{MAX_SCREEN_SIDE, Screen, ScreenSizeError};
 pub use trap::{Exit, Trap};

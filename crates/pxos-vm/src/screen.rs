@@ -5,6 +5,25 @@ use crate::isa::PALETTE;
 /// Largest screen side accepted.
 pub const MAX_SCREEN_SIDE: u32 = 8192;
 
+/// A screen size outside `1..=MAX_SCREEN_SIDE` per side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScreenSizeError {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Display for ScreenSizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "screen of {}x{} is outside 1..={MAX_SCREEN_SIDE} per side",
+            self.width, self.height
+        )
+    }
+}
+
+impl std::error::Error for ScreenSizeError {}
+
 /// A screen of 16-colour pixels (indices into [`PALETTE`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Screen {
@@ -17,11 +36,9 @@ pub struct Screen {
 
 impl Screen {
     /// A black screen.
-    pub fn new(width: u32, height: u32) -> Result<Screen, String> {
+    pub fn new(width: u32, height: u32) -> Result<Screen, ScreenSizeError> {
         if width == 0 || height == 0 || width > MAX_SCREEN_SIDE || height > MAX_SCREEN_SIDE {
-            return Err(format!(
-                "screen of {width}x{height} is outside 1..={MAX_SCREEN_SIDE} per side"
-            ));
+            return Err(ScreenSizeError { width, height });
         }
         Ok(Screen {
             width,

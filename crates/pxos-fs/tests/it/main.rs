@@ -6,28 +6,10 @@ use pxos_fs::{
     AddOptions, AddStatus, Error, PathTable, PixelFs, fuzz, read_boot_pixel, write_boot_pixel,
 };
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("pxos-fs-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use pxos_test_support::TempDir;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, bytes).unwrap();
-    path
+    pxos_test_support::write_file(dir, name, bytes)
 }
 
 #[test]

@@ -446,14 +446,17 @@ fn mangled_sources_never_panic() {
     let seeds = [pxos_x86::SHELL_SOURCE.as_bytes(), SEED.as_bytes()];
     for round in 0..400 {
         let mut bytes = seeds[round % 2].to_vec();
-        for _ in 0..1 + rng.below(8) {
-            let at = rng.below(bytes.len());
+        for _ in 0..1 + rng.below(8) as usize {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = rng.below(bytes.len() as u64) as usize;
             match rng.below(4) {
                 0 => bytes[at] = rng.below(256) as u8,
                 1 => {
                     bytes.remove(at);
                 }
-                2 => bytes.insert(at, b"0x7C\"'#;()_-\n"[rng.below(13)]),
+                2 => bytes.insert(at, b"0x7C\"'#;()_-\n"[rng.below(13) as usize]),
                 _ => bytes.truncate(at),
             }
         }
