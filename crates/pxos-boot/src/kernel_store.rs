@@ -19,9 +19,10 @@
 
 use std::path::{Path, PathBuf};
 
+use pxos_cart::checkpoint::{self, Checkpointed};
 use pxos_cart::{
-    Action, Actor, CartRef, Domain, EvolutionLog, KernelOutcome, LogEntry, LogPosition,
-    SwitchCause,
+    Action, Actor, CartRef, Domain, EvolutionLog, FsckReport, Intent, KernelOutcome, LogEntry,
+    LogPosition, SwitchCause,
 };
 use pxos_fs::WriteLock;
 use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits, durable};
@@ -87,14 +88,6 @@ pub struct KernelRecord {
     pub failure: Option<String>,
 }
 
-/// A kernel change about to be logged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Intent {
-    pub actor: Actor,
-    pub action: Action,
-}
-
 /// The whole store state (what `state.png` holds).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,15 +143,6 @@ impl State {
     /// The current kernel's record.
     pub fn current_record(&self) -> Option<&KernelRecord> {
         self.current.and_then(|id| self.kernel(id))
-    }
-
-    /// The same store (ignoring the log position and a pending intent).
-    fn same_as(&self, other: &State) -> bool {
-        self.current == other.current
-            && self.last_good == other.last_good
-            && self.next_id == other.next_id
-            && self.cartridge == other.cartridge
-            && self.kernels == other.kernels
     }
 
     /// What boot counting decides when kernel `id` fails: its tries left
@@ -316,17 +300,36 @@ impl State {
     }
 }
 
-fn replay(entries: &[LogEntry]) -> std::result::Result<State, String> {
-    let mut state = State::default();
-    for entry in entries {
-        if entry.action.domain() == Domain::Kernels {
-            state
-                .apply(entry)
-                .map_err(|why| format!("log entry {} does not apply: {why}", entry.seq))?;
-        }
+impl Checkpointed for State {
+    const DOMAIN: Domain = Domain::Kernels;
+
+    fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
+        State::apply(self, entry)
     }
-    state.log = LogPosition::end_of(entries);
-    Ok(state)
+
+    fn same_as(&self, other: &State) -> bool {
+        self.current == other.current
+            && self.last_good == other.last_good
+            && self.next_id == other.next_id
+            && self.cartridge == other.cartridge
+            && self.kernels == other.kernels
+    }
+
+    fn position(&self) -> LogPosition {
+        self.log
+    }
+
+    fn set_position(&mut self, position: LogPosition) {
+        self.log = position;
+    }
+
+    fn intent(&self) -> Option<&Intent> {
+        self.pending.as_ref()
+    }
+
+    fn set_intent(&mut self, intent: Option<Intent>) {
+        self.pending = intent;
+    }
 }
 
 fn check_version_name(version: &str) -> Result<()> {
@@ -371,29 +374,6 @@ pub enum RequestOutcome {
     Applied(KernelRecord),
     /// Not applied: the kernel it asked for already failed.
     Refused { kernel: u32, why: String },
-}
-
-/// What `fsck` found.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct FsckReport {
-    pub problems: Vec<String>,
-    /// What could not be recovered (listed, never deleted).
-    pub unrecovered: Vec<String>,
-    /// What `--repair` did.
-    pub repaired: Vec<String>,
-    /// Temporary files of interrupted writes (harmless, listed, kept).
-    pub leftovers: Vec<String>,
-    /// Stored files no log entry names: an interrupted registration, or a file
-    /// copied in by hand (not damage; listed, kept).
-    pub orphans: Vec<String>,
-    /// Kernels the log records.
-    pub kernels: usize,
-}
-
-impl FsckReport {
-    pub fn is_clean(&self) -> bool {
-        self.problems.is_empty() && self.unrecovered.is_empty()
-    }
 }
 
 /// The kernel store in a directory.
@@ -452,51 +432,8 @@ impl KernelStore {
     }
 
     fn state_with(&self, entries: &[LogEntry]) -> Result<State> {
-        let mut state = self.checkpoint()?.unwrap_or_default();
-        let tail = state
-            .log
-            .tail(entries)
-            .map_err(|why| self.disagree(format!("the kernel state {why}")))?;
-        let seen = &entries[..entries.len() - tail.len()];
-        let replayed = replay(seen).map_err(|why| self.disagree(why))?;
-        if !replayed.same_as(&state) {
-            return Err(self.disagree(format!(
-                "the kernel state does not match what the log's first {} entries record (it was edited by hand)",
-                seen.len()
-            )));
-        }
-        let unapplied: Vec<&LogEntry> = tail
-            .iter()
-            .filter(|e| e.action.domain() == Domain::Kernels)
-            .collect();
-        match unapplied.as_slice() {
-            [] => {}
-            [entry] => {
-                let expected = state.pending.as_ref().is_some_and(|intent| {
-                    intent.actor == entry.actor && intent.action == entry.action
-                });
-                if !expected {
-                    return Err(self.disagree(format!(
-                        "log entry {} ({} by {}) changes the kernel store, which never began that change",
-                        entry.seq,
-                        entry.action.name(),
-                        entry.actor
-                    )));
-                }
-                state.apply(entry).map_err(|why| {
-                    self.disagree(format!("log entry {} cannot follow: {why}", entry.seq))
-                })?;
-            }
-            many => {
-                return Err(self.disagree(format!(
-                    "the log has {} kernel changes after the kernel state's checkpoint, but a crash leaves at most one",
-                    many.len()
-                )));
-            }
-        }
-        state.pending = None;
-        state.log = LogPosition::end_of(entries);
-        Ok(state)
+        checkpoint::reconcile(self.checkpoint()?, entries)
+            .map_err(|why| self.disagree(format!("the kernel state: {why}")))
     }
 
     fn save(&self, state: &State, label: &'static str) -> Result<()> {
@@ -896,7 +833,7 @@ impl KernelStore {
                 return Ok(report);
             }
         };
-        let rebuilt = match replay(&entries) {
+        let rebuilt: State = match checkpoint::replay(&entries) {
             Ok(state) => state,
             Err(why) => {
                 report.problems.push(why);
@@ -906,7 +843,7 @@ impl KernelStore {
                 return Ok(report);
             }
         };
-        report.kernels = rebuilt.kernels.len();
+        report.records = rebuilt.kernels.len();
         match self.checkpoint() {
             Err(err) => report.problems.push(err.to_string()),
             Ok(None) if rebuilt.kernels.is_empty() => {}
@@ -931,16 +868,8 @@ impl KernelStore {
                 ));
             }
         }
-        for dir in [self.dir.clone(), self.dir.join("images")] {
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                report.leftovers.extend(
-                    entries
-                        .flatten()
-                        .filter(|e| e.file_name().to_string_lossy().starts_with(durable::TEMP_PREFIX))
-                        .map(|e| e.path().display().to_string()),
-                );
-            }
-        }
+        report.leftovers = checkpoint::leftovers(&self.dir);
+        report.leftovers.extend(checkpoint::leftovers(&self.dir.join("images")));
         if let Ok(dir) = std::fs::read_dir(self.dir.join("images")) {
             let mut strays: Vec<PathBuf> = dir
                 .flatten()
@@ -968,14 +897,7 @@ impl KernelStore {
         if repair && !report.problems.is_empty() {
             let path = self.state_path();
             if path.exists() {
-                let aside = self.dir.join(format!(
-                    "state.png.damaged-{}",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs())
-                ));
-                std::fs::rename(&path, &aside).map_err(|err| Error::io(err, &path))?;
-                durable::sync_dir(&self.dir)?;
+                let aside = checkpoint::keep_aside(&path).map_err(|err| Error::io(err, &path))?;
                 report
                     .repaired
                     .push(format!("kept the damaged checkpoint as {}", aside.display()));

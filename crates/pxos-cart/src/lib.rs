@@ -7,6 +7,7 @@
 //! append-only, hash-chained record of every action, stored as a PXI.
 
 pub mod cartridge;
+pub mod checkpoint;
 mod error;
 pub mod fuzz;
 pub mod log;
@@ -20,4 +21,5 @@ pub use log::{
     Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, KernelOutcome, LogEntry, LogPosition,
     SwitchCause,
 };
+pub use checkpoint::{Checkpointed, FsckReport, Intent};
 pub use registry::{GenesisRun, Record, Registry, RollbackOutcome, Status};

@@ -23,6 +23,7 @@ use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits as PixelLimits, durable};
 use serde::{Deserialize, Serialize};
 
 use crate::cartridge::{Creator, Limits, read_manifest};
+use crate::checkpoint::{self, Checkpointed, FsckReport, Intent};
 use crate::error::{Error, Result};
 use crate::log::{Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, LogEntry, LogPosition};
 
@@ -120,28 +121,6 @@ pub struct State {
     pub pending: Option<Intent>,
 }
 
-/// A registry change about to be logged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Intent {
-    pub actor: Actor,
-    pub action: Action,
-}
-
-/// Replays every registry entry of `entries` onto an empty registry.
-fn replay(entries: &[LogEntry]) -> std::result::Result<State, String> {
-    let mut state = State::default();
-    for entry in entries {
-        if entry.action.domain() == Domain::Registry {
-            state
-                .apply(entry)
-                .map_err(|why| format!("log entry {} does not apply: {why}", entry.seq))?;
-        }
-    }
-    state.log = LogPosition::end_of(entries);
-    Ok(state)
-}
-
 impl Default for State {
     fn default() -> State {
         State {
@@ -157,8 +136,13 @@ impl Default for State {
     }
 }
 
-impl State {
-    /// The same registry (ignoring the log position and a pending intent).
+impl Checkpointed for State {
+    const DOMAIN: Domain = Domain::Registry;
+
+    fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
+        State::apply(self, entry)
+    }
+
     fn same_as(&self, other: &State) -> bool {
         self.current == other.current
             && self.cartridges == other.cartridges
@@ -166,6 +150,24 @@ impl State {
             && self.requests == other.requests
     }
 
+    fn position(&self) -> LogPosition {
+        self.log
+    }
+
+    fn set_position(&mut self, position: LogPosition) {
+        self.log = position;
+    }
+
+    fn intent(&self) -> Option<&Intent> {
+        self.pending.as_ref()
+    }
+
+    fn set_intent(&mut self, intent: Option<Intent>) {
+        self.pending = intent;
+    }
+}
+
+impl State {
     fn index(&self, id: &str) -> Option<usize> {
         self.cartridges.iter().position(|c| c.id == id)
     }
@@ -360,30 +362,6 @@ pub enum RollbackOutcome {
     Requested { seq: u64 },
 }
 
-/// What `fsck` found.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct FsckReport {
-    /// Disagreements and damage found.
-    pub problems: Vec<String>,
-    /// What could not be recovered (listed, never deleted).
-    pub unrecovered: Vec<String>,
-    /// What `--repair` did.
-    pub repaired: Vec<String>,
-    /// Temporary files of interrupted writes (harmless, listed, kept).
-    pub leftovers: Vec<String>,
-    /// Stored files no log entry names: an interrupted registration, or a file
-    /// copied in by hand (not damage; listed, kept).
-    pub orphans: Vec<String>,
-    /// Records the log gives.
-    pub cartridges: usize,
-}
-
-impl FsckReport {
-    pub fn is_clean(&self) -> bool {
-        self.problems.is_empty() && self.unrecovered.is_empty()
-    }
-}
-
 /// The registry in `$PXOS_HOME/carts`.
 pub struct Registry {
     dir: PathBuf,
@@ -444,54 +422,8 @@ impl Registry {
     }
 
     fn state_with(&self, entries: &[LogEntry]) -> Result<State> {
-        let mut state = self.checkpoint()?.unwrap_or_default();
-        let tail = state
-            .log
-            .tail(entries)
-            .map_err(|why| self.disagree(format!("the registry {why}")))?;
-        // The checkpoint must be exactly what the log records up to it.
-        let seen = &entries[..entries.len() - tail.len()];
-        let replayed = replay(seen).map_err(|why| self.disagree(why))?;
-        if !replayed.same_as(&state) {
-            return Err(self.disagree(format!(
-                "the registry does not match what the log's first {} entries record (it was edited by hand)",
-                seen.len()
-            )));
-        }
-        let unapplied: Vec<&LogEntry> = tail
-            .iter()
-            .filter(|e| e.action.domain() == Domain::Registry)
-            .collect();
-        match unapplied.as_slice() {
-            [] => {}
-            [entry] => {
-                let expected = state
-                    .pending
-                    .as_ref()
-                    .is_some_and(|intent| intent.actor == entry.actor && intent.action == entry.action);
-                if !expected {
-                    return Err(self.disagree(format!(
-                        "log entry {} ({} by {}) changes the registry, but the registry never began that change",
-                        entry.seq,
-                        entry.action.name(),
-                        entry.actor
-                    )));
-                }
-                state
-                    .apply(entry)
-                    .map_err(|why| self.disagree(format!("log entry {} cannot follow the registry: {why}", entry.seq)))?;
-            }
-            many => {
-                return Err(self.disagree(format!(
-                    "the log has {} registry changes after the registry's checkpoint (entries {}), but a crash leaves at most one",
-                    many.len(),
-                    many.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        }
-        state.pending = None;
-        state.log = LogPosition::end_of(entries);
-        Ok(state)
+        checkpoint::reconcile(self.checkpoint()?, entries)
+            .map_err(|why| self.disagree(format!("the registry: {why}")))
     }
 
     /// Checks that the registry and the log agree, without changing anything.
@@ -760,7 +692,7 @@ impl Registry {
                 return Ok(report);
             }
         };
-        let rebuilt = match replay(&entries) {
+        let rebuilt: State = match checkpoint::replay(&entries) {
             Ok(state) => state,
             Err(why) => {
                 report.problems.push(why);
@@ -770,7 +702,7 @@ impl Registry {
                 return Ok(report);
             }
         };
-        report.cartridges = rebuilt.cartridges.len();
+        report.records = rebuilt.cartridges.len();
         match self.checkpoint() {
             Err(err) => report.problems.push(err.to_string()),
             Ok(None) if rebuilt.cartridges.is_empty() => {}
@@ -810,11 +742,7 @@ impl Registry {
                 .flatten()
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
                 .collect();
-            report.leftovers = names
-                .iter()
-                .filter(|n| n.starts_with(durable::TEMP_PREFIX))
-                .map(|n| self.dir.join(n).display().to_string())
-                .collect();
+            report.leftovers = checkpoint::leftovers(&self.dir);
             let mut strays: Vec<String> = names
                 .into_iter()
                 .filter(|name| !name.starts_with(durable::TEMP_PREFIX))
@@ -835,14 +763,7 @@ impl Registry {
         if repair && !report.problems.is_empty() {
             let path = self.state_path();
             if path.exists() {
-                let aside = self.dir.join(format!(
-                    "registry.png.damaged-{}",
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs())
-                ));
-                std::fs::rename(&path, &aside).map_err(|err| Error::from(err).with_path(&path))?;
-                durable::sync_dir(&self.dir)?;
+                let aside = checkpoint::keep_aside(&path).map_err(|err| Error::from(err).with_path(&path))?;
                 report
                     .repaired
                     .push(format!("kept the damaged checkpoint as {}", aside.display()));
