@@ -295,11 +295,23 @@ pub fn boot(
             }
         } else if let (true, Some(store), false) = (stage.kernel, options.kernels, options.dry_run)
         {
-            let fuel = stage.fuel.map_or(options.sandbox.fuel, |f| f.min(options.sandbox.fuel));
+            let fuel = stage
+                .fuel
+                .map_or(options.sandbox.fuel, |f| f.min(options.sandbox.fuel));
             let storage = || -> Box<dyn Storage> {
-                Box::new(CartridgeStorage::new(root.to_path_buf(), (options.storage)()))
+                Box::new(CartridgeStorage::new(
+                    root.to_path_buf(),
+                    (options.storage)(),
+                ))
             };
-            kernel_request = boot_kernel(store, options.hypervisor, &storage, fuel, &mut screen, &mut line)?;
+            kernel_request = boot_kernel(
+                store,
+                options.hypervisor,
+                &storage,
+                fuel,
+                &mut screen,
+                &mut line,
+            )?;
         } else {
             match load_module(root, &stage.path) {
                 Err(err) => {
@@ -319,8 +331,7 @@ pub fn boot(
                     if let Some(fuel) = stage.fuel {
                         sandbox.fuel = sandbox.fuel.min(fuel);
                     }
-                    let storage =
-                        CartridgeStorage::new(root.to_path_buf(), (options.storage)());
+                    let storage = CartridgeStorage::new(root.to_path_buf(), (options.storage)());
                     let mut launch = Launch::new(
                         format!("{}:{}", manifest.id(), stage.path),
                         &image,
@@ -359,15 +370,20 @@ pub fn boot(
             break;
         }
     }
-    if let (Some(store), Some(kernel_report), true) =
-        (options.kernels, kernel_request, report.ok())
+    if let (Some(store), Some(kernel_report), true) = (options.kernels, kernel_request, report.ok())
     {
         let detail = match &kernel_report.request {
             Some(pxos_vm::KernelRequest::Replace { id, .. }) => {
-                format!("SELF_MODIFY (module {id:#010x}) from kernel {}", kernel_report.kernel)
+                format!(
+                    "SELF_MODIFY (module {id:#010x}) from kernel {}",
+                    kernel_report.kernel
+                )
             }
             Some(pxos_vm::KernelRequest::Switch { version }) => {
-                format!("VERSION_SWITCH to kernel {version} from kernel {}", kernel_report.kernel)
+                format!(
+                    "VERSION_SWITCH to kernel {version} from kernel {}",
+                    kernel_report.kernel
+                )
             }
             None => String::new(),
         };
@@ -513,7 +529,8 @@ pub fn console(root: &Path) -> Result<Console> {
     match std::fs::read(root.join(FONT_PATH)) {
         Ok(bytes) => {
             console.font = std::sync::Arc::new(
-                Font::from_png(&bytes).map_err(|err| Error::Format(format!("{FONT_PATH}: {err}")))?,
+                Font::from_png(&bytes)
+                    .map_err(|err| Error::Format(format!("{FONT_PATH}: {err}")))?,
             );
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -638,7 +655,9 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
                 .cloned(),
             None => state.current_record().cloned(),
         };
-        found.ok_or_else(|| Error::NotFound("no such cartridge in the registry's checkpoint".into()))?
+        found.ok_or_else(|| {
+            Error::NotFound("no such cartridge in the registry's checkpoint".into())
+        })?
     };
     let stored = stores.registry.path_of(&record);
     let root = unpacked(home, &stored, &record.sha256)?;
@@ -659,7 +678,9 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         };
         if let Some(stage) = own.kernel_stage()
             && let Ok(image) = load_module(&root, &stage.path)
-            && let Some(kernel) = stores.kernels.adopt_cartridge_kernel(&record.cart_ref(), &image)?
+            && let Some(kernel) = stores
+                .kernels
+                .adopt_cartridge_kernel(&record.cart_ref(), &image)?
         {
             adopted_kernel = Some((kernel.id, kernel.version));
         }

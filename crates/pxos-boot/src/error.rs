@@ -26,7 +26,10 @@ pub enum Error {
     Pixel(pxos_pixel::Error),
     Cart(pxos_cart::Error),
     /// Another error, with the file it happened on.
-    WithPath { path: PathBuf, source: Box<Error> },
+    WithPath {
+        path: PathBuf,
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -69,7 +72,10 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Io { path: Some(path), source } => {
+            Error::Io {
+                path: Some(path),
+                source,
+            } => {
                 write!(f, "{}: i/o error: {source}", path.display())
             }
             Error::Io { path: None, source } => write!(f, "i/o error: {source}"),

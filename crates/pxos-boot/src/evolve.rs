@@ -103,7 +103,11 @@ pub fn demo_evolve(home: &Path, out_dir: &Path, actor: Actor) -> Result<EvolveRe
         None => {
             let record =
                 store.install(&replacement, "v2.0", Some(v1.id), false, 1, actor.clone())?;
-            store.switch(record.id, actor, &format!("SELF_MODIFY from v1.0 (module {id})"))?
+            store.switch(
+                record.id,
+                actor,
+                &format!("SELF_MODIFY from v1.0 (module {id})"),
+            )?
         }
     };
     boots.push(first);

@@ -264,7 +264,12 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         let mut ran = 0;
         for (path, module) in &modules {
             let Ok(image) = module else { continue };
-            let result = hypervisor.run_program(Launch::new(path.clone(), image, sandbox.clone(), no_storage()));
+            let result = hypervisor.run_program(Launch::new(
+                path.clone(),
+                image,
+                sandbox.clone(),
+                no_storage(),
+            ));
             ran += 1;
             if !result.success {
                 problems.push(format!("{path}: {}", result.trap.unwrap_or_default()));
@@ -276,7 +281,10 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
             // a kernel change: the boot applies those only for the current cartridge,
             // after a clean boot, with boot counting.
             for failure in &result.failures {
-                let kernel_change = matches!(failure.number, syscall::SELF_MODIFY | syscall::VERSION_SWITCH);
+                let kernel_change = matches!(
+                    failure.number,
+                    syscall::SELF_MODIFY | syscall::VERSION_SWITCH
+                );
                 if failure.code != syscall::error::DENIED {
                     continue;
                 }
@@ -534,7 +542,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     let compliance_file = workspace.join("GENESIS_COMPLIANCE.md");
     let report = Report {
         cartridge: record.id.clone(),
-        sha256: record.sha256.clone(),
+        sha256: record.sha256,
         genesis_version: GENESIS_VERSION,
         checks,
         needs_person: NEEDS_PERSON.to_vec(),

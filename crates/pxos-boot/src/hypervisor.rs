@@ -159,7 +159,7 @@ pub struct Launch<'a> {
     /// A screen to draw on (carried over between boot stages).
     pub screen: Option<Screen>,
     /// Called with each printed line as it happens.
-    pub on_print: Option<Box<dyn FnMut(&str)>>,
+    pub on_print: Option<pxos_vm::PrintHook>,
     /// The kernel versions VERSION_GET and VERSION_LIST report.
     pub kernel: Option<KernelInfo>,
 }

@@ -292,7 +292,10 @@ impl State {
         let mut ids = std::collections::BTreeSet::new();
         for kernel in &self.kernels {
             if kernel.id >= self.next_id || !ids.insert(kernel.id) {
-                return Err(format!("kernel record {} is malformed or repeated", kernel.id));
+                return Err(format!(
+                    "kernel record {} is malformed or repeated",
+                    kernel.id
+                ));
             }
             check_version_name(&kernel.version).map_err(|err| err.to_string())?;
         }
@@ -376,6 +379,16 @@ pub enum RequestOutcome {
     Refused { kernel: u32, why: String },
 }
 
+/// A kernel about to be installed.
+struct NewKernel<'a> {
+    image: &'a ProgramImage,
+    version: &'a str,
+    parent: Option<u32>,
+    tries: u32,
+    /// Make it current at once, for this reason.
+    current: Option<SwitchCause>,
+}
+
 /// The kernel store in a directory.
 pub struct KernelStore {
     dir: PathBuf,
@@ -445,7 +458,13 @@ impl KernelStore {
     }
 
     /// Intent, log entry, new state.
-    fn commit(&self, state: &mut State, actor: Actor, action: Action, reason: &str) -> Result<LogEntry> {
+    fn commit(
+        &self,
+        state: &mut State,
+        actor: Actor,
+        action: Action,
+        reason: &str,
+    ) -> Result<LogEntry> {
         state.pending = Some(Intent {
             actor: actor.clone(),
             action: action.clone(),
@@ -453,7 +472,9 @@ impl KernelStore {
         self.save(state, "kernel-intent")?;
         let entry = self.log.append(actor, action, reason)?;
         state.apply(&entry).map_err(|why| {
-            Error::Usage(format!("internal: a kernel change does not apply to its own state: {why}"))
+            Error::Usage(format!(
+                "internal: a kernel change does not apply to its own state: {why}"
+            ))
         })?;
         state.pending = None;
         state.log = LogPosition {
@@ -506,33 +527,47 @@ impl KernelStore {
         check_version_name(version)?;
         let _lock = self.lock()?;
         let mut state = self.state()?;
-        let current = make_current.then_some(SwitchCause::Manual);
-        self.install_locked(&mut state, image, version, parent, tries, current, actor)
+        let new = NewKernel {
+            image,
+            version,
+            parent,
+            tries,
+            current: make_current.then_some(SwitchCause::Manual),
+        };
+        self.install_locked(&mut state, new, actor)
     }
 
     fn install_locked(
         &self,
         state: &mut State,
-        image: &ProgramImage,
-        version: &str,
-        parent: Option<u32>,
-        tries: u32,
-        current: Option<SwitchCause>,
+        new: NewKernel<'_>,
         actor: Actor,
     ) -> Result<KernelRecord> {
+        let NewKernel {
+            image,
+            version,
+            parent,
+            tries,
+            current,
+        } = new;
         if state.by_version(version).is_some() {
-            return Err(Error::Refused(format!("kernel version {version} already exists")));
+            return Err(Error::Refused(format!(
+                "kernel version {version} already exists"
+            )));
         }
         if let Some(parent) = parent
             && state.kernel(parent).is_none()
         {
-            return Err(Error::NotFound(format!("parent kernel {parent} does not exist")));
+            return Err(Error::NotFound(format!(
+                "parent kernel {parent} does not exist"
+            )));
         }
         let png = image.to_png();
         let sha256 = Hash256::of(&png);
         let path = self.image_path(&sha256);
         if !path.exists() {
-            durable::write_atomic(&path, &png, "kernel-image").map_err(|err| Error::io(err, &path))?;
+            durable::write_atomic(&path, &png, "kernel-image")
+                .map_err(|err| Error::io(err, &path))?;
         }
         let id = state.next_id;
         let action = Action::KernelInstall {
@@ -547,7 +582,11 @@ impl KernelStore {
         let reason = format!(
             "kernel {id} ({version}), child of {}{}",
             parent.map_or("none".into(), |p| format!("kernel {p}")),
-            if current.is_some() { "; now current, on trial" } else { "" }
+            if current.is_some() {
+                "; now current, on trial"
+            } else {
+                ""
+            }
         );
         self.commit(state, actor, action, &reason)?;
         Ok(state.kernel(id).cloned().expect("just installed"))
@@ -621,14 +660,25 @@ impl KernelStore {
         let cause = SwitchCause::Cartridge {
             sha256: cartridge.sha256,
         };
-        match state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id) {
+        match state
+            .kernels
+            .iter()
+            .find(|k| k.sha256 == sha256)
+            .map(|k| k.id)
+        {
             Some(existing) => {
                 let reason = format!(
                     "the kernel of {} (sha256 {}...)",
                     cartridge.id(),
                     cartridge.sha256.short()
                 );
-                Ok(Some(self.switch_locked(&mut state, existing, cause, Actor::system(), &reason)?))
+                Ok(Some(self.switch_locked(
+                    &mut state,
+                    existing,
+                    cause,
+                    Actor::system(),
+                    &reason,
+                )?))
             }
             None => {
                 let mut version = cartridge.id();
@@ -638,7 +688,17 @@ impl KernelStore {
                     n += 1;
                 }
                 let parent = state.current;
-                Ok(Some(self.install_locked(&mut state, image, &version, parent, 1, Some(cause), Actor::system())?))
+                Ok(Some(self.install_locked(
+                    &mut state,
+                    NewKernel {
+                        image,
+                        version: &version,
+                        parent,
+                        tries: 1,
+                        current: Some(cause),
+                    },
+                    Actor::system(),
+                )?))
             }
         }
     }
@@ -689,17 +749,24 @@ impl KernelStore {
             Err(err) => (None, Some(format!("does not load: {err}"))),
         };
         let reverted = self.record_boot(record.id, failure.as_deref())?;
-        let result = result.unwrap_or_else(|| crate::hypervisor::RunResult::not_run());
+        let result = result.unwrap_or_else(crate::hypervisor::RunResult::not_run);
         Ok(BootReport {
             kernel: record.id,
             version: record.version.clone(),
-            request: if failure.is_none() { result.request.clone() } else { None },
+            request: if failure.is_none() {
+                result.request.clone()
+            } else {
+                None
+            },
             failure,
             trap: result.trap.clone(),
             cycles: result.cycles,
             output: result.output.clone(),
             warnings: result.warnings.clone(),
-            screen: result.screen.clone().unwrap_or_else(|| Screen::new(512, 512).expect("a 512x512 screen")),
+            screen: result
+                .screen
+                .clone()
+                .unwrap_or_else(|| Screen::new(512, 512).expect("a 512x512 screen")),
             reverted,
             log_id: result.log_id,
         })
@@ -710,9 +777,10 @@ impl KernelStore {
     fn record_boot(&self, id: u32, failure: Option<&str>) -> Result<Option<(u32, u32)>> {
         let _lock = self.lock()?;
         let mut state = self.state()?;
-        let record = state.kernel(id).cloned().ok_or_else(|| {
-            Error::NotFound(format!("kernel {id} vanished during its boot"))
-        })?;
+        let record = state
+            .kernel(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("kernel {id} vanished during its boot")))?;
         if state.current != Some(id) {
             return Err(Error::Usage(format!(
                 "kernel {id} is no longer current (another process switched kernels during the boot)"
@@ -730,9 +798,8 @@ impl KernelStore {
                 Ok(None)
             }
             Some(why) => {
-                let (tries_left, _, reverted_to) = state
-                    .failure_outcome(id)
-                    .map_err(Error::Usage)?;
+                let (tries_left, _, reverted_to) =
+                    state.failure_outcome(id).map_err(Error::Usage)?;
                 let reason = match reverted_to {
                     Some(good) => format!("kernel {id} {why}; reverted to kernel {good}"),
                     None if tries_left > 0 => format!("kernel {id} {why}; {tries_left} tries left"),
@@ -782,8 +849,17 @@ impl KernelStore {
                 if let Some(refused) = refuse_failed(&state, *version) {
                     return Ok(refused);
                 }
-                let reason = format!("VERSION_SWITCH from kernel {} to kernel {version}", report.kernel);
-                Ok(RequestOutcome::Applied(self.switch_locked(&mut state, *version, SwitchCause::VersionSwitch, Actor::system(), &reason)?))
+                let reason = format!(
+                    "VERSION_SWITCH from kernel {} to kernel {version}",
+                    report.kernel
+                );
+                Ok(RequestOutcome::Applied(self.switch_locked(
+                    &mut state,
+                    *version,
+                    SwitchCause::VersionSwitch,
+                    Actor::system(),
+                    &reason,
+                )?))
             }
             KernelRequest::Replace { id, words } => {
                 let image = ProgramImage {
@@ -791,9 +867,17 @@ impl KernelStore {
                     entry: 0,
                 };
                 let sha256 = Hash256::of(&image.to_png());
-                let reason = format!("SELF_MODIFY from kernel {} (module {id:#010x})", report.kernel);
+                let reason = format!(
+                    "SELF_MODIFY from kernel {} (module {id:#010x})",
+                    report.kernel
+                );
                 let cause = SwitchCause::SelfModify { module: *id };
-                match state.kernels.iter().find(|k| k.sha256 == sha256).map(|k| k.id) {
+                match state
+                    .kernels
+                    .iter()
+                    .find(|k| k.sha256 == sha256)
+                    .map(|k| k.id)
+                {
                     Some(existing) => {
                         if let Some(refused) = refuse_failed(&state, existing) {
                             return Ok(refused);
@@ -801,7 +885,13 @@ impl KernelStore {
                         if state.current == Some(existing) {
                             return Ok(RequestOutcome::None);
                         }
-                        Ok(RequestOutcome::Applied(self.switch_locked(&mut state, existing, cause, Actor::system(), &reason)?))
+                        Ok(RequestOutcome::Applied(self.switch_locked(
+                            &mut state,
+                            existing,
+                            cause,
+                            Actor::system(),
+                            &reason,
+                        )?))
                     }
                     None => {
                         let name = format!("{}+{}", report.version, state.next_id);
@@ -810,7 +900,17 @@ impl KernelStore {
                         } else {
                             name
                         };
-                        Ok(RequestOutcome::Applied(self.install_locked(&mut state, &image, &name, Some(report.kernel), 1, Some(cause), Actor::system())?))
+                        Ok(RequestOutcome::Applied(self.install_locked(
+                            &mut state,
+                            NewKernel {
+                                image: &image,
+                                version: &name,
+                                parent: Some(report.kernel),
+                                tries: 1,
+                                current: Some(cause),
+                            },
+                            Actor::system(),
+                        )?))
                     }
                 }
             }
@@ -828,7 +928,8 @@ impl KernelStore {
             Err(err) => {
                 report.problems.push(err.to_string());
                 report.unrecovered.push(
-                    "the kernel state cannot be rebuilt while the evolution log does not verify".into(),
+                    "the kernel state cannot be rebuilt while the evolution log does not verify"
+                        .into(),
                 );
                 return Ok(report);
             }
@@ -869,7 +970,9 @@ impl KernelStore {
             }
         }
         report.leftovers = checkpoint::leftovers(&self.dir);
-        report.leftovers.extend(checkpoint::leftovers(&self.dir.join("images")));
+        report
+            .leftovers
+            .extend(checkpoint::leftovers(&self.dir.join("images")));
         if let Ok(dir) = std::fs::read_dir(self.dir.join("images")) {
             let mut strays: Vec<PathBuf> = dir
                 .flatten()
@@ -898,9 +1001,10 @@ impl KernelStore {
             let path = self.state_path();
             if path.exists() {
                 let aside = checkpoint::keep_aside(&path).map_err(|err| Error::io(err, &path))?;
-                report
-                    .repaired
-                    .push(format!("kept the damaged checkpoint as {}", aside.display()));
+                report.repaired.push(format!(
+                    "kept the damaged checkpoint as {}",
+                    aside.display()
+                ));
             }
             self.save(&rebuilt, "kernel-state")?;
             report.repaired.push(format!(

@@ -131,7 +131,7 @@ pub fn run_named(
     cartridge: Option<&str>,
     args: &[u32],
     fuel: u64,
-    on_print: Option<Box<dyn FnMut(&str)>>,
+    on_print: Option<pxos_vm::PrintHook>,
 ) -> Result<(RunResult, Placement)> {
     let (prepared, image) = prepare_named(home, name, cartridge, fuel)?;
     let placement = prepared.placement.clone();
@@ -160,7 +160,11 @@ pub fn prepare_file(
             &pxos_cart::Limits::default(),
         )
     {
-        if let Some(file) = manifest.files.iter().find(|f| f.sha256 == file_sha.to_hex()) {
+        if let Some(file) = manifest
+            .files
+            .iter()
+            .find(|f| f.sha256 == file_sha.to_hex())
+        {
             member_of = Some(format!("{}:{}", current.id, file.path));
         }
         root = unpacked(home, &stores.registry.path_of(&current), &current.sha256).ok();

@@ -174,7 +174,10 @@ impl CartridgeStorage {
             let bytes = std::fs::read(&path)
                 .map_err(|err| StorageError::new(StorageErrorKind::Io, err.to_string()))?;
             let image = ProgramImage::from_png(&bytes).map_err(|err| {
-                StorageError::new(StorageErrorKind::Invalid, format!("{}: {err}", path.display()))
+                StorageError::new(
+                    StorageErrorKind::Invalid,
+                    format!("{}: {err}", path.display()),
+                )
             })?;
             return Ok(Some(image.words));
         }

@@ -63,7 +63,10 @@ pub fn replay<S: Checkpointed>(entries: &[LogEntry]) -> Result<S, String> {
 /// The state as of the end of `entries`: the checkpoint (or an empty state),
 /// checked against the log, with the one entry its intent names replayed.
 /// `Err` says how the checkpoint and the log disagree.
-pub fn reconcile<S: Checkpointed>(checkpoint: Option<S>, entries: &[LogEntry]) -> Result<S, String> {
+pub fn reconcile<S: Checkpointed>(
+    checkpoint: Option<S>,
+    entries: &[LogEntry],
+) -> Result<S, String> {
     let mut state = checkpoint.unwrap_or_default();
     let tail = state.position().tail(entries)?;
     let seen = &entries[..entries.len() - tail.len()];
@@ -74,7 +77,10 @@ pub fn reconcile<S: Checkpointed>(checkpoint: Option<S>, entries: &[LogEntry]) -
             seen.len()
         ));
     }
-    let unapplied: Vec<&LogEntry> = tail.iter().filter(|e| e.action.domain() == S::DOMAIN).collect();
+    let unapplied: Vec<&LogEntry> = tail
+        .iter()
+        .filter(|e| e.action.domain() == S::DOMAIN)
+        .collect();
     match unapplied.as_slice() {
         [] => {}
         [entry] => {
@@ -97,7 +103,10 @@ pub fn reconcile<S: Checkpointed>(checkpoint: Option<S>, entries: &[LogEntry]) -
             return Err(format!(
                 "the log has {} changes for it after its checkpoint (entries {}), but a crash leaves at most one",
                 many.len(),
-                many.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|e| e.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -130,7 +139,11 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         .map(|entries| {
             entries
                 .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(durable::TEMP_PREFIX))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(durable::TEMP_PREFIX)
+                })
                 .map(|e| e.path().display().to_string())
                 .collect()
         })

@@ -67,9 +67,10 @@ impl Error {
     /// True when the input is bad (damaged, hostile, refused by limits).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Format(_) | Error::LimitExceeded(_) | Error::Tampered(_) | Error::NotFound(_) => {
-                true
-            }
+            Error::Format(_)
+            | Error::LimitExceeded(_)
+            | Error::Tampered(_)
+            | Error::NotFound(_) => true,
             Error::Pixel(err) => err.is_bad_input(),
             Error::Fs(err) => err.is_bad_input(),
             Error::WithPath { source, .. } => source.is_bad_input(),

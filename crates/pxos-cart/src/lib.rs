@@ -16,10 +16,10 @@ pub mod registry;
 pub use cartridge::{
     Creator, CreatorKind, FileEntry, Limits, Manifest, Packed, pack, read_manifest, unpack,
 };
+pub use checkpoint::{Checkpointed, FsckReport, Intent};
 pub use error::{Error, Result};
 pub use log::{
     Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, KernelOutcome, LogEntry, LogPosition,
     SwitchCause,
 };
-pub use checkpoint::{Checkpointed, FsckReport, Intent};
 pub use registry::{GenesisRun, Record, Registry, RollbackOutcome, Status};

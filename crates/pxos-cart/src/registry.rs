@@ -267,7 +267,10 @@ impl State {
                 let index = self.named(cartridge)?;
                 self.check_from(from.as_ref())?;
                 if self.cartridges[index].status == Status::Current {
-                    return Err(format!("it promotes {}, which is already current", cartridge.id()));
+                    return Err(format!(
+                        "it promotes {}, which is already current",
+                        cartridge.id()
+                    ));
                 }
                 self.make_current(index, Status::Historical);
             }
@@ -330,7 +333,10 @@ impl State {
                 .and_then(|()| crate::cartridge::check_semver(&record.version))
                 .map_err(|err| format!("record {:?}: {err}", record.id))?;
             if record.id != format!("{}@{}", record.name, record.version) {
-                return Err(format!("record {:?} does not match its name and version", record.id));
+                return Err(format!(
+                    "record {:?} does not match its name and version",
+                    record.id
+                ));
             }
             if !ids.insert(record.id.as_str()) {
                 return Err(format!("{} is listed twice", record.id));
@@ -441,7 +447,13 @@ impl Registry {
 
     /// Records the intent, appends `action` to the log, applies it and saves
     /// the checkpoint. A crash anywhere leaves the old state or the new one.
-    fn commit(&self, state: &mut State, actor: Actor, action: Action, reason: &str) -> Result<LogEntry> {
+    fn commit(
+        &self,
+        state: &mut State,
+        actor: Actor,
+        action: Action,
+        reason: &str,
+    ) -> Result<LogEntry> {
         if action.domain() == Domain::Registry {
             state.pending = Some(Intent {
                 actor: actor.clone(),
@@ -450,9 +462,11 @@ impl Registry {
             self.save(state, "registry-intent")?;
         }
         let entry = self.log.append(actor, action, reason)?;
-        state
-            .apply(&entry)
-            .map_err(|why| Error::Usage(format!("internal: a change does not apply to its own state: {why}")))?;
+        state.apply(&entry).map_err(|why| {
+            Error::Usage(format!(
+                "internal: a change does not apply to its own state: {why}"
+            ))
+        })?;
         state.pending = None;
         state.log = LogPosition {
             count: entry.seq + 1,
@@ -550,7 +564,9 @@ impl Registry {
             )));
         }
         let Some(current) = state.current_record().cloned() else {
-            return Err(Error::Refused("there is no current cartridge to roll back from".into()));
+            return Err(Error::Refused(
+                "there is no current cartridge to roll back from".into(),
+            ));
         };
         if record.status == Status::Current {
             return Err(Error::Refused(format!("{} is already current", record.id)));
@@ -763,10 +779,12 @@ impl Registry {
         if repair && !report.problems.is_empty() {
             let path = self.state_path();
             if path.exists() {
-                let aside = checkpoint::keep_aside(&path).map_err(|err| Error::from(err).with_path(&path))?;
-                report
-                    .repaired
-                    .push(format!("kept the damaged checkpoint as {}", aside.display()));
+                let aside = checkpoint::keep_aside(&path)
+                    .map_err(|err| Error::from(err).with_path(&path))?;
+                report.repaired.push(format!(
+                    "kept the damaged checkpoint as {}",
+                    aside.display()
+                ));
             }
             self.save(&rebuilt, "registry")?;
             report.repaired.push(format!(
@@ -869,5 +887,10 @@ pub fn lineage_png(chain: &[Record]) -> Vec<u8> {
             }
         }
     }
-    pxos_pixel::plain_png(WIDTH as u32, height as u32, pxos_pixel::PlainColor::Rgb, &rgb)
+    pxos_pixel::plain_png(
+        WIDTH as u32,
+        height as u32,
+        pxos_pixel::PlainColor::Rgb,
+        &rgb,
+    )
 }

@@ -128,7 +128,8 @@ impl From<pxos_pixel::Error> for CliError {
         let mut out = CliError::new(err.kind(), err.to_string());
         out.broken_pipe = err.io_error().is_some_and(is_broken_pipe);
         if matches!(err.root(), pxos_pixel::Error::Integrity { .. }) {
-            out = out.with_help("the file was altered after it was written; restore it from a copy");
+            out =
+                out.with_help("the file was altered after it was written; restore it from a copy");
         }
         out
     }
@@ -139,7 +140,9 @@ impl From<pxos_fs::Error> for CliError {
         let not_initialized = matches!(err, pxos_fs::Error::NotInitialized(_));
         let out = CliError::new(err.kind(), err.to_string());
         if not_initialized {
-            out.with_help("create it with `pxos fs init`, or point --home / PXOS_HOME at an existing home")
+            out.with_help(
+                "create it with `pxos fs init`, or point --home / PXOS_HOME at an existing home",
+            )
         } else {
             out
         }

@@ -29,7 +29,10 @@ pub fn crash_point(name: &str) {
     }
     let count = {
         let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
-        let count = passed.get_or_insert_with(HashMap::new).entry(name.to_string()).or_insert(0);
+        let count = passed
+            .get_or_insert_with(HashMap::new)
+            .entry(name.to_string())
+            .or_insert(0);
         *count += 1;
         *count
     };

@@ -25,7 +25,10 @@ impl ErrorKind {
     /// The `pxos` exit code of this kind.
     pub fn exit_code(self) -> u8 {
         match self {
-            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::Refused | ErrorKind::Tampered => 1,
+            ErrorKind::BadInput
+            | ErrorKind::NotFound
+            | ErrorKind::Refused
+            | ErrorKind::Tampered => 1,
             ErrorKind::Usage | ErrorKind::Io => 2,
         }
     }

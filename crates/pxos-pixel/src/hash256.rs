@@ -131,7 +131,13 @@ mod tests {
         let hash = Hash256::of(b"pxos");
         assert_eq!(Hash256::parse(&hash.to_hex()), Some(hash));
         assert_eq!(hash.short().len(), 12);
-        for bad in ["abc", "", &hash.to_hex().to_uppercase(), &format!("{hash}0"), "Ω".repeat(32).as_str()] {
+        for bad in [
+            "abc",
+            "",
+            &hash.to_hex().to_uppercase(),
+            &format!("{hash}0"),
+            "Ω".repeat(32).as_str(),
+        ] {
             assert_eq!(Hash256::parse(bad), None, "{bad}");
         }
     }

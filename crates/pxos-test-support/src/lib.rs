@@ -22,10 +22,8 @@ impl TempDir {
     pub fn new(name: &str) -> TempDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "pxos-test-{name}-{}-{unique}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("pxos-test-{name}-{}-{unique}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("the temporary directory is writable");
         TempDir(path)
@@ -142,7 +140,10 @@ pub fn read_table(path: &Path) -> serde_json::Value {
 
 /// Writes `value` as the JSON of a PXI table at `path` (a valid pixel file).
 pub fn write_table(path: &Path, value: &serde_json::Value) {
-    write_table_bytes(path, &serde_json::to_vec_pretty(value).expect("JSON serializes"));
+    write_table_bytes(
+        path,
+        &serde_json::to_vec_pretty(value).expect("JSON serializes"),
+    );
 }
 
 /// Writes raw bytes as the payload of a PXI table at `path`.
@@ -164,7 +165,11 @@ pub fn edit_table(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 pub fn replace_in_table(path: &Path, from: &str, to: &str) {
     let value = read_table(path);
     let text = serde_json::to_string_pretty(&value).expect("JSON serializes");
-    assert!(text.contains(from), "{} does not contain {from:?}", path.display());
+    assert!(
+        text.contains(from),
+        "{} does not contain {from:?}",
+        path.display()
+    );
     write_table_bytes(path, text.replace(from, to).as_bytes());
 }
 
@@ -179,7 +184,13 @@ pub fn read_png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
     let channels = info.color_type.samples();
     let rgb = buffer[..info.buffer_size()]
         .chunks(channels)
-        .flat_map(|p| if channels >= 3 { [p[0], p[1], p[2]] } else { [p[0]; 3] })
+        .flat_map(|p| {
+            if channels >= 3 {
+                [p[0], p[1], p[2]]
+            } else {
+                [p[0]; 3]
+            }
+        })
         .collect();
     (info.width, info.height, rgb)
 }

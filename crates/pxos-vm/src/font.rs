@@ -82,7 +82,11 @@ impl Font {
             let code = line
                 .strip_prefix("glyph ")
                 .and_then(|hex| u32::from_str_radix(hex.trim().trim_start_matches("0x"), 16).ok())
-                .ok_or_else(|| FontError(format!("line {number}: expected `glyph 0xNN`, found {line:?}")))?;
+                .ok_or_else(|| {
+                    FontError(format!(
+                        "line {number}: expected `glyph 0xNN`, found {line:?}"
+                    ))
+                })?;
             let expected = first.map_or(code, |f: u32| f + glyphs.len() as u32);
             if code != expected {
                 return Err(FontError(format!(
@@ -107,7 +111,9 @@ impl Font {
                 if width == 0 {
                     width = row.len() as u32;
                 } else if row.len() as u32 != width {
-                    return Err(FontError(format!("line {row_number}: every row must be {width} cells wide")));
+                    return Err(FontError(format!(
+                        "line {row_number}: every row must be {width} cells wide"
+                    )));
                 }
                 rows.push(
                     row.bytes()
@@ -132,10 +138,15 @@ impl Font {
 
     fn new(width: u32, height: u32, first: u32, glyphs: Vec<Vec<u16>>) -> Result<Font, FontError> {
         if !(1..=MAX_SIDE).contains(&width) || !(1..=MAX_SIDE).contains(&height) {
-            return Err(FontError(format!("glyphs of {width}x{height} (1 to {MAX_SIDE} a side)")));
+            return Err(FontError(format!(
+                "glyphs of {width}x{height} (1 to {MAX_SIDE} a side)"
+            )));
         }
         if glyphs.is_empty() || glyphs.len() > 4096 || first > 0x10_ffff {
-            return Err(FontError(format!("{} glyphs from {first:#x}", glyphs.len())));
+            return Err(FontError(format!(
+                "{} glyphs from {first:#x}",
+                glyphs.len()
+            )));
         }
         Ok(Font {
             width,
@@ -210,8 +221,8 @@ impl Font {
             max_in_memory: 16 << 20,
             ..Limits::default()
         };
-        let (decoded, atlas) =
-            pxos_pixel::decode_from_slice(bytes, &limits).map_err(|err| FontError(err.to_string()))?;
+        let (decoded, atlas) = pxos_pixel::decode_from_slice(bytes, &limits)
+            .map_err(|err| FontError(err.to_string()))?;
         let meta: FontMeta = serde_json::from_slice(&decoded.metadata)
             .map_err(|err| FontError(format!("its metadata is not a font's ({err})")))?;
         if meta.format != FONT_FORMAT || meta.version != 1 || meta.columns != COLUMNS {
@@ -313,7 +324,13 @@ impl Console {
         };
         for line in lines {
             if screen.text_row >= rows {
-                screen.scroll_up(left, top, columns * self.font.width, rows * self.font.height, self.font.height);
+                screen.scroll_up(
+                    left,
+                    top,
+                    columns * self.font.width,
+                    rows * self.font.height,
+                    self.font.height,
+                );
                 screen.text_row = rows - 1;
             }
             let y = top + screen.text_row * self.font.height;
@@ -364,7 +381,10 @@ mod tests {
         console.print(&mut screen, "y"); // scrolls
         assert_eq!(screen.text_row, 3);
         let lit = |screen: &Screen, ch: char, x0: u32, y0: u32| {
-            (0..8).all(|y| (0..8).all(|x| (screen.get(x0 + x, y0 + y) == Some(15)) == console.font.lit(ch, x, y)))
+            (0..8).all(|y| {
+                (0..8)
+                    .all(|x| (screen.get(x0 + x, y0 + y) == Some(15)) == console.font.lit(ch, x, y))
+            })
         };
         assert!(lit(&screen, '8', 0, 0), "the wrapped tail moved up one row");
         assert!(lit(&screen, 'y', 0, 16));

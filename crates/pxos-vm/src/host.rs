@@ -98,7 +98,10 @@ impl Storage for MemoryStorage {
 
     fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
         self.modules.get(&id).cloned().ok_or_else(|| {
-            StorageError::new(StorageErrorKind::NotFound, format!("no module with id {id}"))
+            StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("no module with id {id}"),
+            )
         })
     }
 }
@@ -142,6 +145,9 @@ pub const MAX_STRING: usize = 4096;
 /// Largest file FILE_READ/FILE_WRITE moves in one call.
 pub const MAX_FILE_BYTES: u32 = 16 << 20;
 
+/// Called with each printed line as it happens.
+pub type PrintHook = Box<dyn FnMut(&str)>;
+
 /// The standard host.
 pub struct StdHost {
     /// Message id -> text, for PRINT.
@@ -170,7 +176,7 @@ pub struct StdHost {
     /// Where PRINT draws its text on the screen (`None`: console output only).
     pub console: Option<Console>,
     /// Called with each printed line as it happens (for a live terminal).
-    pub on_print: Option<Box<dyn FnMut(&str)>>,
+    pub on_print: Option<PrintHook>,
 }
 
 impl Default for StdHost {
@@ -336,7 +342,12 @@ impl Host for StdHost {
             },
             syscall::FILE_READ => {
                 let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-                    self.fail(machine, number, error::BAD_ADDRESS, "path string runs off memory");
+                    self.fail(
+                        machine,
+                        number,
+                        error::BAD_ADDRESS,
+                        "path string runs off memory",
+                    );
                     return Ok(false);
                 };
                 let path = String::from_utf8_lossy(&path).into_owned();
@@ -362,7 +373,12 @@ impl Host for StdHost {
             }
             syscall::FILE_WRITE => {
                 let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-                    self.fail(machine, number, error::BAD_ADDRESS, "path string runs off memory");
+                    self.fail(
+                        machine,
+                        number,
+                        error::BAD_ADDRESS,
+                        "path string runs off memory",
+                    );
                     return Ok(false);
                 };
                 let path = String::from_utf8_lossy(&path).into_owned();

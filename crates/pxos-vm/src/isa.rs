@@ -310,18 +310,42 @@ pub mod syscall {
 
         /// Every error code: (code, name, meaning).
         pub const ALL: &[(u32, &str, &str)] = &[
-            (DENIED, "DENIED", "the sandbox does not allow this syscall, or this write, here"),
+            (
+                DENIED,
+                "DENIED",
+                "the sandbox does not allow this syscall, or this write, here",
+            ),
             (
                 UNSUPPORTED,
                 "UNSUPPORTED",
                 "this host cannot carry the call out here (SELF_MODIFY and VERSION_SWITCH outside a kernel boot); nothing was staged",
             ),
-            (NOT_FOUND, "NOT_FOUND", "no such message, file, module or kernel version"),
-            (BAD_ADDRESS, "BAD_ADDRESS", "a string or buffer runs off memory"),
-            (TOO_LARGE, "TOO_LARGE", "more bytes than the syscall moves in one call"),
-            (INVALID, "INVALID", "a malformed argument (an empty module, an invalid path)"),
+            (
+                NOT_FOUND,
+                "NOT_FOUND",
+                "no such message, file, module or kernel version",
+            ),
+            (
+                BAD_ADDRESS,
+                "BAD_ADDRESS",
+                "a string or buffer runs off memory",
+            ),
+            (
+                TOO_LARGE,
+                "TOO_LARGE",
+                "more bytes than the syscall moves in one call",
+            ),
+            (
+                INVALID,
+                "INVALID",
+                "a malformed argument (an empty module, an invalid path)",
+            ),
             (IO, "IO", "the storage behind the syscall failed"),
-            (NO_SUCH_SYSCALL, "NO_SUCH_SYSCALL", "there is no syscall with this number"),
+            (
+                NO_SUCH_SYSCALL,
+                "NO_SUCH_SYSCALL",
+                "there is no syscall with this number",
+            ),
         ];
 
         /// The name of error `code`.

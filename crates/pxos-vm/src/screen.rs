@@ -105,7 +105,8 @@ impl Screen {
             match row.checked_add(by).filter(|source| *source < y_end) {
                 Some(source) => {
                     let source = source as usize * row_len;
-                    self.pixels.copy_within(source + x..source + x_end, target + x);
+                    self.pixels
+                        .copy_within(source + x..source + x_end, target + x);
                 }
                 None => self.pixels[target + x..target + x_end].fill(0),
             }

@@ -10,7 +10,7 @@ pub mod improve;
 pub mod roadmap;
 pub mod vram;
 
+pub use error::{Error, ErrorKind, Result};
 pub use evaluate::{CheckResult, Evaluation, evaluate};
 pub use roadmap::{Roadmap, build};
-pub use error::{Error, ErrorKind, Result};
 pub use vram::{Region, Vram};

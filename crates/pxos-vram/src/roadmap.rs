@@ -304,7 +304,10 @@ impl Roadmap {
                     ));
                 }
                 Action::RunProgram { fuel, .. } if fuel > MAX_FUEL => {
-                    return Err(kind_error(step, format!("fuel {fuel} is more than {MAX_FUEL}")));
+                    return Err(kind_error(
+                        step,
+                        format!("fuel {fuel} is more than {MAX_FUEL}"),
+                    ));
                 }
                 Action::WriteProcessTable { processes } if processes.len() > 64 => {
                     return Err(kind_error(step, "at most 64 processes"));
@@ -352,7 +355,7 @@ pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun> {
         .load(0, &words[..code.min(words.len())])
         .map_err(|err| Error::bad_input(err.to_string()))?;
     machine.pc = address;
-    let mut host = StdHost::default();
+    let mut host = StdHost::new(Box::new(pxos_vm::MemoryStorage::default()));
     // The evaluator asks what the program drew itself: no console text.
     host.console = None;
     let result = machine.run(&mut host, fuel);
@@ -390,7 +393,8 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                 let mut bytes = METADATA_MAGIC.to_vec();
                 bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
                 bytes.extend_from_slice(text.as_bytes());
-                vram.write_bytes(Region::Metadata, 0, &bytes).map_err(fail)?;
+                vram.write_bytes(Region::Metadata, 0, &bytes)
+                    .map_err(fail)?;
                 format!("{} bytes", bytes.len())
             }
             Action::WriteOpcodePalette => {
@@ -414,12 +418,17 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                         .iter()
                         .map(|(n, _, _)| u32::from_le_bytes([*n as u8, (*n >> 8) as u8, 0, 255])),
                 );
-                vram.write_words(Region::SyscallTable, 0, &words).map_err(fail)?;
+                vram.write_words(Region::SyscallTable, 0, &words)
+                    .map_err(fail)?;
                 format!("{} syscalls", syscall::ALL.len())
             }
             Action::WriteProcessTable { processes } => {
-                vram.write_words(Region::ProcessTable, 0, &[PROCESS_MAGIC, processes.len() as u32])
-                    .map_err(&fail)?;
+                vram.write_words(
+                    Region::ProcessTable,
+                    0,
+                    &[PROCESS_MAGIC, processes.len() as u32],
+                )
+                .map_err(&fail)?;
                 for (index, process) in processes.iter().enumerate() {
                     let row = index + 1;
                     let entry = vram.region_address(process.region) + process.offset;
@@ -460,7 +469,9 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                 } = run_at(&vram, address, fuel)?;
                 match result {
                     Ok(_) => format!("halted; printed {output:?}; drew {drawn} pixels"),
-                    Err(trap) => return Err(kind_error(step, format!("the program trapped: {trap}"))),
+                    Err(trap) => {
+                        return Err(kind_error(step, format!("the program trapped: {trap}")));
+                    }
                 }
             }
         };

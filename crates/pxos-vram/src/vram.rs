@@ -83,13 +83,18 @@ impl std::str::FromStr for Region {
 }
 
 impl Serialize for Region {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
     }
 }
 
 impl<'de> Deserialize<'de> for Region {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Region, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Region, D::Error> {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
@@ -334,8 +339,10 @@ impl Vram {
 
     /// Restores provenance saved by [`Vram::provenance_json`].
     pub fn load_provenance(&mut self, value: &serde_json::Value) -> Result<()> {
-        let invalid = |err: serde_json::Error| Error::bad_input(format!("invalid provenance: {err}"));
-        let writes: Vec<Write> = serde_json::from_value(value["writes"].clone()).map_err(invalid)?;
+        let invalid =
+            |err: serde_json::Error| Error::bad_input(format!("invalid provenance: {err}"));
+        let writes: Vec<Write> =
+            serde_json::from_value(value["writes"].clone()).map_err(invalid)?;
         let runs: Vec<[u32; 3]> = serde_json::from_value(value["runs"].clone()).map_err(invalid)?;
         for [start, count, id] in runs {
             if id as usize > writes.len()

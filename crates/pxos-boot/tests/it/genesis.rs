@@ -152,7 +152,11 @@ fn deleted_history_and_a_tampered_log_fail_their_checks() {
 
     // §7: the evolution log is edited by hand.
     let (_dir, home, record) = variant("s7", |_, _| {});
-    pxos_test_support::replace_in_table(&home.join("log/evolution.png"), "variant", "nothing happened");
+    pxos_test_support::replace_in_table(
+        &home.join("log/evolution.png"),
+        "variant",
+        "nothing happened",
+    );
     let failed = failed_sections(&home, &record);
     assert!(failed.iter().any(|f| f.starts_with("§7")), "{failed:?}");
 }
@@ -192,7 +196,10 @@ fn genesis_10_reads_the_log_itself() {
     forged.creator.kind = pxos_cart::CreatorKind::Llm;
     let report = genesis::check(&home, &registry(&home), &forged).unwrap();
     let ten = report.checks.iter().find(|c| c.section == "§10").unwrap();
-    assert!(!ten.passed && ten.evidence.contains("the log registers it"), "{ten:?}");
+    assert!(
+        !ten.passed && ten.evidence.contains("the log registers it"),
+        "{ten:?}"
+    );
 }
 
 #[test]

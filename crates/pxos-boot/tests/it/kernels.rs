@@ -27,7 +27,12 @@ fn the_kernel_state_is_a_checkpoint_of_the_log() {
     let names: Vec<&str> = entries.iter().map(|e| e.action.name()).collect();
     assert_eq!(
         names,
-        ["kernel-install", "kernel-boot", "kernel-install", "kernel-boot"]
+        [
+            "kernel-install",
+            "kernel-boot",
+            "kernel-install",
+            "kernel-boot"
+        ]
     );
 
     // A hand edit that makes the failed kernel current again.
@@ -42,7 +47,10 @@ fn the_kernel_state_is_a_checkpoint_of_the_log() {
     // A damaged record (a short hash) names the file, exit-1 kind.
     edit_table(&path, |v| v["kernels"][0]["sha256"] = "abc".into());
     let err = store.state().unwrap_err();
-    assert!(err.kind() == ErrorKind::BadInput && err.to_string().contains("state.png"), "{err}");
+    assert!(
+        err.kind() == ErrorKind::BadInput && err.to_string().contains("state.png"),
+        "{err}"
+    );
 
     // A kernel change in the log the store never began.
     write_table(&path, &original);
@@ -79,15 +87,32 @@ fn fsck_lists_missing_images_and_strays_and_deletes_nothing() {
     let image = store.state_path(); // gone
     assert!(!image.exists());
     let images = dir.join("kernels/images");
-    let first = std::fs::read_dir(&images).unwrap().flatten().next().unwrap().path();
+    let first = std::fs::read_dir(&images)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
     let bytes = std::fs::read(&first).unwrap();
     std::fs::remove_file(&first).unwrap();
     let stray = images.join("stray.png");
     std::fs::write(&stray, &bytes).unwrap();
     let report = store.fsck(true).unwrap();
-    assert!(report.problems.iter().any(|p| p.contains("is missing")), "{report:?}");
-    assert!(report.unrecovered.iter().any(|p| p.contains("missing or damaged")), "{report:?}");
-    assert!(report.orphans.iter().any(|p| p.contains("stray.png")), "{report:?}");
+    assert!(
+        report.problems.iter().any(|p| p.contains("is missing")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .unrecovered
+            .iter()
+            .any(|p| p.contains("missing or damaged")),
+        "{report:?}"
+    );
+    assert!(
+        report.orphans.iter().any(|p| p.contains("stray.png")),
+        "{report:?}"
+    );
     assert!(stray.exists(), "nothing is deleted");
     assert_eq!(store.checkpoint().unwrap().unwrap().kernels.len(), 2);
 }

@@ -28,16 +28,32 @@ impl Store {
     }
 
     fn boot_with(&self, storage: Box<dyn Storage>, fuel: u64) -> BootReport {
-        self.store.boot(&self.hypervisor, storage, None, fuel).unwrap()
+        self.store
+            .boot(&self.hypervisor, storage, None, fuel)
+            .unwrap()
     }
 
     fn boot(&self, fuel: u64) -> BootReport {
         self.boot_with(Box::new(MemoryStorage::default()), fuel)
     }
 
-    fn install(&self, source: &str, version: &str, parent: Option<u32>, current: bool, tries: u32) -> pxos_boot::KernelRecord {
+    fn install(
+        &self,
+        source: &str,
+        version: &str,
+        parent: Option<u32>,
+        current: bool,
+        tries: u32,
+    ) -> pxos_boot::KernelRecord {
         self.store
-            .install(&image(source), version, parent, current, tries, Actor::human("ada"))
+            .install(
+                &image(source),
+                version,
+                parent,
+                current,
+                tries,
+                Actor::human("ada"),
+            )
             .unwrap()
     }
 }
@@ -132,17 +148,28 @@ fn trial_kernels_get_their_tries_and_rollback_reaches_any_version() {
     let two = store.install("LI R1, 4\nSYSCALL 1\nHALT", "two", Some(one.id), true, 1);
     store.boot(1000);
     assert_eq!(store.rollback(None, ada(), "test").unwrap().id, one.id);
-    assert_eq!(store.rollback(Some(two.id), ada(), "test").unwrap().id, two.id);
+    assert_eq!(
+        store.rollback(Some(two.id), ada(), "test").unwrap().id,
+        two.id
+    );
     assert!(store.rollback(Some(99), ada(), "test").is_err());
     assert!(
-        store.store.install(&image(GOOD), "one", None, false, 1, ada()).is_err(),
+        store
+            .store
+            .install(&image(GOOD), "one", None, false, 1, ada())
+            .is_err(),
         "duplicate version"
     );
     let empty = ProgramImage {
         words: vec![],
         entry: 0,
     };
-    assert!(store.store.install(&empty, "empty", None, false, 1, ada()).is_err());
+    assert!(
+        store
+            .store
+            .install(&empty, "empty", None, false, 1, ada())
+            .is_err()
+    );
 }
 
 #[test]
@@ -187,7 +214,13 @@ fn version_switch_and_self_modify_requests_are_applied_after_halt() {
     let base = store.install(GOOD, "base", None, true, 1);
     store.boot(1000);
     // A kernel that asks to switch back to the base version.
-    let switcher = store.install("LI R1, 1\nSYSCALL 32\nHALT", "switcher", Some(base.id), true, 1);
+    let switcher = store.install(
+        "LI R1, 1\nSYSCALL 32\nHALT",
+        "switcher",
+        Some(base.id),
+        true,
+        1,
+    );
     let report = store.boot(1000);
     assert!(report.failure.is_none());
     let pxos_boot::RequestOutcome::Applied(next) = store.apply_request(&report).unwrap() else {
@@ -203,7 +236,13 @@ fn version_switch_and_self_modify_requests_are_applied_after_halt() {
     storage
         .modules
         .insert(7, image("LI R1, 4\nSYSCALL 1\nHALT").words);
-    store.install("LI R1, 7\nSYSCALL 99\nHALT", "evolver", Some(base.id), true, 1);
+    store.install(
+        "LI R1, 7\nSYSCALL 99\nHALT",
+        "evolver",
+        Some(base.id),
+        true,
+        1,
+    );
     let report = store.boot_with(Box::new(storage), 1000);
     let pxos_boot::RequestOutcome::Applied(evolved) = store.apply_request(&report).unwrap() else {
         panic!("the replacement was not applied")

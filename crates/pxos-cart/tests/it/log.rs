@@ -92,12 +92,20 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
     let tamperings: Vec<(&str, Edit, &str)> = vec![
         (
             "edit",
-            Box::new(move |d| edit_table(&file(d), |v| v["entries"][1]["reason"] = "nothing to see".into())),
+            Box::new(move |d| {
+                edit_table(&file(d), |v| {
+                    v["entries"][1]["reason"] = "nothing to see".into()
+                })
+            }),
             "was edited",
         ),
         (
             "reorder",
-            Box::new(move |d| edit_table(&file(d), |v| v["entries"].as_array_mut().unwrap().swap(0, 1))),
+            Box::new(move |d| {
+                edit_table(&file(d), |v| {
+                    v["entries"].as_array_mut().unwrap().swap(0, 1)
+                })
+            }),
             "sequence number",
         ),
         (
@@ -175,7 +183,8 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
             .append(human("eve"), note("cover"), "hide it")
             .unwrap_err();
         assert!(
-            matches!(refused, pxos_cart::Error::Tampered(_)) && refused.to_string().contains("does not verify"),
+            matches!(refused, pxos_cart::Error::Tampered(_))
+                && refused.to_string().contains("does not verify"),
             "{name}: {refused}"
         );
         assert!(log.verified_entries().is_err(), "{name}");
@@ -193,19 +202,32 @@ fn an_append_interrupted_before_its_anchor_is_completed_by_the_next_one() {
     let new = LogPosition::end_of(&entries);
     std::fs::write(
         log_dir.join("evolution.anchor"),
-        serde_json::to_vec(&serde_json::json!({"format": "pxos-evolution-anchor", "head": old, "pending": new})).unwrap(),
+        serde_json::to_vec(
+            &serde_json::json!({"format": "pxos-evolution-anchor", "head": old, "pending": new}),
+        )
+        .unwrap(),
     )
     .unwrap();
     let verification = log.verify().unwrap();
     assert!(verification.is_ok(), "{verification:?}");
-    assert!(verification.notes[0].contains("interrupted"), "{verification:?}");
-    log.append(human("ada"), note("next"), "after the crash").unwrap();
+    assert!(
+        verification.notes[0].contains("interrupted"),
+        "{verification:?}"
+    );
+    log.append(human("ada"), note("next"), "after the crash")
+        .unwrap();
     let verification = log.verify().unwrap();
-    assert!(verification.is_ok() && verification.notes.is_empty(), "{verification:?}");
+    assert!(
+        verification.is_ok() && verification.notes.is_empty(),
+        "{verification:?}"
+    );
 
     // A pending entry that is not the log's last one is tampering.
     let entries = log.entries().unwrap();
-    let elsewhere = LogPosition { count: 9, hash: Hash256::of(b"elsewhere") };
+    let elsewhere = LogPosition {
+        count: 9,
+        hash: Hash256::of(b"elsewhere"),
+    };
     std::fs::write(
         log_dir.join("evolution.anchor"),
         serde_json::to_vec(&serde_json::json!({"format": "pxos-evolution-anchor", "head": LogPosition::end_of(&entries[..3]), "pending": elsewhere})).unwrap(),
@@ -222,12 +244,23 @@ fn entries_are_typed_and_validated_on_load() {
     let path = log_dir.join("evolution.png");
     let value = read_table(&path);
     assert_eq!(value["version"], 2);
-    assert_eq!(value["entries"][0]["action"]["pack"]["cartridge"]["version"], "1.0.0");
+    assert_eq!(
+        value["entries"][0]["action"]["pack"]["cartridge"]["version"],
+        "1.0.0"
+    );
 
     let damaged: Vec<(&str, serde_json::Value, &str)> = vec![
         ("short hash", serde_json::json!("abc"), "is not a SHA-256"),
-        ("unknown action", serde_json::json!({"explode": {}}), "unknown variant"),
-        ("untyped action", serde_json::json!("promote"), "expected struct variant"),
+        (
+            "unknown action",
+            serde_json::json!({"explode": {}}),
+            "unknown variant",
+        ),
+        (
+            "untyped action",
+            serde_json::json!("promote"),
+            "expected struct variant",
+        ),
     ];
     for (name, bad, expected) in damaged {
         let log = fresh_log(&log_dir);
@@ -239,20 +272,33 @@ fn entries_are_typed_and_validated_on_load() {
             }
         });
         let err = log.verify().unwrap_err();
-        assert!(err.is_bad_input() && err.to_string().contains(expected), "{name}: {err}");
-        assert!(err.to_string().contains("evolution.png"), "{name}: names the file: {err}");
+        assert!(
+            err.is_bad_input() && err.to_string().contains(expected),
+            "{name}: {err}"
+        );
+        assert!(
+            err.to_string().contains("evolution.png"),
+            "{name}: names the file: {err}"
+        );
     }
     // An empty actor name, a control character in a cartridge version: refused.
     let log = fresh_log(&log_dir);
     edit_table(&path, |v| v["entries"][0]["actor"]["name"] = "".into());
     assert!(log.verify().unwrap_err().to_string().contains("actor name"));
     let log = fresh_log(&log_dir);
-    edit_table(&path, |v| v["entries"][0]["action"]["pack"]["cartridge"]["version"] = "1.0\u{1b}".into());
+    edit_table(&path, |v| {
+        v["entries"][0]["action"]["pack"]["cartridge"]["version"] = "1.0\u{1b}".into()
+    });
     assert!(log.verify().is_err());
     // A version 1 log is named as such.
     let log = fresh_log(&log_dir);
     edit_table(&path, |v| v["version"] = 1.into());
-    assert!(log.verify().unwrap_err().to_string().contains("format version 1"));
+    assert!(
+        log.verify()
+            .unwrap_err()
+            .to_string()
+            .contains("format version 1")
+    );
     // Not a log at all.
     let log = fresh_log(&log_dir);
     write_table(&path, &serde_json::json!({"format": "something else"}));

@@ -280,9 +280,9 @@ fn hostile_cartridges_are_refused_and_leave_nothing() {
         ),
     ];
     for (name, bytes, expected) in cases {
-        let path = dir.join(&format!("{name}.pxa"));
+        let path = dir.join(format!("{name}.pxa"));
         std::fs::write(&path, &bytes).unwrap();
-        let target = dir.join(&format!("{name}-out"));
+        let target = dir.join(format!("{name}-out"));
         let err = cartridge::unpack(&path, &target, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains(expected), "{name}: {err}");
         assert!(err.is_bad_input(), "{name}: {err} should be bad input");
@@ -338,4 +338,3 @@ fn fuzz_bodies_survive_seeded_inputs() {
         fuzz::unpack_payload(&payload);
     }
 }
-

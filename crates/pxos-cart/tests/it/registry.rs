@@ -59,12 +59,16 @@ fn history(home: &Home) -> Registry {
     let first = registry
         .register(&home.cartridge("1.0.0"), Actor::system(), "install", true)
         .unwrap();
-    registry.record_genesis(&first, true, vec![], Actor::system()).unwrap();
+    registry
+        .record_genesis(&first, true, vec![], Actor::system())
+        .unwrap();
     for version in ["1.1.0", "1.2.0"] {
         let record = registry
             .register(&home.cartridge(version), llm("pixellm"), "proposed", false)
             .unwrap();
-        registry.record_genesis(&record, true, vec![], human("ada")).unwrap();
+        registry
+            .record_genesis(&record, true, vec![], human("ada"))
+            .unwrap();
     }
     registry
         .promote("default@1.1.0", Some(human("ada")), false, "approved")
@@ -88,18 +92,27 @@ fn rollback_goes_only_to_a_tested_former_current_with_a_reason_and_a_person() {
         let err = registry
             .rollback("default@1.2.0", actor, None, "try it")
             .unwrap_err();
-        assert!(err.is_refusal() && err.to_string().contains("was never current"), "{err}");
+        assert!(
+            err.is_refusal() && err.to_string().contains("was never current"),
+            "{err}"
+        );
     }
     // No reason: refused.
     let err = registry
         .rollback("default@1.0.0", human("ada"), None, " ")
         .unwrap_err();
-    assert!(err.is_refusal() && err.to_string().contains("needs a reason"), "{err}");
+    assert!(
+        err.is_refusal() && err.to_string().contains("needs a reason"),
+        "{err}"
+    );
     // An LLM approving: refused.
     let err = registry
         .rollback("default@1.0.0", llm("bot"), Some(llm("bot")), "revert")
         .unwrap_err();
-    assert!(err.is_refusal() && err.to_string().contains("only a person"), "{err}");
+    assert!(
+        err.is_refusal() && err.to_string().contains("only a person"),
+        "{err}"
+    );
     // Already current: refused.
     let err = registry
         .rollback("default@1.1.0", human("ada"), None, "again")
@@ -119,14 +132,21 @@ fn rollback_goes_only_to_a_tested_former_current_with_a_reason_and_a_person() {
 
     // A person approves the LLM's request: it takes effect, both recorded.
     let outcome = registry
-        .rollback("default@1.0.0", llm("bot"), Some(human("ada")), "1.1.0 is slower")
+        .rollback(
+            "default@1.0.0",
+            llm("bot"),
+            Some(human("ada")),
+            "1.1.0 is slower",
+        )
         .unwrap();
     assert!(matches!(outcome, RollbackOutcome::Applied(ref r) if r.id == "default@1.0.0"));
     assert_eq!(status(&registry, "default@1.1.0"), Status::Deprecated);
     assert!(registry.state().unwrap().requests.is_empty());
     let last = registry.log().entries().unwrap().pop().unwrap();
     assert_eq!(last.actor, human("ada"));
-    assert!(matches!(last.action, Action::Rollback { requested_by: Some(ref by), .. } if *by == llm("bot")));
+    assert!(
+        matches!(last.action, Action::Rollback { requested_by: Some(ref by), .. } if *by == llm("bot"))
+    );
 
     // A former current without a Genesis pass on record: refused.
     let home = Home::new("rollback-untested");
@@ -137,7 +157,9 @@ fn rollback_goes_only_to_a_tested_former_current_with_a_reason_and_a_person() {
     let next = registry
         .register(&home.cartridge("1.1.0"), human("ada"), "next", false)
         .unwrap();
-    registry.record_genesis(&next, true, vec![], human("ada")).unwrap();
+    registry
+        .record_genesis(&next, true, vec![], human("ada"))
+        .unwrap();
     registry
         .promote("default@1.1.0", Some(human("ada")), false, "ok")
         .unwrap();
@@ -163,14 +185,21 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
             forced: false,
         },
     );
-    let entries = pxos_cart::log::decode_log_bytes(&std::fs::read(home.log_file()).unwrap()).unwrap();
+    let entries =
+        pxos_cart::log::decode_log_bytes(&std::fs::read(home.log_file()).unwrap()).unwrap();
     let end = pxos_cart::LogPosition::end_of(&entries);
     std::fs::write(
         home.dir.join("log/evolution.anchor"),
-        serde_json::to_vec(&serde_json::json!({"format": "pxos-evolution-anchor", "head": end, "pending": null})).unwrap(),
+        serde_json::to_vec(
+            &serde_json::json!({"format": "pxos-evolution-anchor", "head": end, "pending": null}),
+        )
+        .unwrap(),
     )
     .unwrap();
-    assert!(registry.log().verify().unwrap().is_ok(), "the forgery is well formed");
+    assert!(
+        registry.log().verify().unwrap().is_ok(),
+        "the forgery is well formed"
+    );
     let err = registry.current().unwrap_err();
     assert!(
         matches!(err, pxos_cart::Error::Tampered(_))
@@ -188,7 +217,12 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
     edit_table(&home.registry_file(), |v| {
         v["current"] = "default@1.2.0".into();
         for record in v["cartridges"].as_array_mut().unwrap() {
-            record["status"] = if record["id"] == "default@1.2.0" { "current" } else { "historical" }.into();
+            record["status"] = if record["id"] == "default@1.2.0" {
+                "current"
+            } else {
+                "historical"
+            }
+            .into();
         }
     });
     let err = registry.current().unwrap_err();
@@ -199,16 +233,27 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
     let registry = history(&home);
     std::fs::remove_file(home.log_file()).unwrap();
     std::fs::remove_file(home.dir.join("log/evolution.anchor")).unwrap();
-    assert!(registry.log().verify().unwrap().is_ok(), "an empty log verifies on its own");
+    assert!(
+        registry.log().verify().unwrap().is_ok(),
+        "an empty log verifies on its own"
+    );
     let err = registry.list().unwrap_err();
-    assert!(err.to_string().contains("cut short, deleted or replaced"), "{err}");
+    assert!(
+        err.to_string().contains("cut short, deleted or replaced"),
+        "{err}"
+    );
 
     // A damaged record: a short hash, refused with the file named.
     let home = Home::new("short-hash");
     let registry = history(&home);
-    edit_table(&home.registry_file(), |v| v["cartridges"][0]["sha256"] = "abc".into());
+    edit_table(&home.registry_file(), |v| {
+        v["cartridges"][0]["sha256"] = "abc".into()
+    });
     let err = registry.current().unwrap_err();
-    assert!(err.is_bad_input() && err.to_string().contains("registry.png"), "{err}");
+    assert!(
+        err.is_bad_input() && err.to_string().contains("registry.png"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -220,7 +265,9 @@ fn a_crash_between_log_and_registry_is_rolled_forward_from_the_intent() {
     let before = home.dir.join("registry-before.png");
     std::fs::copy(home.registry_file(), &before).unwrap();
     let record = registry.find("default@1.2.0").unwrap();
-    registry.record_genesis(&record, false, vec!["§1".into()], human("ada")).unwrap();
+    registry
+        .record_genesis(&record, false, vec!["§1".into()], human("ada"))
+        .unwrap();
     let mut intent = pxos_test_support::read_table(&before);
     let last = registry.log().entries().unwrap().pop().unwrap();
     intent["pending"] = serde_json::json!({"actor": last.actor, "action": last.action});
@@ -235,12 +282,25 @@ fn a_crash_between_log_and_registry_is_rolled_forward_from_the_intent() {
 
     // fsck --repair rebuilds from the log and keeps the damaged file.
     let report = registry.fsck(true).unwrap();
-    assert!(!report.problems.is_empty() && !report.repaired.is_empty(), "{report:?}");
-    assert!(!registry.genesis_run(&record.sha256).unwrap().unwrap().passed);
+    assert!(
+        !report.problems.is_empty() && !report.repaired.is_empty(),
+        "{report:?}"
+    );
+    assert!(
+        !registry
+            .genesis_run(&record.sha256)
+            .unwrap()
+            .unwrap()
+            .passed
+    );
     let kept = std::fs::read_dir(home.dir.join("carts"))
         .unwrap()
         .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("registry.png.damaged-"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("registry.png.damaged-")
+        });
     assert!(kept, "the damaged checkpoint is kept");
     assert!(registry.fsck(false).unwrap().is_clean());
 }
@@ -252,12 +312,30 @@ fn fsck_lists_what_it_cannot_recover_and_deletes_nothing() {
     std::fs::remove_file(home.registry_file()).unwrap();
     let lost = registry.path_of(&registry_find_unchecked(&home, "1.2.0"));
     std::fs::remove_file(&lost).unwrap();
-    let stray = home.dir.join("carts").join(format!("{}.pxa", pxos_pixel::Hash256::of(b"stray")));
+    let stray = home
+        .dir
+        .join("carts")
+        .join(format!("{}.pxa", pxos_pixel::Hash256::of(b"stray")));
     std::fs::copy(home.cartridge("9.9.9"), &stray).unwrap();
     let report = registry.fsck(true).unwrap();
-    assert!(report.problems.iter().any(|p| p.contains("is missing")), "{report:?}");
-    assert!(report.unrecovered.iter().any(|p| p.contains("missing or damaged")), "{report:?}");
-    assert!(report.orphans.iter().any(|p| p.contains("no log entry registers")), "{report:?}");
+    assert!(
+        report.problems.iter().any(|p| p.contains("is missing")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .unrecovered
+            .iter()
+            .any(|p| p.contains("missing or damaged")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .orphans
+            .iter()
+            .any(|p| p.contains("no log entry registers")),
+        "{report:?}"
+    );
     assert!(stray.exists(), "nothing is deleted");
     assert_eq!(registry.current().unwrap().unwrap().id, "default@1.1.0");
 }
@@ -271,7 +349,14 @@ fn registry_find_unchecked(home: &Home, version: &str) -> pxos_cart::Record {
         .into_iter()
         .find(|e| matches!(&e.action, Action::Register { cartridge, .. } if cartridge.version == version))
         .unwrap();
-    let Action::Register { cartridge, parent, creator, file_len, .. } = entry.action else {
+    let Action::Register {
+        cartridge,
+        parent,
+        creator,
+        file_len,
+        ..
+    } = entry.action
+    else {
         unreachable!()
     };
     pxos_cart::Record {

@@ -21,7 +21,10 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
         eprintln!(
             "pxos: warning: booting read-only from the registry's checkpoint: no install, no boot counting, no kernel changes; `pxos log verify` shows the problems"
         );
-        output.emit(json!({"type": "warning", "degraded": true, "why": why}), String::new)?;
+        output.emit(
+            json!({"type": "warning", "degraded": true, "why": why}),
+            String::new,
+        )?;
     }
     if booted.installed {
         output.emit(

@@ -35,7 +35,8 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                     sha256: sha,
                 },
             };
-            let entry = evolution_log(global)?.append(actor(who), action, &packed.manifest.reason)?;
+            let entry =
+                evolution_log(global)?.append(actor(who), action, &packed.manifest.reason)?;
             output.emit(
                 json!({"type": "packed", "cartridge": target, "id": packed.manifest.id(), "sha256": sha,
                        "files": packed.manifest.files.len(), "file_len": packed.file_len, "log_seq": entry.seq}),
@@ -120,7 +121,11 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             llm,
         } => {
             let approver = approved_by.clone().map(|name| Actor {
-                kind: if *llm { ActorKind::Llm } else { ActorKind::Human },
+                kind: if *llm {
+                    ActorKind::Llm
+                } else {
+                    ActorKind::Human
+                },
                 name,
             });
             let record = registry(global)?.promote(cartridge, approver, *force, reason)?;
@@ -253,7 +258,12 @@ pub struct FsckLists<'a> {
 }
 
 /// Prints what an fsck found; exit 1 while damage remains.
-pub fn fsck_report(what: &str, lists: &FsckLists<'_>, repair: bool, output: &Output) -> Result<Outcome> {
+pub fn fsck_report(
+    what: &str,
+    lists: &FsckLists<'_>,
+    repair: bool,
+    output: &Output,
+) -> Result<Outcome> {
     let FsckLists {
         problems,
         unrecovered,
@@ -268,7 +278,10 @@ pub fn fsck_report(what: &str, lists: &FsckLists<'_>, repair: bool, output: &Out
     }
     for item in leftovers {
         output.emit(json!({"type": "leftover", "path": item}), || {
-            format!("{} {item}: a temporary file of an interrupted write (harmless; kept)", output.dim("note"))
+            format!(
+                "{} {item}: a temporary file of an interrupted write (harmless; kept)",
+                output.dim("note")
+            )
         })?;
     }
     for problem in problems {
@@ -306,7 +319,11 @@ pub fn fsck_report(what: &str, lists: &FsckLists<'_>, repair: bool, output: &Out
     if clean || fixed {
         Ok(Outcome::Success)
     } else {
-        eprintln!("pxos: error: the {what} is damaged ({} problems, {} not recovered)", problems.len(), unrecovered.len());
+        eprintln!(
+            "pxos: error: the {what} is damaged ({} problems, {} not recovered)",
+            problems.len(),
+            unrecovered.len()
+        );
         Ok(Outcome::Negative)
     }
 }
@@ -455,7 +472,10 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                         entry.actor.kind.name(),
                         entry.actor.name,
                         entry.action.name(),
-                        entry.action.cartridge().map_or("-".to_string(), CartRef::id),
+                        entry
+                            .action
+                            .cartridge()
+                            .map_or("-".to_string(), CartRef::id),
                         entry.reason
                     )
                 })?;

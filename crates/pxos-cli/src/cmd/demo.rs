@@ -11,8 +11,7 @@ use crate::output::Output;
 pub fn run(command: &DemoCommand, global: &Global, output: &Output) -> Result<Outcome> {
     match command {
         DemoCommand::Evolve { out, actor } => {
-            let report =
-                pxos_boot::evolve::demo_evolve(&home(global)?, out, super::actor(actor))?;
+            let report = pxos_boot::evolve::demo_evolve(&home(global)?, out, super::actor(actor))?;
             for (boot, screen) in report.boots.iter().zip(&report.screens) {
                 output.emit(
                     json!({"type": "boot", "kernel": boot.kernel, "version": boot.version, "cycles": boot.cycles,

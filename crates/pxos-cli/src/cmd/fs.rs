@@ -104,7 +104,10 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
         }
         FsCommand::Cat { path } => {
             if output.json {
-                bail!(Usage, "`fs cat` writes raw content; use `fs get` or `fs info` with --json");
+                bail!(
+                    Usage,
+                    "`fs cat` writes raw content; use `fs get` or `fs info` with --json"
+                );
             }
             let fs = PixelFs::open(&root)?;
             let entry = fs.get(path)?;

@@ -65,9 +65,9 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
         }
         KernelCommand::Current => {
             let state = store.state()?;
-            let record = state
-                .current_record()
-                .context("no current kernel (`pxos boot` installs the current cartridge's kernel)")?;
+            let record = state.current_record().context(
+                "no current kernel (`pxos boot` installs the current cartridge's kernel)",
+            )?;
             output.emit(record_json(record, state.current), || {
                 record_line(record, state.current)
             })?;

@@ -118,7 +118,10 @@ fn decode(input: &Path, target: &Path, output: &Output) -> Result<Outcome> {
         .map_err(|err| err.with_path(input))?;
         stdout.flush()?;
         return if output.json {
-            bail!(Usage, "--json cannot be combined with -o - (the payload goes to stdout)")
+            bail!(
+                Usage,
+                "--json cannot be combined with -o - (the payload goes to stdout)"
+            )
         } else {
             let _ = decoded;
             Ok(Outcome::Success)
@@ -223,7 +226,10 @@ fn read(
 ) -> Result<Outcome> {
     const MAX_READ: usize = 1 << 30;
     if length > MAX_READ {
-        bail!(Usage, "--length {length} is larger than 1 GiB; use `pxos pixel decode` for whole files");
+        bail!(
+            Usage,
+            "--length {length} is larger than 1 GiB; use `pxos pixel decode` for whole files"
+        );
     }
     let mut reader = PixelReader::open(input, &Limits::default())?;
     let bytes = reader.read_at(offset, length)?;

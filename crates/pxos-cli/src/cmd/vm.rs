@@ -87,7 +87,12 @@ pub struct RunOptions<'a> {
 
 /// `pxos run FILE`: sandboxed unless the file is part of the current cartridge
 /// or `--trusted` lifts the sandbox.
-pub fn run_file(path: &Path, options: &RunOptions<'_>, global: &Global, output: &Output) -> Result<Outcome> {
+pub fn run_file(
+    path: &Path,
+    options: &RunOptions<'_>,
+    global: &Global,
+    output: &Output,
+) -> Result<Outcome> {
     let loaded = load(path)?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let prepared = pxos_boot::run::prepare_file(
@@ -98,7 +103,13 @@ pub fn run_file(path: &Path, options: &RunOptions<'_>, global: &Global, output: 
         options.trusted,
         options.fuel,
     )?;
-    execute(prepared, &loaded.image, &path.display().to_string(), options, output)
+    execute(
+        prepared,
+        &loaded.image,
+        &path.display().to_string(),
+        options,
+        output,
+    )
 }
 
 /// `pxos run NAME [--cartridge C]`: a program of the current cartridge
@@ -222,7 +233,13 @@ const DEBUG_HELP: &str = "commands:
   output                what the program printed
   quit (q)";
 
-pub fn debug(path: &Path, fuel: u64, trusted: bool, global: &Global, output: &Output) -> Result<Outcome> {
+pub fn debug(
+    path: &Path,
+    fuel: u64,
+    trusted: bool,
+    global: &Global,
+    output: &Output,
+) -> Result<Outcome> {
     let loaded = load(path)?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let prepared =

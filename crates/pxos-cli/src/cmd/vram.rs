@@ -22,7 +22,7 @@ fn load_roadmap(name: &str) -> Result<Roadmap> {
             std::fs::read_to_string(path).with_context(|| format!("cannot read roadmap {path}"))?
         }
     };
-    Ok(Roadmap::parse(&text).context(name)?)
+    Roadmap::parse(&text).context(name)
 }
 
 fn provenance_path(image: &Path) -> PathBuf {
@@ -31,7 +31,7 @@ fn provenance_path(image: &Path) -> PathBuf {
 
 fn load_image(path: &Path) -> Result<Vram> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Vram::from_png(&bytes).context(path.display())?)
+    Vram::from_png(&bytes).context(path.display())
 }
 
 pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
@@ -144,7 +144,9 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
                     vram.height()
                 );
             }
-            let region = vram.region_of(*y).map_or("outside", pxos_vram::Region::name);
+            let region = vram
+                .region_of(*y)
+                .map_or("outside", pxos_vram::Region::name);
             let pixel = vram.pixel(*x, *y).unwrap_or_default();
             match vram.who_wrote(*x, *y) {
                 Some(write) => output.emit(json!({"type": "who", "x": x, "y": y, "region": region, "rgba": pixel, "write": write}), || {

@@ -154,7 +154,10 @@ fn run_a_program_of_the_current_cartridge_and_inspect() {
             .unwrap()
             .starts_with("trusted")
     );
-    assert!(inspect[0]["kernel"].is_null(), "no kernel before the first boot");
+    assert!(
+        inspect[0]["kernel"].is_null(),
+        "no kernel before the first boot"
+    );
     home.ok(&["boot", "-q"]);
     let inspect = json_lines(&home.ok(&["inspect", "--json"]));
     assert_eq!(inspect[0]["kernel"]["version"], "default@1.0.0");

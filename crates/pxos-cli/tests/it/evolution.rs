@@ -169,4 +169,3 @@ fn forced_promotions_are_recorded_as_forced() {
     let log = json_lines(&home.ok(&["log", "--json"]));
     assert_eq!(log.last().unwrap()["action"], "promote-forced");
 }
-

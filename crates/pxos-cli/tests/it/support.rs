@@ -118,7 +118,12 @@ pub fn derive_world(
     let sha = current["sha256"].as_str().unwrap().to_string();
     let dir = home.scratch(name);
     let stored = home.home().join("carts").join(format!("{sha}.pxa"));
-    home.ok(&["cart", "unpack", stored.to_str().unwrap(), dir.to_str().unwrap()]);
+    home.ok(&[
+        "cart",
+        "unpack",
+        stored.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
     let manifest_path = dir.join("cartridge.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
@@ -127,10 +132,32 @@ pub fn derive_world(
     manifest["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
     manifest["reason"] = "a friendlier shell".into();
     edit(&dir, &mut manifest);
-    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     let cart = home.scratch(&format!("{name}.pxa"));
-    home.ok(&["cart", "pack", dir.to_str().unwrap(), "-o", cart.to_str().unwrap(), "--actor", "pixellm", "--llm"]);
-    home.ok(&["cart", "register", cart.to_str().unwrap(), "--actor", "pixellm", "--llm", "--reason", "proposed by the model"]);
+    home.ok(&[
+        "cart",
+        "pack",
+        dir.to_str().unwrap(),
+        "-o",
+        cart.to_str().unwrap(),
+        "--actor",
+        "pixellm",
+        "--llm",
+    ]);
+    home.ok(&[
+        "cart",
+        "register",
+        cart.to_str().unwrap(),
+        "--actor",
+        "pixellm",
+        "--llm",
+        "--reason",
+        "proposed by the model",
+    ]);
     cart
 }
 

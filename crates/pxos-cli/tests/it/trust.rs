@@ -20,7 +20,15 @@ fn promoted_home(name: &str) -> Home {
     home.ok(&["boot", "-q"]);
     derive_world(&home, "v110", "1.1.0", |dir, _| shell_message(dir, "1.1.0"));
     home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
-    home.ok(&["cart", "promote", "default@1.1.0", "--approved-by", "ada", "--reason", "ok"]);
+    home.ok(&[
+        "cart",
+        "promote",
+        "default@1.1.0",
+        "--approved-by",
+        "ada",
+        "--reason",
+        "ok",
+    ]);
     derive_world(&home, "v130", "1.3.0", |dir, _| shell_message(dir, "1.3.0"));
     home
 }
@@ -30,22 +38,71 @@ fn rollback_is_not_a_forced_promote() {
     let home = promoted_home("rollback-gate");
     let before = log_actions(&home).len();
     // The repro: an LLM rolls back to a cartridge that was never current.
-    let stderr = home.fails(1, &["cart", "rollback", "default@1.3.0", "--actor", "bot", "--llm", "--reason", "try it"]);
+    let stderr = home.fails(
+        1,
+        &[
+            "cart",
+            "rollback",
+            "default@1.3.0",
+            "--actor",
+            "bot",
+            "--llm",
+            "--reason",
+            "try it",
+        ],
+    );
     assert!(stderr.contains("was never current"), "{stderr}");
     // Even a person cannot roll back to it: that is a promotion.
-    let stderr = home.fails(1, &["cart", "rollback", "default@1.3.0", "--actor", "ada", "--reason", "try it"]);
+    let stderr = home.fails(
+        1,
+        &[
+            "cart",
+            "rollback",
+            "default@1.3.0",
+            "--actor",
+            "ada",
+            "--reason",
+            "try it",
+        ],
+    );
     assert!(stderr.contains("promote it instead"), "{stderr}");
     // No reason: refused.
     let stderr = home.fails(1, &["cart", "rollback", "default@1.0.0", "--actor", "ada"]);
     assert!(stderr.contains("needs a reason"), "{stderr}");
     // An LLM approving: refused.
-    let stderr = home.fails(1, &["cart", "rollback", "default@1.0.0", "--approved-by", "bot", "--llm", "--reason", "x"]);
+    let stderr = home.fails(
+        1,
+        &[
+            "cart",
+            "rollback",
+            "default@1.0.0",
+            "--approved-by",
+            "bot",
+            "--llm",
+            "--reason",
+            "x",
+        ],
+    );
     assert!(stderr.contains("only a person"), "{stderr}");
-    assert_eq!(log_actions(&home).len(), before, "nothing refused is logged");
+    assert_eq!(
+        log_actions(&home).len(),
+        before,
+        "nothing refused is logged"
+    );
     assert_eq!(current(&home)["id"], "default@1.1.0");
 
     // An LLM may ask: a request, recorded, with no effect until a person approves.
-    let out = json_lines(&home.ok(&["cart", "rollback", "default@1.0.0", "--actor", "bot", "--llm", "--reason", "1.1.0 is slower", "--json"]));
+    let out = json_lines(&home.ok(&[
+        "cart",
+        "rollback",
+        "default@1.0.0",
+        "--actor",
+        "bot",
+        "--llm",
+        "--reason",
+        "1.1.0 is slower",
+        "--json",
+    ]));
     assert_eq!(out[0]["type"], "rollback-requested");
     assert_eq!(out[0]["applied"], false);
     assert_eq!(current(&home)["id"], "default@1.1.0");
@@ -53,14 +110,36 @@ fn rollback_is_not_a_forced_promote() {
     assert_eq!(status[0]["requests"][0]["cartridge"], "default@1.0.0");
     assert!(home.ok(&["status"]).contains("waiting for a person"));
     // A person approves it.
-    let out = json_lines(&home.ok(&["cart", "rollback", "default@1.0.0", "--actor", "bot", "--llm", "--approved-by", "ada", "--reason", "1.1.0 is slower", "--json"]));
+    let out = json_lines(&home.ok(&[
+        "cart",
+        "rollback",
+        "default@1.0.0",
+        "--actor",
+        "bot",
+        "--llm",
+        "--approved-by",
+        "ada",
+        "--reason",
+        "1.1.0 is slower",
+        "--json",
+    ]));
     assert_eq!(out[0]["applied"], true);
     assert_eq!(current(&home)["id"], "default@1.0.0");
     let log = json_lines(&home.ok(&["log", "--json"]));
-    let rollback = log.iter().rev().find(|e| e["action"] == "rollback").unwrap();
+    let rollback = log
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "rollback")
+        .unwrap();
     assert_eq!(rollback["actor"]["name"], "ada");
-    assert_eq!(rollback["details"]["rollback"]["requested_by"]["kind"], "llm");
-    assert!(log.iter().all(|e| e["actor"]["kind"].is_string()), "every entry has an actor kind");
+    assert_eq!(
+        rollback["details"]["rollback"]["requested_by"]["kind"],
+        "llm"
+    );
+    assert!(
+        log.iter().all(|e| e["actor"]["kind"].is_string()),
+        "every entry has an actor kind"
+    );
     assert!(home.ok(&["log", "verify"]).contains("chain intact"));
 }
 
@@ -77,10 +156,16 @@ fn every_program_run_goes_through_the_hypervisor() {
     // `pxos run FILE`: sandboxed, the write refused, the run logged.
     let out = home.run(&["run", pwn.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0));
-    let run = json_lines(&String::from_utf8_lossy(&out.stdout)).pop().unwrap();
+    let run = json_lines(&String::from_utf8_lossy(&out.stdout))
+        .pop()
+        .unwrap();
     assert_eq!(run["registers"][9], 0, "FILE_WRITE failed");
     assert_eq!(run["registers"][10], 1, "with DENIED (docs/isa.md)");
-    assert_eq!(home.run(&["fs", "cat", "/docs/pwned"]).status.code(), Some(1), "nothing written");
+    assert_eq!(
+        home.run(&["fs", "cat", "/docs/pwned"]).status.code(),
+        Some(1),
+        "nothing written"
+    );
     // `pxos debug`: the same sandbox, and the session is recorded too.
     let mut child = home
         .pxos()
@@ -90,11 +175,19 @@ fn every_program_run_goes_through_the_hypervisor() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"continue\nregs\nquit\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"continue\nregs\nquit\n")
+        .unwrap();
     let debug = child.wait_with_output().unwrap();
     let lines = json_lines(&String::from_utf8_lossy(&debug.stdout));
     let regs = lines.iter().find(|l| l["type"] == "registers").unwrap();
-    assert_eq!(regs["registers"][9], 0, "the debugger's write was refused too");
+    assert_eq!(
+        regs["registers"][9], 0,
+        "the debugger's write was refused too"
+    );
     let end = lines.iter().find(|l| l["type"] == "debug-end").unwrap();
     assert!(end["execution"].as_u64().unwrap() > 0);
     // A debugger that quits half way is still recorded (abandoned).
@@ -105,18 +198,34 @@ fn every_program_run_goes_through_the_hypervisor() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"step\nquit\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"step\nquit\n")
+        .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
-    let records = json_lines(&std::fs::read_to_string(home.home().join("run/executions.log")).unwrap());
+    let records =
+        json_lines(&std::fs::read_to_string(home.home().join("run/executions.log")).unwrap());
     assert_eq!(records.len(), 3, "{records:?}");
-    assert!(records.iter().all(|r| r["sandbox"].as_str().unwrap().starts_with("sandboxed")));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["sandbox"].as_str().unwrap().starts_with("sandboxed"))
+    );
     assert_eq!(records[2]["outcome"], "abandoned");
     // --trusted lifts it, and says so in the record.
     home.ok(&["run", pwn.to_str().unwrap(), "--trusted"]);
     assert_eq!(home.ok(&["fs", "cat", "/docs/pwned"]), "/docs");
-    let records = json_lines(&std::fs::read_to_string(home.home().join("run/executions.log")).unwrap());
+    let records =
+        json_lines(&std::fs::read_to_string(home.home().join("run/executions.log")).unwrap());
     assert_eq!(records[3]["lifted_by_trusted_flag"], true);
-    assert!(records[3]["sandbox"].as_str().unwrap().contains("--trusted"));
+    assert!(
+        records[3]["sandbox"]
+            .as_str()
+            .unwrap()
+            .contains("--trusted")
+    );
 }
 
 #[test]
@@ -125,14 +234,31 @@ fn a_file_of_the_current_cartridge_runs_as_that_program_and_others_run_sandboxed
     home.ok(&["boot", "-q"]);
     // The current cartridge's own hello, given as a file: trusted, like `run hello`.
     let sha = current(&home)["sha256"].as_str().unwrap().to_string();
-    let hello = home.home().join("run").join(&sha).join("programs/hello.png");
+    let hello = home
+        .home()
+        .join("run")
+        .join(&sha)
+        .join("programs/hello.png");
     let out = json_lines(&home.ok(&["run", hello.to_str().unwrap(), "--json"]));
     assert_eq!(out.last().unwrap()["placement"]["mode"], "trusted");
     // `run --cartridge`: a program of a cartridge that is not current, sandboxed.
-    let out = json_lines(&home.ok(&["run", "--cartridge", "default@1.3.0", "hello", "2", "--json"]));
+    let out = json_lines(&home.ok(&[
+        "run",
+        "--cartridge",
+        "default@1.3.0",
+        "hello",
+        "2",
+        "--json",
+    ]));
     let run = out.last().unwrap();
     assert_eq!(run["placement"]["mode"], "sandboxed");
-    assert!(run["sandbox"].as_str().unwrap().contains("/sandbox/default@1.3.0"), "{run}");
+    assert!(
+        run["sandbox"]
+            .as_str()
+            .unwrap()
+            .contains("/sandbox/default@1.3.0"),
+        "{run}"
+    );
     assert_eq!(out[0]["text"], "hello from a pixel program");
     let stderr = home.fails(1, &["run", "--cartridge", "nope@9.9.9", "hello"]);
     assert!(stderr.contains("no cartridge 'nope@9.9.9'"), "{stderr}");
@@ -142,7 +268,11 @@ fn a_file_of_the_current_cartridge_runs_as_that_program_and_others_run_sandboxed
 fn self_modify_outside_a_kernel_boot_says_it_cannot() {
     let home = Home::new("self-modify-run");
     let program = home.scratch("evolve.png");
-    assemble(&home, "IMM32 R1, 301\nSYSCALL 99\nMOV R9, R0\nMOV R10, R1\nHALT", &program);
+    assemble(
+        &home,
+        "IMM32 R1, 301\nSYSCALL 99\nMOV R9, R0\nMOV R10, R1\nHALT",
+        &program,
+    );
     for extra in [&[][..], &["--trusted"][..]] {
         let mut args = vec!["run", program.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
@@ -153,7 +283,10 @@ fn self_modify_outside_a_kernel_boot_says_it_cannot() {
         assert_eq!(code, if extra.is_empty() { 1 } else { 2 }, "{run}");
     }
     let isa = std::fs::read_to_string(crate::support::repo_root().join("docs/isa.md")).unwrap();
-    assert!(isa.contains("| 2 | `UNSUPPORTED` |"), "documented in docs/isa.md");
+    assert!(
+        isa.contains("| 2 | `UNSUPPORTED` |"),
+        "documented in docs/isa.md"
+    );
 }
 
 /// Writes a cartridge whose kernel stage asks SELF_MODIFY for `module`
@@ -171,12 +304,23 @@ fn evolving_cartridge(home: &Home, module: &str) {
         );
         std::fs::write(dir.join("boot/kernel.pxasm"), &kernel).unwrap();
         let program = pxos_vm::asm::assemble("kernel", &kernel).unwrap();
-        let image = pxos_vm::ProgramImage { words: program.words, entry: program.entry };
+        let image = pxos_vm::ProgramImage {
+            words: program.words,
+            entry: program.entry,
+        };
         std::fs::write(dir.join("boot/kernel.png"), image.to_png()).unwrap();
         manifest["reason"] = "a kernel that evolves itself".into();
     });
     home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
-    home.ok(&["cart", "promote", "default@1.1.0", "--approved-by", "ada", "--reason", "an evolving kernel"]);
+    home.ok(&[
+        "cart",
+        "promote",
+        "default@1.1.0",
+        "--approved-by",
+        "ada",
+        "--reason",
+        "an evolving kernel",
+    ]);
 }
 
 #[test]
@@ -184,7 +328,10 @@ fn the_boot_boots_the_kernel_store_and_reverts_a_trapping_self_modify() {
     let home = Home::new("self-modify-trap");
     home.ok(&["boot", "-q"]);
     let status = json_lines(&home.ok(&["status", "--json"]));
-    assert_eq!(status[0]["kernel"]["version"], "default@1.0.0", "the boot installed the cartridge's kernel");
+    assert_eq!(
+        status[0]["kernel"]["version"], "default@1.0.0",
+        "the boot installed the cartridge's kernel"
+    );
     evolving_cartridge(&home, "LI R1, 0\nDIV R1, R1, R1\nHALT");
     // The first boot of 1.1.0 runs its kernel, which asks for the module.
     let first = json_lines(&home.ok(&["boot", "--json"]));
@@ -193,14 +340,28 @@ fn the_boot_boots_the_kernel_store_and_reverts_a_trapping_self_modify() {
     let evolved = change["kernel"].as_u64().unwrap();
     // The next boot tries it, it traps, the store reverts, the boot goes on: exit 0.
     let out = home.run(&["boot"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("REVERT kernel {evolved}")) && text.contains("division by zero"), "{text}");
+    assert!(
+        text.contains(&format!("REVERT kernel {evolved}")) && text.contains("division by zero"),
+        "{text}"
+    );
     assert!(text.contains("boot complete"), "{text}");
     // status and kernel list show the reason.
-    assert!(home.ok(&["status"]).contains(&format!("reverted from kernel {evolved}")));
+    assert!(
+        home.ok(&["status"])
+            .contains(&format!("reverted from kernel {evolved}"))
+    );
     let list = home.ok(&["kernel", "list"]);
-    assert!(list.contains("failed") && list.contains("division by zero"), "{list}");
+    assert!(
+        list.contains("failed") && list.contains("division by zero"),
+        "{list}"
+    );
     // It is not retried on the kernel's next request.
     let again = json_lines(&home.ok(&["boot", "--json"]));
     let change = again.iter().find(|l| l["type"] == "kernel-change").unwrap();
@@ -219,7 +380,10 @@ fn a_good_self_modify_runs_at_the_next_boot() {
         .iter()
         .find(|l| l["type"] == "stage" && l["stage"]["name"] == "kernel")
         .unwrap();
-    assert_eq!(kernel["stage"]["output"][0], "Kernel init done", "the new kernel ran");
+    assert_eq!(
+        kernel["stage"]["output"][0], "Kernel init done",
+        "the new kernel ran"
+    );
     assert_eq!(kernel["stage"]["kernels"][0]["version"], "default@1.1.0+3");
     let current = json_lines(&home.ok(&["kernel", "current", "--json"]));
     assert_eq!(current[0]["status"], "good");
@@ -229,8 +393,15 @@ fn a_good_self_modify_runs_at_the_next_boot() {
 fn a_crash_in_the_first_install_does_not_brick_the_home() {
     // The repro.
     let home = Home::new("brick");
-    let out = home.pxos().env("PXOS_CRASH_AT", "registry.create-temp").arg("boot").output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("crash injected at registry.create-temp"));
+    let out = home
+        .pxos()
+        .env("PXOS_CRASH_AT", "registry.create-temp")
+        .arg("boot")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("crash injected at registry.create-temp")
+    );
     let boot = home.ok(&["boot"]);
     assert!(boot.contains("boot complete"), "{boot}");
     assert!(home.ok(&["log", "verify"]).contains("chain intact"));
@@ -243,7 +414,13 @@ fn tampered_state_is_refused_with_the_file_named_never_a_panic() {
     home.ok(&["boot", "-q"]);
     let registry = home.home().join("carts/registry.png");
     pxos_test_support::edit_table(&registry, |v| v["cartridges"][0]["sha256"] = "abc".into());
-    for args in [&["status"][..], &["cart", "list"], &["cart", "lineage"], &["boot"], &["log", "verify"]] {
+    for args in [
+        &["status"][..],
+        &["cart", "list"],
+        &["cart", "lineage"],
+        &["boot"],
+        &["log", "verify"],
+    ] {
         let out = home.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
@@ -251,16 +428,24 @@ fn tampered_state_is_refused_with_the_file_named_never_a_panic() {
             continue; // boot refuses too, below
         }
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(stderr.contains("registry.png"), "{args:?} names the file: {stderr}");
+        assert!(
+            stderr.contains("registry.png"),
+            "{args:?} names the file: {stderr}"
+        );
     }
     let kernels = home.home().join("kernels/state.png");
     pxos_test_support::edit_table(&kernels, |v| v["kernels"][0]["sha256"] = "abc".into());
     let stderr = home.fails(1, &["kernel", "list"]);
-    assert!(stderr.contains("state.png") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("state.png") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
     // A log entry with a short hash.
     let home = Home::new("tamper-log-sha");
     home.ok(&["boot", "-q"]);
-    pxos_test_support::edit_table(&home.home().join("log/evolution.png"), |v| v["entries"][0]["hash"] = "abc".into());
+    pxos_test_support::edit_table(&home.home().join("log/evolution.png"), |v| {
+        v["entries"][0]["hash"] = "abc".into()
+    });
     let stderr = home.fails(1, &["log", "verify"]);
     assert!(stderr.contains("evolution.png"), "{stderr}");
 }
@@ -269,8 +454,14 @@ fn tampered_state_is_refused_with_the_file_named_never_a_panic() {
 fn fsck_rebuilds_state_from_the_log_and_lists_what_it_cannot() {
     let home = promoted_home("fsck");
     home.ok(&["boot", "-q"]);
-    assert!(home.ok(&["cart", "fsck"]).contains("agrees with the evolution log"));
-    assert!(home.ok(&["kernel", "fsck"]).contains("agrees with the evolution log"));
+    assert!(
+        home.ok(&["cart", "fsck"])
+            .contains("agrees with the evolution log")
+    );
+    assert!(
+        home.ok(&["kernel", "fsck"])
+            .contains("agrees with the evolution log")
+    );
     // Both state files garbled: status refuses, fsck --repair rebuilds them.
     std::fs::write(home.home().join("carts/registry.png"), b"garbage").unwrap();
     std::fs::write(home.home().join("kernels/state.png"), b"garbage").unwrap();
@@ -301,7 +492,10 @@ fn cart_test_and_lineage_default_to_the_current_cartridge() {
     let test = json_lines(&home.ok(&["cart", "test", "--json"]));
     assert_eq!(test.last().unwrap()["cartridge"], "default@1.1.0");
     let lineage = home.ok(&["cart", "lineage"]);
-    assert!(lineage.contains("default@1.0.0") && lineage.contains("└─ default@1.1.0"), "{lineage}");
+    assert!(
+        lineage.contains("default@1.0.0") && lineage.contains("└─ default@1.1.0"),
+        "{lineage}"
+    );
     let fresh = Home::new("defaults-fresh");
     let stderr = fresh.fails(1, &["cart", "test"]);
     assert!(stderr.contains("no current cartridge"), "{stderr}");
@@ -324,7 +518,8 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     let log_file = home.home().join("log/evolution.png");
     let forge = |home: &Home| {
         pxos_test_support::edit_table(&log_file, |v| {
-            let entries: Vec<pxos_cart::LogEntry> = serde_json::from_value(v["entries"].clone()).unwrap();
+            let entries: Vec<pxos_cart::LogEntry> =
+                serde_json::from_value(v["entries"].clone()).unwrap();
             let last = entries.last().unwrap();
             let mut entry = pxos_cart::LogEntry {
                 seq: last.seq + 1,
@@ -351,26 +546,41 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("evolution.anchor") && stdout.contains("evolution.png"), "names both files: {stdout}");
+    assert!(
+        stdout.contains("evolution.anchor") && stdout.contains("evolution.png"),
+        "names both files: {stdout}"
+    );
     let stderr = home.fails(1, &["status"]);
     assert!(stderr.contains("does not verify"), "{stderr}");
     // Boot warns visibly and boots the registry's current cartridge, read-only.
     let out = home.run(&["boot"]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("TAMPERED") && stderr.contains("read-only"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("default@1.1.0"), "not the forged one");
+    assert!(
+        stderr.contains("TAMPERED") && stderr.contains("read-only"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("default@1.1.0"),
+        "not the forged one"
+    );
     // Appending refuses; nothing changed.
     home.fails(1, &["log", "note", "cover it up"]);
 
     // The same forgery with the anchor rewritten to match: the log verifies on
     // its own, but the registry never began that change.
     let entries = pxos_cart::log::decode_log_bytes(&std::fs::read(&log_file).unwrap()).unwrap();
-    write_anchor(&home, serde_json::json!({"format": "pxos-evolution-anchor", "head": pxos_cart::LogPosition::end_of(&entries), "pending": null}));
+    write_anchor(
+        &home,
+        serde_json::json!({"format": "pxos-evolution-anchor", "head": pxos_cart::LogPosition::end_of(&entries), "pending": null}),
+    );
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("registry.png") && stdout.contains("never began"), "{stdout}");
+    assert!(
+        stdout.contains("registry.png") && stdout.contains("never began"),
+        "{stdout}"
+    );
     assert_eq!(home.run(&["status"]).status.code(), Some(1));
 
     // The log and its anchor deleted together while cartridges are registered.
@@ -382,7 +592,11 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("deleted or replaced"));
     // A non-UTF-8 anchor: a tamper report (exit 1), not an i/o error.
     let home = promoted_home("anchor-bytes");
-    std::fs::write(home.home().join("log/evolution.anchor"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    std::fs::write(
+        home.home().join("log/evolution.anchor"),
+        [0xff, 0xfe, 0x00, 0x80],
+    )
+    .unwrap();
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not UTF-8"));
@@ -411,14 +625,34 @@ fn the_boot_screen_shows_what_the_programs_printed() {
     home.ok(&["boot", "-q"]);
     let (width, _, rgb) = pxos_test_support::read_png_rgb(&home.home().join("boot/screen.png"));
     let [left, top, _, _] = pxos_vm::DEFAULT_CONSOLE_AREA;
-    let lines = ["PXVM booting...", "BIOS: memory and screen checked", "Kernel loaded", "Kernel init done"];
+    let lines = [
+        "PXVM booting...",
+        "BIOS: memory and screen checked",
+        "Kernel loaded",
+        "Kernel init done",
+    ];
     for (row, line) in lines.iter().enumerate() {
         assert!(
-            glyphs_at(&rgb, width as usize, line, left as usize, top as usize + row * 8),
+            glyphs_at(
+                &rgb,
+                width as usize,
+                line,
+                left as usize,
+                top as usize + row * 8
+            ),
             "line {row} ({line:?}) is not drawn where expected"
         );
     }
-    assert!(!glyphs_at(&rgb, width as usize, "Kernel loadeX", left as usize, top as usize + 16), "the check can fail");
+    assert!(
+        !glyphs_at(
+            &rgb,
+            width as usize,
+            "Kernel loadeX",
+            left as usize,
+            top as usize + 16
+        ),
+        "the check can fail"
+    );
     // The font the world used is its own pixel file.
     let sha = current(&home)["sha256"].as_str().unwrap().to_string();
     let font = home.home().join("run").join(sha).join("fonts/console.png");

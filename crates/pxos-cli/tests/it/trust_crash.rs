@@ -32,12 +32,25 @@ fn observe(home: &Home) -> String {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}={}", c["id"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["id"].as_str().unwrap(),
+                c["status"].as_str().unwrap()
+            )
+        })
         .collect();
     let kernels: Vec<String> = json_lines(&home.ok(&["kernel", "list", "--json"]))
         .iter()
         .filter(|k| k["id"].is_number())
-        .map(|k| format!("{}:{}:{}", k["id"], k["status"].as_str().unwrap(), k["current"]))
+        .map(|k| {
+            format!(
+                "{}:{}:{}",
+                k["id"],
+                k["status"].as_str().unwrap(),
+                k["current"]
+            )
+        })
         .collect();
     format!("{} | {}", ids.join(","), kernels.join(","))
 }
@@ -102,24 +115,55 @@ fn scenarios() -> Vec<Scenario> {
             setup: |home| {
                 booted(home);
                 let dir = home.scratch("v2");
-                let sha = json_lines(&home.ok(&["status", "--json"]))[0]["current"]["sha256"].as_str().unwrap().to_string();
+                let sha = json_lines(&home.ok(&["status", "--json"]))[0]["current"]["sha256"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
                 let stored = home.home().join("carts").join(format!("{sha}.pxa"));
-                home.ok(&["cart", "unpack", stored.to_str().unwrap(), dir.to_str().unwrap()]);
+                home.ok(&[
+                    "cart",
+                    "unpack",
+                    stored.to_str().unwrap(),
+                    dir.to_str().unwrap(),
+                ]);
                 let manifest = dir.join("cartridge.json");
-                let text = std::fs::read_to_string(&manifest).unwrap().replace("\"1.0.0\"", "\"1.2.0\"");
+                let text = std::fs::read_to_string(&manifest)
+                    .unwrap()
+                    .replace("\"1.0.0\"", "\"1.2.0\"");
                 std::fs::write(&manifest, text).unwrap();
                 let cart = home.scratch("v2.pxa");
-                home.ok(&["cart", "pack", dir.to_str().unwrap(), "-o", cart.to_str().unwrap(), "--actor", "ada"]);
+                home.ok(&[
+                    "cart",
+                    "pack",
+                    dir.to_str().unwrap(),
+                    "-o",
+                    cart.to_str().unwrap(),
+                    "--actor",
+                    "ada",
+                ]);
                 args(&["cart", "register", cart.to_str().unwrap(), "--actor", "ada"])
             },
             atomic: true,
-            labels: &["registry-cartridge", "registry-intent", "registry", "evolution-log"],
+            labels: &[
+                "registry-cartridge",
+                "registry-intent",
+                "registry",
+                "evolution-log",
+            ],
         },
         Scenario {
             name: "promote",
             setup: |home| {
                 tested(home);
-                args(&["cart", "promote", "default@1.1.0", "--approved-by", "ada", "--reason", "ok"])
+                args(&[
+                    "cart",
+                    "promote",
+                    "default@1.1.0",
+                    "--approved-by",
+                    "ada",
+                    "--reason",
+                    "ok",
+                ])
             },
             atomic: true,
             labels: &["registry-intent", "registry", "evolution-log"],
@@ -128,8 +172,24 @@ fn scenarios() -> Vec<Scenario> {
             name: "rollback",
             setup: |home| {
                 tested(home);
-                home.ok(&["cart", "promote", "default@1.1.0", "--approved-by", "ada", "--reason", "ok"]);
-                args(&["cart", "rollback", "default@1.0.0", "--actor", "ada", "--reason", "back"])
+                home.ok(&[
+                    "cart",
+                    "promote",
+                    "default@1.1.0",
+                    "--approved-by",
+                    "ada",
+                    "--reason",
+                    "ok",
+                ]);
+                args(&[
+                    "cart",
+                    "rollback",
+                    "default@1.0.0",
+                    "--actor",
+                    "ada",
+                    "--reason",
+                    "back",
+                ])
             },
             atomic: true,
             labels: &["registry-intent", "registry", "evolution-log"],
@@ -139,17 +199,39 @@ fn scenarios() -> Vec<Scenario> {
             setup: |home| {
                 booted(home);
                 let source = kernel_source(home, "LI R1, 4\nSYSCALL 1\nHALT\n");
-                args(&["kernel", "install", &source, "--version", "two", "--current", "--actor", "ada"])
+                args(&[
+                    "kernel",
+                    "install",
+                    &source,
+                    "--version",
+                    "two",
+                    "--current",
+                    "--actor",
+                    "ada",
+                ])
             },
             atomic: true,
-            labels: &["kernel-image", "kernel-intent", "kernel-state", "evolution-log"],
+            labels: &[
+                "kernel-image",
+                "kernel-intent",
+                "kernel-state",
+                "evolution-log",
+            ],
         },
         Scenario {
             name: "kernel-switch",
             setup: |home| {
                 booted(home);
                 let source = kernel_source(home, "LI R1, 4\nSYSCALL 1\nHALT\n");
-                home.ok(&["kernel", "install", &source, "--version", "two", "--actor", "ada"]);
+                home.ok(&[
+                    "kernel",
+                    "install",
+                    &source,
+                    "--version",
+                    "two",
+                    "--actor",
+                    "ada",
+                ]);
                 args(&["kernel", "switch", "2", "--actor", "ada"])
             },
             atomic: true,
@@ -164,7 +246,13 @@ fn scenarios() -> Vec<Scenario> {
                 args(&["boot"])
             },
             atomic: false,
-            labels: &["kernel-image", "kernel-intent", "kernel-state", "evolution-log", "boot-screen"],
+            labels: &[
+                "kernel-image",
+                "kernel-intent",
+                "kernel-state",
+                "evolution-log",
+                "boot-screen",
+            ],
         },
         Scenario {
             name: "boot-reverts",
@@ -191,12 +279,23 @@ fn evolving(home: &Home, module: &str) {
         std::fs::copy(&module_png, dir.join("modules/next.png")).unwrap();
         let kernel = format!("START:\n    IMM32 R1, {file_id}\n    SYSCALL 99\n    HALT\n");
         let program = pxos_vm::asm::assemble("kernel", &kernel).unwrap();
-        let image = pxos_vm::ProgramImage { words: program.words, entry: program.entry };
+        let image = pxos_vm::ProgramImage {
+            words: program.words,
+            entry: program.entry,
+        };
         std::fs::write(dir.join("boot/kernel.png"), image.to_png()).unwrap();
         manifest["reason"] = "an evolving kernel".into();
     });
     home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
-    home.ok(&["cart", "promote", "default@1.1.0", "--approved-by", "ada", "--reason", "ok"]);
+    home.ok(&[
+        "cart",
+        "promote",
+        "default@1.1.0",
+        "--approved-by",
+        "ada",
+        "--reason",
+        "ok",
+    ]);
 }
 
 /// The state must be consistent: the log verifies and everything agrees with it.
@@ -236,8 +335,18 @@ fn a_crash_at_every_write_point_of_every_trust_operation_leaves_a_consistent_hom
         let clean = Home::new(&format!("tc-{}-clean", scenario.name));
         copy_tree(&template.dir, &clean.dir);
         let trace = clean.scratch("trace.txt");
-        let out = clean.pxos().env("PXOS_CRASH_TRACE", &trace).args(&op).output().unwrap();
-        assert!(out.status.success(), "{}: the clean run failed: {}", scenario.name, String::from_utf8_lossy(&out.stderr));
+        let out = clean
+            .pxos()
+            .env("PXOS_CRASH_TRACE", &trace)
+            .args(&op)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: the clean run failed: {}",
+            scenario.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let after = observe(&clean);
         let points: Vec<String> = std::fs::read_to_string(&trace)
             .unwrap()
@@ -255,10 +364,16 @@ fn a_crash_at_every_write_point_of_every_trust_operation_leaves_a_consistent_hom
             total += 1;
             let home = Home::new(&format!("tc-{}-{}", scenario.name, point.replace('#', "-")));
             copy_tree(&template.dir, &home.dir);
-            let out = home.pxos().env("PXOS_CRASH_AT", point).args(&op).output().unwrap();
+            let out = home
+                .pxos()
+                .env("PXOS_CRASH_AT", point)
+                .args(&op)
+                .output()
+                .unwrap();
             let context = format!("{} at {point}", scenario.name);
             assert!(
-                String::from_utf8_lossy(&out.stderr).contains(&format!("crash injected at {point}")),
+                String::from_utf8_lossy(&out.stderr)
+                    .contains(&format!("crash injected at {point}")),
                 "{context}: the process did not die there: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -269,14 +384,21 @@ fn a_crash_at_every_write_point_of_every_trust_operation_leaves_a_consistent_hom
                 assert_consistent(&home, &context);
                 if scenario.atomic {
                     let now = observe(&home);
-                    assert!(now == before || now == after, "{context}: neither old nor new:\n old {before}\n new {after}\n now {now}");
+                    assert!(
+                        now == before || now == after,
+                        "{context}: neither old nor new:\n old {before}\n new {after}\n now {now}"
+                    );
                 }
             }
             // The next command works, and leaves a consistent home.
             let next = home.run(&op);
             let next_ok = next.status.success()
                 || (scenario.atomic && String::from_utf8_lossy(&next.stderr).contains("already"));
-            assert!(next_ok, "{context}: the next run failed: {}", String::from_utf8_lossy(&next.stderr));
+            assert!(
+                next_ok,
+                "{context}: the next run failed: {}",
+                String::from_utf8_lossy(&next.stderr)
+            );
             home.ok(&["boot", "-q"]);
             assert_consistent(&home, &format!("{context}, then again"));
         }

@@ -256,7 +256,10 @@ fn syscalls_reach_pixelfs_files_and_modules() {
         run["warnings"][0].as_str().unwrap().contains("confined"),
         "{run}"
     );
-    assert_eq!(home.run(&["fs", "cat", "/out/copy.txt"]).status.code(), Some(1));
+    assert_eq!(
+        home.run(&["fs", "cat", "/out/copy.txt"]).status.code(),
+        Some(1)
+    );
     // --trusted lifts the sandbox, and the execution record says so.
     let lines = json_lines(&home.ok(&["run", program.to_str().unwrap(), "--trusted", "--json"]));
     let run = lines.iter().find(|l| l["type"] == "run").unwrap();

@@ -29,7 +29,7 @@ fn random_reads_match_the_payload_in_every_layout() {
             metadata: vec![9; 1000],
             ..EncodeOptions::default()
         };
-        let path = dir.join(&format!("{index}.png"));
+        let path = dir.join(format!("{index}.png"));
         std::fs::write(&path, encode_to_vec(&payload, &options).unwrap()).unwrap();
         let mut reader = PixelReader::open(&path, &Limits::default()).unwrap();
         assert!(reader.has_index());

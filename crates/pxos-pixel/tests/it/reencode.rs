@@ -202,7 +202,7 @@ fn optipng_rewrites_still_decode() {
         ),
     ];
     for (name, payload, options) in cases {
-        let path = dir.join(&format!("{name}.png"));
+        let path = dir.join(format!("{name}.png"));
         let original = encode_to_vec(&payload, &options).unwrap();
         std::fs::write(&path, &original).unwrap();
         for args in [

@@ -105,7 +105,7 @@ fn ten_mebibytes_round_trip_through_files_and_file_reports_png() {
     );
 
     for small in [0usize, 1, 2, 3, 4096] {
-        let path = dir.join(&format!("small-{small}.png"));
+        let path = dir.join(format!("small-{small}.png"));
         std::fs::write(
             &path,
             encode_to_vec(&payload[..small], &EncodeOptions::default()).unwrap(),

@@ -90,7 +90,9 @@ it did not do. Only a host refusal traps.\n\n| number | name | meaning |\n|---:|
     for (number, name, meaning) in syscall::ALL {
         let _ = writeln!(doc, "| {number} | `{name}` | {meaning} |");
     }
-    doc.push_str("\n### Error codes (R1 when R0 = 0)\n\n| code | name | meaning |\n|---:|---|---|\n");
+    doc.push_str(
+        "\n### Error codes (R1 when R0 = 0)\n\n| code | name | meaning |\n|---:|---|---|\n",
+    );
     for (code, name, meaning) in syscall::error::ALL {
         let _ = writeln!(doc, "| {code} | `{name}` | {meaning} |");
     }

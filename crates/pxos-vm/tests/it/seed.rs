@@ -67,9 +67,19 @@ fn kernel_changes_outside_a_kernel_boot_fail_with_unsupported() {
         "IMM32 R1, 301\nSYSCALL 99\nMOV R9, R0\nMOV R10, R1\nLI R1, 1\nSYSCALL 32\nMOV R11, R0\nMOV R12, R1\nHALT",
     )
     .unwrap();
-    let mut machine = Machine::with_program(Config::default(), &program.words, program.entry).unwrap();
+    let mut machine =
+        Machine::with_program(Config::default(), &program.words, program.entry).unwrap();
     machine.run(&mut host, 1000).unwrap();
     assert_eq!(host.request, None, "nothing is staged");
-    assert_eq!(machine.regs[9..13], [0, error::UNSUPPORTED, 0, error::UNSUPPORTED]);
-    assert!(host.warnings.iter().all(|w| w.contains("UNSUPPORTED") && w.contains("nothing was staged")), "{:?}", host.warnings);
+    assert_eq!(
+        machine.regs[9..13],
+        [0, error::UNSUPPORTED, 0, error::UNSUPPORTED]
+    );
+    assert!(
+        host.warnings
+            .iter()
+            .all(|w| w.contains("UNSUPPORTED") && w.contains("nothing was staged")),
+        "{:?}",
+        host.warnings
+    );
 }
