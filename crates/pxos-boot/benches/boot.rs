@@ -2,8 +2,47 @@
 //! by a first boot, which is not measured). Target: < 100 ms wall.
 //! `cargo bench -p pxos-boot`; CI runs it once (`-- --test`).
 
+use std::path::Path;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use pxos_boot::boot::{BootRequest, boot_home};
+use pxos_cart::{Action, Actor, EvolutionLog, LogEntry, LogPosition};
+use pxos_pixel::Hash256;
+
+/// Grows the home's evolution log to `total` entries with notes, written in
+/// one go (appending them one by one would take quadratic time).
+fn grow_log(home: &Path, total: usize) {
+    let log = EvolutionLog::open(&home.join("log")).unwrap();
+    let mut entries = log.entries().unwrap();
+    while entries.len() < total {
+        let last = entries.last().unwrap();
+        let mut entry = LogEntry {
+            seq: last.seq + 1,
+            time: last.time.clone(),
+            actor: Actor::human("bench"),
+            action: Action::Note {
+                label: "note".into(),
+            },
+            reason: format!("note {}", entries.len()),
+            prev: last.hash,
+            hash: Hash256::ZERO,
+        };
+        entry.hash = entry.compute_hash();
+        entries.push(entry);
+    }
+    let head = LogPosition::end_of(&entries);
+    let file = serde_json::json!({"format": "pxos-evolution-log", "version": 2, "head": head, "entries": entries});
+    let png = pxos_pixel::encode_to_vec(
+        &serde_json::to_vec_pretty(&file).unwrap(),
+        &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+    )
+    .unwrap();
+    std::fs::write(log.log_path(), png).unwrap();
+    let anchor =
+        serde_json::json!({"format": "pxos-evolution-anchor", "head": head, "pending": null});
+    std::fs::write(log.anchor_path(), anchor.to_string()).unwrap();
+    assert!(log.verify().unwrap().is_ok());
+}
 
 fn boot(c: &mut Criterion) {
     let home = std::env::temp_dir().join(format!("pxos-boot-bench-{}", std::process::id()));
@@ -32,6 +71,21 @@ fn boot(c: &mut Criterion) {
             criterion::BatchSize::PerIteration,
         )
     });
+    // How boot time grows with the evolution log: every boot verifies the whole
+    // log and replays the registry and kernel entries (the scale issue segments it).
+    for total in [100, 10_000] {
+        let grown = home.with_extension(format!("log-{total}"));
+        let _ = std::fs::remove_dir_all(&grown);
+        boot_home(&grown, &BootRequest::default()).unwrap();
+        grow_log(&grown, total);
+        group.bench_function(format!("default-world/warm/log-{total}"), |b| {
+            b.iter(|| {
+                let booted = boot_home(&grown, &BootRequest::default()).unwrap();
+                assert!(booted.report.ok() && booted.degraded.is_none());
+            })
+        });
+        let _ = std::fs::remove_dir_all(&grown);
+    }
     group.finish();
     let _ = std::fs::remove_dir_all(&home);
 }

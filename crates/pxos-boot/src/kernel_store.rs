@@ -1023,8 +1023,9 @@ impl KernelStore {
         Ok(self
             .log
             .verified_entries()?
-            .into_iter()
+            .iter()
             .filter(|e| e.action.domain() == Domain::Kernels)
+            .cloned()
             .collect())
     }
 }

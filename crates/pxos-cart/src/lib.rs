@@ -19,7 +19,7 @@ pub use cartridge::{
 pub use checkpoint::{Checkpointed, FsckReport, Intent};
 pub use error::{Error, Result};
 pub use log::{
-    Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, KernelOutcome, LogEntry, LogPosition,
-    SwitchCause,
+    Action, Actor, ActorKind, CartRef, Domain, Entries, EvolutionLog, KernelOutcome, LogEntry,
+    LogPosition, SwitchCause,
 };
 pub use registry::{GenesisRun, Record, Registry, RollbackOutcome, Status};

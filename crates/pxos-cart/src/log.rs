@@ -17,6 +17,7 @@
 //! (see [`LogPosition::tail`]). See `docs/formats/evolution-log.md`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use pxos_fs::WriteLock;
 use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits, durable};
@@ -350,6 +351,18 @@ struct Anchor {
     pending: Option<LogPosition>,
 }
 
+/// The entries of a verified log, shared with the log's cache.
+#[derive(Clone, Debug)]
+pub struct Entries(Arc<LogFile>);
+
+impl std::ops::Deref for Entries {
+    type Target = [LogEntry];
+
+    fn deref(&self) -> &[LogEntry] {
+        &self.0.entries
+    }
+}
+
 /// What `verify` found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verification {
@@ -365,10 +378,45 @@ impl Verification {
     }
 }
 
+/// What identifies one version of a file on disk: both log files are only
+/// ever replaced by rename, so a new version has a new inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let metadata = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Stamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            inode,
+        })
+    }
+}
+
+/// The last verification in this process, kept while neither file changes.
+#[derive(Debug)]
+struct Verified {
+    stamps: (Option<Stamp>, Option<Stamp>),
+    file: Arc<LogFile>,
+    report: Verification,
+}
+
 /// The log in a directory (`$PXOS_HOME/log`).
 #[derive(Clone, Debug)]
 pub struct EvolutionLog {
     dir: PathBuf,
+    /// Shared by the clones a process hands to the registry and the kernel
+    /// store, so one command reads and verifies the whole log once.
+    cache: Arc<Mutex<Option<Verified>>>,
 }
 
 impl EvolutionLog {
@@ -376,6 +424,7 @@ impl EvolutionLog {
         std::fs::create_dir_all(dir).map_err(|err| Error::from(err).with_path(dir))?;
         Ok(EvolutionLog {
             dir: dir.to_path_buf(),
+            cache: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -406,16 +455,39 @@ impl EvolutionLog {
         decode_log(&bytes).map_err(|err| err.with_path(&path))
     }
 
+    /// Reads and verifies the log, or reuses this process's last verification
+    /// when neither file changed since.
+    fn read_verified(&self) -> Result<(Arc<LogFile>, Verification)> {
+        let stamps = (Stamp::of(&self.log_path()), Stamp::of(&self.anchor_path()));
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(verified) = cache.as_ref()
+                && verified.stamps == stamps
+                && stamps.0.is_some()
+            {
+                return Ok((verified.file.clone(), verified.report.clone()));
+            }
+        }
+        let file = Arc::new(self.load()?);
+        let report = self.check(&file)?;
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Verified {
+            stamps,
+            file: file.clone(),
+            report: report.clone(),
+        });
+        Ok((file, report))
+    }
+
     /// Every entry, in order (not verified; see [`EvolutionLog::verify`]).
     pub fn entries(&self) -> Result<Vec<LogEntry>> {
-        Ok(self.load()?.entries)
+        Ok(self.read_verified()?.0.entries.clone())
     }
 
     /// Every entry, after checking the whole log; a log that does not verify
-    /// is an error ([`Error::Tampered`]) naming its problems.
-    pub fn verified_entries(&self) -> Result<Vec<LogEntry>> {
-        let file = self.load()?;
-        let report = self.check(&file)?;
+    /// is an error ([`Error::Tampered`]) naming its problems. Shared, not
+    /// copied: one command reads the log once.
+    pub fn verified_entries(&self) -> Result<Entries> {
+        let (file, report) = self.read_verified()?;
         if !report.is_ok() {
             return Err(Error::Tampered(format!(
                 "{}: the evolution log does not verify: {}",
@@ -423,7 +495,7 @@ impl EvolutionLog {
                 report.problems.join("; ")
             )));
         }
-        Ok(file.entries)
+        Ok(Entries(file))
     }
 
     /// Appends an entry. Refuses to build on a log that does not verify.
@@ -465,6 +537,16 @@ impl EvolutionLog {
         durable::write_atomic(self.log_path(), &png, "evolution-log")
             .map_err(|err| Error::from(err).with_path(self.log_path()))?;
         self.write_anchor(file.head, None, "evolution-anchor")?;
+        // What was verified plus one well-formed entry is verified: keep it.
+        let stamps = (Stamp::of(&self.log_path()), Stamp::of(&self.anchor_path()));
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Verified {
+            stamps,
+            report: Verification {
+                entries: file.entries.len() as u64,
+                ..Verification::default()
+            },
+            file: Arc::new(file),
+        });
         Ok(entry)
     }
 
@@ -487,8 +569,7 @@ impl EvolutionLog {
 
     /// Checks the chain, every hash, the head and the anchor.
     pub fn verify(&self) -> Result<Verification> {
-        let file = self.load()?;
-        self.check(&file)
+        Ok(self.read_verified()?.1)
     }
 
     fn check(&self, file: &LogFile) -> Result<Verification> {
