@@ -19,13 +19,13 @@
 
 use std::path::{Path, PathBuf};
 
-use pxos_cart::checkpoint::{self, Checkpointed};
+use pxos_cart::checkpoint::{self, CheckpointFile, Checkpointed};
 use pxos_cart::{
     Action, Actor, CartRef, Domain, EvolutionLog, FsckReport, Intent, KernelOutcome, LogEntry,
     LogPosition, SwitchCause,
 };
 use pxos_fs::WriteLock;
-use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits, durable};
+use pxos_pixel::{Hash256, durable};
 use pxos_vm::{KernelRequest, ProgramImage, Screen, Storage};
 use serde::{Deserialize, Serialize};
 
@@ -305,6 +305,17 @@ impl State {
 
 impl Checkpointed for State {
     const DOMAIN: Domain = Domain::Kernels;
+    const WHAT: &'static str = "kernel state";
+    const FSCK: &'static str = "pxos kernel fsck";
+    const LABELS: (&'static str, &'static str) = ("kernel-intent", "kernel-state");
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        State::validate(self)
+    }
+
+    fn records(&self) -> usize {
+        self.kernels.len()
+    }
 
     fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
         State::apply(self, entry)
@@ -392,7 +403,7 @@ struct NewKernel<'a> {
 /// The kernel store in a directory.
 pub struct KernelStore {
     dir: PathBuf,
-    log: EvolutionLog,
+    file: CheckpointFile<State>,
 }
 
 impl KernelStore {
@@ -402,13 +413,13 @@ impl KernelStore {
         std::fs::create_dir_all(&images).map_err(|err| Error::io(err, &images))?;
         Ok(KernelStore {
             dir: dir.to_path_buf(),
-            log,
+            file: CheckpointFile::new(dir.join("state.png"), log),
         })
     }
 
     /// The checkpoint file.
     pub fn state_path(&self) -> PathBuf {
-        self.dir.join("state.png")
+        self.file.path().to_path_buf()
     }
 
     fn lock(&self) -> Result<WriteLock> {
@@ -418,43 +429,13 @@ impl KernelStore {
     /// The checkpoint as saved, validated (`None` for a new store), not
     /// checked against the log.
     pub fn checkpoint(&self) -> Result<Option<State>> {
-        let path = self.state_path();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::io(err, &path)),
-        };
-        decode_state(&bytes)
-            .map(Some)
-            .map_err(|err| err.with_path(&path))
+        Ok(self.file.load()?)
     }
 
     /// The current state: the checkpoint checked against the verified log,
     /// with the one kernel entry a crash may have left unapplied replayed.
     pub fn state(&self) -> Result<State> {
-        let entries = self.log.verified_entries().map_err(Error::from)?;
-        self.state_with(&entries)
-    }
-
-    fn disagree(&self, why: String) -> Error {
-        Error::Tampered(format!(
-            "{} and {} disagree: {why}; `pxos kernel fsck` shows the damage and `--repair` rebuilds the kernel state from the log",
-            self.state_path().display(),
-            self.log.log_path().display()
-        ))
-    }
-
-    fn state_with(&self, entries: &[LogEntry]) -> Result<State> {
-        checkpoint::reconcile(self.checkpoint()?, entries)
-            .map_err(|why| self.disagree(format!("the kernel state: {why}")))
-    }
-
-    fn save(&self, state: &State, label: &'static str) -> Result<()> {
-        let json = serde_json::to_vec_pretty(state).expect("the kernel state serializes");
-        let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
-        durable::write_atomic(self.state_path(), &png, label)
-            .map_err(|err| Error::io(err, &self.state_path()))?;
-        Ok(())
+        Ok(self.file.state()?)
     }
 
     /// Intent, log entry, new state.
@@ -465,24 +446,7 @@ impl KernelStore {
         action: Action,
         reason: &str,
     ) -> Result<LogEntry> {
-        state.pending = Some(Intent {
-            actor: actor.clone(),
-            action: action.clone(),
-        });
-        self.save(state, "kernel-intent")?;
-        let entry = self.log.append(actor, action, reason)?;
-        state.apply(&entry).map_err(|why| {
-            Error::Usage(format!(
-                "internal: a kernel change does not apply to its own state: {why}"
-            ))
-        })?;
-        state.pending = None;
-        state.log = LogPosition {
-            count: entry.seq + 1,
-            hash: entry.hash,
-        };
-        self.save(state, "kernel-state")?;
-        Ok(entry)
+        Ok(self.file.commit(state, actor, action, reason)?)
     }
 
     fn image_path(&self, sha256: &Hash256) -> PathBuf {
@@ -923,42 +887,9 @@ impl KernelStore {
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         let _lock = self.lock()?;
         let mut report = FsckReport::default();
-        let entries = match self.log.verified_entries() {
-            Ok(entries) => entries,
-            Err(err) => {
-                report.problems.push(err.to_string());
-                report.unrecovered.push(
-                    "the kernel state cannot be rebuilt while the evolution log does not verify"
-                        .into(),
-                );
-                return Ok(report);
-            }
+        let Some(rebuilt) = self.file.fsck_log(&mut report) else {
+            return Ok(report);
         };
-        let rebuilt: State = match checkpoint::replay(&entries) {
-            Ok(state) => state,
-            Err(why) => {
-                report.problems.push(why);
-                report
-                    .unrecovered
-                    .push("the log's kernel entries do not replay; nothing was rebuilt".into());
-                return Ok(report);
-            }
-        };
-        report.records = rebuilt.kernels.len();
-        match self.checkpoint() {
-            Err(err) => report.problems.push(err.to_string()),
-            Ok(None) if rebuilt.kernels.is_empty() => {}
-            Ok(None) => report.problems.push(format!(
-                "{} is missing, but the log installs {} kernels",
-                self.state_path().display(),
-                rebuilt.kernels.len()
-            )),
-            Ok(Some(_)) => {
-                if let Err(err) = self.state_with(&entries) {
-                    report.problems.push(err.to_string());
-                }
-            }
-        }
         let mut known = std::collections::BTreeSet::new();
         for record in &rebuilt.kernels {
             known.insert(record.sha256);
@@ -997,23 +928,8 @@ impl KernelStore {
                 ));
             }
         }
-        if repair && !report.problems.is_empty() {
-            let path = self.state_path();
-            if path.exists() {
-                let aside = checkpoint::keep_aside(&path).map_err(|err| Error::io(err, &path))?;
-                report.repaired.push(format!(
-                    "kept the damaged checkpoint as {}",
-                    aside.display()
-                ));
-            }
-            self.save(&rebuilt, "kernel-state")?;
-            report.repaired.push(format!(
-                "rebuilt {} from {} log entries ({} kernels, current {})",
-                path.display(),
-                entries.len(),
-                rebuilt.kernels.len(),
-                rebuilt.current.map_or("none".into(), |c| c.to_string())
-            ));
+        if repair {
+            self.file.repair(&rebuilt, &mut report)?;
         }
         Ok(report)
     }
@@ -1021,7 +937,8 @@ impl KernelStore {
     /// The kernel entries of the evolution log, oldest first.
     pub fn history(&self) -> Result<Vec<LogEntry>> {
         Ok(self
-            .log
+            .file
+            .log()
             .verified_entries()?
             .iter()
             .filter(|e| e.action.domain() == Domain::Kernels)
@@ -1032,17 +949,5 @@ impl KernelStore {
 
 /// Decodes and validates `state.png`'s bytes (damage is an error, never a panic).
 pub fn decode_state(bytes: &[u8]) -> Result<State> {
-    let (decoded, json) = pxos_pixel::decode_from_slice(bytes, &Limits::default())?;
-    if decoded.header.kind != Kind::Table {
-        return Err(Error::Format(format!(
-            "not a kernel store state (a PXI of kind {})",
-            decoded.header.kind.name()
-        )));
-    }
-    let state: State = serde_json::from_slice(&json)
-        .map_err(|err| Error::Format(format!("invalid kernel state: {err}")))?;
-    state
-        .validate()
-        .map_err(|why| Error::Format(format!("invalid kernel state: {why}")))?;
-    Ok(state)
+    Ok(checkpoint::decode(bytes)?)
 }

@@ -16,12 +16,15 @@
 //! `fsck` replays the whole log to rebuild a damaged checkpoint; the damaged
 //! file is kept beside it, never deleted.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use pxos_pixel::durable;
+use pxos_pixel::{EncodeOptions, Kind, Limits, durable};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::log::{Action, Actor, Domain, LogEntry, LogPosition};
+use crate::error::{Error, Result};
+use crate::log::{Action, Actor, Domain, EvolutionLog, LogEntry, LogPosition};
 
 /// A change about to be logged, saved in the checkpoint before the append.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,13 +34,24 @@ pub struct Intent {
     pub action: Action,
 }
 
-/// State that the log's entries of one domain build, entry by entry.
-pub trait Checkpointed: Default {
+/// State that the log's entries of one domain build, entry by entry, kept in
+/// a PXI table file as its checkpoint.
+pub trait Checkpointed: Default + Serialize + DeserializeOwned {
     /// The entries this state is made of.
     const DOMAIN: Domain;
+    /// What it is, in messages ("registry", "kernel state").
+    const WHAT: &'static str;
+    /// The command that checks and repairs it.
+    const FSCK: &'static str;
+    /// Crash-point labels of the intent write and of the final write.
+    const LABELS: (&'static str, &'static str);
 
+    /// Checks what a decoded file must hold (format, version, consistency).
+    fn validate(&self) -> Result<(), String>;
+    /// How many records (cartridges, kernels) it holds.
+    fn records(&self) -> usize;
     /// Applies one entry of [`Self::DOMAIN`]; `Err` says why it cannot follow.
-    fn apply(&mut self, entry: &LogEntry) -> Result<(), String>;
+    fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String>;
     /// The same state, ignoring the position and the intent.
     fn same_as(&self, other: &Self) -> bool;
     /// The log position this state reflects.
@@ -49,7 +63,7 @@ pub trait Checkpointed: Default {
 }
 
 /// Replays every entry of the state's domain onto an empty state.
-pub fn replay<S: Checkpointed>(entries: &[LogEntry]) -> Result<S, String> {
+pub fn replay<S: Checkpointed>(entries: &[LogEntry]) -> std::result::Result<S, String> {
     let mut state = S::default();
     for entry in entries.iter().filter(|e| e.action.domain() == S::DOMAIN) {
         state
@@ -173,5 +187,190 @@ pub struct FsckReport {
 impl FsckReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.unrecovered.is_empty()
+    }
+}
+
+/// Decodes and validates a checkpoint file's bytes (a PXI of kind `table`). A
+/// damaged or hostile file is an error, never a panic.
+pub fn decode<S: Checkpointed>(bytes: &[u8]) -> Result<S> {
+    let (decoded, json) = pxos_pixel::decode_from_slice(bytes, &Limits::default())?;
+    if decoded.header.kind != Kind::Table {
+        return Err(Error::Format(format!(
+            "not a {} (a PXI of kind {})",
+            S::WHAT,
+            decoded.header.kind.name()
+        )));
+    }
+    let state: S = serde_json::from_slice(&json)
+        .map_err(|err| Error::Format(format!("invalid {}: {err}", S::WHAT)))?;
+    state
+        .validate()
+        .map_err(|why| Error::Format(format!("invalid {}: {why}", S::WHAT)))?;
+    Ok(state)
+}
+
+/// A checkpoint file of the evolution log: how the state is loaded, checked,
+/// changed and repaired, the same for every state built from the log.
+#[derive(Clone, Debug)]
+pub struct CheckpointFile<S> {
+    path: PathBuf,
+    log: EvolutionLog,
+    state: PhantomData<fn() -> S>,
+}
+
+impl<S: Checkpointed> CheckpointFile<S> {
+    pub fn new(path: PathBuf, log: EvolutionLog) -> CheckpointFile<S> {
+        CheckpointFile {
+            path,
+            log,
+            state: PhantomData,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The log it is a checkpoint of.
+    pub fn log(&self) -> &EvolutionLog {
+        &self.log
+    }
+
+    /// The checkpoint as saved, validated (`None` when there is none), not
+    /// checked against the log.
+    pub fn load(&self) -> Result<Option<S>> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::from(err).with_path(&self.path)),
+        };
+        decode(&bytes)
+            .map(Some)
+            .map_err(|err| err.with_path(&self.path))
+    }
+
+    /// Saves `state` atomically, with the crash-point `label`.
+    pub fn save(&self, state: &S, label: &'static str) -> Result<()> {
+        let json = serde_json::to_vec_pretty(state).expect("a checkpoint serializes");
+        let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
+        durable::write_atomic(&self.path, &png, label)
+            .map_err(|err| Error::from(err).with_path(&self.path))
+    }
+
+    fn disagree(&self, why: String) -> Error {
+        Error::Tampered(format!(
+            "{} and {} disagree: the {}: {why}; `{}` shows the damage and `--repair` rebuilds it from the log",
+            self.path.display(),
+            self.log.log_path().display(),
+            S::WHAT,
+            S::FSCK
+        ))
+    }
+
+    /// The state: the checkpoint, checked against the verified log.
+    pub fn state(&self) -> Result<S> {
+        let entries = self.log.verified_entries()?;
+        self.state_with(&entries)
+    }
+
+    /// The state as of the end of `entries` (a verified log).
+    pub fn state_with(&self, entries: &[LogEntry]) -> Result<S> {
+        reconcile(self.load()?, entries).map_err(|why| self.disagree(why))
+    }
+
+    /// Commits one change: the intent, the typed log entry, the new state.
+    /// A crash anywhere leaves the old state or the new one.
+    pub fn commit(
+        &self,
+        state: &mut S,
+        actor: Actor,
+        action: Action,
+        reason: &str,
+    ) -> Result<LogEntry> {
+        let (intent_label, state_label) = S::LABELS;
+        state.set_intent(Some(Intent {
+            actor: actor.clone(),
+            action: action.clone(),
+        }));
+        self.save(state, intent_label)?;
+        let entry = self.log.append(actor, action, reason)?;
+        state.apply(&entry).map_err(|why| {
+            Error::Usage(format!(
+                "internal: a change does not apply to its own state: {why}"
+            ))
+        })?;
+        state.set_intent(None);
+        state.set_position(LogPosition {
+            count: entry.seq + 1,
+            hash: entry.hash,
+        });
+        self.save(state, state_label)?;
+        Ok(entry)
+    }
+
+    /// The log side of an fsck: replays the whole log and compares the
+    /// checkpoint with it. Returns the rebuilt state when the log allows one.
+    pub fn fsck_log(&self, report: &mut FsckReport) -> Option<S> {
+        let entries = match self.log.verified_entries() {
+            Ok(entries) => entries,
+            Err(err) => {
+                report.problems.push(err.to_string());
+                report.unrecovered.push(format!(
+                    "the {} cannot be rebuilt while the evolution log does not verify",
+                    S::WHAT
+                ));
+                return None;
+            }
+        };
+        let rebuilt: S = match replay(&entries) {
+            Ok(state) => state,
+            Err(why) => {
+                report.problems.push(why);
+                report.unrecovered.push(format!(
+                    "the log's {} entries do not replay; nothing was rebuilt",
+                    S::WHAT
+                ));
+                return None;
+            }
+        };
+        report.records = rebuilt.records();
+        match self.load() {
+            Err(err) => report.problems.push(err.to_string()),
+            Ok(None) if rebuilt.records() == 0 => {}
+            Ok(None) => report.problems.push(format!(
+                "{} is missing, but the log records {} of its records",
+                self.path.display(),
+                rebuilt.records()
+            )),
+            Ok(Some(checkpoint)) => {
+                if let Err(why) = reconcile(Some(checkpoint), &entries) {
+                    report.problems.push(self.disagree(why).to_string());
+                }
+            }
+        }
+        Some(rebuilt)
+    }
+
+    /// With damage found, saves `rebuilt` and keeps the damaged file aside.
+    pub fn repair(&self, rebuilt: &S, report: &mut FsckReport) -> Result<()> {
+        if report.problems.is_empty() {
+            return Ok(());
+        }
+        if self.path.exists() {
+            let aside =
+                keep_aside(&self.path).map_err(|err| Error::from(err).with_path(&self.path))?;
+            report.repaired.push(format!(
+                "kept the damaged checkpoint as {}",
+                aside.display()
+            ));
+        }
+        self.save(rebuilt, S::LABELS.1)?;
+        report.repaired.push(format!(
+            "rebuilt {} from the evolution log ({} records)",
+            self.path.display(),
+            rebuilt.records()
+        ));
+        Ok(())
     }
 }

@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pxos_fs::WriteLock;
-use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits as PixelLimits, durable};
+use pxos_pixel::{Hash256, Limits as PixelLimits, durable};
 use serde::{Deserialize, Serialize};
 
 use crate::cartridge::{Creator, Limits, read_manifest};
-use crate::checkpoint::{self, Checkpointed, FsckReport, Intent};
+use crate::checkpoint::{self, CheckpointFile, Checkpointed, FsckReport, Intent};
 use crate::error::{Error, Result};
 use crate::log::{Action, Actor, ActorKind, CartRef, Domain, EvolutionLog, LogEntry, LogPosition};
 
@@ -138,6 +138,17 @@ impl Default for State {
 
 impl Checkpointed for State {
     const DOMAIN: Domain = Domain::Registry;
+    const WHAT: &'static str = "registry";
+    const FSCK: &'static str = "pxos cart fsck";
+    const LABELS: (&'static str, &'static str) = ("registry-intent", "registry");
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        State::validate(self)
+    }
+
+    fn records(&self) -> usize {
+        self.cartridges.len()
+    }
 
     fn apply(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
         State::apply(self, entry)
@@ -371,7 +382,7 @@ pub enum RollbackOutcome {
 /// The registry in `$PXOS_HOME/carts`.
 pub struct Registry {
     dir: PathBuf,
-    log: EvolutionLog,
+    file: CheckpointFile<State>,
 }
 
 impl Registry {
@@ -380,18 +391,18 @@ impl Registry {
         std::fs::create_dir_all(dir).map_err(|err| Error::from(err).with_path(dir))?;
         Ok(Registry {
             dir: dir.to_path_buf(),
-            log,
+            file: CheckpointFile::new(dir.join("registry.png"), log),
         })
     }
 
     /// The evolution log this registry writes to.
     pub fn log(&self) -> &EvolutionLog {
-        &self.log
+        self.file.log()
     }
 
     /// The checkpoint file.
     pub fn state_path(&self) -> PathBuf {
-        self.dir.join("registry.png")
+        self.file.path().to_path_buf()
     }
 
     fn lock(&self) -> Result<WriteLock> {
@@ -401,35 +412,13 @@ impl Registry {
     /// The checkpoint as saved, validated, or `None` when there is none.
     /// It is not checked against the log (see [`Registry::state`]).
     pub fn checkpoint(&self) -> Result<Option<State>> {
-        let path = self.state_path();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::from(err).with_path(&path)),
-        };
-        decode_state(&bytes)
-            .map(Some)
-            .map_err(|err| err.with_path(&path))
+        self.file.load()
     }
 
     /// The state: the checkpoint, checked against the verified log, with the
     /// one registry entry a crash may have left unapplied replayed.
     pub fn state(&self) -> Result<State> {
-        let entries = self.log.verified_entries()?;
-        self.state_with(&entries)
-    }
-
-    fn disagree(&self, why: String) -> Error {
-        Error::Tampered(format!(
-            "{} and {} disagree: {why}; `pxos cart fsck` shows the damage and `--repair` rebuilds the registry from the log",
-            self.state_path().display(),
-            self.log.log_path().display()
-        ))
-    }
-
-    fn state_with(&self, entries: &[LogEntry]) -> Result<State> {
-        checkpoint::reconcile(self.checkpoint()?, entries)
-            .map_err(|why| self.disagree(format!("the registry: {why}")))
+        self.file.state()
     }
 
     /// Checks that the registry and the log agree, without changing anything.
@@ -437,16 +426,6 @@ impl Registry {
         self.state().map(|_| ())
     }
 
-    fn save(&self, state: &State, label: &'static str) -> Result<()> {
-        let json = serde_json::to_vec_pretty(state).expect("the registry serializes");
-        let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
-        durable::write_atomic(self.state_path(), &png, label)
-            .map_err(|err| Error::from(err).with_path(self.state_path()))?;
-        Ok(())
-    }
-
-    /// Records the intent, appends `action` to the log, applies it and saves
-    /// the checkpoint. A crash anywhere leaves the old state or the new one.
     fn commit(
         &self,
         state: &mut State,
@@ -454,26 +433,7 @@ impl Registry {
         action: Action,
         reason: &str,
     ) -> Result<LogEntry> {
-        if action.domain() == Domain::Registry {
-            state.pending = Some(Intent {
-                actor: actor.clone(),
-                action: action.clone(),
-            });
-            self.save(state, "registry-intent")?;
-        }
-        let entry = self.log.append(actor, action, reason)?;
-        state.apply(&entry).map_err(|why| {
-            Error::Usage(format!(
-                "internal: a change does not apply to its own state: {why}"
-            ))
-        })?;
-        state.pending = None;
-        state.log = LogPosition {
-            count: entry.seq + 1,
-            hash: entry.hash,
-        };
-        self.save(state, "registry")?;
-        Ok(entry)
+        self.file.commit(state, actor, action, reason)
     }
 
     /// The Genesis run recorded for a cartridge hash.
@@ -698,41 +658,9 @@ impl Registry {
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         let _lock = self.lock()?;
         let mut report = FsckReport::default();
-        let entries = match self.log.verified_entries() {
-            Ok(entries) => entries,
-            Err(err) => {
-                report.problems.push(err.to_string());
-                report.unrecovered.push(
-                    "the registry cannot be rebuilt while the evolution log does not verify".into(),
-                );
-                return Ok(report);
-            }
+        let Some(rebuilt) = self.file.fsck_log(&mut report) else {
+            return Ok(report);
         };
-        let rebuilt: State = match checkpoint::replay(&entries) {
-            Ok(state) => state,
-            Err(why) => {
-                report.problems.push(why);
-                report
-                    .unrecovered
-                    .push("the log's registry entries do not replay; nothing was rebuilt".into());
-                return Ok(report);
-            }
-        };
-        report.records = rebuilt.cartridges.len();
-        match self.checkpoint() {
-            Err(err) => report.problems.push(err.to_string()),
-            Ok(None) if rebuilt.cartridges.is_empty() => {}
-            Ok(None) => report.problems.push(format!(
-                "{} is missing, but the log registers {} cartridges",
-                self.state_path().display(),
-                rebuilt.cartridges.len()
-            )),
-            Ok(Some(_)) => {
-                if let Err(err) = self.state_with(&entries) {
-                    report.problems.push(err.to_string());
-                }
-            }
-        }
         // Every recorded cartridge is stored and intact.
         let mut known = std::collections::BTreeSet::new();
         for record in &rebuilt.cartridges {
@@ -776,24 +704,8 @@ impl Registry {
                 ));
             }
         }
-        if repair && !report.problems.is_empty() {
-            let path = self.state_path();
-            if path.exists() {
-                let aside = checkpoint::keep_aside(&path)
-                    .map_err(|err| Error::from(err).with_path(&path))?;
-                report.repaired.push(format!(
-                    "kept the damaged checkpoint as {}",
-                    aside.display()
-                ));
-            }
-            self.save(&rebuilt, "registry")?;
-            report.repaired.push(format!(
-                "rebuilt {} from {} log entries ({} cartridges, current {})",
-                path.display(),
-                entries.len(),
-                rebuilt.cartridges.len(),
-                rebuilt.current.as_deref().unwrap_or("none")
-            ));
+        if repair {
+            self.file.repair(&rebuilt, &mut report)?;
         }
         Ok(report)
     }
@@ -843,19 +755,7 @@ fn check_genesis_pass(state: &State, record: &Record) -> Result<()> {
 /// Decodes and validates `registry.png`'s bytes. A damaged or hostile file is
 /// an error, never a panic.
 pub fn decode_state(bytes: &[u8]) -> Result<State> {
-    let (decoded, json) = pxos_pixel::decode_from_slice(bytes, &PixelLimits::default())?;
-    if decoded.header.kind != Kind::Table {
-        return Err(Error::Format(format!(
-            "not a cartridge registry (a PXI of kind {})",
-            decoded.header.kind.name()
-        )));
-    }
-    let state: State = serde_json::from_slice(&json)
-        .map_err(|err| Error::Format(format!("invalid registry: {err}")))?;
-    state
-        .validate()
-        .map_err(|why| Error::Format(format!("invalid registry: {why}")))?;
-    Ok(state)
+    checkpoint::decode(bytes)
 }
 
 /// Renders a lineage (child first) as a PNG graph: one square per cartridge,

@@ -8,7 +8,8 @@
 //! * [`edit_table`], [`read_table`]: hand edits of the JSON inside a PXI table
 //!   (the evolution log, the registry, the kernel state), written back as a
 //!   valid pixel file so that only pxOS's own checks can tell.
-//! * [`read_png_rgb`]: the pixels of a plain PNG (screens).
+//! * [`read_png_rgb`]: the pixels of a plain PNG (screens); [`edit_pixels`]:
+//!   a PNG rewritten with altered pixels.
 //! * [`require_tool`]: a tool on PATH; under `CI=true` a missing one fails.
 
 use std::path::{Path, PathBuf};
@@ -193,6 +194,27 @@ pub fn read_png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
         })
         .collect();
     (info.width, info.height, rgb)
+}
+
+/// Rewrites a PNG with `edit` applied to its decoded pixels (given with the
+/// row length in bytes): valid CRCs and chunks, altered pixels, so only a
+/// payload hash can tell.
+pub fn edit_pixels(png_bytes: &[u8], edit: impl FnOnce(&mut [u8], usize)) -> Vec<u8> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .expect("a PNG");
+    let mut data = vec![0u8; reader.output_buffer_size().expect("a sane size")];
+    let frame = reader.next_frame(&mut data).expect("a frame");
+    edit(&mut data, frame.line_size);
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, frame.width, frame.height);
+    encoder.set_color(frame.color_type);
+    let mut writer = encoder.write_header().expect("writing to memory works");
+    writer
+        .write_image_data(&data)
+        .expect("the buffer matches the image");
+    writer.finish().expect("writing to memory works");
+    out
 }
 
 /// Finds a program on PATH. Under `CI=true` a missing tool fails the test;

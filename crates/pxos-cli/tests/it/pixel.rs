@@ -71,22 +71,7 @@ fn pxos_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Rewrites a PNG's pixels with `edit` applied (valid CRCs, altered pixels).
-fn edit_pixels(png_bytes: &[u8], edit: impl FnOnce(&mut [u8], usize)) -> Vec<u8> {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
-        .read_info()
-        .unwrap();
-    let mut data = vec![0u8; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut data).unwrap();
-    edit(&mut data, frame.line_size);
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, frame.width, frame.height);
-    encoder.set_color(frame.color_type);
-    let mut writer = encoder.write_header().unwrap();
-    writer.write_image_data(&data).unwrap();
-    writer.finish().unwrap();
-    out
-}
+use pxos_test_support::edit_pixels;
 
 #[test]
 fn damage_is_exit_code_one_with_a_clear_message() {

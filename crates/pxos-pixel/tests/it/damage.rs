@@ -19,22 +19,7 @@ fn sample() -> (Vec<u8>, Vec<u8>) {
     (payload, png)
 }
 
-/// Rewrites `png` with `edit` applied to its RGB pixels (valid CRCs, new pixels).
-fn edit_pixels(png_bytes: &[u8], edit: impl FnOnce(&mut [u8], usize)) -> Vec<u8> {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
-        .read_info()
-        .unwrap();
-    let mut data = vec![0u8; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut data).unwrap();
-    edit(&mut data, frame.line_size);
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, frame.width, frame.height);
-    encoder.set_color(frame.color_type);
-    let mut writer = encoder.write_header().unwrap();
-    writer.write_image_data(&data).unwrap();
-    writer.finish().unwrap();
-    out
-}
+use pxos_test_support::edit_pixels;
 
 #[test]
 fn every_truncation_is_an_error() {
