@@ -79,6 +79,27 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 
+    /// Flips bits of one byte of `bytes` (a damaged file).
+    pub fn flip_byte(&mut self, bytes: &mut [u8]) {
+        if !bytes.is_empty() {
+            let at = self.below(bytes.len() as u64) as usize;
+            bytes[at] ^= self.next_u64() as u8 | 1;
+        }
+    }
+
+    /// Overwrites one to four bytes of a JSON text with JSON's own punctuation,
+    /// digits, a NUL or an invalid UTF-8 byte (a hostile hand edit).
+    pub fn scramble_json(&mut self, text: &mut [u8]) {
+        const BYTES: &[u8] = b"{}[]\",:0a-\\ \x00\xff";
+        for _ in 0..1 + self.below(4) {
+            if text.is_empty() {
+                return;
+            }
+            let at = self.below(text.len() as u64) as usize;
+            text[at] = BYTES[self.below(BYTES.len() as u64) as usize];
+        }
+    }
+
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len + 8);

@@ -319,14 +319,10 @@ fn log_fuzz_bodies_survive_seeded_inputs() {
     let mut rng = Rng::new(0x106);
     for _ in 0..200 {
         let mut image = png.clone();
-        let at = rng.below(image.len() as u64) as usize;
-        image[at] ^= rng.next_u64() as u8 | 1;
+        rng.flip_byte(&mut image);
         fuzz::log_decode(&image);
         let mut text = json.clone();
-        for _ in 0..1 + rng.below(4) {
-            let at = rng.below(text.len() as u64) as usize;
-            text[at] = b"{}[]\",:0a-\\ \x00\xff"[rng.below(14) as usize];
-        }
+        rng.scramble_json(&mut text);
         fuzz::log_json(&text);
         fuzz::registry_json(&text);
     }
