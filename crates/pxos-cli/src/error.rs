@@ -173,7 +173,7 @@ impl From<pxos_boot::Error> for CliError {
 
 impl From<pxos_vm::asm::AsmError> for CliError {
     fn from(err: pxos_vm::asm::AsmError) -> CliError {
-        CliError::bad_input(err.to_string())
+        CliError::new(err.kind(), err.to_string())
     }
 }
 
@@ -181,14 +181,14 @@ impl From<pxos_vm::ProgramError> for CliError {
     fn from(err: pxos_vm::ProgramError) -> CliError {
         match err {
             pxos_vm::ProgramError::Pixel(err) => err.into(),
-            other => CliError::bad_input(other.to_string()),
+            other => CliError::new(other.kind(), other.to_string()),
         }
     }
 }
 
 impl From<pxos_vm::LoadError> for CliError {
     fn from(err: pxos_vm::LoadError) -> CliError {
-        CliError::bad_input(err.to_string())
+        CliError::new(err.kind(), err.to_string())
     }
 }
 

@@ -44,6 +44,13 @@ pub struct AsmError {
     pub message: String,
 }
 
+impl AsmError {
+    /// Who is at fault: the source.
+    pub fn kind(&self) -> pxos_pixel::ErrorKind {
+        pxos_pixel::ErrorKind::BadInput
+    }
+}
+
 impl fmt::Display for AsmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

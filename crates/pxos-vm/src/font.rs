@@ -26,6 +26,13 @@ const MAX_SIDE: u32 = 16;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FontError(pub String);
 
+impl FontError {
+    /// Who is at fault: the font file.
+    pub fn kind(&self) -> pxos_pixel::ErrorKind {
+        pxos_pixel::ErrorKind::BadInput
+    }
+}
+
 impl std::fmt::Display for FontError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "not a usable font: {}", self.0)

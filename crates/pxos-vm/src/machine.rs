@@ -221,6 +221,13 @@ impl std::fmt::Debug for Machine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError(pub String);
 
+impl LoadError {
+    /// Who is at fault: the program (it does not fit) or its configuration.
+    pub fn kind(&self) -> pxos_pixel::ErrorKind {
+        pxos_pixel::ErrorKind::BadInput
+    }
+}
+
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

@@ -27,6 +27,16 @@ pub enum ProgramError {
     NotAProgram(String),
 }
 
+impl ProgramError {
+    /// Who is at fault: the image, or the environment while reading it.
+    pub fn kind(&self) -> pxos_pixel::ErrorKind {
+        match self {
+            ProgramError::Pixel(err) => err.kind(),
+            ProgramError::NotAProgram(_) => pxos_pixel::ErrorKind::BadInput,
+        }
+    }
+}
+
 impl std::fmt::Display for ProgramError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
