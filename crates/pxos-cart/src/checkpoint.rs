@@ -190,6 +190,9 @@ impl FsckReport {
     }
 }
 
+/// Largest checkpoint file read: a registry of a million cartridges is far smaller.
+pub const MAX_CHECKPOINT_BYTES: u64 = 256 << 20;
+
 /// Decodes and validates a checkpoint file's bytes (a PXI of kind `table`). A
 /// damaged or hostile file is an error, never a panic.
 pub fn decode<S: Checkpointed>(bytes: &[u8]) -> Result<S> {
@@ -240,6 +243,16 @@ impl<S: Checkpointed> CheckpointFile<S> {
     /// The checkpoint as saved, validated (`None` when there is none), not
     /// checked against the log.
     pub fn load(&self) -> Result<Option<S>> {
+        if let Ok(metadata) = std::fs::metadata(&self.path)
+            && metadata.len() > MAX_CHECKPOINT_BYTES
+        {
+            return Err(Error::LimitExceeded(format!(
+                "a {} of {} bytes (at most {MAX_CHECKPOINT_BYTES})",
+                S::WHAT,
+                metadata.len()
+            ))
+            .with_path(&self.path));
+        }
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -603,7 +603,7 @@ impl EvolutionLog {
             ));
         }
         let anchor_path = self.anchor_path();
-        match std::fs::read(&anchor_path) {
+        match read_bounded(&anchor_path, MAX_ANCHOR_BYTES) {
             Ok(bytes) => match decode_anchor(&bytes) {
                 Err(why) => report.problems.push(format!(
                     "{}: the anchor is damaged ({why}): it was edited or replaced",
@@ -639,7 +639,24 @@ impl EvolutionLog {
     }
 }
 
+/// Largest anchor file read (a real one is about 250 bytes).
+const MAX_ANCHOR_BYTES: u64 = 64 << 10;
+
+/// Reads a small file; a larger one reads as `limit + 1` bytes, which no
+/// decoder accepts, instead of filling memory.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn decode_anchor(bytes: &[u8]) -> std::result::Result<Anchor, String> {
+    if bytes.len() as u64 > MAX_ANCHOR_BYTES {
+        return Err(format!("it is larger than {MAX_ANCHOR_BYTES} bytes"));
+    }
     let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_string())?;
     let anchor: Anchor = serde_json::from_str(text).map_err(|err| err.to_string())?;
     if anchor.format != ANCHOR_FORMAT {

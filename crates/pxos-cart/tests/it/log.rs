@@ -164,6 +164,11 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
             "not UTF-8",
         ),
         (
+            "anchor-huge",
+            Box::new(|d| std::fs::write(d.join("evolution.anchor"), vec![b' '; 1 << 20]).unwrap()),
+            "larger than",
+        ),
+        (
             "anchor-garbage",
             Box::new(|d| std::fs::write(d.join("evolution.anchor"), "ok\n").unwrap()),
             "the anchor is damaged",
