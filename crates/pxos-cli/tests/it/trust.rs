@@ -2,8 +2,6 @@
 //! gate, the boot and the kernel store are one story, and tampering is caught
 //! and reported, never obeyed. One test per finding of the trust issue.
 
-use std::path::Path;
-
 use crate::support::{Home, assemble, current, derive_world, json_lines, shell_message};
 
 fn log_actions(home: &Home) -> Vec<String> {
@@ -658,5 +656,4 @@ fn the_boot_screen_shows_what_the_programs_printed() {
     let font = home.home().join("run").join(sha).join("fonts/console.png");
     let info = json_lines(&home.ok(&["pixel", "info", font.to_str().unwrap(), "--json"]));
     assert!(info[0]["metadata"].as_str().unwrap().contains("pxos-font"));
-    let _ = Path::new("");
 }
