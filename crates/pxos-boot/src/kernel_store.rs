@@ -329,21 +329,7 @@ impl Checkpointed for State {
             && self.kernels == other.kernels
     }
 
-    fn position(&self) -> LogPosition {
-        self.log
-    }
-
-    fn set_position(&mut self, position: LogPosition) {
-        self.log = position;
-    }
-
-    fn intent(&self) -> Option<&Intent> {
-        self.pending.as_ref()
-    }
-
-    fn set_intent(&mut self, intent: Option<Intent>) {
-        self.pending = intent;
-    }
+    pxos_cart::checkpoint_fields!(log, pending);
 }
 
 fn check_version_name(version: &str) -> Result<()> {

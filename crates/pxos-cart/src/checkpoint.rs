@@ -62,6 +62,29 @@ pub trait Checkpointed: Default + Serialize + DeserializeOwned {
     fn set_intent(&mut self, intent: Option<Intent>);
 }
 
+/// Implements the position and intent accessors of [`Checkpointed`] over two
+/// fields of the state: `checkpoint_fields!(log, pending);` inside the impl.
+#[macro_export]
+macro_rules! checkpoint_fields {
+    ($position:ident, $intent:ident) => {
+        fn position(&self) -> $crate::LogPosition {
+            self.$position
+        }
+
+        fn set_position(&mut self, position: $crate::LogPosition) {
+            self.$position = position;
+        }
+
+        fn intent(&self) -> Option<&$crate::Intent> {
+            self.$intent.as_ref()
+        }
+
+        fn set_intent(&mut self, intent: Option<$crate::Intent>) {
+            self.$intent = intent;
+        }
+    };
+}
+
 /// Replays every entry of the state's domain onto an empty state.
 pub fn replay<S: Checkpointed>(entries: &[LogEntry]) -> std::result::Result<S, String> {
     let mut state = S::default();

@@ -161,21 +161,7 @@ impl Checkpointed for State {
             && self.requests == other.requests
     }
 
-    fn position(&self) -> LogPosition {
-        self.log
-    }
-
-    fn set_position(&mut self, position: LogPosition) {
-        self.log = position;
-    }
-
-    fn intent(&self) -> Option<&Intent> {
-        self.pending.as_ref()
-    }
-
-    fn set_intent(&mut self, intent: Option<Intent>) {
-        self.pending = intent;
-    }
+    crate::checkpoint_fields!(log, pending);
 }
 
 impl State {

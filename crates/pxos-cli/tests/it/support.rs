@@ -176,3 +176,37 @@ pub fn assemble(home: &Home, source: &str, target: &Path) {
     std::fs::write(&src, source).unwrap();
     home.ok(&["asm", src.to_str().unwrap(), "-o", target.to_str().unwrap()]);
 }
+
+/// Derives `default@1.1.0` whose kernel stage asks SELF_MODIFY for `module`
+/// (shipped in its `modules/`, found by its file id), tests and promotes it.
+pub fn evolving_cartridge(home: &Home, module: &str) {
+    let module_png = home.scratch("next.png");
+    assemble(home, module, &module_png);
+    let info = json_lines(&home.ok(&["pixel", "info", module_png.to_str().unwrap(), "--json"]));
+    let file_id = info[0]["header"]["file_id"].as_str().unwrap().to_string();
+    derive_world(home, "evolving", "1.1.0", |dir, manifest| {
+        std::fs::create_dir_all(dir.join("modules")).unwrap();
+        std::fs::copy(&module_png, dir.join("modules/next.png")).unwrap();
+        let kernel = format!(
+            "START:\n    LI R1, 3\n    LI R2, 0\n    SYSCALL 1\n    IMM32 R1, {file_id}\n    SYSCALL 99\n    HALT\n"
+        );
+        std::fs::write(dir.join("boot/kernel.pxasm"), &kernel).unwrap();
+        let program = pxos_vm::asm::assemble("kernel", &kernel).unwrap();
+        let image = pxos_vm::ProgramImage {
+            words: program.words,
+            entry: program.entry,
+        };
+        std::fs::write(dir.join("boot/kernel.png"), image.to_png()).unwrap();
+        manifest["reason"] = "a kernel that evolves itself".into();
+    });
+    home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
+    home.ok(&[
+        "cart",
+        "promote",
+        "default@1.1.0",
+        "--approved-by",
+        "ada",
+        "--reason",
+        "an evolving kernel",
+    ]);
+}

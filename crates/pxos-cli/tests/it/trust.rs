@@ -2,7 +2,9 @@
 //! gate, the boot and the kernel store are one story, and tampering is caught
 //! and reported, never obeyed. One test per finding of the trust issue.
 
-use crate::support::{Home, assemble, current, derive_world, json_lines, shell_message};
+use crate::support::{
+    Home, assemble, current, derive_world, evolving_cartridge, json_lines, shell_message,
+};
 
 fn log_actions(home: &Home) -> Vec<String> {
     json_lines(&home.ok(&["log", "--json"]))
@@ -285,40 +287,6 @@ fn self_modify_outside_a_kernel_boot_says_it_cannot() {
         isa.contains("| 2 | `UNSUPPORTED` |"),
         "documented in docs/isa.md"
     );
-}
-
-/// Writes a cartridge whose kernel stage asks SELF_MODIFY for `module`
-/// (shipped in its `modules/`), and promotes it.
-fn evolving_cartridge(home: &Home, module: &str) {
-    let module_png = home.scratch("next.png");
-    assemble(home, module, &module_png);
-    let info = json_lines(&home.ok(&["pixel", "info", module_png.to_str().unwrap(), "--json"]));
-    let file_id = info[0]["header"]["file_id"].as_str().unwrap().to_string();
-    derive_world(home, "evolving", "1.1.0", |dir, manifest| {
-        std::fs::create_dir_all(dir.join("modules")).unwrap();
-        std::fs::copy(&module_png, dir.join("modules/next.png")).unwrap();
-        let kernel = format!(
-            "START:\n    LI R1, 3\n    LI R2, 0\n    SYSCALL 1\n    IMM32 R1, {file_id}\n    SYSCALL 99\n    HALT\n"
-        );
-        std::fs::write(dir.join("boot/kernel.pxasm"), &kernel).unwrap();
-        let program = pxos_vm::asm::assemble("kernel", &kernel).unwrap();
-        let image = pxos_vm::ProgramImage {
-            words: program.words,
-            entry: program.entry,
-        };
-        std::fs::write(dir.join("boot/kernel.png"), image.to_png()).unwrap();
-        manifest["reason"] = "a kernel that evolves itself".into();
-    });
-    home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
-    home.ok(&[
-        "cart",
-        "promote",
-        "default@1.1.0",
-        "--approved-by",
-        "ada",
-        "--reason",
-        "an evolving kernel",
-    ]);
 }
 
 #[test]

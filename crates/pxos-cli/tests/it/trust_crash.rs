@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::support::{Home, derive_world, json_lines, shell_message};
+use crate::support::{Home, derive_world, evolving_cartridge, json_lines, shell_message};
 
 /// Copies a directory tree (a prepared home) so each crash starts from it.
 fn copy_tree(from: &Path, to: &Path) {
@@ -242,7 +242,8 @@ fn scenarios() -> Vec<Scenario> {
             // A promoted cartridge whose kernel asks SELF_MODIFY for a trapping module:
             // the boot adopts its kernel, boots it, and applies the request.
             setup: |home| {
-                evolving(home, "LI R1, 0\nDIV R1, R1, R1\nHALT");
+                booted(home);
+                evolving_cartridge(home, "LI R1, 0\nDIV R1, R1, R1\nHALT");
                 args(&["boot"])
             },
             atomic: false,
@@ -258,7 +259,8 @@ fn scenarios() -> Vec<Scenario> {
             name: "boot-reverts",
             // The next boot tries the evolved kernel, which traps: boot counting reverts.
             setup: |home| {
-                evolving(home, "LI R1, 0\nDIV R1, R1, R1\nHALT");
+                booted(home);
+                evolving_cartridge(home, "LI R1, 0\nDIV R1, R1, R1\nHALT");
                 home.ok(&["boot", "-q"]);
                 args(&["boot"])
             },
@@ -266,36 +268,6 @@ fn scenarios() -> Vec<Scenario> {
             labels: &["kernel-intent", "kernel-state", "evolution-log"],
         },
     ]
-}
-
-fn evolving(home: &Home, module: &str) {
-    booted(home);
-    let module_png = home.scratch("next.png");
-    crate::support::assemble(home, module, &module_png);
-    let info = json_lines(&home.ok(&["pixel", "info", module_png.to_str().unwrap(), "--json"]));
-    let file_id = info[0]["header"]["file_id"].as_str().unwrap().to_string();
-    derive_world(home, "evolving", "1.1.0", |dir, manifest| {
-        std::fs::create_dir_all(dir.join("modules")).unwrap();
-        std::fs::copy(&module_png, dir.join("modules/next.png")).unwrap();
-        let kernel = format!("START:\n    IMM32 R1, {file_id}\n    SYSCALL 99\n    HALT\n");
-        let program = pxos_vm::asm::assemble("kernel", &kernel).unwrap();
-        let image = pxos_vm::ProgramImage {
-            words: program.words,
-            entry: program.entry,
-        };
-        std::fs::write(dir.join("boot/kernel.png"), image.to_png()).unwrap();
-        manifest["reason"] = "an evolving kernel".into();
-    });
-    home.ok(&["cart", "test", "default@1.1.0", "--actor", "ada", "-q"]);
-    home.ok(&[
-        "cart",
-        "promote",
-        "default@1.1.0",
-        "--approved-by",
-        "ada",
-        "--reason",
-        "ok",
-    ]);
 }
 
 /// The state must be consistent: the log verifies and everything agrees with it.
