@@ -106,6 +106,20 @@ pub fn current(home: &Home) -> serde_json::Value {
     json_lines(&home.ok(&["status", "--json"]))[0]["current"].clone()
 }
 
+/// Unpacks the current cartridge's stored `.pxa` into scratch `name`.
+pub fn unpack_current(home: &Home, name: &str) -> PathBuf {
+    let sha = current(home)["sha256"].as_str().unwrap().to_string();
+    let dir = home.scratch(name);
+    let stored = home.home().join("carts").join(format!("{sha}.pxa"));
+    home.ok(&[
+        "cart",
+        "unpack",
+        stored.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    dir
+}
+
 /// Unpacks the current cartridge, edits it into `version` (made by an LLM,
 /// child of the current one), packs and registers it; returns the `.pxa`.
 pub fn derive_world(
@@ -115,15 +129,7 @@ pub fn derive_world(
     edit: impl FnOnce(&Path, &mut serde_json::Value),
 ) -> PathBuf {
     let current = current(home);
-    let sha = current["sha256"].as_str().unwrap().to_string();
-    let dir = home.scratch(name);
-    let stored = home.home().join("carts").join(format!("{sha}.pxa"));
-    home.ok(&[
-        "cart",
-        "unpack",
-        stored.to_str().unwrap(),
-        dir.to_str().unwrap(),
-    ]);
+    let dir = unpack_current(home, name);
     let manifest_path = dir.join("cartridge.json");
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();

@@ -114,18 +114,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "register",
             setup: |home| {
                 booted(home);
-                let dir = home.scratch("v2");
-                let sha = json_lines(&home.ok(&["status", "--json"]))[0]["current"]["sha256"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                let stored = home.home().join("carts").join(format!("{sha}.pxa"));
-                home.ok(&[
-                    "cart",
-                    "unpack",
-                    stored.to_str().unwrap(),
-                    dir.to_str().unwrap(),
-                ]);
+                let dir = crate::support::unpack_current(home, "v2");
                 let manifest = dir.join("cartridge.json");
                 let text = std::fs::read_to_string(&manifest)
                     .unwrap()
