@@ -663,9 +663,7 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     let root = unpacked(home, &stored, &record.sha256)?;
     let (manifest, _) = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())?;
     let sequence = match &request.sequence_file {
-        Some(path) => Some(Sequence::parse(
-            &std::fs::read(path).map_err(|err| Error::io(err, path))?,
-        )?),
+        Some(path) => Some(Sequence::parse(&pxos_pixel::text::read_input(path)?)?),
         None => None,
     };
     let is_current = record.status == pxos_cart::Status::Current;

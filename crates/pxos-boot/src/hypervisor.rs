@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pxos_vm::{
-    Config, Console, Exit, KernelRequest, Machine, ProgramImage, Screen, StdHost, Storage,
+    Caps, Config, Console, Exit, KernelRequest, Machine, ProgramImage, Screen, StdHost, Storage,
     StorageError, StorageErrorKind, Trap, isa::syscall,
 };
 use serde::Serialize;
@@ -30,6 +30,8 @@ pub struct Sandbox {
     pub kernel_changes: bool,
     /// A person lifted the sandbox (`--trusted`); the record says so.
     pub lifted_by_request: bool,
+    /// Caps on what the run may write, read, create and hold.
+    pub caps: Caps,
 }
 
 /// Syscalls a sandboxed program may make: no kernel changes.
@@ -58,6 +60,7 @@ impl Sandbox {
             writable_prefix: None,
             kernel_changes: false,
             lifted_by_request: false,
+            caps: Caps::default(),
         }
     }
 
@@ -80,6 +83,7 @@ impl Sandbox {
             writable_prefix: Some(prefix.to_string()),
             kernel_changes: false,
             lifted_by_request: false,
+            caps: Caps::default(),
         }
     }
 
@@ -130,6 +134,8 @@ pub struct RunResult {
     pub warnings: Vec<String>,
     /// The failed syscalls, typed (the warnings say the same for people).
     pub failures: Vec<pxos_vm::SyscallFailure>,
+    /// What the run used of its caps (failures past the warning cap are counted here).
+    pub usage: pxos_vm::Usage,
     pub cycles: u64,
     pub trap: Option<String>,
     pub trap_kind: Option<&'static str>,
@@ -202,6 +208,7 @@ impl RunResult {
             output: Vec::new(),
             warnings: Vec::new(),
             failures: Vec::new(),
+            usage: pxos_vm::Usage::default(),
             cycles: 0,
             trap: Some("it did not start".into()),
             trap_kind: None,
@@ -276,6 +283,7 @@ impl Hypervisor {
         host.messages = self.messages.clone();
         host.allowed = sandbox.allowed_syscalls.clone();
         host.kernel_changes = sandbox.kernel_changes;
+        host.caps = sandbox.caps;
         host.console = Some(self.console.clone());
         host.on_print = on_print;
         host.time = self.time;
@@ -455,6 +463,7 @@ impl Execution<'_> {
             output: std::mem::take(&mut self.host.output),
             warnings: std::mem::take(&mut self.host.warnings),
             failures: std::mem::take(&mut self.host.failures),
+            usage: std::mem::take(&mut self.host.usage),
             cycles: machine.as_ref().map_or(0, |m| m.cycles),
             trap: match (&trap, &result) {
                 (Some(trap), _) => Some(trap.to_string()),
@@ -521,6 +530,11 @@ impl Storage for Confined {
     }
 
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.check_write(path)?;
+        self.inner.write_file(path, bytes)
+    }
+
+    fn check_write(&self, path: &str) -> Result<(), StorageError> {
         let inside = format!("{}/", self.prefix.trim_end_matches('/'));
         if !path.starts_with(&inside) || path.split('/').any(|c| c == ".." || c == ".") {
             return Err(StorageError::new(
@@ -528,7 +542,7 @@ impl Storage for Confined {
                 format!("writes are confined to {} (sandbox)", self.prefix),
             ));
         }
-        self.inner.write_file(path, bytes)
+        self.inner.check_write(path)
     }
 
     fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {

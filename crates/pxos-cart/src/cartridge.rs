@@ -133,25 +133,61 @@ impl Default for Limits {
     }
 }
 
-/// Checks a semantic version: MAJOR.MINOR.PATCH with an optional `-pre` part.
+/// The longest version string accepted.
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// Checks a semantic version, strictly: `MAJOR.MINOR.PATCH`, then optionally
+/// `-PRE` and `+BUILD`, each dot-separated identifiers of `[0-9A-Za-z-]`
+/// (numeric pre-release identifiers without leading zeros), at most
+/// [`MAX_VERSION_LEN`] bytes in all. Nothing else: a version becomes part of
+/// file names (`NAME-VERSION.pxa`) and is printed to terminals.
 pub fn check_semver(version: &str) -> Result<()> {
-    let core = version.split_once('-').map_or(
-        version,
-        |(core, pre)| {
-            if pre.is_empty() { "" } else { core }
-        },
-    );
-    let parts: Vec<&str> = core.split('.').collect();
-    let numeric = |p: &&str| {
+    let refuse = |why: &str| {
+        Err(Error::Usage(format!(
+            "version '{}' is not semver (MAJOR.MINOR.PATCH[-PRE][+BUILD]): {why}",
+            pxos_pixel::text::escape_short(version)
+        )))
+    };
+    if version.len() > MAX_VERSION_LEN {
+        return refuse(&format!("longer than {MAX_VERSION_LEN} bytes"));
+    }
+    let (rest, build) = match version.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (version, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let numeric = |p: &str| {
         !p.is_empty()
             && p.len() <= 9
             && p.bytes().all(|b| b.is_ascii_digit())
             && (p.len() == 1 || !p.starts_with('0'))
     };
-    if parts.len() != 3 || !parts.iter().all(numeric) {
-        return Err(Error::Usage(format!(
-            "version '{version}' is not semver (MAJOR.MINOR.PATCH)"
-        )));
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() != 3 || !parts.iter().all(|p| numeric(p)) {
+        return refuse("the core must be three numbers without leading zeros");
+    }
+    let identifiers_ok = |text: &str, pre: bool| {
+        text.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !(pre
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && id.len() > 1
+                    && id.starts_with('0'))
+        })
+    };
+    if let Some(pre) = pre
+        && !identifiers_ok(pre, true)
+    {
+        return refuse("the pre-release part allows only dot-separated 0-9, A-Z, a-z and -");
+    }
+    if let Some(build) = build
+        && !identifiers_ok(build, false)
+    {
+        return refuse("the build part allows only dot-separated 0-9, A-Z, a-z and -");
     }
     Ok(())
 }
@@ -166,11 +202,15 @@ pub fn check_name(name: &str) -> Result<()> {
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if !ok {
         return Err(Error::Usage(format!(
-            "cartridge name '{name}' must be 1-64 of a-z, 0-9, - and _"
+            "cartridge name '{}' must be 1-64 of a-z, 0-9, - and _",
+            pxos_pixel::text::escape_short(name)
         )));
     }
     Ok(())
 }
+
+/// The longest path component accepted (`NAME_MAX` on common file systems).
+pub const MAX_COMPONENT_LEN: usize = 255;
 
 /// Checks a path inside a cartridge: relative, `/`-separated, no empty, `.`
 /// or `..` components, no backslashes, NULs or control characters.
@@ -194,6 +234,12 @@ pub fn check_entry_path(path: &str, limits: &Limits) -> Result<()> {
         match component {
             "" => return bad("empty component"),
             "." | ".." => return bad("'.' and '..' are not allowed"),
+            long if long.len() > MAX_COMPONENT_LEN => {
+                return bad(&format!(
+                    "a component of {} bytes (at most {MAX_COMPONENT_LEN}, the file systems' limit)",
+                    long.len()
+                ));
+            }
             _ => {}
         }
     }
@@ -219,8 +265,18 @@ pub fn check_manifest(manifest: &Manifest, data_len: u64, limits: &Limits) -> Re
     }
     let mut seen = BTreeSet::new();
     let mut expected_offset = 0u64;
+    let mut previous: Option<&str> = None;
     for file in &manifest.files {
         check_entry_path(&file.path, limits)?;
+        if let Some(previous) = previous
+            && previous.as_bytes() > file.path.as_bytes()
+        {
+            return Err(Error::Format(format!(
+                "the manifest is not sorted by path: '{}' comes after '{previous}'",
+                file.path
+            )));
+        }
+        previous = Some(&file.path);
         if file.path == SOURCE_MANIFEST {
             return Err(Error::Format(format!(
                 "'{SOURCE_MANIFEST}' is reserved for the manifest"
@@ -299,11 +355,12 @@ pub struct SourceFile {
 /// Reads the source manifest and lists the files of `dir` (sorted, no links).
 pub fn scan(dir: &Path, limits: &Limits) -> Result<(SourceManifest, Vec<SourceFile>)> {
     let source_path = dir.join(SOURCE_MANIFEST);
-    let text = std::fs::read_to_string(&source_path).map_err(|err| {
-        Error::Usage(format!(
-            "{}: cannot read the cartridge manifest ({err}); a cartridge directory needs one",
+    let text = pxos_pixel::text::read_input_text(&source_path).map_err(|err| match err.root() {
+        pxos_pixel::Error::Io(io) => Error::Usage(format!(
+            "{}: cannot read the cartridge manifest ({io}); a cartridge directory needs one",
             source_path.display()
-        ))
+        )),
+        _ => Error::Pixel(err),
     })?;
     let source: SourceManifest = serde_json::from_str(&text)
         .map_err(|err| Error::Format(format!("{}: {err}", source_path.display())))?;
@@ -570,7 +627,9 @@ fn parse_manifest(json: &[u8]) -> Result<Manifest> {
 /// Unpacks `cartridge` into `target`, which must not exist yet. Files go to a
 /// staging directory first; `target` appears only when every file verified.
 pub fn unpack(cartridge: &Path, target: &Path, limits: &Limits) -> Result<Manifest> {
-    if target.exists() {
+    // Anything at `target` refuses, a dangling symlink included (a rename onto
+    // it would fail only at the end, or follow it).
+    if std::fs::symlink_metadata(target).is_ok() {
         return Err(Error::Usage(format!(
             "{} already exists; unpack into a new directory",
             target.display()
@@ -580,8 +639,13 @@ pub fn unpack(cartridge: &Path, target: &Path, limits: &Limits) -> Result<Manife
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let staging = parent.join(format!(
+    if !parent.is_dir() {
+        return Err(Error::Usage(format!(
+            "the folder {} does not exist; create it first (unpack makes only the target)",
+            parent.display()
+        )));
+    }
+    let staging_path = parent.join(format!(
         "{}{}-{}",
         pxos_pixel::durable::TEMP_PREFIX,
         std::process::id(),
@@ -590,11 +654,14 @@ pub fn unpack(cartridge: &Path, target: &Path, limits: &Limits) -> Result<Manife
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     ));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging)?;
+    let (staging, ()) =
+        pxos_pixel::durable::Temporary::create(staging_path, |path| std::fs::create_dir(path))
+            .map_err(|err| Error::Io(err).with_path(parent))?;
+    let staging_dir = staging.path().to_path_buf();
+    let staging_dir = staging_dir.as_path();
     let result = (|| {
         let input = pxos_pixel::open_nonempty(cartridge)?;
-        let mut sink = UnpackSink::new(&staging, *limits);
+        let mut sink = UnpackSink::new(staging_dir, *limits);
         let decoded = pxos_pixel::decode(
             BufReader::with_capacity(1 << 20, input),
             &mut sink,
@@ -621,19 +688,15 @@ pub fn unpack(cartridge: &Path, target: &Path, limits: &Limits) -> Result<Manife
             "genesis_version": manifest.genesis_version,
         });
         let text = serde_json::to_string_pretty(&source).map_err(|err| Error::Usage(err.to_string()))?;
-        std::fs::write(staging.join(SOURCE_MANIFEST), text + "\n")?;
+        std::fs::write(staging_dir.join(SOURCE_MANIFEST), text + "\n")?;
         Ok(manifest)
     });
-    match result {
-        Ok(manifest) => {
-            std::fs::rename(&staging, target)?;
-            Ok(manifest)
-        }
-        Err(err) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Err(err)
-        }
-    }
+    // On any error `staging` is dropped here, which removes it with its files.
+    let manifest = result?;
+    staging
+        .persist(target)
+        .map_err(|err| Error::Io(err).with_path(target))?;
+    Ok(manifest)
 }
 
 /// Receives the decoded payload and writes files as their bytes arrive.
@@ -749,6 +812,9 @@ impl Write for UnpackSink {
                 let declared = manifest.data_len();
                 if let Err(err) = check_manifest(&manifest, declared, &self.limits) {
                     return self.fail(err);
+                }
+                if let Err(err) = pxos_pixel::durable::check_free_space(&self.root, declared) {
+                    return self.fail(Error::Pixel(err));
                 }
                 self.manifest = Some(manifest);
                 let manifest = self.manifest.take().expect("just set");

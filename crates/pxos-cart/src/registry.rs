@@ -617,9 +617,15 @@ impl Registry {
         let sha = Hash256(sha);
         let stored = self.dir.join(format!("{sha}.pxa"));
         if !stored.exists() {
-            let bytes = std::fs::read(path).map_err(|err| Error::from(err).with_path(path))?;
-            durable::write_atomic(&stored, &bytes, "registry-cartridge")
-                .map_err(|err| Error::from(err).with_path(&stored))?;
+            // Streamed, not read whole: a cartridge may be large.
+            let copied = (|| -> std::io::Result<()> {
+                let mut source = std::fs::File::open(path)?;
+                let mut target = durable::AtomicFile::create(&stored, "registry-cartridge")?;
+                std::io::copy(&mut source, target.file())?;
+                target.after_write();
+                target.commit()
+            })();
+            copied.map_err(|err| Error::from(err).with_path(&stored))?;
         }
         let action = Action::Register {
             cartridge: CartRef {

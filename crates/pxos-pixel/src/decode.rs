@@ -288,7 +288,10 @@ pub(crate) struct RowReader<R: BufRead + Seek> {
 }
 
 impl<R: BufRead + Seek> RowReader<R> {
-    pub(crate) fn open(input: R, limits: &Limits) -> Result<RowReader<R>> {
+    pub(crate) fn open(mut input: R, limits: &Limits) -> Result<RowReader<R>> {
+        let start = input.stream_position()?;
+        let file_len = input.seek(SeekFrom::End(0))?.saturating_sub(start);
+        input.seek(SeekFrom::Start(start))?;
         let png_limits = png::Limits {
             bytes: limits.max_in_memory.min(isize::MAX as usize),
         };
@@ -362,6 +365,11 @@ impl<R: BufRead + Seek> RowReader<R> {
             )));
         }
         let geometry = header.geometry()?;
+        limits.check_declared(
+            header.payload_len,
+            crate::reader::image_bytes(width, height, geometry.bytes_per_pixel),
+            file_len,
+        )?;
         if geometry.height != height {
             return Err(Error::format(format!(
                 "the image has {height} rows but the header needs {} for {} bytes (truncated or altered image)",

@@ -8,8 +8,12 @@
 //! `PXOS_CRASH_TRACE=FILE` every point reached is appended to FILE, one a
 //! line, so tests can enumerate the points an operation passes and then kill
 //! a real process at each. Neither variable has any other effect.
+//!
+//! Every temporary file and staging directory is listed, while it exists, in
+//! one process-wide table ([`Temporary`]), so that a signal handler can remove
+//! them all before the process exits ([`remove_temporaries_and_exit`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -51,10 +55,112 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// The temporaries that exist now, by registration number. `None` once the
+/// process is exiting: no new temporary may be created then.
+static LIVE: Mutex<Option<BTreeMap<u64, PathBuf>>> = Mutex::new(Some(BTreeMap::new()));
+
+/// A temporary file or staging directory, removed when dropped (unless kept)
+/// and by [`remove_temporaries_and_exit`] if a signal ends the process first.
+#[derive(Debug)]
+pub struct Temporary {
+    id: u64,
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Temporary {
+    /// Registers `path` and creates it with `create`, both under the table's
+    /// lock, so that a signal handler never misses a temporary that exists.
+    pub fn create<T>(
+        path: PathBuf,
+        create: impl FnOnce(&Path) -> io::Result<T>,
+    ) -> io::Result<(Temporary, T)> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(table) = live.as_mut() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "pxos is exiting",
+            ));
+        };
+        let created = create(&path)?;
+        let id = COUNTER.fetch_add(1, Ordering::Relaxed);
+        table.insert(id, path.clone());
+        Ok((
+            Temporary {
+                id,
+                path,
+                kept: false,
+            },
+            created,
+        ))
+    }
+
+    /// The temporary's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the temporary to `target` and forgets it (it is no longer temporary).
+    pub fn persist(mut self, target: &Path) -> io::Result<()> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        fs::rename(&self.path, target)?;
+        if let Some(table) = live.as_mut() {
+            table.remove(&self.id);
+        }
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        remove_path(&self.path);
+        if let Some(table) = live.as_mut() {
+            table.remove(&self.id);
+        }
+    }
+}
+
+fn remove_path(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            let _ = fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+/// Removes every live temporary and exits with `code`, holding the table so
+/// that no thread creates another in between. For signal handlers.
+pub fn remove_temporaries_and_exit(code: i32) -> ! {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(table) = live.take() {
+        for path in table.values() {
+            remove_path(path);
+        }
+    }
+    std::process::exit(code)
+}
+
+/// How many temporaries exist now (for tests).
+pub fn live_temporaries() -> usize {
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or(0, BTreeMap::len)
+}
+
 /// A file that replaces `path` atomically when committed, and disappears if dropped.
 pub struct AtomicFile {
     path: PathBuf,
-    temp_path: PathBuf,
+    temp: Option<Temporary>,
     file: Option<File>,
     label: &'static str,
 }
@@ -80,10 +186,15 @@ impl AtomicFile {
             std::process::id()
         ));
         crash_point(&format!("{label}.create-temp"));
-        let file = File::create(&temp_path)?;
+        let (temp, file) = Temporary::create(temp_path, |path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+        })?;
         Ok(AtomicFile {
             path,
-            temp_path,
+            temp: Some(temp),
             file: Some(file),
             label,
         })
@@ -114,18 +225,10 @@ impl AtomicFile {
         file.sync_all()?;
         drop(file);
         crash_point(&format!("{}.rename", self.label));
-        fs::rename(&self.temp_path, &self.path)?;
+        self.temp.take().expect("commit once").persist(&self.path)?;
         crash_point(&format!("{}.fsync-dir", self.label));
         sync_dir(&parent_dir(&self.path))?;
         Ok(())
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = fs::remove_file(&self.temp_path);
-        }
     }
 }
 
@@ -168,4 +271,24 @@ fn parent_dir(path: &Path) -> PathBuf {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// Refuses, before anything is written, an output of `needed` bytes that the
+/// file system holding `dir` has no room for (the space an unprivileged user
+/// may use). File systems that cannot say are not checked.
+pub fn check_free_space(dir: &Path, needed: u64) -> crate::Result<()> {
+    let Ok(stats) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if needed > available {
+        return Err(crate::Error::Io(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "the output needs {needed} bytes but {} has {available} bytes free; nothing was written",
+                dir.display()
+            ),
+        )));
+    }
+    Ok(())
 }

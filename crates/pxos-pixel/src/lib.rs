@@ -33,6 +33,7 @@ mod limits;
 mod plain;
 mod png_chunks;
 mod reader;
+pub mod text;
 mod view;
 
 use std::fs::File;
@@ -136,6 +137,13 @@ pub fn decode_file(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Decoded> {
     let input = open_nonempty(source)?;
+    // The header first: its limits, and room for the payload, before any write.
+    let declared = PixelReader::open(source, limits)?.header().payload_len;
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    durable::check_free_space(dir, declared).map_err(|err| err.with_path(target))?;
     let mut output = durable::AtomicFile::create(target, "pixel-decode")
         .map_err(|err| Error::from(err).with_path(target))?;
     let decoded = {

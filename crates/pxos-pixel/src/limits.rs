@@ -18,7 +18,17 @@ pub struct Limits {
     /// Largest buffer a decoder may hold in memory at once (interlaced PNGs
     /// must be decoded whole; `decode_to_vec` holds the payload). Default 1 GiB.
     pub max_in_memory: usize,
+    /// Largest payload a header may declare, in bytes. Default 4 GiB.
+    pub max_payload: u64,
+    /// Largest ratio between the decoded image size and the file's size,
+    /// applied once the decoded size passes [`RATIO_FLOOR`]. Default 200:
+    /// real data compresses far less, and deflate's ceiling is about 1032.
+    pub max_ratio: u64,
 }
+
+/// Decoded sizes up to this many bytes are never refused for their ratio
+/// (a small, highly compressible file costs little to decode). 64 MiB.
+pub const RATIO_FLOOR: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -28,6 +38,8 @@ impl Default for Limits {
             max_image_bytes: 64 << 30,
             max_metadata_len: 16 << 20,
             max_in_memory: 1 << 30,
+            max_payload: 4 << 30,
+            max_ratio: 200,
         }
     }
 }
@@ -41,6 +53,8 @@ impl Limits {
             max_image_bytes: u64::MAX,
             max_metadata_len: u32::MAX,
             max_in_memory: usize::MAX,
+            max_payload: u64::MAX,
+            max_ratio: u64::MAX,
         }
     }
 
@@ -51,6 +65,34 @@ impl Limits {
             return Err(crate::Error::LimitExceeded(format!(
                 "image of {width}x{height} pixels exceeds the limits ({}x{} pixels, {} bytes decoded)",
                 self.max_width, self.max_height, self.max_image_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks what a header declares against the file it came from, before
+    /// anything is inflated: the payload size, and the ratio of the decoded
+    /// image to the file (a decompression bomb declares a huge image in a
+    /// small file).
+    pub fn check_declared(
+        &self,
+        payload_len: u64,
+        image_bytes: u64,
+        file_len: u64,
+    ) -> crate::Result<()> {
+        if payload_len > self.max_payload {
+            return Err(crate::Error::LimitExceeded(format!(
+                "the header declares a payload of {payload_len} bytes, over the limit of {} bytes \
+                 (raise it with --max-payload BYTES if the file is trusted)",
+                self.max_payload
+            )));
+        }
+        if image_bytes > RATIO_FLOOR && image_bytes / file_len.max(1) > self.max_ratio {
+            return Err(crate::Error::LimitExceeded(format!(
+                "the image decodes to {image_bytes} bytes from a file of {file_len} bytes, \
+                 a ratio over the limit of {} (a decompression bomb? raise it with --max-ratio N \
+                 if the file is trusted)",
+                self.max_ratio
             )));
         }
         Ok(())

@@ -228,6 +228,11 @@ pub(crate) fn open_indexed<R: Read + Seek>(
     }
     let header = Header::parse(&header_bytes)?;
     let geometry = header.geometry()?;
+    limits.check_declared(
+        header.payload_len,
+        image_bytes(width, height, bytes_per_pixel),
+        file_len,
+    )?;
     let consistent = index.header_chunk_offset == zlib_chunk_end
         && header.width == width
         && geometry.height == height
@@ -379,4 +384,9 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
     } else {
         c
     }
+}
+
+/// The decoded size of a `width` x `height` image.
+pub(crate) fn image_bytes(width: u32, height: u32, bytes_per_pixel: usize) -> u64 {
+    u64::from(width) * u64::from(height) * bytes_per_pixel as u64
 }

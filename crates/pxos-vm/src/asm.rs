@@ -78,8 +78,7 @@ pub struct FileLoader;
 
 impl SourceLoader for FileLoader {
     fn load(&mut self, path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))
+        pxos_pixel::text::read_input_text(path).map_err(|err| err.to_string())
     }
 }
 
@@ -97,11 +96,11 @@ impl SourceLoader for NoIncludes {
 
 /// Assembles the file at `path`, resolving includes from disk.
 pub fn assemble_file(path: &Path) -> Result<Program, AsmError> {
-    let source = std::fs::read_to_string(path).map_err(|err| AsmError {
+    let source = pxos_pixel::text::read_input_text(path).map_err(|err| AsmError {
         file: path.display().to_string(),
         line: 0,
         column: 0,
-        message: format!("cannot read the file: {err}"),
+        message: format!("cannot read the file: {}", err.root()),
     })?;
     assemble_with(&path.display().to_string(), &source, &mut FileLoader)
 }

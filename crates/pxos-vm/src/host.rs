@@ -74,6 +74,12 @@ pub trait Storage {
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError>;
     /// A program module's words by id (a registered number or a PixelFS file id).
     fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError>;
+    /// Whether a write to `path` would be refused, checked before the bytes
+    /// are gathered. The default refuses nothing (`write_file` still decides).
+    fn check_write(&self, path: &str) -> Result<(), StorageError> {
+        let _ = path;
+        Ok(())
+    }
 }
 
 /// Files and modules held in memory.
@@ -145,6 +151,82 @@ pub const MAX_STRING: usize = 4096;
 /// Largest file FILE_READ/FILE_WRITE moves in one call.
 pub const MAX_FILE_BYTES: u32 = 16 << 20;
 
+/// The most fuel (instructions) one run may be given: about 16 s of the
+/// fastest instructions, minutes of the slowest.
+pub const MAX_FUEL: u64 = 10_000_000_000;
+
+/// A resource a run is capped on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cap {
+    /// Bytes written by FILE_WRITE.
+    BytesWritten,
+    /// Bytes read by FILE_READ and BLOB.
+    BytesRead,
+    /// Distinct files written (a rewrite of the same path counts once).
+    FilesCreated,
+    /// Host memory the run holds: printed output and kept warnings.
+    HostMemory,
+}
+
+impl Cap {
+    /// The cap in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cap::BytesWritten => "bytes written",
+            Cap::BytesRead => "bytes read",
+            Cap::FilesCreated => "files created",
+            Cap::HostMemory => "host memory (output and warnings kept)",
+        }
+    }
+
+    /// The command-line flag that sets it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Cap::BytesWritten => "--max-write-bytes",
+            Cap::BytesRead => "--max-read-bytes",
+            Cap::FilesCreated => "--max-files",
+            Cap::HostMemory => "--max-host-memory",
+        }
+    }
+}
+
+/// Per-run resource caps. Passing one ends the run with
+/// [`Trap::CapExceeded`]; warnings past `max_warnings` are counted, not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Caps {
+    pub max_write_bytes: u64,
+    pub max_read_bytes: u64,
+    pub max_files: u64,
+    pub max_host_memory: u64,
+    pub max_warnings: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps {
+            max_write_bytes: 64 << 20,
+            max_read_bytes: 1 << 30,
+            max_files: 1000,
+            max_host_memory: 64 << 20,
+            max_warnings: 100,
+        }
+    }
+}
+
+/// What a run has used of its caps so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    pub files_created: u64,
+    pub host_memory: u64,
+    /// Warnings counted but not kept (past `max_warnings`).
+    pub warnings_dropped: u64,
+    #[serde(skip)]
+    paths_written: BTreeSet<String>,
+}
+
 /// Called with each printed line as it happens.
 pub type PrintHook = Box<dyn FnMut(&str)>;
 
@@ -177,6 +259,10 @@ pub struct StdHost {
     pub console: Option<Console>,
     /// Called with each printed line as it happens (for a live terminal).
     pub on_print: Option<PrintHook>,
+    /// The run's resource caps.
+    pub caps: Caps,
+    /// What the run has used of them.
+    pub usage: Usage,
 }
 
 impl Default for StdHost {
@@ -202,26 +288,57 @@ impl StdHost {
             kernel_changes: false,
             console: Some(Console::default()),
             on_print: None,
+            caps: Caps::default(),
+            usage: Usage::default(),
         }
     }
 
+    /// Charges `bytes` to `cap`, or traps when that would pass the limit.
+    fn charge(&mut self, machine: &Machine, cap: Cap, bytes: u64) -> Result<(), Trap> {
+        let (used, limit) = match cap {
+            Cap::BytesWritten => (&mut self.usage.bytes_written, self.caps.max_write_bytes),
+            Cap::BytesRead => (&mut self.usage.bytes_read, self.caps.max_read_bytes),
+            Cap::FilesCreated => (&mut self.usage.files_created, self.caps.max_files),
+            Cap::HostMemory => (&mut self.usage.host_memory, self.caps.max_host_memory),
+        };
+        let total = used.saturating_add(bytes);
+        if total > limit {
+            return Err(Trap::CapExceeded {
+                pc: machine.pc.wrapping_sub(1),
+                cap,
+                limit,
+            });
+        }
+        *used = total;
+        Ok(())
+    }
+
     fn fail(&mut self, machine: &mut Machine, number: u16, code: u32, why: impl std::fmt::Display) {
+        machine.regs[0] = 0;
+        machine.regs[1] = code;
+        if self.warnings.len() >= self.caps.max_warnings {
+            self.usage.warnings_dropped += 1;
+            return;
+        }
         let name = syscall::name(number).unwrap_or("unknown");
-        self.warnings.push(format!(
+        let warning = format!(
             "syscall {number} ({name}) at pc {} failed with {}: {why}",
             machine.pc.wrapping_sub(1),
             error::name(code).unwrap_or("an error")
-        ));
+        );
+        // Kept warnings are few and short; they count towards host memory
+        // without trapping (a failure must not end the run).
+        self.usage.host_memory = self.usage.host_memory.saturating_add(warning.len() as u64);
+        self.warnings.push(warning);
         self.failures.push(SyscallFailure {
             number,
             pc: machine.pc.wrapping_sub(1),
             code,
         });
-        machine.regs[0] = 0;
-        machine.regs[1] = code;
     }
 
-    fn print(&mut self, machine: &mut Machine, text: String) {
+    fn print(&mut self, machine: &mut Machine, text: String) -> Result<(), Trap> {
+        self.charge(machine, Cap::HostMemory, text.len() as u64 + 24)?;
         if let Some(console) = &self.console {
             console.print(machine.screen_mut(), &text);
         }
@@ -229,6 +346,7 @@ impl StdHost {
             on_print(&text);
         }
         self.output.push(text);
+        Ok(())
     }
 
     /// Refuses a kernel change this host's caller will not apply.
@@ -276,7 +394,7 @@ impl Host for StdHost {
                         }
                     }
                 };
-                self.print(machine, text);
+                self.print(machine, text)?;
                 machine.regs[0] = 1;
             }
             syscall::RECT => {
@@ -329,6 +447,7 @@ impl Host for StdHost {
             syscall::BLOB => match self.storage.module(r[1]) {
                 Ok(words) => {
                     let count = words.len().min(r[3] as usize);
+                    self.charge(machine, Cap::BytesRead, count as u64 * 4)?;
                     for (index, word) in words.iter().take(count).enumerate() {
                         if !machine.write_word(r[2].wrapping_add(index as u32), *word) {
                             let why = format!("module does not fit at {}", r[2]);
@@ -354,6 +473,7 @@ impl Host for StdHost {
                 match self.storage.read_file(&path) {
                     Ok(bytes) => {
                         let take = bytes.len().min(r[3].min(MAX_FILE_BYTES) as usize);
+                        self.charge(machine, Cap::BytesRead, take as u64)?;
                         for (index, chunk) in bytes[..take].chunks(4).enumerate() {
                             let mut word = [0u8; 4];
                             word[..chunk.len()].copy_from_slice(chunk);
@@ -386,6 +506,22 @@ impl Host for StdHost {
                     let why = format!("{} bytes is more than {MAX_FILE_BYTES}", r[3]);
                     self.fail(machine, number, error::TOO_LARGE, why);
                     return Ok(false);
+                }
+                // Cheap refusals first, so a loop of failing writes costs no copying.
+                if let Err(err) = self.storage.check_write(&path) {
+                    self.fail(machine, number, err.code(), err);
+                    return Ok(false);
+                }
+                let words = r[3].div_ceil(4);
+                if u64::from(r[2]) + u64::from(words) > machine.memory().len() as u64 {
+                    let why = format!("source at {} runs off memory", r[2]);
+                    self.fail(machine, number, error::BAD_ADDRESS, why);
+                    return Ok(false);
+                }
+                self.charge(machine, Cap::BytesWritten, u64::from(r[3]))?;
+                if !self.usage.paths_written.contains(&path) {
+                    self.charge(machine, Cap::FilesCreated, 1)?;
+                    self.usage.paths_written.insert(path.clone());
                 }
                 let mut bytes = Vec::with_capacity(r[3] as usize);
                 for index in 0..(r[3] as usize).div_ceil(4) {

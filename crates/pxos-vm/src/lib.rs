@@ -32,8 +32,8 @@ mod trap;
 
 pub use font::{CONSOLE_FONT_SOURCE, Console, DEFAULT_CONSOLE_AREA, FONT_FORMAT, Font, FontError};
 pub use host::{
-    KernelRequest, MAX_FILE_BYTES, MAX_STRING, MemoryStorage, PrintHook, StdHost, Storage,
-    StorageError, StorageErrorKind, SyscallFailure, default_messages,
+    Cap, Caps, KernelRequest, MAX_FILE_BYTES, MAX_FUEL, MAX_STRING, MemoryStorage, PrintHook,
+    StdHost, Storage, StorageError, StorageErrorKind, SyscallFailure, Usage, default_messages,
 };
 pub use machine::{Config, Flags, Host, LoadError, MAX_MEMORY_WORDS, Machine, NullHost, opcode_of};
 pub use program::{PROGRAM_FORMAT, ProgramError, ProgramImage};

@@ -109,8 +109,7 @@ impl ProgramImage {
 
     /// Reads a program image file.
     pub fn read(path: &Path) -> Result<ProgramImage, ProgramError> {
-        let bytes =
-            std::fs::read(path).map_err(|err| pxos_pixel::Error::from(err).with_path(path))?;
+        let bytes = pxos_pixel::text::read_input(path)?;
         if bytes.is_empty() {
             return Err(pxos_pixel::Error::Format("the file is empty".into())
                 .with_path(path)

@@ -32,6 +32,12 @@ pub enum Trap {
     StackUnderflow { pc: u32 },
     /// The host refused to continue (for example a sandbox violation).
     Host { pc: u32, message: String },
+    /// The run passed one of its resource caps ([`crate::Caps`]).
+    CapExceeded {
+        pc: u32,
+        cap: crate::Cap,
+        limit: u64,
+    },
 }
 
 impl Trap {
@@ -47,6 +53,7 @@ impl Trap {
             Trap::StackOverflow { .. } => "stack-overflow",
             Trap::StackUnderflow { .. } => "stack-underflow",
             Trap::Host { .. } => "host",
+            Trap::CapExceeded { .. } => "cap-exceeded",
         }
     }
 
@@ -61,7 +68,8 @@ impl Trap {
             | Trap::FuelExhausted { pc }
             | Trap::StackOverflow { pc }
             | Trap::StackUnderflow { pc }
-            | Trap::Host { pc, .. } => *pc,
+            | Trap::Host { pc, .. }
+            | Trap::CapExceeded { pc, .. } => *pc,
         }
     }
 }
@@ -89,6 +97,12 @@ impl fmt::Display for Trap {
             Trap::StackOverflow { pc } => write!(f, "stack overflow at {pc}"),
             Trap::StackUnderflow { pc } => write!(f, "stack underflow at {pc}"),
             Trap::Host { pc, message } => write!(f, "host stopped the program at {pc}: {message}"),
+            Trap::CapExceeded { pc, cap, limit } => write!(
+                f,
+                "the run exceeded its cap on {} ({limit}) at {pc} (raise it with {})",
+                cap.describe(),
+                cap.flag()
+            ),
         }
     }
 }

@@ -94,7 +94,7 @@ pub fn run_file(
     output: &Output,
 ) -> Result<Outcome> {
     let loaded = load(path)?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = pxos_pixel::text::read_input(path)?;
     let prepared = pxos_boot::run::prepare_file(
         &home(global)?,
         path,
@@ -241,7 +241,7 @@ pub fn debug(
     output: &Output,
 ) -> Result<Outcome> {
     let loaded = load(path)?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = pxos_pixel::text::read_input(path)?;
     let prepared =
         pxos_boot::run::prepare_file(&home(global)?, path, &bytes, &loaded.image, trusted, fuel)?;
     let placement = prepared.placement.clone();

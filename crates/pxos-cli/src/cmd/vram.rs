@@ -18,9 +18,7 @@ fn load_roadmap(name: &str) -> Result<Roadmap> {
     let text = match name {
         "default" => DEFAULT_ROADMAP.to_string(),
         "deficient" => DEFICIENT_ROADMAP.to_string(),
-        path => {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read roadmap {path}"))?
-        }
+        path => pxos_pixel::text::read_input_text(Path::new(path))?,
     };
     Roadmap::parse(&text).context(name)
 }
@@ -30,7 +28,7 @@ fn provenance_path(image: &Path) -> PathBuf {
 }
 
 fn load_image(path: &Path) -> Result<Vram> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = pxos_pixel::text::read_input(path)?;
     Vram::from_png(&bytes).context(path.display())
 }
 

@@ -113,10 +113,7 @@ fn read_source(src: Option<&Path>) -> Result<(String, String)> {
             pxos_x86::SHELL_SOURCE.into(),
         )),
         Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|e| bad(format!("{}: not UTF-8 text ({e})", path.display())))?;
+            let text = pxos_pixel::text::read_input_text(path)?;
             Ok((path.display().to_string(), text))
         }
     }
@@ -219,7 +216,7 @@ fn summary(image: &Image, target: &Path, png: Option<&Path>) -> String {
 
 /// Reads a raw image or a PXI PNG; a PNG written by `x86 build --png` brings its labels.
 fn load_image(path: &Path) -> Result<(Vec<u8>, Vec<Symbol>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = pxos_pixel::text::read_input(path)?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Ok((bytes, Vec::new()));
     }
