@@ -26,7 +26,22 @@ pub fn unpack_image(png: &[u8]) {
             max_file_bytes: 1 << 20,
             ..crate::Limits::default()
         };
-        let _ = crate::unpack(&cartridge, &dir.join("out"), &limits);
+        let result = crate::unpack(&cartridge, &dir.join("out"), &limits);
+        // Whatever happened, no staging folder is left behind, and a failure leaves no target.
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(pxos_pixel::durable::TEMP_PREFIX)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "unpack left {leftovers:?}");
+        assert_eq!(result.is_ok(), dir.join("out").exists());
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

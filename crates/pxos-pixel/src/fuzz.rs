@@ -8,9 +8,13 @@ pub fn decode_bytes(data: &[u8]) {
     let limits = Limits {
         max_in_memory: 64 << 20,
         max_image_bytes: 256 << 20,
+        max_payload: 64 << 20,
         ..Limits::default()
     };
-    let _ = decode_from_slice(data, &limits);
+    if let Ok((decoded, payload)) = decode_from_slice(data, &limits) {
+        assert!(decoded.header.payload_len <= limits.max_payload);
+        assert_eq!(payload.len() as u64, decoded.header.payload_len);
+    }
 }
 
 /// Encodes `data`, corrupts one byte chosen from the data itself, and decodes:

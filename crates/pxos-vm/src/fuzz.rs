@@ -36,6 +36,35 @@ pub fn decode_and_execute(data: &[u8]) {
     assert_eq!(fast.pc, slow.pc);
     assert_eq!(fast.memory(), slow.memory());
     let _ = crate::disasm::disassemble(&words, 0);
+    execute_under_caps(&words);
+}
+
+/// Runs `words` on the standard host with tight caps: whatever the program
+/// does, the run stays inside every cap (or ends with a trap naming it).
+fn execute_under_caps(words: &[u32]) {
+    let Ok(mut machine) = Machine::with_program(fuzz_config(), words, 0) else {
+        return;
+    };
+    let mut host = crate::host::StdHost::default();
+    host.caps = crate::host::Caps {
+        max_write_bytes: 4096,
+        max_read_bytes: 4096,
+        max_files: 4,
+        max_host_memory: 8192,
+        max_warnings: 4,
+    };
+    host.storage = Box::new(crate::host::MemoryStorage {
+        files: [("/f".to_string(), vec![7u8; 2048])].into_iter().collect(),
+        modules: [(1, vec![0u32; 512])].into_iter().collect(),
+    });
+    let _ = machine.run(&mut host, 20_000);
+    let usage = &host.usage;
+    assert!(usage.bytes_written <= host.caps.max_write_bytes);
+    assert!(usage.bytes_read <= host.caps.max_read_bytes);
+    assert!(usage.files_created <= host.caps.max_files);
+    assert!(usage.host_memory <= host.caps.max_host_memory + 4 * 512);
+    assert!(host.warnings.len() <= host.caps.max_warnings);
+    assert!(host.failures.len() <= host.caps.max_warnings);
 }
 
 /// Assembles arbitrary text: must return an error or a program, never panic.

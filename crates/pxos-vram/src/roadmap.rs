@@ -274,6 +274,7 @@ impl Step {
 impl Roadmap {
     /// Parses and checks a roadmap.
     pub fn parse(text: &str) -> Result<Roadmap> {
+        check_nesting(text)?;
         let roadmap: Roadmap = serde_norway::from_str(text)
             .map_err(|err| Error::bad_input(format!("roadmap is not valid: {err}")))?;
         roadmap.check()?;
@@ -498,4 +499,64 @@ pub fn format_code(format: Format) -> u8 {
         Format::W => 8,
         Format::RRW => 9,
     }
+}
+
+/// The deepest nesting of YAML collections a roadmap may have.
+pub const MAX_NESTING: usize = 32;
+
+/// Refuses deeply nested YAML in one linear pass, before the parser sees it
+/// (the parser's own refusal of deep nesting comes only after quadratic work).
+/// It counts flow brackets outside quotes and comments, block indentation
+/// levels and compact `- - -` sequences; it may over-count brackets inside
+/// plain scalars, never under-count real nesting on one line.
+fn check_nesting(text: &str) -> Result<()> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (index, line) in text.lines().enumerate() {
+        let too_deep = |depth: usize| {
+            Error::bad_input(format!(
+                "roadmap line {}: collections nest {depth} deep, more than {MAX_NESTING}",
+                index + 1
+            ))
+        };
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if flow == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let indent = line.len() - trimmed.len();
+            while indents.last().is_some_and(|&last| last >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            let mut rest = trimmed;
+            let mut dashes = 0;
+            while let Some(after) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+                dashes += 1;
+                rest = after.trim_start_matches([' ', '\t']);
+            }
+            if indents.len() + dashes > MAX_NESTING {
+                return Err(too_deep(indents.len() + dashes));
+            }
+        }
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        for c in line.chars() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '\'' | '"' => quote = Some(c),
+                    '#' if previous.is_whitespace() => break,
+                    '[' | '{' => {
+                        flow += 1;
+                        if flow + indents.len() > MAX_NESTING {
+                            return Err(too_deep(flow + indents.len()));
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = c;
+        }
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@
 //! image trimmed of trailing zeros), which cannot produce a bootable image for code at
 //! 0x7C00; it says so in its warnings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -163,62 +163,100 @@ struct Labels {
 }
 
 impl Labels {
-    fn value(
-        &mut self,
-        name: &str,
-        line: usize,
-        stack: &mut Vec<String>,
-    ) -> Result<u64, Diagnostic> {
-        if let Some(value) = self.values.get(name) {
-            // A label whose DEFINE failed was reported there; say nothing more about it.
-            return value
-                .ok_or_else(|| Diagnostic::at(line, Problem::UndefinedLabel, String::new()));
-        }
-        let Some((expr, def_line)) = self.defs.get(name).cloned() else {
-            return Err(Diagnostic::at(
-                line,
-                Problem::UndefinedLabel,
-                format!("undefined label {name}{}", self.suggest(name)),
-            ));
-        };
-        if stack.iter().any(|n| n == name) {
-            stack.push(name.to_string());
-            return Err(Diagnostic::at(
-                def_line,
-                Problem::UndefinedLabel,
-                format!("labels defined in a circle: {}", stack.join(" -> ")),
-            ));
-        }
-        stack.push(name.to_string());
-        let value = self.eval(&expr, def_line, stack);
-        stack.pop();
-        let value = value.and_then(|v| {
-            if v > 0xFFFF {
-                Err(Diagnostic::at(
-                    def_line,
-                    Problem::OutOfRange,
-                    format!("label {name} = 0x{v:X} is past 0xFFFF, the end of 16-bit addresses"),
-                ))
-            } else {
-                Ok(v)
+    /// The value of label `name`, referenced on `line`. Chains of labels are
+    /// followed with an explicit stack, not recursion, so a source of 50,000
+    /// chained DEFINEs needs no more native stack than one.
+    fn value(&mut self, name: &str, line: usize) -> Result<u64, Diagnostic> {
+        let mut chain: Vec<String> = vec![name.to_string()];
+        let mut on_chain: HashSet<String> = HashSet::from([name.to_string()]);
+        let mut failure: Option<Diagnostic> = None;
+        while let Some(top) = chain.last().cloned() {
+            if let Some(failed) = failure.take() {
+                // Every label on the chain shares the failure.
+                self.values.insert(top.clone(), None);
+                on_chain.remove(&top);
+                chain.pop();
+                failure = Some(failed);
+                continue;
             }
-        });
-        self.values
-            .insert(name.to_string(), value.as_ref().ok().copied());
-        value
+            if self.values.contains_key(&top) {
+                on_chain.remove(&top);
+                chain.pop();
+                continue;
+            }
+            let referenced_on = match chain.len() {
+                1 => line,
+                n => self.defs.get(&chain[n - 2]).map_or(line, |(_, at)| *at),
+            };
+            let Some((expr, def_line)) = self.defs.get(&top).cloned() else {
+                failure = Some(Diagnostic::at(
+                    referenced_on,
+                    Problem::UndefinedLabel,
+                    format!("undefined label {top}{}", self.suggest(&top)),
+                ));
+                // An undefined name is not given a value of its own.
+                on_chain.remove(&top);
+                chain.pop();
+                continue;
+            };
+            if let Some(dependency) = expr.label()
+                && !self.values.contains_key(dependency)
+            {
+                if on_chain.contains(dependency) {
+                    let start = chain.iter().position(|n| n == dependency).unwrap_or(0);
+                    let mut circle: Vec<&str> = chain[start..].iter().map(String::as_str).collect();
+                    circle.push(dependency);
+                    let at = self.defs.get(dependency).map_or(def_line, |(_, at)| *at);
+                    failure = Some(Diagnostic::at(
+                        at,
+                        Problem::UndefinedLabel,
+                        format!("labels defined in a circle: {}", circle.join(" -> ")),
+                    ));
+                    continue;
+                }
+                on_chain.insert(dependency.to_string());
+                chain.push(dependency.to_string());
+                continue;
+            }
+            // The dependency (if any) has its value now: evaluate without recursion into labels.
+            let value = self.eval(&expr, def_line).and_then(|v| {
+                if v > 0xFFFF {
+                    Err(Diagnostic::at(
+                        def_line,
+                        Problem::OutOfRange,
+                        format!("label {top} = 0x{v:X} is past 0xFFFF, the end of 16-bit addresses"),
+                    ))
+                } else {
+                    Ok(v)
+                }
+            });
+            match value {
+                Ok(v) => {
+                    self.values.insert(top.clone(), Some(v));
+                    on_chain.remove(&top);
+                    chain.pop();
+                }
+                Err(problem) => failure = Some(problem),
+            }
+        }
+        if let Some(problem) = failure {
+            return Err(problem);
+        }
+        match self.values.get(name) {
+            Some(Some(value)) => Ok(*value),
+            // A label whose DEFINE failed was reported there; say nothing more about it.
+            _ => Err(Diagnostic::at(line, Problem::UndefinedLabel, String::new())),
+        }
     }
 
-    fn eval(
-        &mut self,
-        expr: &Expr,
-        line: usize,
-        stack: &mut Vec<String>,
-    ) -> Result<u64, Diagnostic> {
+    /// Evaluates `expr`; the label in it (if any) is resolved first by [`Labels::value`].
+    /// `lo()`/`hi()` nest at most [`crate::source::MAX_EXPR_NESTING`] deep.
+    fn eval(&mut self, expr: &Expr, line: usize) -> Result<u64, Diagnostic> {
         match expr {
             Expr::Number(n) => Ok(*n),
-            Expr::Label(name) => self.value(name, line, stack),
-            Expr::Low(inner) => Ok(self.eval(inner, line, stack)? & 0xFF),
-            Expr::High(inner) => Ok((self.eval(inner, line, stack)? >> 8) & 0xFF),
+            Expr::Label(name) => self.value(name, line),
+            Expr::Low(inner) => Ok(self.eval(inner, line)? & 0xFF),
+            Expr::High(inner) => Ok((self.eval(inner, line)? >> 8) & 0xFF),
         }
     }
 
@@ -259,7 +297,7 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
     }
     let mut symbols = Vec::new();
     for (name, line) in &order {
-        match labels.value(name, *line, &mut Vec::new()) {
+        match labels.value(name, *line) {
             Ok(address) => symbols.push(Symbol {
                 name: name.clone(),
                 address: address as u32,
@@ -274,7 +312,7 @@ fn build_boot(source: &str, allow_overwrite: bool) -> Result<Image, BuildError> 
     let mut writes = Vec::new();
     for line in &lines {
         let number = line.number;
-        let mut eval = |expr: &Expr| labels.eval(expr, number, &mut Vec::new());
+        let mut eval = |expr: &Expr| labels.eval(expr, number);
         let result = (|| -> Result<(), Diagnostic> {
             let address = |value: u64| -> Result<u32, Diagnostic> {
                 if value > 0xFFFF {

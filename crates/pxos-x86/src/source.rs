@@ -65,6 +65,17 @@ pub enum Expr {
     High(Box<Expr>),
 }
 
+impl Expr {
+    /// The label this expression refers to, if any (an expression holds at most one).
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Expr::Number(_) => None,
+            Expr::Label(name) => Some(name),
+            Expr::Low(inner) | Expr::High(inner) => inner.label(),
+        }
+    }
+}
+
 /// One statement of the strict dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stmt {
@@ -120,6 +131,8 @@ struct Token {
 
 /// Parses a source file in the strict dialect. All problems of the file are returned.
 pub fn parse(source: &str) -> Result<Vec<Line>, Vec<Diagnostic>> {
+    // A byte order mark some editors put first is not part of the source.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     for (index, raw) in source.lines().enumerate() {
@@ -406,21 +419,56 @@ fn expr(token: &Token) -> Result<Expr, (Problem, String)> {
     expr_text(&token.text)
 }
 
+/// How deeply `lo(...)` and `hi(...)` may nest (two levels already mean nothing new).
+pub const MAX_EXPR_NESTING: usize = 8;
+
 fn expr_text(text: &str) -> Result<Expr, (Problem, String)> {
-    let lower = text.to_ascii_lowercase();
-    for (prefix, high) in [("lo(", false), ("hi(", true)] {
-        if let Some(inner) = lower.strip_prefix(prefix) {
-            let Some(inner) = inner.strip_suffix(')') else {
-                return Err((Problem::BadNumber, format!("missing ) in {text:?}")));
-            };
-            let inner = expr_text(&text[3..3 + inner.len()])?;
-            return Ok(if high {
-                Expr::High(Box::new(inner))
-            } else {
-                Expr::Low(Box::new(inner))
-            });
+    // Peel lo(...) and hi(...) in a loop, not by recursion: the input bounds
+    // the nesting, and the stack must not depend on the input.
+    let mut wrappers = Vec::new();
+    let mut text = text;
+    loop {
+        let lower = text.get(..3).map(str::to_ascii_lowercase);
+        let high = match lower.as_deref() {
+            Some("lo(") => false,
+            Some("hi(") => true,
+            _ => break,
+        };
+        let Some(inner) = text[3..].strip_suffix(')') else {
+            return Err((
+                Problem::BadNumber,
+                format!("missing ) in {:?}", short(text)),
+            ));
+        };
+        if wrappers.len() == MAX_EXPR_NESTING {
+            return Err((
+                Problem::BadNumber,
+                format!("lo() and hi() nest at most {MAX_EXPR_NESTING} deep"),
+            ));
         }
+        wrappers.push(high);
+        text = inner;
     }
+    let mut expr = expr_atom(text)?;
+    for high in wrappers.into_iter().rev() {
+        expr = if high {
+            Expr::High(Box::new(expr))
+        } else {
+            Expr::Low(Box::new(expr))
+        };
+    }
+    Ok(expr)
+}
+
+/// At most 60 characters of `text`, for messages.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+fn expr_atom(text: &str) -> Result<Expr, (Problem, String)> {
     let first = text.chars().next().unwrap_or(' ');
     if first.is_ascii_digit() {
         parse_number(text)
