@@ -571,7 +571,7 @@ pub struct HomeBoot {
     /// Genesis ran on the current cartridge for the first time: (passed, failed checks).
     pub genesis: Option<(bool, Vec<String>)>,
     pub screen_file: PathBuf,
-    pub log_file: PathBuf,
+    pub log_file: Option<PathBuf>,
     pub status: pxos_cart::Status,
     /// Why the boot ran read-only: the evolution log does not verify, or
     /// disagrees with the registry. Nothing was installed, counted or changed.
@@ -713,7 +713,12 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     };
     let report = boot(&root, &manifest, &record.sha256, &options)?;
     let boot_dir = home.join("boot");
-    std::fs::create_dir_all(&boot_dir).map_err(|err| Error::io(err, &boot_dir))?;
+    // A dry run writes nothing to the home (it works on a read-only one); it
+    // writes a log only where --log asks.
+    let writes_home = !request.dry_run;
+    if writes_home {
+        std::fs::create_dir_all(&boot_dir).map_err(|err| Error::io(err, &boot_dir))?;
+    }
     let screen_file = request
         .screen_file
         .clone()
@@ -735,8 +740,13 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         lines.push_str(&serde_json::to_string(stage).expect("a stage report serializes"));
         lines.push('\n');
     }
-    pxos_pixel::durable::write_atomic(&log_file, lines.as_bytes(), "boot-log")
-        .map_err(|err| Error::io(err, &log_file))?;
+    let log_file = if writes_home || request.log_file.is_some() {
+        pxos_pixel::durable::write_atomic(&log_file, lines.as_bytes(), "boot-log")
+            .map_err(|err| Error::io(err, &log_file))?;
+        Some(log_file)
+    } else {
+        None
+    };
     Ok(HomeBoot {
         report,
         installed,
@@ -753,6 +763,8 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
 pub fn unpacked(home: &Path, stored: &Path, sha256: &pxos_pixel::Hash256) -> Result<PathBuf> {
     let root = home.join("run").join(sha256.to_hex());
     if !root.is_dir() {
+        let run = home.join("run");
+        std::fs::create_dir_all(&run).map_err(|err| Error::io(err, &run))?;
         pxos_cart::unpack(stored, &root, &pxos_cart::Limits::default())?;
     }
     Ok(root)

@@ -871,7 +871,13 @@ impl KernelStore {
     /// rebuilds `state.png` from the log (the damaged one is kept beside it as
     /// `state.png.damaged-<time>`). Nothing is deleted.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
-        let _lock = self.lock()?;
+        // A check only reads (on a read-only home too); a repair writes.
+        let _write_lock = if repair { Some(self.lock()?) } else { None };
+        let _read_lock = if repair {
+            None
+        } else {
+            pxos_fs::ReadLock::acquire(&self.dir.join("lock"))?
+        };
         let mut report = FsckReport::default();
         let Some(rebuilt) = self.file.fsck_log(&mut report) else {
             return Ok(report);

@@ -119,6 +119,8 @@ pub struct Limits {
     pub max_total_bytes: u64,
     pub max_manifest_bytes: u32,
     pub max_path_len: usize,
+    /// The limits for decoding the `.pxa` itself.
+    pub pixel: pxos_pixel::Limits,
 }
 
 impl Default for Limits {
@@ -129,6 +131,7 @@ impl Default for Limits {
             max_total_bytes: 32 << 30,
             max_manifest_bytes: 64 << 20,
             max_path_len: 512,
+            pixel: pxos_pixel::Limits::default(),
         }
     }
 }
@@ -364,8 +367,9 @@ pub fn scan(dir: &Path, limits: &Limits) -> Result<(SourceManifest, Vec<SourceFi
     })?;
     let source: SourceManifest = serde_json::from_str(&text)
         .map_err(|err| Error::Format(format!("{}: {err}", source_path.display())))?;
-    check_name(&source.name)?;
-    check_semver(&source.version)?;
+    let invalid = |err: Error| Error::Format(format!("{}: {err}", source_path.display()));
+    check_name(&source.name).map_err(invalid)?;
+    check_semver(&source.version).map_err(invalid)?;
     let mut files = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((current, relative)) = stack.pop() {
@@ -585,7 +589,7 @@ impl Read for ChainReader {
 /// Reads only the manifest of a cartridge (random access: no full decode).
 pub fn read_manifest(path: &Path, limits: &Limits) -> Result<(Manifest, [u8; 32])> {
     let with = |err: Error| err.with_path(path);
-    let mut reader = PixelReader::open(path, &pxos_pixel::Limits::default())?;
+    let mut reader = PixelReader::open(path, &limits.pixel)?;
     if reader.header().kind != Kind::Archive {
         return Err(with(Error::Format(format!(
             "this pixel file is a {}, not a cartridge",
@@ -665,7 +669,7 @@ pub fn unpack(cartridge: &Path, target: &Path, limits: &Limits) -> Result<Manife
         let decoded = pxos_pixel::decode(
             BufReader::with_capacity(1 << 20, input),
             &mut sink,
-            &pxos_pixel::Limits::default(),
+            &limits.pixel,
             &mut |_| {},
         );
         let decoded = match decoded {

@@ -32,6 +32,106 @@ pub struct Global {
     /// Print more detail.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Refuse a PXI whose header declares a payload over this size
+    /// (K, M, G suffixes) [default: 4G].
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
+    pub max_payload: Option<u64>,
+    /// Refuse a PXI that decodes to more than N times its file size (checked
+    /// once it decodes to over 64 MiB) [default: 200].
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: Option<u64>,
+    /// Refuse an input read whole (a source, JSON, YAML, a program image) over
+    /// this size (K, M, G suffixes) [default: 64M].
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
+    pub max_input: Option<u64>,
+    /// Wait this many seconds for another pxos process's write lock before
+    /// giving up (0: do not wait) [default: 60].
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+impl Global {
+    /// The PXI decoding limits, with the flags applied.
+    pub fn pixel_limits(&self) -> pxos_pixel::Limits {
+        let mut limits = pxos_pixel::Limits::default();
+        if let Some(max) = self.max_payload {
+            limits.max_payload = max;
+        }
+        if let Some(max) = self.max_ratio {
+            limits.max_ratio = max;
+        }
+        limits
+    }
+
+    /// The cartridge limits, with the PXI flags applied.
+    pub fn cart_limits(&self) -> pxos_cart::cartridge::Limits {
+        pxos_cart::cartridge::Limits {
+            pixel: self.pixel_limits(),
+            ..pxos_cart::cartridge::Limits::default()
+        }
+    }
+}
+
+/// A byte count: digits with an optional K, M, G or T suffix (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&text[..text.len() - 1], 10),
+        Some('M') => (&text[..text.len() - 1], 20),
+        Some('G') => (&text[..text.len() - 1], 30),
+        Some('T') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (bytes, or a number with K, M, G or T)"))?;
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// Seconds, possibly fractional, at most a day.
+pub fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{text} is not between 0 and 86400 seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// Caps on one program run (`pxos run`, `pxos debug`).
+#[derive(Clone, Copy, Debug, Args)]
+pub struct RunCapsArgs {
+    /// Bytes the program may write with FILE_WRITE (K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64M")]
+    pub max_write_bytes: u64,
+    /// Bytes the program may read with FILE_READ and BLOB (K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1G")]
+    pub max_read_bytes: u64,
+    /// Distinct files the program may write.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_files: u64,
+    /// Host memory the run may hold for printed output and warnings (K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "64M")]
+    pub max_host_memory: u64,
+    /// Failed-syscall warnings kept (the rest are counted).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_warnings: usize,
+}
+
+impl RunCapsArgs {
+    pub fn caps(&self) -> pxos_vm::Caps {
+        pxos_vm::Caps {
+            max_write_bytes: self.max_write_bytes,
+            max_read_bytes: self.max_read_bytes,
+            max_files: self.max_files,
+            max_host_memory: self.max_host_memory,
+            max_warnings: self.max_warnings,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -101,9 +201,11 @@ pub enum Command {
         /// Write memory, as the 512-pixel-wide VRAM texture it maps onto, to this PNG.
         #[arg(long)]
         memory: Option<PathBuf>,
-        /// Instruction budget.
-        #[arg(long, default_value_t = 100_000_000)]
+        /// Instruction budget (at most 10000000000).
+        #[arg(long, default_value_t = 100_000_000, value_parser = clap::value_parser!(u64).range(1..=pxos_vm::MAX_FUEL))]
         fuel: u64,
+        #[command(flatten)]
+        caps: RunCapsArgs,
         /// Print every executed instruction to stderr.
         #[arg(long)]
         trace: bool,
@@ -122,9 +224,11 @@ pub enum Command {
     Debug {
         /// The program image (or .pxasm source).
         program: PathBuf,
-        /// Instruction budget for the whole session.
-        #[arg(long, default_value_t = 100_000_000)]
+        /// Instruction budget for the whole session (at most 10000000000).
+        #[arg(long, default_value_t = 100_000_000, value_parser = clap::value_parser!(u64).range(1..=pxos_vm::MAX_FUEL))]
         fuel: u64,
+        #[command(flatten)]
+        caps: RunCapsArgs,
         /// Lift the sandbox (recorded).
         #[arg(long)]
         trusted: bool,

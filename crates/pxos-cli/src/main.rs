@@ -37,10 +37,43 @@ fn main() -> ExitCode {
         }
     };
     let output = Output::new(&cli.global);
+    apply_global_settings(&cli.global, &output);
     match cmd::run(&cli, &output) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Negative) => ExitCode::from(1),
         Err(err) => report(&err, &output),
+    }
+}
+
+/// Settings that hold for the whole process: input caps, the lock wait, and
+/// the signal handler that removes temporaries on SIGINT, SIGTERM and SIGHUP.
+fn apply_global_settings(global: &cli::Global, output: &Output) {
+    if let Some(max) = global.max_input {
+        pxos_pixel::text::set_max_input(max);
+    }
+    if let Some(timeout) = global.lock_timeout {
+        pxos_fs::lock::set_lock_timeout(timeout);
+    }
+    if !output.quiet {
+        pxos_fs::lock::set_wait_notice(|path, holder| {
+            eprintln!(
+                "pxos: waiting for the write lock {}{} (another pxos process is writing; --lock-timeout sets how long)",
+                path.display(),
+                holder.map(|pid| format!(", held by pid {pid}")).unwrap_or_default()
+            );
+        });
+    }
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    eprintln!("pxos: interrupted by signal {signal}; its temporary files were removed");
+                    pxos_pixel::durable::remove_temporaries_and_exit(128 + signal);
+                }
+            });
+        }
+        Err(err) => eprintln!("pxos: warning: cannot watch for signals ({err}); an interrupted command may leave .pxos-tmp-* files"),
     }
 }
 

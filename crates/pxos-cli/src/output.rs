@@ -115,6 +115,25 @@ impl Drop for Progress {
 }
 
 /// Human-readable byte counts.
+/// A field that a user, a cartridge or a program controls, made safe for a
+/// terminal: control characters, escape codes and bidi overrides become
+/// visible escapes, so the field cannot forge lines or colours.
+pub fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    pxos_pixel::text::escape(text)
+}
+
+/// Writes an output file atomically; an error names the file.
+pub fn write_output(
+    path: impl AsRef<std::path::Path>,
+    bytes: &[u8],
+    label: &'static str,
+) -> crate::error::Result<()> {
+    use crate::error::Context;
+    let path = path.as_ref();
+    pxos_pixel::durable::write_atomic(path, bytes, label)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;

@@ -15,7 +15,11 @@ pub enum Error {
     /// No entry or object matches.
     NotFound(String),
     /// Another process holds the store's write lock.
-    Locked(PathBuf),
+    Locked {
+        path: PathBuf,
+        holder: Option<u32>,
+        waited: std::time::Duration,
+    },
     /// The store has not been initialized.
     NotInitialized(PathBuf),
     /// An error of the PXI codec.
@@ -36,6 +40,14 @@ impl Error {
         }
     }
 
+    /// The innermost error, without path context.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::WithPath { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
     /// True when stored data is damaged or hostile (as opposed to I/O or usage errors).
     pub fn is_bad_input(&self) -> bool {
         match self {
@@ -50,7 +62,7 @@ impl Error {
     pub fn kind(&self) -> pxos_pixel::ErrorKind {
         use pxos_pixel::ErrorKind;
         match self {
-            Error::Io(_) | Error::Locked(_) => ErrorKind::Io,
+            Error::Io(_) | Error::Locked { .. } => ErrorKind::Io,
             Error::Format(_) => ErrorKind::BadInput,
             Error::Usage(_) => ErrorKind::Usage,
             Error::NotFound(_) => ErrorKind::NotFound,
@@ -77,10 +89,17 @@ impl fmt::Display for Error {
             Error::Format(message) => write!(f, "{message}"),
             Error::Usage(message) => write!(f, "{message}"),
             Error::NotFound(message) => write!(f, "{message}"),
-            Error::Locked(path) => write!(
+            Error::Locked {
+                path,
+                holder,
+                waited,
+            } => write!(
                 f,
-                "another pxos process is writing here (it holds the lock {}); try again when it finishes",
-                path.display()
+                "another pxos process{} is writing here (it holds the lock {}); gave up after waiting {:.1} s \
+                 (wait longer with --lock-timeout SECONDS)",
+                holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+                path.display(),
+                waited.as_secs_f64()
             ),
             Error::NotInitialized(path) => {
                 write!(

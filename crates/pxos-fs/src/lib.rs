@@ -22,7 +22,7 @@ pub mod discover;
 mod error;
 mod fsck;
 pub mod fuzz;
-mod lock;
+pub mod lock;
 mod table;
 pub mod time;
 
@@ -35,7 +35,7 @@ use pxos_pixel::{EncodeOptions, Kind, Limits, durable};
 pub use bootpixel::{read_boot_pixel, write_boot_pixel};
 pub use error::{Error, Result};
 pub use fsck::{FsckReport, Problem};
-pub use lock::WriteLock;
+pub use lock::{ReadLock, WriteLock};
 pub use table::{Entry, PathTable, check_path, format_file_id, parse_sha};
 
 /// The marker file that identifies a PixelFS directory.

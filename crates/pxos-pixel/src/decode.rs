@@ -303,7 +303,10 @@ impl<R: BufRead + Seek> RowReader<R> {
         decoder.set_limits(png_limits);
         decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
         let info = decoder.read_header_info().map_err(|err| match err {
-            png::DecodingError::Format(_) => Error::format(format!("not a PNG image ({err})")),
+            png::DecodingError::Format(_) => Error::format(format!(
+                "not a PNG image ({})",
+                crate::error::png_error_text(&err)
+            )),
             other => Error::from(other),
         })?;
         limits.check_dimensions(info.width, info.height)?;

@@ -152,9 +152,35 @@ impl From<png::DecodingError> for Error {
             png::DecodingError::LimitsExceeded => {
                 Error::LimitExceeded("the PNG decoder's memory limit was exceeded".into())
             }
-            other => Error::Format(format!("png: {other}")),
+            other => Error::Format(format!("png: {}", png_error_text(&other))),
         }
     }
+}
+
+/// A PNG decoder error as a sentence: the `png` crate prints chunk types as
+/// Rust debug structs (`ChunkType { type: IHDR, critical: true, ... }`); this
+/// names the chunk (`the IHDR chunk`) instead.
+pub fn png_error_text(err: &png::DecodingError) -> String {
+    let text = err.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("ChunkType {") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let name = after
+            .split_once("type: ")
+            .and_then(|(_, tail)| tail.split([',', ' ', '}']).next())
+            .unwrap_or("a");
+        out.push_str(&format!("the {name}"));
+        match after.find('}') {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("the the ", "the ").replace(" chunk chunk", " chunk")
 }
 
 /// Shorthand used throughout the crate.

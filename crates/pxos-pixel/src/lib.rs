@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 
 pub use decode::{Decoded, decode, decode_from_slice, hex, read_header, read_range_sequential};
 pub use encode::{EncodeOptions, Encoded, ShaSource, encode, encode_to_vec};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, png_error_text};
 pub use hash256::{BadHash, Hash256};
 pub use header::{
     Compression, Geometry, HEADER_LEN, HEADER_PIXELS, Header, Kind, Layout, MAGIC, MAX_WIDTH,

@@ -96,10 +96,7 @@ impl ProgramImage {
                 payload.len()
             )));
         }
-        let metadata = String::from_utf8_lossy(&decoded.metadata);
-        let entry = parse_entry(&metadata).ok_or_else(|| {
-            ProgramError::NotAProgram("its metadata has no pxvm-program entry point".into())
-        })?;
+        let entry = parse_entry(&decoded.metadata).map_err(ProgramError::NotAProgram)?;
         let words = payload
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -124,16 +121,29 @@ impl ProgramImage {
     }
 }
 
-/// Extracts `"entry":N` from the metadata JSON written by [`ProgramImage::to_png`].
-fn parse_entry(metadata: &str) -> Option<u32> {
-    if !metadata.contains(PROGRAM_FORMAT) {
-        return None;
+/// The entry point from the metadata JSON written by [`ProgramImage::to_png`]:
+/// `format` must be a pxvm program and `entry` a whole number that fits a
+/// word (`1.5`, `1e30`, `-1` and `"1"` are refused, not rounded).
+fn parse_entry(metadata: &[u8]) -> Result<u32, String> {
+    let value: serde_json::Value = serde_json::from_slice(metadata)
+        .map_err(|err| format!("its metadata is not JSON ({err})"))?;
+    if value["format"] != PROGRAM_FORMAT {
+        return Err(format!(
+            "its metadata does not say format \"{PROGRAM_FORMAT}\" (not a program image)"
+        ));
     }
-    let after = &metadata[metadata.find("\"entry\":")? + 8..];
-    let digits: String = after
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    let entry = &value["entry"];
+    if entry.is_null() {
+        return Err("its metadata has no entry point".into());
+    }
+    entry
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            let shown = entry.to_string();
+            format!(
+                "its entry point {} is not a whole number from 0 to 4294967295",
+                pxos_pixel::text::escape_short(&shown)
+            )
+        })
 }

@@ -7,7 +7,7 @@ use crate::Outcome;
 use crate::cli::Global;
 use crate::error::Result;
 use crate::home::home;
-use crate::output::Output;
+use crate::output::{Output, esc};
 
 pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<Outcome> {
     let home = home(global)?;
@@ -91,7 +91,7 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
                 }
             }
             for line in &stage.output {
-                text.push_str(&format!("\n      | {line}"));
+                text.push_str(&format!("\n      | {}", esc(line)));
             }
             text
         })?;
@@ -123,9 +123,9 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
                 "boot complete in {:.1} ms{}; log: {}",
                 report.micros as f64 / 1000.0,
                 if report.dry_run { String::new() } else { format!("; screen: {}", booted.screen_file.display()) },
-                booted.log_file.display()
+                booted.log_file.as_deref().map_or("none (dry run)".to_string(), |p| p.display().to_string())
             ),
-            Some(stage) => format!("boot HALTED at required stage '{stage}'; log: {}", booted.log_file.display()),
+            Some(stage) => format!("boot HALTED at required stage '{stage}'; log: {}", booted.log_file.as_deref().map_or("none (dry run)".to_string(), |p| p.display().to_string())),
         },
     )?;
     if let Some(stage) = &report.halted_at {
@@ -161,19 +161,19 @@ pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
         || {
             let mut text = format!("pxOS home: {}\n", home.display());
             match current {
-                Some(c) => text.push_str(&format!("current cartridge: {} (sha256 {}..., by {} {:?})\n", c.id, c.sha256.short(), c.creator.name, c.creator.kind)),
+                Some(c) => text.push_str(&format!("current cartridge: {} (sha256 {}..., by {} {:?})\n", esc(&c.id), c.sha256.short(), esc(&c.creator.name), c.creator.kind)),
                 None => text.push_str("current cartridge: none yet (`pxos boot` installs the default world)\n"),
             }
             text.push_str(&format!("experiments: {}\n", if experiments.is_empty() { "none".into() } else { experiments.iter().map(|e| e.id.clone()).collect::<Vec<_>>().join(", ") }));
             for request in &state.requests {
                 text.push_str(&format!(
                     "request: rollback to {} asked by {} (log #{}): \"{}\"; waiting for a person (`pxos cart rollback {} --approved-by NAME`)\n",
-                    request.cartridge, request.by, request.seq, request.reason, request.cartridge
+                    esc(&request.cartridge), esc(&request.by.to_string()), request.seq, esc(&request.reason), esc(&request.cartridge)
                 ));
             }
             text.push_str("history:\n");
             for c in &state.cartridges {
-                text.push_str(&format!("  {:<24} {:<12} {}\n", c.id, c.status.name(), c.registered));
+                text.push_str(&format!("  {:<24} {:<12} {}\n", esc(&c.id), c.status.name(), c.registered));
             }
             match current_kernel {
                 Some(k) => text.push_str(&format!("kernel: {} (id {}, {}), {} versions\n", k.version, k.id, k.status.name(), kernels.kernels.len())),
@@ -184,7 +184,7 @@ pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
                     "  reverted from kernel {} ({}): {}\n",
                     k.id,
                     k.version,
-                    k.failure.as_deref().unwrap_or("failed")
+                    esc(k.failure.as_deref().unwrap_or("failed"))
                 ));
             }
             text.push_str(&format!(

@@ -1,6 +1,5 @@
 //! `pxos cart ...` and `pxos log ...`.
 
-use pxos_cart::cartridge::Limits;
 use pxos_cart::{Action, Actor, ActorKind, CartRef, EvolutionLog, LogEntry, RollbackOutcome};
 use serde_json::{Value, json};
 
@@ -9,7 +8,7 @@ use crate::Outcome;
 use crate::cli::{ActorArgs, CartCommand, Global, LogArgs, LogCommand};
 use crate::error::Result;
 use crate::home::home;
-use crate::output::{Output, human_bytes};
+use crate::output::{Output, esc, human_bytes};
 
 fn evolution_log(global: &Global) -> Result<EvolutionLog> {
     Ok(EvolutionLog::open(&home(global)?.join("log"))?)
@@ -22,11 +21,11 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             output: target,
             actor: who,
         } => {
-            let (source, _) = pxos_cart::cartridge::scan(dir, &Limits::default())?;
+            let (source, _) = pxos_cart::cartridge::scan(dir, &global.cart_limits())?;
             let target = target
                 .clone()
                 .unwrap_or_else(|| format!("{}-{}.pxa", source.name, source.version).into());
-            let packed = pxos_cart::pack(dir, &target, &Limits::default())?;
+            let packed = pxos_cart::pack(dir, &target, &global.cart_limits())?;
             let sha = pxos_pixel::Hash256(packed.sha256);
             let action = Action::Pack {
                 cartridge: CartRef {
@@ -48,25 +47,25 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             )?;
         }
         CartCommand::Unpack { cartridge, dir } => {
-            let manifest = pxos_cart::unpack(cartridge, dir, &Limits::default())?;
+            let manifest = pxos_cart::unpack(cartridge, dir, &global.cart_limits())?;
             output.emit(json!({"type": "unpacked", "cartridge": cartridge, "dir": dir, "id": manifest.id(), "files": manifest.files.len()}), || {
                 format!("unpacked {} ({} files, all verified) into {}", manifest.id(), manifest.files.len(), dir.display())
             })?;
         }
         CartCommand::Info { cartridge } => {
-            let (manifest, sha) = pxos_cart::read_manifest(cartridge, &Limits::default())?;
+            let (manifest, sha) = pxos_cart::read_manifest(cartridge, &global.cart_limits())?;
             let mut value = serde_json::to_value(&manifest).unwrap_or(Value::Null);
             value["type"] = json!("cartridge");
             value["sha256"] = json!(pxos_pixel::hex(&sha));
             output.emit(value, || {
                 let mut text = format!(
                     "{}\n  version      {}\n  parent       {}\n  creator      {} ({:?})\n  created      {}\n  genesis      {}\n  sha256       {}\n  notes        {}\n  reason       {}\n  files        {} ({})",
-                    manifest.name, manifest.version, manifest.parent.as_deref().unwrap_or("none"),
-                    manifest.creator.name, manifest.creator.kind, manifest.created, manifest.genesis_version,
-                    pxos_pixel::hex(&sha), manifest.notes, manifest.reason, manifest.files.len(), human_bytes(manifest.data_len())
+                    esc(&manifest.name), esc(&manifest.version), esc(manifest.parent.as_deref().unwrap_or("none")),
+                    esc(&manifest.creator.name), manifest.creator.kind, esc(&manifest.created), manifest.genesis_version,
+                    pxos_pixel::hex(&sha), esc(&manifest.notes), esc(&manifest.reason), manifest.files.len(), human_bytes(manifest.data_len())
                 );
                 for file in &manifest.files {
-                    text.push_str(&format!("\n    {:<40} {:>10}", file.path, human_bytes(file.size)));
+                    text.push_str(&format!("\n    {:<40} {:>10}", esc(&file.path), human_bytes(file.size)));
                 }
                 text
             })?;
@@ -95,10 +94,10 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                     || {
                         format!(
                             "{:<24} {:<12} {:<6} {:<12} genesis: {}",
-                            record.id,
+                            esc(&record.id),
                             record.status.name(),
                             format!("{:?}", record.creator.kind).to_lowercase(),
-                            record.creator.name,
+                            esc(&record.creator.name),
                             match &genesis {
                                 None => "not run".to_string(),
                                 Some(run) if run.passed => "passed".to_string(),
@@ -188,7 +187,7 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
             };
             let (chain, note) = registry.lineage(&query)?;
             if let Some(png) = png {
-                pxos_pixel::durable::write_atomic(
+                crate::output::write_output(
                     png,
                     &pxos_cart::registry::lineage_png(&chain),
                     "lineage",
@@ -470,13 +469,13 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                         entry.seq,
                         entry.time,
                         entry.actor.kind.name(),
-                        entry.actor.name,
+                        esc(&entry.actor.name),
                         entry.action.name(),
-                        entry
+                        esc(&entry
                             .action
                             .cartridge()
-                            .map_or("-".to_string(), CartRef::id),
-                        entry.reason
+                            .map_or("-".to_string(), CartRef::id)),
+                        esc(&entry.reason)
                     )
                 })?;
             }

@@ -11,7 +11,7 @@ use crate::Outcome;
 use crate::cli::{Global, KernelCommand};
 use crate::error::{Context, Result};
 use crate::home::home;
-use crate::output::Output;
+use crate::output::{Output, esc};
 
 fn record_json(record: &KernelRecord, current: Option<u32>) -> Value {
     let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
@@ -24,7 +24,7 @@ fn record_line(record: &KernelRecord, current: Option<u32>) -> String {
         "{} {:>3}  {:<16} {:<9} parent {:<4} {:>6} B  {}{}",
         if current == Some(record.id) { "*" } else { " " },
         record.id,
-        record.version,
+        esc(&record.version),
         record.status.name(),
         record.parent.map_or("-".to_string(), |p| p.to_string()),
         record.size,
@@ -32,7 +32,7 @@ fn record_line(record: &KernelRecord, current: Option<u32>) -> String {
         record
             .failure
             .as_ref()
-            .map(|f| format!("  (last failure: {f})"))
+            .map(|f| format!("  (last failure: {})", esc(f)))
             .unwrap_or_default()
     )
 }

@@ -56,7 +56,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
             boot::boot(&request, &cli.global, output)
         }
         Command::Status => boot::status(&cli.global, output),
-        Command::Pixel(command) => pixel::run(command, output),
+        Command::Pixel(command) => pixel::run(command, &cli.global, output),
         Command::Fs(command) => fs::run(command, &cli.global, output),
         Command::Asm {
             file,
@@ -69,6 +69,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
             screen,
             memory,
             fuel,
+            caps,
             trace,
             cartridge,
             trusted,
@@ -78,6 +79,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
                 screen: screen.as_deref(),
                 memory: memory.as_deref(),
                 fuel: *fuel,
+                caps: caps.caps(),
                 trace: *trace,
                 trusted: *trusted,
             };
@@ -97,8 +99,9 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Debug {
             program,
             fuel,
+            caps,
             trusted,
-        } => vm::debug(program, *fuel, *trusted, &cli.global, output),
+        } => vm::debug(program, *fuel, caps.caps(), *trusted, &cli.global, output),
         Command::Kernel(command) => kernel::run(command, &cli.global, output),
         Command::Demo(command) => demo::run(command, &cli.global, output),
         Command::Cart(command) => cart::run(command, &cli.global, output),

@@ -8,10 +8,11 @@ use pxos_pixel::{Compression, EncodeOptions, Header, Kind, Layout, Limits, Pixel
 use serde_json::json;
 
 use crate::Outcome;
-use crate::cli::PixelCommand;
+use crate::cli::{Global, PixelCommand};
 use crate::output::{Output, human_bytes};
 
-pub fn run(command: &PixelCommand, output: &Output) -> Result<Outcome> {
+pub fn run(command: &PixelCommand, global: &Global, output: &Output) -> Result<Outcome> {
+    let limits = global.pixel_limits();
     match command {
         PixelCommand::Encode {
             input,
@@ -41,23 +42,23 @@ pub fn run(command: &PixelCommand, output: &Output) -> Result<Outcome> {
         PixelCommand::Decode {
             input,
             output: target,
-        } => decode(input, target, output),
-        PixelCommand::Info { input } => info(input, output),
-        PixelCommand::Verify { inputs } => verify(inputs, output),
+        } => decode(input, target, &limits, output),
+        PixelCommand::Info { input } => info(input, &limits, output),
+        PixelCommand::Verify { inputs } => verify(inputs, &limits, output),
         PixelCommand::Read {
             input,
             offset,
             length,
             output: target,
             hex: as_hex,
-        } => read(input, *offset, *length, target.as_deref(), *as_hex, output),
+        } => read(input, *offset, *length, target.as_deref(), *as_hex, &limits, output),
         PixelCommand::View {
             input,
             output: target,
             scale,
         } => {
             let (width, height) =
-                pxos_pixel::render_view(input, target, *scale, &Limits::default())?;
+                pxos_pixel::render_view(input, target, *scale, &limits)?;
             output.emit(json!({"type": "view", "input": input, "output": target, "width": width, "height": height}), || {
                 format!("wrote {} ({width}x{height})", target.display())
             })?;
@@ -104,8 +105,8 @@ pub fn encode(
     Ok(encoded)
 }
 
-fn decode(input: &Path, target: &Path, output: &Output) -> Result<Outcome> {
-    let limits = Limits::default();
+fn decode(input: &Path, target: &Path, limits: &Limits, output: &Output) -> Result<Outcome> {
+    let limits = *limits;
     let decoded = if target.as_os_str() == "-" {
         let file = pxos_pixel::open_nonempty(input)?;
         let mut stdout = std::io::stdout().lock();
@@ -140,8 +141,8 @@ fn decode(input: &Path, target: &Path, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn info(input: &Path, output: &Output) -> Result<Outcome> {
-    let mut reader = PixelReader::open(input, &Limits::default())?;
+fn info(input: &Path, limits: &Limits, output: &Output) -> Result<Outcome> {
+    let mut reader = PixelReader::open(input, &limits)?;
     let metadata = reader.metadata()?;
     let header = reader.header().clone();
     let geometry = *reader.geometry();
@@ -184,13 +185,13 @@ fn info(input: &Path, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn verify(inputs: &[PathBuf], output: &Output) -> Result<Outcome> {
+fn verify(inputs: &[PathBuf], limits: &Limits, output: &Output) -> Result<Outcome> {
     let mut all_good = true;
     for input in inputs {
         let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
         let progress = output.progress(size, "verifying");
         let result =
-            pxos_pixel::verify_file(input, &Limits::default(), &mut |done| progress.set(done));
+            pxos_pixel::verify_file(input, &limits, &mut |done| progress.set(done));
         drop(progress);
         match result {
             Ok(decoded) => output.emit(
@@ -222,6 +223,7 @@ fn read(
     length: usize,
     target: Option<&Path>,
     as_hex: bool,
+    limits: &Limits,
     output: &Output,
 ) -> Result<Outcome> {
     const MAX_READ: usize = 1 << 30;
@@ -231,7 +233,7 @@ fn read(
             "--length {length} is larger than 1 GiB; use `pxos pixel decode` for whole files"
         );
     }
-    let mut reader = PixelReader::open(input, &Limits::default())?;
+    let mut reader = PixelReader::open(input, &limits)?;
     let bytes = reader.read_at(offset, length)?;
     if let Some(target) = target {
         pxos_pixel::durable::write_atomic(target, &bytes, "pixel-read")

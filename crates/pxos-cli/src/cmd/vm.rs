@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::Global;
 use crate::home::home;
-use crate::output::Output;
+use crate::output::{Output, esc};
 
 /// A program with the symbols its source defined (none for images).
 struct Loaded {
@@ -81,6 +81,7 @@ pub struct RunOptions<'a> {
     pub screen: Option<&'a Path>,
     pub memory: Option<&'a Path>,
     pub fuel: u64,
+    pub caps: pxos_vm::Caps,
     pub trace: bool,
     pub trusted: bool,
 }
@@ -95,7 +96,7 @@ pub fn run_file(
 ) -> Result<Outcome> {
     let loaded = load(path)?;
     let bytes = pxos_pixel::text::read_input(path)?;
-    let prepared = pxos_boot::run::prepare_file(
+    let mut prepared = pxos_boot::run::prepare_file(
         &home(global)?,
         path,
         &bytes,
@@ -103,6 +104,7 @@ pub fn run_file(
         options.trusted,
         options.fuel,
     )?;
+    prepared.sandbox.caps = options.caps;
     execute(
         prepared,
         &loaded.image,
@@ -121,8 +123,9 @@ pub fn run_named(
     global: &Global,
     output: &Output,
 ) -> Result<Outcome> {
-    let (prepared, image) =
+    let (mut prepared, image) =
         pxos_boot::run::prepare_named(&home(global)?, name, cartridge, options.fuel)?;
+    prepared.sandbox.caps = options.caps;
     execute(prepared, &image, name, options, output)
 }
 
@@ -139,7 +142,7 @@ fn execute(
     }
     let (hypervisor, mut launch) = prepared.launch(image, options.args);
     if !output.json && !output.quiet {
-        launch.on_print = Some(Box::new(|line: &str| println!("{line}")));
+        launch.on_print = Some(Box::new(|line: &str| println!("{}", esc(line))));
     }
     let mut execution = hypervisor.start(launch);
     let started = std::time::Instant::now();
@@ -161,7 +164,14 @@ fn execute(
     }
     let result = execution.finish();
     for warning in &result.warnings {
-        eprintln!("pxos: warning: {warning}");
+        eprintln!("pxos: warning: {}", esc(warning));
+    }
+    if result.usage.warnings_dropped > 0 {
+        eprintln!(
+            "pxos: warning: {} more failed syscalls (only the first {} are kept)",
+            result.usage.warnings_dropped,
+            result.warnings.len()
+        );
     }
     if let (Some(target), Some(screen)) = (options.screen, &result.screen) {
         pxos_pixel::durable::write_atomic(target, &screen.to_png(), "screen")
@@ -236,14 +246,16 @@ const DEBUG_HELP: &str = "commands:
 pub fn debug(
     path: &Path,
     fuel: u64,
+    caps: pxos_vm::Caps,
     trusted: bool,
     global: &Global,
     output: &Output,
 ) -> Result<Outcome> {
     let loaded = load(path)?;
     let bytes = pxos_pixel::text::read_input(path)?;
-    let prepared =
+    let mut prepared =
         pxos_boot::run::prepare_file(&home(global)?, path, &bytes, &loaded.image, trusted, fuel)?;
+    prepared.sandbox.caps = caps;
     let placement = prepared.placement.clone();
     let (hypervisor, launch) = prepared.launch(&loaded.image, &[]);
     let mut execution = hypervisor.start(launch);
@@ -378,15 +390,17 @@ pub fn debug(
                     let machine = machine_of(&execution)?;
                     let start = resolve(arg(1).context("which address?")?)?;
                     let count: u32 = arg(2).map(str::parse).transpose()?.unwrap_or(8).min(4096);
+                    // Addresses stop at the top of the address space; they never wrap to 0.
                     let values: Vec<Option<u32>> = (0..count)
-                        .map(|i| machine.read_word(start.wrapping_add(i)))
+                        .map_while(|i| start.checked_add(i))
+                        .map(|address| machine.read_word(address))
                         .collect();
                     let text = values
                         .iter()
                         .enumerate()
                         .map(|(i, v)| match v {
-                            Some(v) => format!("{:>6}: {v:#010x}", start as usize + i),
-                            None => format!("{:>6}: (outside memory)", start as usize + i),
+                            Some(v) => format!("{:>6}: {v:#010x}", u64::from(start) + i as u64),
+                            None => format!("{:>6}: (outside memory)", u64::from(start) + i as u64),
                         })
                         .collect::<Vec<_>>()
                         .join("\n");

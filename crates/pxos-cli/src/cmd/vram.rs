@@ -40,8 +40,8 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
         } => {
             let roadmap = load_roadmap(roadmap)?;
             let (vram, steps) = build(&roadmap)?;
-            pxos_pixel::durable::write_atomic(target, &vram.to_png(), "vram")?;
-            pxos_pixel::durable::write_atomic(
+            crate::output::write_output(target, &vram.to_png(), "vram")?;
+            crate::output::write_output(
                 provenance_path(target),
                 vram.provenance_json().to_string().as_bytes(),
                 "vram-provenance",
@@ -162,7 +162,7 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
         } => {
             let diff = load_image(a)?.diff(&load_image(b)?)?;
             if let Some(target) = target {
-                pxos_pixel::durable::write_atomic(target, &diff.png, "vram-diff")?;
+                crate::output::write_output(target, &diff.png, "vram-diff")?;
             }
             output.emit(
                 json!({"type": "diff", "changed": diff.changed.iter().map(|(r, n)| json!([r.name(), n])).collect::<Vec<_>>(), "image": target}),

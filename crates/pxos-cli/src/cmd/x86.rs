@@ -139,7 +139,7 @@ fn build(
             return Err(CliError::bad_input(format!("{name}: {err}")));
         }
     };
-    pxos_pixel::durable::write_atomic(target, &image.bytes, "x86-image")?;
+    crate::output::write_output(target, &image.bytes, "x86-image")?;
     if let Some(png) = png {
         let metadata = json!({
             "format": PNG_FORMAT,
@@ -152,7 +152,7 @@ fn build(
             ..pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Blob)
         };
         let encoded = pxos_pixel::encode_to_vec(&image.bytes, &options)?;
-        pxos_pixel::durable::write_atomic(png, &encoded, "x86-png")?;
+        crate::output::write_output(png, &encoded, "x86-png")?;
     }
     for warning in &image.warnings {
         if !output.json && !output.quiet {

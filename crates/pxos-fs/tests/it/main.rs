@@ -160,17 +160,29 @@ fn resolve_from_path_file_id_and_boot_pixel() {
 }
 
 #[test]
-fn a_second_writer_is_refused_while_the_lock_is_held() {
+fn a_second_writer_waits_for_the_lock_then_gives_up_or_goes_on() {
+    pxos_fs::lock::set_lock_timeout(std::time::Duration::from_millis(300));
     let dir = TempDir::new("lock");
     let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
+    // Held throughout: the writer waits its timeout, then says why it gave up.
     let guard = fs.lock().unwrap();
+    let started = std::time::Instant::now();
     let err = fs
         .add_file("/a", &write(&dir.0, "a", b"a"), &AddOptions::default())
         .unwrap_err();
-    assert!(matches!(err, Error::Locked(_)), "{err}");
-    drop(guard);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert!(matches!(err.root(), Error::Locked { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+    assert!(message.contains("--lock-timeout"), "{message}");
+    // Released while the writer waits: it goes on.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(guard);
+    });
     fs.add_file("/a", &write(&dir.0, "a", b"a"), &AddOptions::default())
         .unwrap();
+    releaser.join().unwrap();
 }
 
 #[test]
