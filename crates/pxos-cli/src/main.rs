@@ -59,7 +59,9 @@ fn apply_global_settings(global: &cli::Global, output: &Output) {
             eprintln!(
                 "pxos: waiting for the write lock {}{} (another pxos process is writing; --lock-timeout sets how long)",
                 path.display(),
-                holder.map(|pid| format!(", held by pid {pid}")).unwrap_or_default()
+                holder
+                    .map(|pid| format!(", held by pid {pid}"))
+                    .unwrap_or_default()
             );
         });
     }
@@ -68,12 +70,16 @@ fn apply_global_settings(global: &cli::Global, output: &Output) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    eprintln!("pxos: interrupted by signal {signal}; its temporary files were removed");
+                    eprintln!(
+                        "pxos: interrupted by signal {signal}; its temporary files were removed"
+                    );
                     pxos_pixel::durable::remove_temporaries_and_exit(128 + signal);
                 }
             });
         }
-        Err(err) => eprintln!("pxos: warning: cannot watch for signals ({err}); an interrupted command may leave .pxos-tmp-* files"),
+        Err(err) => eprintln!(
+            "pxos: warning: cannot watch for signals ({err}); an interrupted command may leave .pxos-tmp-* files"
+        ),
     }
 }
 

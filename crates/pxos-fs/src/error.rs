@@ -97,7 +97,9 @@ impl fmt::Display for Error {
                 f,
                 "another pxos process{} is writing here (it holds the lock {}); gave up after waiting {:.1} s \
                  (wait longer with --lock-timeout SECONDS)",
-                holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+                holder
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default(),
                 path.display(),
                 waited.as_secs_f64()
             ),

@@ -25,7 +25,10 @@ static NOTICE: Mutex<Option<WaitNotice>> = Mutex::new(None);
 /// Sets how long writers in this process wait for a held lock
 /// (`--lock-timeout`; zero: do not wait).
 pub fn set_lock_timeout(timeout: Duration) {
-    TIMEOUT_MS.store(timeout.as_millis().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    TIMEOUT_MS.store(
+        timeout.as_millis().min(u128::from(u64::MAX)) as u64,
+        Ordering::Relaxed,
+    );
 }
 
 /// How long writers wait for a held lock now.

@@ -180,7 +180,8 @@ pub fn png_error_text(err: &png::DecodingError) -> String {
         }
     }
     out.push_str(rest);
-    out.replace("the the ", "the ").replace(" chunk chunk", " chunk")
+    out.replace("the the ", "the ")
+        .replace(" chunk chunk", " chunk")
 }
 
 /// Shorthand used throughout the crate.

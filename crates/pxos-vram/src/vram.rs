@@ -293,21 +293,21 @@ impl Vram {
     pub fn from_png(bytes: &[u8]) -> Result<Vram> {
         let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-        let info = decoder
-            .read_header_info()
-            .map_err(|err| Error::bad_input(format!("not a PNG: {}", pxos_pixel::png_error_text(&err))))?;
+        let info = decoder.read_header_info().map_err(|err| {
+            Error::bad_input(format!("not a PNG: {}", pxos_pixel::png_error_text(&err)))
+        })?;
         let (width, height) = (info.width, info.height);
         let mut vram = Vram::new(width, height)?;
-        let mut reader = decoder
-            .read_info()
-            .map_err(|err| Error::bad_input(format!("not a PNG: {}", pxos_pixel::png_error_text(&err))))?;
+        let mut reader = decoder.read_info().map_err(|err| {
+            Error::bad_input(format!("not a PNG: {}", pxos_pixel::png_error_text(&err)))
+        })?;
         let size = reader
             .output_buffer_size()
             .ok_or_else(|| Error::bad_input("image too large"))?;
         let mut buffer = vec![0u8; size];
-        let frame = reader
-            .next_frame(&mut buffer)
-            .map_err(|err| Error::bad_input(format!("damaged PNG: {}", pxos_pixel::png_error_text(&err))))?;
+        let frame = reader.next_frame(&mut buffer).map_err(|err| {
+            Error::bad_input(format!("damaged PNG: {}", pxos_pixel::png_error_text(&err)))
+        })?;
         let channels = frame.color_type.samples();
         for (index, pixel) in buffer
             .chunks_exact(channels)

@@ -224,7 +224,9 @@ impl Labels {
                     Err(Diagnostic::at(
                         def_line,
                         Problem::OutOfRange,
-                        format!("label {top} = 0x{v:X} is past 0xFFFF, the end of 16-bit addresses"),
+                        format!(
+                            "label {top} = 0x{v:X} is past 0xFFFF, the end of 16-bit addresses"
+                        ),
                     ))
                 } else {
                     Ok(v)

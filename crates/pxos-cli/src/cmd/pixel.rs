@@ -51,14 +51,21 @@ pub fn run(command: &PixelCommand, global: &Global, output: &Output) -> Result<O
             length,
             output: target,
             hex: as_hex,
-        } => read(input, *offset, *length, target.as_deref(), *as_hex, &limits, output),
+        } => read(
+            input,
+            *offset,
+            *length,
+            target.as_deref(),
+            *as_hex,
+            &limits,
+            output,
+        ),
         PixelCommand::View {
             input,
             output: target,
             scale,
         } => {
-            let (width, height) =
-                pxos_pixel::render_view(input, target, *scale, &limits)?;
+            let (width, height) = pxos_pixel::render_view(input, target, *scale, &limits)?;
             output.emit(json!({"type": "view", "input": input, "output": target, "width": width, "height": height}), || {
                 format!("wrote {} ({width}x{height})", target.display())
             })?;
@@ -190,8 +197,7 @@ fn verify(inputs: &[PathBuf], limits: &Limits, output: &Output) -> Result<Outcom
     for input in inputs {
         let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
         let progress = output.progress(size, "verifying");
-        let result =
-            pxos_pixel::verify_file(input, &limits, &mut |done| progress.set(done));
+        let result = pxos_pixel::verify_file(input, &limits, &mut |done| progress.set(done));
         drop(progress);
         match result {
             Ok(decoded) => output.emit(

@@ -5,6 +5,7 @@ mod cart;
 mod crash;
 mod evolution;
 mod fs;
+mod hardening;
 mod pixel;
 mod support;
 mod trust;

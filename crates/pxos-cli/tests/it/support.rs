@@ -216,3 +216,187 @@ pub fn evolving_cartridge(home: &Home, module: &str) {
         "an evolving kernel",
     ]);
 }
+
+/// Virtual memory a bounded run may use (`ulimit -v`, in KiB): 512 MiB.
+pub const BOUNDED_MEMORY_KIB: u64 = 512 * 1024;
+
+/// How a bounded run ended.
+pub struct Bounded {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub seconds: f64,
+}
+
+impl Bounded {
+    /// Asserts a clean refusal: exit 1 or 2, no panic, no abort.
+    pub fn assert_refused(&self, what: &str) {
+        assert!(
+            matches!(self.code, Some(1 | 2)),
+            "{what}: exit {:?} (signal {:?}), stderr: {}",
+            self.code,
+            self.signal,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            "{what}: panicked: {}",
+            self.stderr
+        );
+    }
+}
+
+impl Home {
+    /// Runs `pxos ARGS` under `ulimit -v` ([`BOUNDED_MEMORY_KIB`]) and a wall-clock
+    /// `deadline`; a run past the deadline is killed and fails the test.
+    pub fn bounded(&self, args: &[&str], deadline: std::time::Duration) -> Bounded {
+        self.bounded_with(args, deadline, |_| {})
+    }
+
+    /// [`Home::bounded`], with `setup` applied to the command first.
+    pub fn bounded_with(
+        &self,
+        args: &[&str],
+        deadline: std::time::Duration,
+        setup: impl FnOnce(&mut Command),
+    ) -> Bounded {
+        use std::io::Read;
+        use std::os::unix::process::ExitStatusExt;
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {BOUNDED_MEMORY_KIB} && exec \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_pxos"))
+            .args(args)
+            .env("PXOS_HOME", self.home())
+            .env_remove("PXOS_CRASH_AT")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        setup(&mut command);
+        let started = std::time::Instant::now();
+        let mut child = command.spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stdout.read_to_end(&mut text);
+            text
+        });
+        let err = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            text
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pxos {args:?} did not finish within {deadline:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        Bounded {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+            seconds,
+        }
+    }
+}
+
+/// Every `.pxos-tmp-*` file or folder under `dir`, at any depth.
+pub fn temporaries_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".pxos-tmp-")
+            {
+                found.push(path.clone());
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// CRC-32 (IEEE), for PNG chunks built by hand.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One PNG chunk.
+pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(kind);
+    chunk.extend_from_slice(data);
+    let mut crc_input = kind.to_vec();
+    crc_input.extend_from_slice(data);
+    chunk.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    chunk
+}
+
+/// A decompression bomb: a valid PNG signature and IHDR for a 16384-pixel-wide
+/// RGB image tall enough for `payload_len` bytes, and a valid PXI header in
+/// row 0 that declares them, and nothing more (the refusal must come first).
+pub fn pxi_bomb(payload_len: u64) -> Vec<u8> {
+    const WIDTH: u32 = 16384;
+    let row_bytes = u64::from(WIDTH) * 3;
+    let height = 1 + payload_len.div_ceil(row_bytes);
+    let header = pxos_pixel::Header {
+        version: pxos_pixel::VERSION,
+        layout: pxos_pixel::Layout::Rgb,
+        kind: pxos_pixel::Kind::Blob,
+        compression: pxos_pixel::Compression::Best,
+        width: WIDTH,
+        band_rows: 64,
+        payload_len,
+        metadata_len: 0,
+        metadata_crc32: 0,
+        sha256: [0; 32],
+    };
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = WIDTH.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&(height as u32).to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend(png_chunk(b"IHDR", &ihdr));
+    // Row 0 (filter byte, then the header, then zeros) as one stored deflate block.
+    let mut row = vec![0u8; 1 + row_bytes as usize];
+    row[1..1 + pxos_pixel::HEADER_LEN].copy_from_slice(&header.to_bytes());
+    let mut zlib = vec![0x78, 0x01, 0x00];
+    zlib.extend_from_slice(&(row.len() as u16).to_le_bytes());
+    zlib.extend_from_slice(&(!(row.len() as u16)).to_le_bytes());
+    zlib.extend_from_slice(&row);
+    png.extend(png_chunk(b"IDAT", &zlib));
+    png
+}

@@ -173,7 +173,10 @@ fn a_second_writer_waits_for_the_lock_then_gives_up_or_goes_on() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     assert!(matches!(err.root(), Error::Locked { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
     assert!(message.contains("--lock-timeout"), "{message}");
     // Released while the writer waits: it goes on.
     let releaser = std::thread::spawn(move || {
