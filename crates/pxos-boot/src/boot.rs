@@ -663,7 +663,10 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     let root = unpacked(home, &stored, &record.sha256)?;
     let (manifest, _) = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())?;
     let sequence = match &request.sequence_file {
-        Some(path) => Some(Sequence::parse(&pxos_pixel::text::read_input(path)?)?),
+        Some(path) => Some(
+            Sequence::parse(&pxos_pixel::text::read_input(path)?)
+                .map_err(|err| err.with_path(path))?,
+        ),
         None => None,
     };
     let is_current = record.status == pxos_cart::Status::Current;

@@ -149,7 +149,7 @@ fn decode(input: &Path, target: &Path, limits: &Limits, output: &Output) -> Resu
 }
 
 fn info(input: &Path, limits: &Limits, output: &Output) -> Result<Outcome> {
-    let mut reader = PixelReader::open(input, &limits)?;
+    let mut reader = PixelReader::open(input, limits)?;
     let metadata = reader.metadata()?;
     let header = reader.header().clone();
     let geometry = *reader.geometry();
@@ -197,7 +197,7 @@ fn verify(inputs: &[PathBuf], limits: &Limits, output: &Output) -> Result<Outcom
     for input in inputs {
         let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
         let progress = output.progress(size, "verifying");
-        let result = pxos_pixel::verify_file(input, &limits, &mut |done| progress.set(done));
+        let result = pxos_pixel::verify_file(input, limits, &mut |done| progress.set(done));
         drop(progress);
         match result {
             Ok(decoded) => output.emit(
@@ -239,7 +239,7 @@ fn read(
             "--length {length} is larger than 1 GiB; use `pxos pixel decode` for whole files"
         );
     }
-    let mut reader = PixelReader::open(input, &limits)?;
+    let mut reader = PixelReader::open(input, limits)?;
     let bytes = reader.read_at(offset, length)?;
     if let Some(target) = target {
         pxos_pixel::durable::write_atomic(target, &bytes, "pixel-read")

@@ -20,9 +20,22 @@ struct Loaded {
 }
 
 /// Loads a program image, or assembles a `.pxasm` source.
+/// Assembles a source file; a source with nothing in it is refused (an empty
+/// program has nothing to run).
+fn assemble_source(path: &Path) -> Result<asm::Program> {
+    let program = asm::assemble_file(path)?;
+    if program.words.is_empty() {
+        return Err(CliError::bad_input(format!(
+            "{}: the source holds no instructions or data (an empty program cannot run)",
+            path.display()
+        )));
+    }
+    Ok(program)
+}
+
 fn load(path: &Path) -> Result<Loaded> {
     if path.extension().is_some_and(|ext| ext == "pxasm") {
-        let program = asm::assemble_file(path)?;
+        let program = assemble_source(path)?;
         return Ok(Loaded {
             image: ProgramImage {
                 words: program.words,
@@ -39,7 +52,7 @@ fn load(path: &Path) -> Result<Loaded> {
 }
 
 pub fn asm(file: &Path, target: Option<&Path>, output: &Output) -> Result<Outcome> {
-    let program = asm::assemble_file(file)?;
+    let program = assemble_source(file)?;
     let target: PathBuf = target
         .map(Path::to_path_buf)
         .unwrap_or_else(|| file.with_extension("png"));

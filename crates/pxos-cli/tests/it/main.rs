@@ -6,6 +6,7 @@ mod crash;
 mod evolution;
 mod fs;
 mod hardening;
+mod hostile;
 mod pixel;
 mod support;
 mod trust;
