@@ -93,10 +93,19 @@ pub fn encode_file(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Encoded> {
     let input = File::open(source).map_err(|err| Error::from(err).with_path(source))?;
-    let payload_len = input
+    let metadata = input
         .metadata()
-        .map_err(|err| Error::from(err).with_path(source))?
-        .len();
+        .map_err(|err| Error::from(err).with_path(source))?;
+    // A device or a pipe has no size to put in the header, and /dev/zero would
+    // be hashed forever: only regular files are encoded.
+    if !metadata.is_file() {
+        return Err(Error::Usage(
+            "not a regular file (a device or a pipe has no fixed size; copy it into a file first)"
+                .into(),
+        )
+        .with_path(source));
+    }
+    let payload_len = metadata.len();
     let mut output = durable::AtomicFile::create(target, "pixel-encode")
         .map_err(|err| Error::from(err).with_path(target))?;
     let encoded = std::thread::scope(|scope| {

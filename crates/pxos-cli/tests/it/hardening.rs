@@ -223,13 +223,18 @@ fn temporary_files_are_removed_on_sigterm_and_sigint() {
     let home = Home::new("signals");
     let out_dir = home.scratch("out");
     std::fs::create_dir_all(&out_dir).unwrap();
-    // `pixel encode /dev/zero` never ends by itself: SIGTERM ends it.
+    // A long encode (3 GiB of zeros, sparse on disk), ended by SIGTERM.
+    let zeros = home.scratch("zeros.bin");
+    std::fs::File::create(&zeros)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
     let status = interrupt(
         &home,
         &[
             "pixel",
             "encode",
-            "/dev/zero",
+            s(&zeros),
             "-o",
             s(&out_dir.join("zero.png")),
         ],
@@ -243,8 +248,19 @@ fn temporary_files_are_removed_on_sigterm_and_sigint() {
         temporaries_under(&out_dir)
     );
     assert!(!out_dir.join("zero.png").exists());
-    // A long decode: 1 GiB of zeros (sparse), encoded, then decoded and interrupted with SIGINT.
-    let zeros = home.scratch("zeros.bin");
+    // `pixel encode /dev/zero` (which once hashed forever) is refused at once.
+    let stderr = home.fails(
+        2,
+        &[
+            "pixel",
+            "encode",
+            "/dev/zero",
+            "-o",
+            s(&out_dir.join("z.png")),
+        ],
+    );
+    assert!(stderr.contains("/dev/zero: not a regular file"), "{stderr}");
+    // A long decode: 1 GiB of zeros, encoded, then decoded and interrupted with SIGINT.
     std::fs::File::create(&zeros)
         .unwrap()
         .set_len(1 << 30)
