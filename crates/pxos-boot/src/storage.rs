@@ -96,8 +96,16 @@ impl Storage for FsStorage {
         }
         let io = |err: std::io::Error| StorageError::new(StorageErrorKind::Io, err.to_string());
         std::fs::create_dir_all(&self.scratch).map_err(io)?;
-        let staged = self.scratch.join(format!("write-{}", std::process::id()));
-        std::fs::write(&staged, bytes).map_err(io)?;
+        // A temporary: removed after the add, on error, and on a signal.
+        let (staged, ()) = pxos_pixel::durable::Temporary::create(
+            self.scratch.join(format!(
+                "{}write-{}",
+                pxos_pixel::durable::TEMP_PREFIX,
+                std::process::id()
+            )),
+            |path| std::fs::write(path, bytes),
+        )
+        .map_err(io)?;
         let options = AddOptions {
             kind: Some(Kind::Blob),
             description: Some("written by a program".into()),
@@ -105,10 +113,10 @@ impl Storage for FsStorage {
         };
         let result = self
             .fs
-            .add_file(path, &staged, &options)
+            .add_file(path, staged.path(), &options)
             .map(|_| ())
             .map_err(fs_error);
-        let _ = std::fs::remove_file(&staged);
+        drop(staged);
         result
     }
 

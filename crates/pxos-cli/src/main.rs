@@ -45,12 +45,51 @@ fn main() -> ExitCode {
     }
 }
 
+/// QEMU scratch folders (as temporaries) and the QEMU processes using them,
+/// which a signal must stop and remove before pxos exits.
+static QEMU_SCRATCH: std::sync::Mutex<
+    Vec<(
+        std::path::PathBuf,
+        Option<u32>,
+        Option<pxos_pixel::durable::Temporary>,
+    )>,
+> = std::sync::Mutex::new(Vec::new());
+
+fn observe_qemu(event: pxos_x86::qemu::ScratchEvent<'_>) {
+    use pxos_x86::qemu::ScratchEvent;
+    let mut scratch = QEMU_SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    match event {
+        ScratchEvent::Created(dir) => {
+            let temporary = pxos_pixel::durable::Temporary::adopt(dir.to_path_buf()).ok();
+            scratch.push((dir.to_path_buf(), None, temporary));
+        }
+        ScratchEvent::Running(dir, pid) => {
+            if let Some(entry) = scratch.iter_mut().find(|(d, _, _)| d == dir) {
+                entry.1 = Some(pid);
+            }
+        }
+        // The temporary is dropped here, which removes the folder (QEMU has stopped).
+        ScratchEvent::Removed(dir) => scratch.retain(|(d, _, _)| d != dir),
+    }
+}
+
+/// Stops every QEMU this process started (their folders go with the temporaries).
+fn stop_children() {
+    let scratch = QEMU_SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    for pid in scratch.iter().filter_map(|(_, pid, _)| *pid) {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+}
+
 /// Settings that hold for the whole process: input caps, the lock wait, and
 /// the signal handler that removes temporaries on SIGINT, SIGTERM and SIGHUP.
 fn apply_global_settings(global: &cli::Global, output: &Output) {
     if let Some(max) = global.max_input {
         pxos_pixel::text::set_max_input(max);
     }
+    pxos_x86::qemu::set_scratch_observer(observe_qemu);
     if let Some(timeout) = global.lock_timeout {
         pxos_fs::lock::set_lock_timeout(timeout);
     }
@@ -70,6 +109,7 @@ fn apply_global_settings(global: &cli::Global, output: &Output) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if let Some(signal) = signals.forever().next() {
+                    stop_children();
                     eprintln!(
                         "pxos: interrupted by signal {signal}; its temporary files were removed"
                     );

@@ -95,6 +95,12 @@ impl Temporary {
         ))
     }
 
+    /// Registers `path`, which something else created, as a temporary: it
+    /// is removed on drop and by [`remove_temporaries_and_exit`].
+    pub fn adopt(path: PathBuf) -> io::Result<Temporary> {
+        Temporary::create(path, |_| Ok(())).map(|(temporary, ())| temporary)
+    }
+
     /// The temporary's path.
     pub fn path(&self) -> &Path {
         &self.path

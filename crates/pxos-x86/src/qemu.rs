@@ -145,7 +145,7 @@ impl Screen {
 pub struct Machine {
     child: Child,
     monitor: BufReader<UnixStream>,
-    dir: PathBuf,
+    dir: ScratchDir,
 }
 
 /// Copies `image` to a fresh floppy image in `dir`, padded to 1.44 MB.
@@ -176,14 +176,61 @@ fn floppy(image: &[u8], dir: &Path) -> Result<PathBuf, QemuError> {
     Ok(path)
 }
 
-fn temp_dir() -> Result<PathBuf, QemuError> {
+/// What happens to a QEMU scratch folder and the QEMU process that uses it,
+/// for a caller that must clean up if a signal ends it first.
+#[derive(Clone, Copy, Debug)]
+pub enum ScratchEvent<'a> {
+    /// The folder was created.
+    Created(&'a Path),
+    /// QEMU was started on it, with this process id.
+    Running(&'a Path, u32),
+    /// QEMU (if any) has been stopped and the folder is about to be removed.
+    Removed(&'a Path),
+}
+
+/// Told of every [`ScratchEvent`] (set once, by the CLI).
+pub type ScratchObserver = fn(ScratchEvent<'_>);
+
+static OBSERVER: std::sync::Mutex<Option<ScratchObserver>> = std::sync::Mutex::new(None);
+
+/// Sets who is told of scratch folders and QEMU processes.
+pub fn set_scratch_observer(observer: ScratchObserver) {
+    *OBSERVER.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer);
+}
+
+fn tell(event: ScratchEvent<'_>) {
+    let observer = *OBSERVER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(observer) = observer {
+        observer(event);
+    }
+}
+
+/// A scratch folder, removed when dropped (on every error path too).
+struct ScratchDir(PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        tell(ScratchEvent::Removed(&self.0));
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> Result<ScratchDir, QemuError> {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Unix socket paths are limited to about 100 bytes: keep this short.
     let dir = std::env::temp_dir().join(format!("pxos-qemu-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
+    tell(ScratchEvent::Created(&dir));
+    Ok(ScratchDir(dir))
 }
 
 impl Machine {
@@ -196,7 +243,7 @@ impl Machine {
         let socket = dir.join("qmp.sock");
         let log = std::fs::File::create(dir.join("qemu.log"))
             .map_err(|e| failed(format!("cannot create the QEMU log: {e}")))?;
-        let child = Command::new(&qemu)
+        let mut child = Command::new(&qemu)
             .args([
                 "-nodefaults",
                 "-machine",
@@ -218,9 +265,18 @@ impl Machine {
             .stderr(log)
             .spawn()
             .map_err(|e| failed(format!("cannot start {}: {e}", qemu.display())))?;
+        tell(ScratchEvent::Running(&dir, child.id()));
+        let monitor = match connect(&socket, &dir) {
+            Ok(monitor) => monitor,
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(err);
+            }
+        };
         let mut machine = Machine {
             child,
-            monitor: BufReader::new(connect(&socket, &dir)?),
+            monitor: BufReader::new(monitor),
             dir,
         };
         // The stream is connected; QMP sends a greeting, then wants capabilities negotiated.
@@ -405,7 +461,7 @@ impl Drop for Machine {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // `dir` is removed as it drops, after the child has gone.
     }
 }
 
@@ -563,11 +619,9 @@ pub fn run_interactive(
     let qemu = find_qemu()?;
     let dir = temp_dir()?;
     let disk = floppy(image, &dir)?;
-    let status = interactive_command(&qemu, &disk, display)
+    interactive_command(&qemu, &disk, display)
         .status()
-        .map_err(|e| failed(format!("cannot start {}: {e}", qemu.display())));
-    let _ = std::fs::remove_dir_all(&dir);
-    status
+        .map_err(|e| failed(format!("cannot start {}: {e}", qemu.display())))
 }
 
 #[cfg(test)]
@@ -607,6 +661,8 @@ mod tests {
         sector[510..].copy_from_slice(&[0x55, 0xAA]);
         let path = floppy(&sector, &dir).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), FLOPPY_SIZE as u64);
-        std::fs::remove_dir_all(dir).unwrap();
+        let kept = dir.to_path_buf();
+        drop(dir);
+        assert!(!kept.exists(), "the scratch folder is removed when dropped");
     }
 }

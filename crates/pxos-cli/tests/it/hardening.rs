@@ -908,3 +908,69 @@ fn the_debugger_never_wraps_addresses_to_zero() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_signal_stops_qemu_and_removes_its_scratch_folder() {
+    let home = Home::new("qemu-signal");
+    let image = home.scratch("pxos.bin");
+    home.ok(&["x86", "build", "-o", s(&image)]);
+    let mut child = home
+        .pxos()
+        .args([
+            "x86",
+            "run",
+            s(&image),
+            "--headless",
+            "--wait-for",
+            "text that never appears",
+            "--timeout",
+            "60",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scratch = std::env::temp_dir().join(format!("pxos-qemu-{}-0", child.id()));
+    let started = std::time::Instant::now();
+    // Wait until QEMU runs on the floppy copy in the scratch folder.
+    while qemu_processes_using(&scratch).is_empty() {
+        assert!(started.elapsed() < TEN_SECONDS, "QEMU did not start");
+        assert!(child.try_wait().unwrap().is_none(), "pxos ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(128 + 15));
+    // QEMU got SIGTERM too; give it a moment to go.
+    let stopped = std::time::Instant::now();
+    while !qemu_processes_using(&scratch).is_empty() {
+        assert!(
+            stopped.elapsed() < TEN_SECONDS,
+            "QEMU still runs after pxos was stopped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!scratch.exists(), "{} was left behind", scratch.display());
+}
+
+/// Processes whose command line mentions `dir` (read from /proc).
+fn qemu_processes_using(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(&needle)
+                .then_some(pid)
+        })
+        .collect()
+}
