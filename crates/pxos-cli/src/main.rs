@@ -47,13 +47,15 @@ fn main() -> ExitCode {
 
 /// QEMU scratch folders (as temporaries) and the QEMU processes using them,
 /// which a signal must stop and remove before pxos exits.
-static QEMU_SCRATCH: std::sync::Mutex<
-    Vec<(
-        std::path::PathBuf,
-        Option<u32>,
-        Option<pxos_pixel::durable::Temporary>,
-    )>,
-> = std::sync::Mutex::new(Vec::new());
+static QEMU_SCRATCH: std::sync::Mutex<Vec<QemuScratch>> = std::sync::Mutex::new(Vec::new());
+
+/// A scratch folder, the QEMU running on it (once started), and the folder
+/// as a temporary (removed when the entry is dropped, or by the signal handler).
+type QemuScratch = (
+    std::path::PathBuf,
+    Option<u32>,
+    Option<pxos_pixel::durable::Temporary>,
+);
 
 fn observe_qemu(event: pxos_x86::qemu::ScratchEvent<'_>) {
     use pxos_x86::qemu::ScratchEvent;
