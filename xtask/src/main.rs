@@ -84,9 +84,22 @@ fn ci() -> Result<()> {
             "warnings",
         ]),
     )?;
+    // The fuzz crate is not in the workspace: the same checks, by its manifest.
     step(
-        "fuzz targets build",
-        Command::new("cargo").args(["check", "--manifest-path", "fuzz/Cargo.toml"]),
+        "fuzz fmt",
+        Command::new("cargo").args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]),
+    )?;
+    step(
+        "fuzz clippy",
+        Command::new("cargo").args([
+            "clippy",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     step(
         "bench (each once)",
@@ -105,7 +118,8 @@ fn counted_tests() -> Result<(u64, u64)> {
     println!("xtask: == test ==");
     let started = Instant::now();
     let mut child = Command::new("cargo")
-        .args(["test", "--workspace", "--locked"])
+        // --no-fail-fast: when something fails, the tally still covers every test binary.
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start cargo test")?;

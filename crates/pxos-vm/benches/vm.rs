@@ -116,12 +116,23 @@ fn vm(c: &mut Criterion) {
     group.sample_size(10);
 
     let loop_machine = build(LOOP, &[("OUTER_COUNT", outer)]);
-    let mut instructions = 0;
+    // What the loop must compute, and how many instructions it takes: three
+    // set-ups, per outer pass IMM32 + 65536 x 4 + ADDI + BNE, and HALT.
+    let (mut want_r1, mut want_r2) = (0u32, 0u32);
+    for _ in 0..outer {
+        for r4 in (1..=65536u32).rev() {
+            want_r1 = want_r1.wrapping_add(r4);
+            want_r2 ^= want_r1;
+        }
+    }
+    let want_cycles = 3 + u64::from(outer) * (1 + 65536 * 4 + 2) + 1;
     group.bench_function(format!("loop/{outer}x65536"), |b| {
         b.iter(|| {
             let done = run(black_box(loop_machine.clone()));
-            instructions = done.cycles;
-            assert_eq!(done.regs[3], 0);
+            assert_eq!(
+                (done.regs[1], done.regs[2], done.regs[3], done.cycles),
+                (want_r1, want_r2, 0, want_cycles)
+            );
         })
     });
     let started = Instant::now();
@@ -162,7 +173,6 @@ fn vm(c: &mut Criterion) {
         b.iter(|| assert_eq!(run(black_box(sieve_machine.clone())).regs[9], primes))
     });
     group.finish();
-    let _ = instructions;
 }
 
 criterion_group!(benches, vm);

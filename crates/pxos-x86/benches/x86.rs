@@ -37,7 +37,11 @@ fn builder(c: &mut Criterion) {
         b.iter(|| assert_eq!(build(SEED, options).unwrap().bytes.len(), 31_833))
     });
     group.bench_function("disasm/pxos-v1-shell", |b| {
-        b.iter(|| render(&disassemble(&image.bytes, 0x7C00, &labels)).len())
+        b.iter(|| {
+            let listing = render(&disassemble(&image.bytes, 0x7C00, &labels));
+            // Every label of the shell appears in its listing.
+            assert!(labels.values().all(|name| listing.contains(name.as_str())));
+        })
     });
     group.finish();
     // Label chains resolve with an explicit stack: cost per label stays flat

@@ -131,6 +131,12 @@ fn a_crash_at_every_log_append_write_leaves_old_or_new_and_verifies() {
             .output()
             .unwrap();
         assert!(!output.status.success(), "{point}: not reached");
+        // It died at the point, not of an ordinary early error.
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(&format!("crash injected at {point}")),
+            "{point}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let entries = json_lines(&home.ok(&["log", "--json"]));
         assert!(
             entries.len() == 1 || entries.len() == 2,

@@ -59,9 +59,11 @@ impl Home {
             Some(code),
             "pxos {args:?}: stderr {stderr}"
         );
+        // Every failure says why on stderr: an error line, or (for a clean
+        // negative answer, exit 1) at least one line naming what is wrong.
         assert!(
-            stderr.contains("pxos: error: ") || code == 1,
-            "pxos {args:?}: {stderr}"
+            stderr.contains("pxos: error: ") || (code == 1 && !stderr.trim().is_empty()),
+            "pxos {args:?} exited {code} without saying why on stderr: {stderr:?}"
         );
         stderr
     }
