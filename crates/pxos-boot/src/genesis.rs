@@ -139,16 +139,30 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         match &unpacked {
             Err(err) => problems.push(format!("the cartridge does not unpack: {err}")),
             Ok(manifest) => {
+                // The cartridge's own pixels, decoded, hold every file the manifest lists.
+                match hashes_in_pixels(&stored, manifest) {
+                    Err(err) => problems.push(format!("the cartridge's pixels cannot be read: {err}")),
+                    Ok(hashes) => {
+                        for (file, sha) in manifest.files.iter().zip(&hashes) {
+                            if *sha != file.sha256 {
+                                problems.push(format!(
+                                    "{} in the cartridge's pixels does not match its manifest hash",
+                                    file.path
+                                ));
+                            }
+                        }
+                    }
+                }
+                // And the unpacked tree the checks below run is exactly those bytes.
                 for file in &manifest.files {
                     files += 1;
-                    let bytes = std::fs::read(tree.join(&file.path)).unwrap_or_default();
-                    let round = pxos_pixel::encode_to_vec(&bytes, &Default::default())
-                        .ok()
-                        .and_then(|png| {
-                            pxos_pixel::decode_from_slice(&png, &Default::default()).ok()
-                        });
-                    if round.map(|(_, back)| back) != Some(bytes) {
-                        problems.push(format!("{} does not survive a pixel round trip", file.path));
+                    match pxos_pixel::sha256_file(&tree.join(&file.path)) {
+                        Err(err) => problems.push(format!("{} cannot be read back: {err}", file.path)),
+                        Ok(sha) if pxos_pixel::hex(&sha) != file.sha256 => problems.push(format!(
+                            "{} unpacked differs from the cartridge's pixels",
+                            file.path
+                        )),
+                        Ok(_) => {}
                     }
                 }
             }
@@ -161,11 +175,11 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         Check {
             section: "§1",
             principle: "Pixel substrate primacy",
-            name: "pixel round trip of every file; every boot module is a PXI program",
+            name: "every file decodes from the cartridge's pixels to its manifest hash; every boot module is a PXI program",
             passed: problems.is_empty(),
             evidence: if problems.is_empty() {
                 format!(
-                    "{files} files round-tripped through PXI; {} boot modules are PXI programs",
+                    "{files} files decoded from the cartridge's pixels match their manifest hashes; {} boot modules are PXI programs",
                     modules.len()
                 )
             } else {
@@ -430,16 +444,25 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     // §8: no network and no unknown host calls.
     checks.push({
         let mut problems = Vec::new();
-        if let Some(manifest) = &manifest {
-            for capability in &manifest.capabilities {
-                if capability.contains("net") {
-                    problems.push(format!("capability '{capability}' asks for the network, which pxOS never grants a cartridge"));
+        match &manifest {
+            Some(manifest) => {
+                for capability in &manifest.capabilities {
+                    if capability.contains("net") {
+                        problems.push(format!("capability '{capability}' asks for the network, which pxOS never grants a cartridge"));
+                    }
                 }
             }
+            None => problems.push("the manifest cannot be read, so its capabilities cannot be checked".into()),
         }
         let known: BTreeSet<u16> = syscall::ALL.iter().map(|(n, _, _)| *n).collect();
         for (path, module) in &modules {
-            let Ok(image) = module else { continue };
+            let image = match module {
+                Ok(image) => image,
+                Err(err) => {
+                    problems.push(format!("{path} cannot be checked for unknown syscalls: {err}"));
+                    continue;
+                }
+            };
             for line in pxos_vm::disasm::decode_lines(&image.words) {
                 if let Some(inst) = line.instruction
                     && inst.op == pxos_vm::isa::Op::SYSCALL
@@ -461,16 +484,26 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     // §10: LLM and human work are told apart, on the record, and an LLM explains itself.
     checks.push({
         let mut problems = Vec::new();
-        if let Some(manifest) = &manifest {
-            if manifest.creator.kind == CreatorKind::Llm && manifest.reason.trim().is_empty() {
-                problems.push("an LLM-made cartridge must state its reason".to_string());
+        match &manifest {
+            Some(manifest) => {
+                if manifest.creator.kind == CreatorKind::Llm && manifest.reason.trim().is_empty() {
+                    problems.push("an LLM-made cartridge must state its reason".to_string());
+                }
+                if manifest.creator.kind != record.creator.kind {
+                    problems.push(
+                        "the registry and the manifest disagree about the creator".to_string(),
+                    );
+                }
             }
-            if manifest.creator.kind != record.creator.kind {
-                problems
-                    .push("the registry and the manifest disagree about the creator".to_string());
-            }
+            None => problems.push("the manifest cannot be read, so its creator cannot be checked".into()),
         }
-        let entries = registry.log().entries().unwrap_or_default();
+        let entries = match registry.log().entries() {
+            Ok(entries) => entries,
+            Err(err) => {
+                problems.push(format!("the evolution log cannot be read: {err}"));
+                Vec::new()
+            }
+        };
         let about: Vec<&pxos_cart::LogEntry> = entries
             .iter()
             .filter(|e| e.action.cartridge().is_some_and(|c| c.sha256 == record.sha256))
@@ -597,4 +630,105 @@ fn compliance_markdown(report: &Report) -> String {
         let _ = writeln!(out, "- {} {}: {}", item.section, item.principle, item.why);
     }
     out
+}
+
+/// The SHA-256 of every manifest file, computed from the cartridge's own
+/// decoded pixels (the payload after the `PXA1` head and the manifest).
+fn hashes_in_pixels(stored: &Path, manifest: &pxos_cart::Manifest) -> Result<Vec<String>> {
+    use sha2::{Digest, Sha256};
+
+    /// Hashes each file's range of the payload as the decoder writes it.
+    struct Hashing<'m> {
+        files: &'m [pxos_cart::FileEntry],
+        /// Payload bytes before the first file (the head and the manifest), once known.
+        skip: Option<u64>,
+        head: Vec<u8>,
+        at: u64,
+        index: usize,
+        hasher: Sha256,
+        done: Vec<String>,
+    }
+
+    impl Hashing<'_> {
+        fn close_finished(&mut self) {
+            while let Some(file) = self.files.get(self.index) {
+                let start = self.skip.unwrap_or(u64::MAX).saturating_add(file.offset);
+                if self.at < start.saturating_add(file.size) {
+                    return;
+                }
+                let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+                self.done.push(pxos_pixel::hex(&digest));
+                self.index += 1;
+            }
+        }
+    }
+
+    impl std::io::Write for Hashing<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut rest = buf;
+            while !rest.is_empty() {
+                let Some(skip) = self.skip else {
+                    let take = (8 - self.head.len()).min(rest.len());
+                    self.head.extend_from_slice(&rest[..take]);
+                    self.at += take as u64;
+                    rest = &rest[take..];
+                    if self.head.len() == 8 {
+                        let len = u32::from_le_bytes(self.head[4..8].try_into().expect("4 bytes"));
+                        self.skip = Some(8 + u64::from(len));
+                        self.close_finished();
+                    }
+                    continue;
+                };
+                let Some(file) = self.files.get(self.index) else {
+                    self.at += rest.len() as u64;
+                    break;
+                };
+                let start = skip + file.offset;
+                if self.at < start {
+                    let take = ((start - self.at) as usize).min(rest.len());
+                    self.at += take as u64;
+                    rest = &rest[take..];
+                    continue;
+                }
+                let take = ((start + file.size - self.at) as usize).min(rest.len());
+                self.hasher.update(&rest[..take]);
+                self.at += take as u64;
+                rest = &rest[take..];
+                self.close_finished();
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let mut sink = Hashing {
+        files: &manifest.files,
+        skip: None,
+        head: Vec::new(),
+        at: 0,
+        index: 0,
+        hasher: Sha256::new(),
+        done: Vec::new(),
+    };
+    let input = pxos_pixel::open_nonempty(stored)?;
+    pxos_pixel::decode(
+        std::io::BufReader::with_capacity(1 << 20, input),
+        &mut sink,
+        &pxos_pixel::Limits::default(),
+        &mut |_| {},
+    )
+    .map_err(|err| err.with_path(stored))?;
+    sink.close_finished();
+    if sink.done.len() != manifest.files.len() {
+        return Err(Error::Format(format!(
+            "{}: the pixels hold {} of the manifest's {} files",
+            stored.display(),
+            sink.done.len(),
+            manifest.files.len()
+        )));
+    }
+    Ok(sink.done)
 }

@@ -119,6 +119,18 @@ fn each_check_fails_on_a_violating_cartridge() {
             "§8",
         ),
         (
+            "s8syscall",
+            Box::new(|w, _| {
+                std::fs::write(w.join("boot/policy.png"), program("SYSCALL 999\nHALT")).unwrap()
+            }),
+            "§8",
+        ),
+        (
+            "s8module",
+            Box::new(|w, _| std::fs::write(w.join("boot/policy.png"), b"not pixels").unwrap()),
+            "§8",
+        ),
+        (
             "s10",
             Box::new(|_, m| {
                 m["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
