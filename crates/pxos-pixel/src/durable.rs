@@ -192,6 +192,7 @@ impl AtomicFile {
             std::process::id()
         ));
         crash_point(&format!("{label}.create-temp"));
+        remove_stale_temporaries_for(&path);
         let (temp, file) = Temporary::create(temp_path, |path| {
             fs::OpenOptions::new()
                 .write(true)
@@ -250,6 +251,57 @@ pub fn crash_points(label: &str) -> Vec<String> {
     .iter()
     .map(|point| format!("{label}.{point}"))
     .collect()
+}
+
+/// Removes the temporaries that dead processes left for `target`
+/// (`.pxos-tmp-PID-N-NAME` beside it, whose PID no longer runs), the way git
+/// removes stale locks. Returns how many were removed. Temporaries of live
+/// processes, and of other targets, are left alone. One directory listing.
+pub fn remove_stale_temporaries_for(target: &Path) -> usize {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return 0;
+    };
+    let Ok(entries) = fs::read_dir(parent_dir(target)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some(rest) = file_name.strip_prefix(TEMP_PREFIX) else {
+            continue;
+        };
+        // PID-N-NAME: the name may hold dashes itself, the PID and N do not.
+        let mut parts = rest.splitn(3, '-');
+        let (Some(pid), Some(_), Some(for_name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if for_name != name || pid == std::process::id() || process_runs(pid) {
+            continue;
+        }
+        if fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether a process with this id exists (a signal-0 probe).
+fn process_runs(pid: u32) -> bool {
+    match i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        Some(pid) => {
+            rustix::process::test_kill_process(pid).is_ok()
+                || rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::PERM)
+        }
+        None => false,
+    }
 }
 
 /// Writes `bytes` to `path` atomically.

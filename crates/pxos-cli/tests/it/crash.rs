@@ -3,7 +3,7 @@
 
 use pxos_fs::PixelFs;
 
-use crate::support::Home;
+use crate::support::{Home, temporaries_under};
 
 #[test]
 fn a_crash_at_every_write_point_leaves_old_or_new_table() {
@@ -64,4 +64,79 @@ fn a_crash_at_every_write_point_leaves_old_or_new_table() {
         "only a crash after the table rename shows the new table"
     );
     assert_eq!(saw_old, points.len() - 1);
+}
+
+#[test]
+fn stale_temporaries_of_a_crashed_writer_are_removed_by_the_next_write() {
+    let home = Home::new("stale-temporaries");
+    home.ok(&["boot", "-q"]);
+    let boot_dir = home.home().join("boot");
+    for point in [
+        "boot-screen.write-temp",
+        "boot-screen.rename",
+        "boot-log.write-temp",
+    ] {
+        let output = home
+            .pxos()
+            .env("PXOS_CRASH_AT", point)
+            .args(["boot", "-q"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(&format!("crash injected at {point}")),
+            "{point}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !temporaries_under(&boot_dir).is_empty(),
+            "{point}: the crash left nothing to clean"
+        );
+        home.ok(&["boot", "-q"]);
+        assert!(
+            temporaries_under(&boot_dir).is_empty(),
+            "{point}: {:?}",
+            temporaries_under(&boot_dir)
+        );
+    }
+    // Beside a user's output.
+    let input = home.scratch("in.txt");
+    std::fs::write(&input, "some bytes").unwrap();
+    let png = home.scratch("in.png");
+    home.ok(&[
+        "pixel",
+        "encode",
+        input.to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    let out = home.scratch("out.txt");
+    let output = home
+        .pxos()
+        .env("PXOS_CRASH_AT", "pixel-decode.write-temp")
+        .args([
+            "pixel",
+            "decode",
+            png.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("crash injected"));
+    assert_eq!(temporaries_under(&home.dir.join("scratch")).len(), 1);
+    // A live process's temporary for the same name is not touched.
+    let live = home.scratch(&format!(".pxos-tmp-{}-0-out.txt", std::process::id()));
+    std::fs::write(&live, "mine").unwrap();
+    home.ok(&[
+        "pixel",
+        "decode",
+        png.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        temporaries_under(&home.dir.join("scratch")),
+        vec![live.clone()]
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "some bytes");
 }
