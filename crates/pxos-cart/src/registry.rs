@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pxos_fs::WriteLock;
-use pxos_pixel::{Hash256, Limits as PixelLimits, durable};
+use pxos_pixel::{Hash256, durable};
 use serde::{Deserialize, Serialize};
 
 use crate::cartridge::{Creator, Limits, read_manifest};
@@ -369,6 +369,8 @@ pub enum RollbackOutcome {
 pub struct Registry {
     dir: PathBuf,
     file: CheckpointFile<State>,
+    /// The limits a cartridge to register is read under.
+    limits: Limits,
 }
 
 impl Registry {
@@ -378,7 +380,14 @@ impl Registry {
         Ok(Registry {
             dir: dir.to_path_buf(),
             file: CheckpointFile::new(dir.join("registry.png"), log),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same registry, reading cartridges to register under `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Registry {
+        self.limits = limits;
+        self
     }
 
     /// The evolution log this registry writes to.
@@ -603,9 +612,9 @@ impl Registry {
         reason: &str,
         make_current: bool,
     ) -> Result<Record> {
-        let (manifest, sha) = read_manifest(path, &Limits::default())?;
+        let (manifest, sha) = read_manifest(path, &self.limits)?;
         // A full decode: never register a damaged cartridge.
-        pxos_pixel::verify_file(path, &PixelLimits::default(), &mut |_| {})?;
+        pxos_pixel::verify_file(path, &self.limits.pixel, &mut |_| {})?;
         let _lock = self.lock()?;
         let mut state = self.state()?;
         let id = manifest.id();

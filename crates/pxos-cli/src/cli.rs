@@ -37,7 +37,7 @@ pub struct Global {
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
     pub max_payload: Option<u64>,
     /// Refuse a PXI that decodes to more than N times its file size (checked
-    /// once it decodes to over 64 MiB) [default: 200].
+    /// once it decodes to over 1 GiB) [default: 200].
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_ratio: Option<u64>,
     /// Refuse an input read whole (a source, JSON, YAML, a program image) over

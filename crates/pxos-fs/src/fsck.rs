@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 
-use pxos_pixel::Limits;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -51,7 +50,7 @@ pub(crate) fn check_entry(fs: &PixelFs, entry: &Entry) -> Option<Problem> {
     if !object.is_file() {
         return problem(format!("object {} is missing", object.display()));
     }
-    match pxos_pixel::verify_file(&object, &Limits::default(), &mut |_| {}) {
+    match pxos_pixel::verify_file(&object, fs.limits(), &mut |_| {}) {
         Err(err) => problem(err.to_string()),
         Ok(decoded) if pxos_pixel::hex(&decoded.header.sha256) != entry.sha256 => problem(format!(
             "object {} holds other content than its name says",
@@ -100,7 +99,7 @@ pub(crate) fn fsck(fs: &PixelFs) -> Result<FsckReport> {
             });
             continue;
         }
-        match pxos_pixel::verify_file(&object.path, &Limits::default(), &mut |_| {}) {
+        match pxos_pixel::verify_file(&object.path, fs.limits(), &mut |_| {}) {
             Err(err) => report.problems.push(Problem {
                 subject,
                 message: err.to_string(),

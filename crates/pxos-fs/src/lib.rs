@@ -92,6 +92,8 @@ pub struct ObjectInfo {
 #[derive(Clone, Debug)]
 pub struct PixelFs {
     root: PathBuf,
+    /// The limits objects are decoded under (the CLI's `--max-payload` and `--max-ratio`).
+    limits: Limits,
 }
 
 impl PixelFs {
@@ -102,7 +104,19 @@ impl PixelFs {
         }
         Ok(PixelFs {
             root: root.to_path_buf(),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same store, decoding its objects under `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> PixelFs {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits objects are decoded under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Creates the store if needed (idempotent) and opens it.
@@ -119,6 +133,7 @@ impl PixelFs {
         fs::create_dir_all(root.join("objects")).map_err(with)?;
         let fs = PixelFs {
             root: root.to_path_buf(),
+            limits: Limits::default(),
         };
         let _lock = fs.lock()?;
         if !root.join(TABLE_FILE).is_file() {
@@ -338,13 +353,9 @@ impl PixelFs {
     pub fn read_to(&self, entry: &Entry, sink: &mut dyn Write) -> Result<()> {
         let object = self.object_path(&entry.sha256);
         let file = pxos_pixel::open_nonempty(&object).map_err(|err| self.missing(err, entry))?;
-        let decoded = pxos_pixel::decode(
-            BufReader::new(file),
-            &mut *sink,
-            &Limits::default(),
-            &mut |_| {},
-        )
-        .map_err(|err| err.with_path(&object))?;
+        let decoded =
+            pxos_pixel::decode(BufReader::new(file), &mut *sink, &self.limits, &mut |_| {})
+                .map_err(|err| err.with_path(&object))?;
         if pxos_pixel::hex(&decoded.header.sha256) != entry.sha256 {
             return Err(
                 Error::Format(format!("object for {} holds other content", entry.path))
@@ -357,7 +368,7 @@ impl PixelFs {
     /// Copies the verified payload of `entry` to host file `target` (atomically).
     pub fn export(&self, entry: &Entry, target: &Path) -> Result<()> {
         let object = self.object_path(&entry.sha256);
-        pxos_pixel::decode_file(&object, target, &Limits::default(), &mut |_| {})
+        pxos_pixel::decode_file(&object, target, &self.limits, &mut |_| {})
             .map_err(|err| self.missing(err, entry))?;
         Ok(())
     }

@@ -26,9 +26,10 @@ pub struct Limits {
     pub max_ratio: u64,
 }
 
-/// Decoded sizes up to this many bytes are never refused for their ratio
-/// (a small, highly compressible file costs little to decode). 64 MiB.
-pub const RATIO_FLOOR: u64 = 64 << 20;
+/// Decoded sizes up to this many bytes are never refused for their ratio (a
+/// highly compressible file of up to 1 GiB, a sparse disk image say, costs a
+/// second or so to decode, and its output is checked against the free space). 1 GiB.
+pub const RATIO_FLOOR: u64 = 1 << 30;
 
 impl Default for Limits {
     fn default() -> Limits {

@@ -329,10 +329,10 @@ pub fn fsck_report(
 
 fn registry(global: &Global) -> Result<pxos_cart::Registry> {
     let home = home(global)?;
-    Ok(pxos_cart::Registry::open(
-        &home.join("carts"),
-        EvolutionLog::open(&home.join("log"))?,
-    )?)
+    Ok(
+        pxos_cart::Registry::open(&home.join("carts"), EvolutionLog::open(&home.join("log"))?)?
+            .with_limits(global.cart_limits()),
+    )
 }
 
 /// `pxos genesis check` and `pxos cart test` (which also records the result).

@@ -18,7 +18,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
     match command {
         FsCommand::Init => {
             let existed = PixelFs::open(&root).is_ok();
-            let fs = PixelFs::init(&root)?;
+            let fs = PixelFs::init(&root)?.with_limits(global.pixel_limits());
             output.emit(
                 json!({"type": "init", "root": fs.root(), "created": !existed}),
                 || {
@@ -36,7 +36,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             file,
             options,
         } => {
-            let fs = PixelFs::open_or_init(&root)?;
+            let fs = PixelFs::open_or_init(&root)?.with_limits(global.pixel_limits());
             let added = fs.add_file(path, file, &add_options(options)?)?;
             emit_added(output, &added)?;
             Ok(Outcome::Success)
@@ -47,7 +47,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             options,
             hidden,
         } => {
-            let fs = PixelFs::open_or_init(&root)?;
+            let fs = PixelFs::open_or_init(&root)?.with_limits(global.pixel_limits());
             add_tree(&fs, dir, dest, &add_options(options)?, *hidden, output)
         }
         FsCommand::Discover {
@@ -79,7 +79,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
                 }
                 return Ok(Outcome::Success);
             }
-            let fs = PixelFs::open_or_init(&root)?;
+            let fs = PixelFs::open_or_init(&root)?.with_limits(global.pixel_limits());
             let options = AddOptions {
                 replace: *replace,
                 ..AddOptions::default()
@@ -90,7 +90,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             path,
             output: target,
         } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.get(path)?;
             let target = match target {
                 Some(target) => target.clone(),
@@ -109,17 +109,25 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
                     "`fs cat` writes raw content; use `fs get` or `fs info` with --json"
                 );
             }
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.get(path)?;
             let mut stdout = std::io::stdout().lock();
             fs.read_to(&entry, &mut stdout)?;
             stdout.flush()?;
             Ok(Outcome::Success)
         }
-        FsCommand::Ls { dir } => ls(&PixelFs::open(&root)?, dir, output),
-        FsCommand::Tree { dir } => tree(&PixelFs::open(&root)?, dir, output),
+        FsCommand::Ls { dir } => ls(
+            &PixelFs::open(&root)?.with_limits(global.pixel_limits()),
+            dir,
+            output,
+        ),
+        FsCommand::Tree { dir } => tree(
+            &PixelFs::open(&root)?.with_limits(global.pixel_limits()),
+            dir,
+            output,
+        ),
         FsCommand::Resolve { query } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             for entry in fs.resolve(query)? {
                 let object = fs.object_path(&entry.sha256);
                 output.emit(json!({"type": "resolved", "query": query, "entry": entry_json(&entry), "object": object}), || {
@@ -129,7 +137,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             Ok(Outcome::Success)
         }
         FsCommand::Info { path } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.get(path)?;
             let object = fs.object_path(&entry.sha256);
             let object_len = std::fs::metadata(&object).map(|m| m.len()).ok();
@@ -144,7 +152,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             Ok(Outcome::Success)
         }
         FsCommand::Verify { paths } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let problems = fs.verify(paths)?;
             let checked = if paths.is_empty() {
                 fs.table()?.len()
@@ -167,7 +175,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             })
         }
         FsCommand::Fsck => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let report = fs.fsck()?;
             for problem in &report.problems {
                 output.emit(json!({"type": "problem", "subject": problem.subject, "message": problem.message}), || {
@@ -192,7 +200,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             })
         }
         FsCommand::Rm { path } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.remove(path)?;
             output.emit(json!({"type": "removed", "entry": entry_json(&entry), "object_kept": fs.object_path(&entry.sha256)}), || {
                 format!("unlinked {} (object {} kept; `pxos fs gc` lists unreferenced objects)", entry.path, entry.file_id)
@@ -200,7 +208,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             Ok(Outcome::Success)
         }
         FsCommand::Gc { dry_run: _, apply } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let objects = fs.gc(*apply)?;
             for object in &objects {
                 output.emit(
@@ -227,7 +235,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             path,
             output: target,
         } => {
-            let fs = PixelFs::open(&root)?;
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.get(path)?;
             pxos_fs::write_boot_pixel(target, entry.rgba())?;
             output.emit(json!({"type": "boot-pixel", "path": path, "output": target, "file_id": entry.file_id, "color": entry.color}), || {
