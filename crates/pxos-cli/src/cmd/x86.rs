@@ -55,6 +55,8 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
             timeout,
         } => {
             let (bytes, _) = load_image(image)?;
+            // Errors about the image name it.
+            let named = || image.display().to_string();
             if *headless {
                 headless_run(
                     &bytes,
@@ -63,6 +65,7 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
                     Duration::from_secs(*timeout),
                     output,
                 )
+                .with_context(named)
             } else {
                 let display = pick_display(*curses)?;
                 if display == Display::Curses && !output.json {
@@ -70,7 +73,7 @@ pub fn run(command: &X86Command, output: &Output) -> Result<Outcome> {
                         "pxos: booting in this terminal; to quit, press Alt+2 (or Esc then 2) for the QEMU monitor and type quit"
                     );
                 }
-                let status = qemu::run_interactive(&bytes, display)?;
+                let status = qemu::run_interactive(&bytes, display).with_context(named)?;
                 output.emit(json!({"type": "exited", "status": status.code()}), || {
                     format!("QEMU exited ({status})")
                 })?;
