@@ -731,8 +731,12 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         .clone()
         .unwrap_or_else(|| boot_dir.join("boot.log"));
     if !request.dry_run {
-        pxos_pixel::durable::write_atomic(&screen_file, &report.screen.to_png(), "boot-screen")
-            .map_err(|err| Error::io(err, &screen_file))?;
+        pxos_pixel::durable::write_atomic(
+            &screen_file,
+            &report.screen.to_png(),
+            pxos_pixel::durable::label::BOOT_SCREEN,
+        )
+        .map_err(|err| Error::io(err, &screen_file))?;
     }
     let mut lines = String::new();
     lines.push_str(&serde_json::json!({"time": pxos_fs::time::now_rfc3339(), "cartridge": report.cartridge,
@@ -744,8 +748,12 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         lines.push('\n');
     }
     let log_file = if writes_home || request.log_file.is_some() {
-        pxos_pixel::durable::write_atomic(&log_file, lines.as_bytes(), "boot-log")
-            .map_err(|err| Error::io(err, &log_file))?;
+        pxos_pixel::durable::write_atomic(
+            &log_file,
+            lines.as_bytes(),
+            pxos_pixel::durable::label::BOOT_LOG,
+        )
+        .map_err(|err| Error::io(err, &log_file))?;
         Some(log_file)
     } else {
         None

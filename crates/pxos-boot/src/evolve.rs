@@ -116,8 +116,12 @@ pub fn demo_evolve(home: &Path, out_dir: &Path, actor: Actor) -> Result<EvolveRe
     let mut screens = Vec::new();
     for (boot, name) in boots.iter().zip(["evolution_v1.png", "evolution_v2.png"]) {
         let path = out_dir.join(name);
-        pxos_pixel::durable::write_atomic(&path, &boot.screen.to_png(), "screen")
-            .map_err(|err| Error::io(err, &path))?;
+        pxos_pixel::durable::write_atomic(
+            &path,
+            &boot.screen.to_png(),
+            pxos_pixel::durable::label::SCREEN,
+        )
+        .map_err(|err| Error::io(err, &path))?;
         screens.push(path);
     }
     let v2 = store.state()?.kernel(v2.id).cloned().unwrap_or(v2);

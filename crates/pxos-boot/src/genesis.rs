@@ -584,7 +584,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     pxos_pixel::durable::write_atomic(
         &compliance_file,
         compliance_markdown(&report).as_bytes(),
-        "genesis-compliance",
+        pxos_pixel::durable::label::GENESIS_COMPLIANCE,
     )
     .map_err(|err| Error::io(err, &compliance_file))?;
     let _ = std::fs::remove_dir_all(&tree);

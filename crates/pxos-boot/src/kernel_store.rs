@@ -307,7 +307,8 @@ impl Checkpointed for State {
     const DOMAIN: Domain = Domain::Kernels;
     const WHAT: &'static str = "kernel state";
     const FSCK: &'static str = "pxos kernel fsck";
-    const LABELS: (&'static str, &'static str) = ("kernel-intent", "kernel-state");
+    const LABELS: (durable::Label, durable::Label) =
+        (durable::label::KERNEL_INTENT, durable::label::KERNEL_STATE);
 
     fn validate(&self) -> std::result::Result<(), String> {
         State::validate(self)
@@ -516,7 +517,7 @@ impl KernelStore {
         let sha256 = Hash256::of(&png);
         let path = self.image_path(&sha256);
         if !path.exists() {
-            durable::write_atomic(&path, &png, "kernel-image")
+            durable::write_atomic(&path, &png, pxos_pixel::durable::label::KERNEL_IMAGE)
                 .map_err(|err| Error::io(err, &path))?;
         }
         let id = state.next_id;

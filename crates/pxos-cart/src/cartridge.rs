@@ -506,8 +506,9 @@ pub fn pack(dir: &Path, out: &Path, limits: &Limits) -> Result<Packed> {
         next: 0,
     };
     let options = EncodeOptions::kind(Kind::Archive);
-    let mut output = pxos_pixel::durable::AtomicFile::create(out, "cart-pack")
-        .map_err(|err| Error::from(err).with_path(out))?;
+    let mut output =
+        pxos_pixel::durable::AtomicFile::create(out, pxos_pixel::durable::label::CART_PACK)
+            .map_err(|err| Error::from(err).with_path(out))?;
     let encoded = std::thread::scope(|scope| -> Result<pxos_pixel::Encoded> {
         // The payload hash runs on a second thread over a second read of the sources.
         let mut hash_reader = chain(&head);

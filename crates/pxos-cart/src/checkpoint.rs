@@ -44,7 +44,7 @@ pub trait Checkpointed: Default + Serialize + DeserializeOwned {
     /// The command that checks and repairs it.
     const FSCK: &'static str;
     /// Crash-point labels of the intent write and of the final write.
-    const LABELS: (&'static str, &'static str);
+    const LABELS: (durable::Label, durable::Label);
 
     /// Checks what a decoded file must hold (format, version, consistency).
     fn validate(&self) -> Result<(), String>;
@@ -287,7 +287,7 @@ impl<S: Checkpointed> CheckpointFile<S> {
     }
 
     /// Saves `state` atomically, with the crash-point `label`.
-    pub fn save(&self, state: &S, label: &'static str) -> Result<()> {
+    pub fn save(&self, state: &S, label: durable::Label) -> Result<()> {
         let json = serde_json::to_vec_pretty(state).expect("a checkpoint serializes");
         let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
         durable::write_atomic(&self.path, &png, label)

@@ -533,10 +533,22 @@ impl EvolutionLog {
         file.head = LogPosition::end_of(&file.entries);
         let json = serde_json::to_vec_pretty(&file).expect("the log serializes");
         let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
-        self.write_anchor(old_head, Some(file.head), "evolution-anchor-intent")?;
-        durable::write_atomic(self.log_path(), &png, "evolution-log")
-            .map_err(|err| Error::from(err).with_path(self.log_path()))?;
-        self.write_anchor(file.head, None, "evolution-anchor")?;
+        self.write_anchor(
+            old_head,
+            Some(file.head),
+            pxos_pixel::durable::label::EVOLUTION_ANCHOR_INTENT,
+        )?;
+        durable::write_atomic(
+            self.log_path(),
+            &png,
+            pxos_pixel::durable::label::EVOLUTION_LOG,
+        )
+        .map_err(|err| Error::from(err).with_path(self.log_path()))?;
+        self.write_anchor(
+            file.head,
+            None,
+            pxos_pixel::durable::label::EVOLUTION_ANCHOR,
+        )?;
         // What was verified plus one well-formed entry is verified: keep it.
         let stamps = (Stamp::of(&self.log_path()), Stamp::of(&self.anchor_path()));
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Verified {
@@ -554,7 +566,7 @@ impl EvolutionLog {
         &self,
         head: LogPosition,
         pending: Option<LogPosition>,
-        label: &'static str,
+        label: durable::Label,
     ) -> Result<()> {
         let anchor = Anchor {
             format: ANCHOR_FORMAT.into(),

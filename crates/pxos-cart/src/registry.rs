@@ -140,7 +140,8 @@ impl Checkpointed for State {
     const DOMAIN: Domain = Domain::Registry;
     const WHAT: &'static str = "registry";
     const FSCK: &'static str = "pxos cart fsck";
-    const LABELS: (&'static str, &'static str) = ("registry-intent", "registry");
+    const LABELS: (durable::Label, durable::Label) =
+        (durable::label::REGISTRY_INTENT, durable::label::REGISTRY);
 
     fn validate(&self) -> std::result::Result<(), String> {
         State::validate(self)
@@ -629,7 +630,10 @@ impl Registry {
             // Streamed, not read whole: a cartridge may be large.
             let copied = (|| -> std::io::Result<()> {
                 let mut source = std::fs::File::open(path)?;
-                let mut target = durable::AtomicFile::create(&stored, "registry-cartridge")?;
+                let mut target = durable::AtomicFile::create(
+                    &stored,
+                    pxos_pixel::durable::label::REGISTRY_CARTRIDGE,
+                )?;
                 std::io::copy(&mut source, target.file())?;
                 target.after_write();
                 target.commit()

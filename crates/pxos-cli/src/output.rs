@@ -126,7 +126,7 @@ pub fn esc(text: &str) -> std::borrow::Cow<'_, str> {
 pub fn write_output(
     path: impl AsRef<std::path::Path>,
     bytes: &[u8],
-    label: &'static str,
+    label: pxos_pixel::durable::Label,
 ) -> crate::error::Result<()> {
     use crate::error::Context;
     let path = path.as_ref();

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// Writes a 1x1 RGBA PNG whose pixel is `rgba`.
 pub fn write_boot_pixel(path: &Path, rgba: [u8; 4]) -> Result<()> {
     let bytes = pxos_pixel::plain_png(1, 1, pxos_pixel::PlainColor::Rgba, &rgba);
-    pxos_pixel::durable::write_atomic(path, &bytes, "boot-pixel")
+    pxos_pixel::durable::write_atomic(path, &bytes, pxos_pixel::durable::label::BOOT_PIXEL)
         .map_err(|err| Error::from(err).with_path(path))
 }
 

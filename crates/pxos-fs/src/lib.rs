@@ -140,8 +140,12 @@ impl PixelFs {
             fs.write_table(&PathTable::default())?;
         }
         if !root.join(MARKER).is_file() {
-            durable::write_atomic(root.join(MARKER), MARKER_CONTENT.as_bytes(), "marker")
-                .map_err(with)?;
+            durable::write_atomic(
+                root.join(MARKER),
+                MARKER_CONTENT.as_bytes(),
+                pxos_pixel::durable::label::MARKER,
+            )
+            .map_err(with)?;
         }
         Ok(fs)
     }
@@ -168,7 +172,7 @@ impl PixelFs {
         let path = self.root.join(TABLE_FILE);
         let bytes = table.encode()?;
         self.remove_stale_temporaries();
-        durable::write_atomic(&path, &bytes, "path-table")
+        durable::write_atomic(&path, &bytes, pxos_pixel::durable::label::PATH_TABLE)
             .map_err(|err| Error::from(err).with_path(&path))
     }
 

@@ -55,6 +55,100 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// A crash-point label: which durable write a crash point belongs to. Labels
+/// exist only as the constants in [`label`], so [`label::ALL`] lists every
+/// durable write in pxOS, and a test can enumerate them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(&'static str);
+
+impl Label {
+    /// The label as it appears in crash points (`LABEL.POINT`).
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+macro_rules! labels {
+    ($($(#[$doc:meta])* $name:ident = $text:literal;)*) => {
+        /// Every crash-point label.
+        pub mod label {
+            use super::Label;
+            $($(#[$doc])* pub const $name: Label = Label($text);)*
+            /// All of them.
+            pub const ALL: &[Label] = &[$($name),*];
+        }
+    };
+}
+
+labels! {
+    /// `pxos asm`'s program image.
+    ASM = "asm";
+    /// `pxos boot`'s boot log.
+    BOOT_LOG = "boot-log";
+    /// `pxos fs boot-pixel`'s 1x1 PNG.
+    BOOT_PIXEL = "boot-pixel";
+    /// `pxos boot`'s screen.
+    BOOT_SCREEN = "boot-screen";
+    /// `pxos cart pack`'s cartridge.
+    CART_PACK = "cart-pack";
+    /// The log's anchor, naming the new head.
+    EVOLUTION_ANCHOR = "evolution-anchor";
+    /// The log's anchor, naming the entry being appended.
+    EVOLUTION_ANCHOR_INTENT = "evolution-anchor-intent";
+    /// The evolution log.
+    EVOLUTION_LOG = "evolution-log";
+    /// Genesis's compliance report.
+    GENESIS_COMPLIANCE = "genesis-compliance";
+    /// A kernel image in the kernel store.
+    KERNEL_IMAGE = "kernel-image";
+    /// The kernel state, with the change it is about to log.
+    KERNEL_INTENT = "kernel-intent";
+    /// The kernel state.
+    KERNEL_STATE = "kernel-state";
+    /// `pxos cart lineage --png`'s graph.
+    LINEAGE = "lineage";
+    /// PixelFS's marker file.
+    MARKER = "marker";
+    /// `pxos run --memory`'s image.
+    MEMORY = "memory";
+    /// PixelFS's path table.
+    PATH_TABLE = "path-table";
+    /// `pxos pixel decode`'s output (and `fs get`'s).
+    PIXEL_DECODE = "pixel-decode";
+    /// `pxos pixel encode`'s output (and PixelFS objects).
+    PIXEL_ENCODE = "pixel-encode";
+    /// `pxos pixel read -o`'s output.
+    PIXEL_READ = "pixel-read";
+    /// `pxos pixel view`'s rendering.
+    PIXEL_VIEW = "pixel-view";
+    /// The registry state.
+    REGISTRY = "registry";
+    /// A cartridge copied into the registry.
+    REGISTRY_CARTRIDGE = "registry-cartridge";
+    /// The registry state, with the change it is about to log.
+    REGISTRY_INTENT = "registry-intent";
+    /// A program's screen (`run --screen`, `debug`'s `screen`, `kernel boot --screen`, `demo evolve`).
+    SCREEN = "screen";
+    /// `pxos vram build`'s image.
+    VRAM = "vram";
+    /// `pxos vram diff`'s image.
+    VRAM_DIFF = "vram-diff";
+    /// `pxos vram loop`'s generation images.
+    VRAM_GENERATION = "vram-generation";
+    /// `pxos vram build`'s provenance file.
+    VRAM_PROVENANCE = "vram-provenance";
+    /// `pxos x86 build`'s boot image.
+    X86_IMAGE = "x86-image";
+    /// `pxos x86 build --png`'s PXI.
+    X86_PNG = "x86-png";
+}
+
 /// The temporaries that exist now, by registration number. `None` once the
 /// process is exiting: no new temporary may be created then.
 static LIVE: Mutex<Option<BTreeMap<u64, PathBuf>>> = Mutex::new(Some(BTreeMap::new()));
@@ -168,7 +262,7 @@ pub struct AtomicFile {
     path: PathBuf,
     temp: Option<Temporary>,
     file: Option<File>,
-    label: &'static str,
+    label: Label,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -179,7 +273,7 @@ pub const TEMP_PREFIX: &str = ".pxos-tmp-";
 impl AtomicFile {
     /// Creates a temporary file beside `path`. `label` names the crash points
     /// (`LABEL.create-temp`, `LABEL.write-temp`, `LABEL.fsync-temp`, `LABEL.rename`, `LABEL.fsync-dir`).
-    pub fn create(path: impl AsRef<Path>, label: &'static str) -> io::Result<AtomicFile> {
+    pub fn create(path: impl AsRef<Path>, label: Label) -> io::Result<AtomicFile> {
         let path = path.as_ref().to_path_buf();
         let dir = parent_dir(&path);
         let name = path
@@ -240,7 +334,7 @@ impl AtomicFile {
 }
 
 /// The crash points an [`AtomicFile`] with `label` passes, in order.
-pub fn crash_points(label: &str) -> Vec<String> {
+pub fn crash_points(label: Label) -> Vec<String> {
     [
         "create-temp",
         "write-temp",
@@ -305,7 +399,7 @@ fn process_runs(pid: u32) -> bool {
 }
 
 /// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8], label: &'static str) -> io::Result<()> {
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8], label: Label) -> io::Result<()> {
     let mut file = AtomicFile::create(path, label)?;
     file.write_all(bytes)?;
     file.commit()

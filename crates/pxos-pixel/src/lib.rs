@@ -106,7 +106,7 @@ pub fn encode_file(
         .with_path(source));
     }
     let payload_len = metadata.len();
-    let mut output = durable::AtomicFile::create(target, "pixel-encode")
+    let mut output = durable::AtomicFile::create(target, crate::durable::label::PIXEL_ENCODE)
         .map_err(|err| Error::from(err).with_path(target))?;
     let encoded = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| sha256_file(source));
@@ -153,7 +153,7 @@ pub fn decode_file(
         _ => Path::new("."),
     };
     durable::check_free_space(dir, declared).map_err(|err| err.with_path(target))?;
-    let mut output = durable::AtomicFile::create(target, "pixel-decode")
+    let mut output = durable::AtomicFile::create(target, crate::durable::label::PIXEL_DECODE)
         .map_err(|err| Error::from(err).with_path(target))?;
     let decoded = {
         let mut writer = BufWriter::with_capacity(1 << 20, output.file());

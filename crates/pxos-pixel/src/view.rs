@@ -77,7 +77,7 @@ pub fn render_view(
         }
     }
     let png = crate::plain_png(out_width, out_height, crate::PlainColor::Rgb, &rgb);
-    crate::durable::write_atomic(target, &png, "pixel-view")
+    crate::durable::write_atomic(target, &png, crate::durable::label::PIXEL_VIEW)
         .map_err(|err| Error::from(err).with_path(target))?;
     Ok((out_width, out_height))
 }

@@ -115,8 +115,12 @@ pub fn run_loop(
         let image_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.png"));
         let report_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.json"));
         let write = |path: &Path, bytes: &[u8]| {
-            pxos_pixel::durable::write_atomic(path, bytes, "vram-generation")
-                .map_err(|err| Error::io(err, path))
+            pxos_pixel::durable::write_atomic(
+                path,
+                bytes,
+                pxos_pixel::durable::label::VRAM_GENERATION,
+            )
+            .map_err(|err| Error::io(err, path))
         };
         write(&roadmap_path, current.to_yaml().as_bytes())?;
         write(&image_path, &vram.to_png())?;

@@ -190,7 +190,7 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                 crate::output::write_output(
                     png,
                     &pxos_cart::registry::lineage_png(&chain),
-                    "lineage",
+                    pxos_pixel::durable::label::LINEAGE,
                 )?;
             }
             output.emit(

@@ -123,8 +123,12 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
                 pxos_boot::RequestOutcome::None => None,
             };
             if let Some(screen) = screen {
-                pxos_pixel::durable::write_atomic(screen, &report.screen.to_png(), "screen")
-                    .with_context(|| format!("cannot write {}", screen.display()))?;
+                pxos_pixel::durable::write_atomic(
+                    screen,
+                    &report.screen.to_png(),
+                    pxos_pixel::durable::label::SCREEN,
+                )
+                .with_context(|| format!("cannot write {}", screen.display()))?;
             }
             output.emit(
                 json!({"type": "boot", "kernel": report.kernel, "version": report.version, "ok": report.failure.is_none(),

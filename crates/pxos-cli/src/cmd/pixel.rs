@@ -242,7 +242,7 @@ fn read(
     let mut reader = PixelReader::open(input, limits)?;
     let bytes = reader.read_at(offset, length)?;
     if let Some(target) = target {
-        pxos_pixel::durable::write_atomic(target, &bytes, "pixel-read")
+        pxos_pixel::durable::write_atomic(target, &bytes, pxos_pixel::durable::label::PIXEL_READ)
             .with_context(|| format!("cannot write {}", target.display()))?;
     }
     if output.json {

@@ -60,7 +60,7 @@ pub fn asm(file: &Path, target: Option<&Path>, output: &Output) -> Result<Outcom
         words: program.words.clone(),
         entry: program.entry,
     };
-    pxos_pixel::durable::write_atomic(&target, &image.to_png(), "asm")
+    pxos_pixel::durable::write_atomic(&target, &image.to_png(), pxos_pixel::durable::label::ASM)
         .with_context(|| format!("cannot write {}", target.display()))?;
     output.emit(
         json!({"type": "assembled", "source": file, "output": target, "words": program.words.len(), "entry": program.entry,
@@ -172,8 +172,12 @@ fn execute(
     }
     let seconds = started.elapsed().as_secs_f64();
     if let (Some(memory), Some(machine)) = (options.memory, execution.machine()) {
-        pxos_pixel::durable::write_atomic(memory, &machine.memory_png(512), "memory")
-            .with_context(|| format!("cannot write {}", memory.display()))?;
+        pxos_pixel::durable::write_atomic(
+            memory,
+            &machine.memory_png(512),
+            pxos_pixel::durable::label::MEMORY,
+        )
+        .with_context(|| format!("cannot write {}", memory.display()))?;
     }
     let result = execution.finish();
     for warning in &result.warnings {
@@ -187,8 +191,12 @@ fn execute(
         );
     }
     if let (Some(target), Some(screen)) = (options.screen, &result.screen) {
-        pxos_pixel::durable::write_atomic(target, &screen.to_png(), "screen")
-            .with_context(|| format!("cannot write {}", target.display()))?;
+        pxos_pixel::durable::write_atomic(
+            target,
+            &screen.to_png(),
+            pxos_pixel::durable::label::SCREEN,
+        )
+        .with_context(|| format!("cannot write {}", target.display()))?;
     }
     if output.json {
         for line in &result.output {
@@ -450,8 +458,12 @@ pub fn debug(
                 "screen" => {
                     let target = arg(1).context("which file?")?;
                     let machine = machine_of(&execution)?;
-                    pxos_pixel::durable::write_atomic(target, &machine.screen().to_png(), "screen")
-                        .with_context(|| format!("cannot write {target}"))?;
+                    pxos_pixel::durable::write_atomic(
+                        target,
+                        &machine.screen().to_png(),
+                        pxos_pixel::durable::label::SCREEN,
+                    )
+                    .with_context(|| format!("cannot write {target}"))?;
                     say(
                         json!({"type": "screen", "output": target, "hash": machine.screen().hash()}),
                         format!("wrote {target}"),

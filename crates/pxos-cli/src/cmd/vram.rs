@@ -40,11 +40,11 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
         } => {
             let roadmap = load_roadmap(roadmap)?;
             let (vram, steps) = build(&roadmap)?;
-            crate::output::write_output(target, &vram.to_png(), "vram")?;
+            crate::output::write_output(target, &vram.to_png(), pxos_pixel::durable::label::VRAM)?;
             crate::output::write_output(
                 provenance_path(target),
                 vram.provenance_json().to_string().as_bytes(),
-                "vram-provenance",
+                pxos_pixel::durable::label::VRAM_PROVENANCE,
             )?;
             for step in &steps {
                 output.emit(json!({"type": "step", "step": step}), || {
@@ -162,7 +162,11 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
         } => {
             let diff = load_image(a)?.diff(&load_image(b)?)?;
             if let Some(target) = target {
-                crate::output::write_output(target, &diff.png, "vram-diff")?;
+                crate::output::write_output(
+                    target,
+                    &diff.png,
+                    pxos_pixel::durable::label::VRAM_DIFF,
+                )?;
             }
             output.emit(
                 json!({"type": "diff", "changed": diff.changed.iter().map(|(r, n)| json!([r.name(), n])).collect::<Vec<_>>(), "image": target}),

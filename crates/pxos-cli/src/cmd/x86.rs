@@ -142,7 +142,7 @@ fn build(
             return Err(CliError::bad_input(format!("{name}: {err}")));
         }
     };
-    crate::output::write_output(target, &image.bytes, "x86-image")?;
+    crate::output::write_output(target, &image.bytes, pxos_pixel::durable::label::X86_IMAGE)?;
     if let Some(png) = png {
         let metadata = json!({
             "format": PNG_FORMAT,
@@ -155,7 +155,7 @@ fn build(
             ..pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Blob)
         };
         let encoded = pxos_pixel::encode_to_vec(&image.bytes, &options)?;
-        crate::output::write_output(png, &encoded, "x86-png")?;
+        crate::output::write_output(png, &encoded, pxos_pixel::durable::label::X86_PNG)?;
     }
     for warning in &image.warnings {
         if !output.json && !output.quiet {

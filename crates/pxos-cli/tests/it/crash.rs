@@ -7,8 +7,10 @@ use crate::support::{Home, temporaries_under};
 
 #[test]
 fn a_crash_at_every_write_point_leaves_old_or_new_table() {
-    let mut points = pxos_pixel::durable::crash_points("path-table");
-    points.extend(pxos_pixel::durable::crash_points("pixel-encode"));
+    let mut points = pxos_pixel::durable::crash_points(pxos_pixel::durable::label::PATH_TABLE);
+    points.extend(pxos_pixel::durable::crash_points(
+        pxos_pixel::durable::label::PIXEL_ENCODE,
+    ));
     let mut saw_new = 0;
     let mut saw_old = 0;
     for point in &points {
