@@ -286,7 +286,7 @@ impl AtomicFile {
             std::process::id()
         ));
         crash_point(&format!("{label}.create-temp"));
-        remove_stale_temporaries_for(&path);
+        remove_stale_temporaries_beside(&path);
         let (temp, file) = Temporary::create(temp_path, |path| {
             fs::OpenOptions::new()
                 .write(true)
@@ -347,14 +347,11 @@ pub fn crash_points(label: Label) -> Vec<String> {
     .collect()
 }
 
-/// Removes the temporaries that dead processes left for `target`
-/// (`.pxos-tmp-PID-N-NAME` beside it, whose PID no longer runs), the way git
+/// Removes the temporaries that dead processes left beside `target`
+/// (`.pxos-tmp-PID-...` in its folder, whose PID no longer runs), the way git
 /// removes stale locks. Returns how many were removed. Temporaries of live
-/// processes, and of other targets, are left alone. One directory listing.
-pub fn remove_stale_temporaries_for(target: &Path) -> usize {
-    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return 0;
-    };
+/// processes are left alone. One directory listing.
+pub fn remove_stale_temporaries_beside(target: &Path) -> usize {
     let Ok(entries) = fs::read_dir(parent_dir(target)) else {
         return 0;
     };
@@ -365,19 +362,20 @@ pub fn remove_stale_temporaries_for(target: &Path) -> usize {
         let Some(rest) = file_name.strip_prefix(TEMP_PREFIX) else {
             continue;
         };
-        // PID-N-NAME: the name may hold dashes itself, the PID and N do not.
-        let mut parts = rest.splitn(3, '-');
-        let (Some(pid), Some(_), Some(for_name)) = (parts.next(), parts.next(), parts.next())
-        else {
+        // PID-...: the writer's process id comes first.
+        let Some(Ok(pid)) = rest.split('-').next().map(str::parse::<u32>) else {
             continue;
         };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if for_name != name || pid == std::process::id() || process_runs(pid) {
+        if pid == std::process::id() || process_runs(pid) {
             continue;
         }
-        if fs::remove_file(entry.path()).is_ok() {
+        let path = entry.path();
+        let gone = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if gone.is_ok() {
             removed += 1;
         }
     }

@@ -3,6 +3,7 @@
 mod boot;
 mod cart;
 mod crash;
+mod crash_points;
 mod evolution;
 mod fs;
 mod hardening;

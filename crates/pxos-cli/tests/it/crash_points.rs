@@ -1,0 +1,429 @@
+//! Every crash point in pxOS, hit. `durable::label::ALL` is every durable
+//! write there is (a label exists only as one of those constants), and each
+//! has five points. For each label this test names the command that reaches
+//! it; a label without one fails the test. For each point it kills a real
+//! `pxos` there (`PXOS_CRASH_AT`) and asserts: the process died at that point
+//! (the marker, not just an exit code); the output is absent or complete; the
+//! stores still check (`log verify`, `cart fsck`, `kernel fsck`, `fs fsck`);
+//! the next command of the same kind works; and no temporary file is left.
+
+use std::path::{Path, PathBuf};
+
+use pxos_pixel::durable::{self, Label, label};
+
+use crate::support::{Home, temporaries_under, unpack_current};
+
+/// The command that reaches a label, run twice: round 0 is killed at the
+/// point, round 1 must then work.
+struct Scenario {
+    /// Prepares a fresh home.
+    setup: fn(&Home),
+    /// The command of round `round` (0 or 1).
+    op: fn(&Home, u32) -> Vec<String>,
+    /// The file the command writes, if it is an output: after the crash it is
+    /// absent or, when `deterministic`, byte for byte what round 1 writes.
+    target: Option<&'static str>,
+    deterministic: bool,
+}
+
+fn s(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
+fn nothing(_: &Home) {}
+
+fn booted(home: &Home) {
+    home.ok(&["boot", "-q"]);
+}
+
+fn source(home: &Home) {
+    std::fs::write(home.scratch("p.pxasm"), "LI R1, 7\nHALT\n").unwrap();
+}
+
+fn pixel_file(home: &Home) {
+    std::fs::write(home.scratch("in.txt"), "bytes to keep").unwrap();
+    home.ok(&[
+        "pixel",
+        "encode",
+        &s(&home.scratch("in.txt")),
+        "-o",
+        &s(&home.scratch("in.png")),
+    ]);
+}
+
+fn store_with_file(home: &Home) {
+    pixel_file(home);
+    home.ok(&["fs", "add", "/a.txt", &s(&home.scratch("in.txt"))]);
+}
+
+fn cart_dir(home: &Home) {
+    let dir = home.scratch("cart");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "hello").unwrap();
+    std::fs::write(
+        dir.join("cartridge.json"),
+        r#"{"name":"tiny","version":"1.0.0","creator":{"name":"t","kind":"human"},"notes":"","reason":""}"#,
+    )
+    .unwrap();
+}
+
+/// A booted home with two packed (not registered) variants of the default world.
+fn two_variants(home: &Home) {
+    booted(home);
+    for (name, version) in [("v0", "1.1.0"), ("v1", "1.2.0")] {
+        let dir = unpack_current(home, name);
+        let manifest_path = dir.join("cartridge.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+        manifest["version"] = version.into();
+        manifest["parent"] = "default@1.0.0".into();
+        std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+        home.ok(&[
+            "cart",
+            "pack",
+            &s(&dir),
+            "-o",
+            &s(&home.scratch(&format!("{name}.pxa"))),
+        ]);
+    }
+}
+
+fn kernel_sources(home: &Home) {
+    booted(home);
+    for round in 0..2 {
+        std::fs::write(
+            home.scratch(&format!("k{round}.pxasm")),
+            format!("LI R1, {round}\nHALT\n"),
+        )
+        .unwrap();
+    }
+}
+
+fn two_vram_images(home: &Home) {
+    home.ok(&["vram", "build", "default", "-o", &s(&home.scratch("a.png"))]);
+    home.ok(&[
+        "vram",
+        "build",
+        "deficient",
+        "-o",
+        &s(&home.scratch("b.png")),
+    ]);
+}
+
+/// The scenario that reaches `label`; `None` fails the test.
+fn scenario(label: Label) -> Option<Scenario> {
+    let output =
+        |setup: fn(&Home), op: fn(&Home, u32) -> Vec<String>, target: &'static str| Scenario {
+            setup,
+            op,
+            target: Some(target),
+            deterministic: true,
+        };
+    let state = |setup: fn(&Home), op: fn(&Home, u32) -> Vec<String>| Scenario {
+        setup,
+        op,
+        target: None,
+        deterministic: false,
+    };
+    Some(match label.name() {
+        "asm" => output(
+            source,
+            |h, _| {
+                args(&[
+                    "asm",
+                    &s(&h.scratch("p.pxasm")),
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "boot-log" | "boot-screen" => state(booted, |_, _| args(&["boot", "-q"])),
+        "boot-pixel" => output(
+            store_with_file,
+            |h, _| {
+                args(&[
+                    "fs",
+                    "boot-pixel",
+                    "/a.txt",
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "cart-pack" => output(
+            cart_dir,
+            |h, _| {
+                args(&[
+                    "cart",
+                    "pack",
+                    &s(&h.scratch("cart")),
+                    "-o",
+                    &s(&h.scratch("out.pxa")),
+                ])
+            },
+            "out.pxa",
+        ),
+        "evolution-anchor" | "evolution-anchor-intent" | "evolution-log" => state(
+            |h| {
+                h.ok(&["log", "note", "first", "--actor", "ada"]);
+            },
+            |_, round| args(&["log", "note", &format!("note {round}"), "--actor", "ada"]),
+        ),
+        "genesis-compliance" => state(booted, |_, _| args(&["genesis", "check", "default@1.0.0"])),
+        "kernel-image" | "kernel-intent" | "kernel-state" => state(kernel_sources, |h, round| {
+            args(&[
+                "kernel",
+                "install",
+                &s(&h.scratch(&format!("k{round}.pxasm"))),
+                "--version",
+                &format!("v9.{round}"),
+            ])
+        }),
+        "lineage" => output(
+            booted,
+            |h, _| {
+                args(&[
+                    "cart",
+                    "lineage",
+                    "default",
+                    "--png",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "marker" => state(nothing, |_, _| args(&["fs", "init"])),
+        "memory" => output(
+            source,
+            |h, _| {
+                args(&[
+                    "run",
+                    &s(&h.scratch("p.pxasm")),
+                    "--memory",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "path-table" => state(store_with_file, |h, round| {
+            args(&[
+                "fs",
+                "add",
+                &format!("/r{round}.txt"),
+                &s(&h.scratch("in.txt")),
+            ])
+        }),
+        "pixel-decode" => output(
+            pixel_file,
+            |h, _| {
+                args(&[
+                    "pixel",
+                    "decode",
+                    &s(&h.scratch("in.png")),
+                    "-o",
+                    &s(&h.scratch("out.txt")),
+                ])
+            },
+            "out.txt",
+        ),
+        "pixel-encode" => output(
+            pixel_file,
+            |h, _| {
+                args(&[
+                    "pixel",
+                    "encode",
+                    &s(&h.scratch("in.txt")),
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "pixel-read" => output(
+            pixel_file,
+            |h, _| {
+                args(&[
+                    "pixel",
+                    "read",
+                    &s(&h.scratch("in.png")),
+                    "--offset",
+                    "0",
+                    "--length",
+                    "5",
+                    "-o",
+                    &s(&h.scratch("out.bin")),
+                ])
+            },
+            "out.bin",
+        ),
+        "pixel-view" => output(
+            pixel_file,
+            |h, _| {
+                args(&[
+                    "pixel",
+                    "view",
+                    &s(&h.scratch("in.png")),
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "registry" | "registry-intent" | "registry-cartridge" => state(two_variants, |h, round| {
+            args(&[
+                "cart",
+                "register",
+                &s(&h.scratch(&format!("v{round}.pxa"))),
+                "--reason",
+                "a variant",
+            ])
+        }),
+        "screen" => output(
+            source,
+            |h, _| {
+                args(&[
+                    "run",
+                    &s(&h.scratch("p.pxasm")),
+                    "--screen",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "vram" | "vram-provenance" => output(
+            nothing,
+            |h, _| args(&["vram", "build", "default", "-o", &s(&h.scratch("out.png"))]),
+            "out.png",
+        ),
+        "vram-diff" => output(
+            two_vram_images,
+            |h, _| {
+                args(&[
+                    "vram",
+                    "diff",
+                    &s(&h.scratch("a.png")),
+                    &s(&h.scratch("b.png")),
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "vram-generation" => state(nothing, |h, _| {
+            args(&[
+                "vram",
+                "loop",
+                "default",
+                "--generations",
+                "1",
+                "--out",
+                &s(&h.scratch("gens")),
+            ])
+        }),
+        "x86-image" => output(
+            nothing,
+            |h, _| args(&["x86", "build", "-o", &s(&h.scratch("out.bin"))]),
+            "out.bin",
+        ),
+        "x86-png" => output(
+            nothing,
+            |h, _| {
+                args(&[
+                    "x86",
+                    "build",
+                    "-o",
+                    &s(&h.scratch("x.bin")),
+                    "--png",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        _ => return None,
+    })
+}
+
+/// The stores the home has all check clean.
+fn stores_check(home: &Home, context: &str) {
+    // A store is checked once it exists (a crash in `fs init` may leave the old
+    // state: no store yet).
+    let checks: [(&str, &[&str]); 4] = [
+        ("log", &["log", "verify"]),
+        ("carts", &["cart", "fsck"]),
+        ("kernels", &["kernel", "fsck"]),
+        ("fs/PIXELFS", &["fs", "fsck"]),
+    ];
+    for (exists, command) in checks {
+        if home.home().join(exists).exists() {
+            let output = home.run(command);
+            assert!(
+                output.status.success(),
+                "{context}: `pxos {}` fails after the crash: {}{}",
+                command.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_crash_point_of_every_durable_write_is_hit() {
+    let mut uncovered = Vec::new();
+    let mut points = 0;
+    for &label in label::ALL {
+        let Some(scenario) = scenario(label) else {
+            uncovered.push(label.name());
+            continue;
+        };
+        for point in durable::crash_points(label) {
+            points += 1;
+            let home = Home::new(&format!("cp-{}", point.replace('.', "-")));
+            (scenario.setup)(&home);
+            let crashed = home
+                .pxos()
+                .env("PXOS_CRASH_AT", &point)
+                .args((scenario.op)(&home, 0))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&crashed.stderr);
+            assert!(
+                stderr.contains(&format!("crash injected at {point}")),
+                "{point}: the command did not die there (exit {:?}): {stderr}",
+                crashed.status.code()
+            );
+            let target: Option<PathBuf> = scenario.target.map(|t| home.scratch(t));
+            let after_crash = target.as_ref().and_then(|t| std::fs::read(t).ok());
+            stores_check(&home, &point);
+            // The next command of the same kind works...
+            let next = (scenario.op)(&home, 1);
+            let next: Vec<&str> = next.iter().map(String::as_str).collect();
+            home.ok(&next);
+            // ...an output left by the crash was complete...
+            if let (Some(target), Some(after_crash)) = (&target, after_crash)
+                && scenario.deterministic
+            {
+                assert_eq!(
+                    after_crash,
+                    std::fs::read(target).unwrap(),
+                    "{point}: the output left by the crash is not the complete one"
+                );
+            }
+            // ...and nothing temporary is left, the crashed process's included.
+            stores_check(&home, &format!("{point}, after the next command"));
+            let left = temporaries_under(&home.dir);
+            assert!(left.is_empty(), "{point}: temporaries left: {left:?}");
+        }
+    }
+    assert!(
+        uncovered.is_empty(),
+        "crash labels with no scenario (add one to crash_points.rs): {uncovered:?}"
+    );
+    assert_eq!(points, label::ALL.len() * 5);
+}
