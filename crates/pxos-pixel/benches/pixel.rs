@@ -161,54 +161,12 @@ fn random_read(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A decompression bomb: IHDR and a PXI header declaring `payload_len` bytes
-/// in a 16384-pixel-wide image, and nothing more.
-fn bomb(payload_len: u64) -> Vec<u8> {
-    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-        let mut out = (data.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(kind);
-        hasher.update(data);
-        out.extend_from_slice(&hasher.finalize().to_be_bytes());
-        out
-    }
-    let width = 16384u32;
-    let row = u64::from(width) * 3;
-    let header = pxos_pixel::Header {
-        version: pxos_pixel::VERSION,
-        layout: pxos_pixel::Layout::Rgb,
-        kind: pxos_pixel::Kind::Blob,
-        compression: pxos_pixel::Compression::Best,
-        width,
-        band_rows: 64,
-        payload_len,
-        metadata_len: 0,
-        metadata_crc32: 0,
-        sha256: [0; 32],
-    };
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = width.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&((1 + payload_len.div_ceil(row)) as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png.extend(chunk(b"IHDR", &ihdr));
-    let mut raw = vec![0u8; 1 + row as usize];
-    raw[1..1 + pxos_pixel::HEADER_LEN].copy_from_slice(&header.to_bytes());
-    let mut zlib = vec![0x78, 0x01, 0x00];
-    zlib.extend_from_slice(&(raw.len() as u16).to_le_bytes());
-    zlib.extend_from_slice(&(!(raw.len() as u16)).to_le_bytes());
-    zlib.extend_from_slice(&raw);
-    png.extend(chunk(b"IDAT", &zlib));
-    png
-}
-
 /// Refusing a bomb costs the same whatever it declares (10^8 to 4.8 * 10^10
 /// bytes): the header is checked before anything past row 0 is inflated.
 fn bombs(c: &mut Criterion) {
     let mut group = c.benchmark_group("pixel/refuse-bomb");
     for declared in [100_000_000u64, 48_000_000_000] {
-        let png = bomb(declared);
+        let png = pxos_test_support::pxi_bomb(declared);
         group.bench_function(format!("declared/{declared}"), |b| {
             b.iter(|| assert!(pxos_pixel::decode_from_slice(&png, &Limits::default()).is_err()))
         });

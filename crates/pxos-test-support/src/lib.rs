@@ -255,3 +255,65 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// CRC-32 (IEEE), for PNG chunks built by hand.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One PNG chunk.
+pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(kind);
+    chunk.extend_from_slice(data);
+    let mut crc_input = kind.to_vec();
+    crc_input.extend_from_slice(data);
+    chunk.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+    chunk
+}
+
+/// A decompression bomb: a valid PNG signature and IHDR for a 16384-pixel-wide
+/// RGB image tall enough for `payload_len` bytes, and a valid PXI header in
+/// row 0 that declares them, and nothing more (the refusal must come first).
+pub fn pxi_bomb(payload_len: u64) -> Vec<u8> {
+    const WIDTH: u32 = 16384;
+    let row_bytes = u64::from(WIDTH) * 3;
+    let height = 1 + payload_len.div_ceil(row_bytes);
+    let header = pxos_pixel::Header {
+        version: pxos_pixel::VERSION,
+        layout: pxos_pixel::Layout::Rgb,
+        kind: pxos_pixel::Kind::Blob,
+        compression: pxos_pixel::Compression::Best,
+        width: WIDTH,
+        band_rows: 64,
+        payload_len,
+        metadata_len: 0,
+        metadata_crc32: 0,
+        sha256: [0; 32],
+    };
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = WIDTH.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&(height as u32).to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend(png_chunk(b"IHDR", &ihdr));
+    // Row 0 (filter byte, then the header, then zeros) as one stored deflate block.
+    let mut row = vec![0u8; 1 + row_bytes as usize];
+    row[1..1 + pxos_pixel::HEADER_LEN].copy_from_slice(&header.to_bytes());
+    let mut zlib = vec![0x78, 0x01, 0x00];
+    zlib.extend_from_slice(&(row.len() as u16).to_le_bytes());
+    zlib.extend_from_slice(&(!(row.len() as u16)).to_le_bytes());
+    zlib.extend_from_slice(&row);
+    png.extend(png_chunk(b"IDAT", &zlib));
+    png
+}

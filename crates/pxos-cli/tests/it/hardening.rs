@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Home, assemble, pxi_bomb, temporaries_under};
+use crate::support::{Home, assemble, temporaries_under};
+use pxos_test_support::pxi_bomb;
 
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 

@@ -115,7 +115,7 @@ fn damage_is_exit_code_one_with_a_clear_message() {
                 let mut huge = good.clone();
                 huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
                 huge[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-                let crc = crc(&huge[12..29]);
+                let crc = pxos_test_support::crc32(&huge[12..29]);
                 huge[29..33].copy_from_slice(&crc.to_be_bytes());
                 huge
             },
@@ -154,21 +154,6 @@ fn damage_is_exit_code_one_with_a_clear_message() {
         );
         assert_eq!(json[0]["ok"], false);
     }
-}
-
-fn crc(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]
