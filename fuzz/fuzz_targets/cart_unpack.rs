@@ -1,6 +1,8 @@
-//! Fuzz target: the body lives in the library so the test suite runs it too.
+//! Fuzz target `cart_unpack`: the body lives in the library, where the test suite
+//! runs it on seeded inputs (`crates/pxos-cli/tests/it/fuzz_reach.rs`). The
+//! bytes drive structured generators and a layered mutator, not the parser.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    pxos_cart::fuzz::unpack_payload(data);
+    let _ = pxos_cart::fuzz::cart_unpack(data);
 });

@@ -1,11 +1,8 @@
-//! Fuzz target: the kernel store's state decoder, on raw files and on the JSON
-//! inside a valid pixel file. The bodies live in the library so the test suite runs them too.
+//! Fuzz target `kernel_state`: the body lives in the library, where the test suite
+//! runs it on seeded inputs (`crates/pxos-cli/tests/it/fuzz_reach.rs`). The
+//! bytes drive structured generators and a layered mutator, not the parser.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if data.first().is_some_and(|b| b & 1 == 0) {
-        pxos_boot::fuzz::kernel_state_json(&data[1..]);
-    } else {
-        pxos_boot::fuzz::kernel_state_decode(data);
-    }
+    let _ = pxos_boot::fuzz::kernel_state(data);
 });

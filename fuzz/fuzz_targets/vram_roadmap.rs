@@ -1,7 +1,8 @@
-//! Fuzz target: the body lives in the library so the test suite runs it too.
+//! Fuzz target `vram_roadmap`: the body lives in the library, where the test suite
+//! runs it on seeded inputs (`crates/pxos-cli/tests/it/fuzz_reach.rs`). The
+//! bytes drive structured generators and a layered mutator, not the parser.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    pxos_vram::fuzz::roadmap_text(data);
-    pxos_vram::fuzz::vram_image(data);
+    let _ = pxos_vram::fuzz::vram_roadmap(data);
 });

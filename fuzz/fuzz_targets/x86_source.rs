@@ -1,8 +1,8 @@
-//! Fuzz target: primitive sources through both builders, and raw bytes through the
-//! disassembler. The bodies live in the library so the test suite runs them too.
+//! Fuzz target `x86_source`: the body lives in the library, where the test suite
+//! runs it on seeded inputs (`crates/pxos-cli/tests/it/fuzz_reach.rs`). The
+//! bytes drive structured generators and a layered mutator, not the parser.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    pxos_x86::fuzz::build_source(data);
-    pxos_x86::fuzz::disassemble_bytes(&data[..data.len().min(512)]);
+    let _ = pxos_x86::fuzz::x86_source(data);
 });

@@ -1,19 +1,13 @@
 //! Fuzz target bodies; the test suite runs them on seeded inputs.
 
-/// Treats arbitrary bytes as a kernel store state file: must decode or refuse.
-pub fn kernel_state_decode(data: &[u8]) {
-    if let Ok(state) = crate::kernel_store::decode_state(data) {
-        let _ = state.current_record();
-    }
-}
-
-/// Treats arbitrary bytes as the JSON inside `state.png` (wrapped in a valid
-/// PXI of kind `table`), so the fuzzer reaches the typed decoder itself.
-pub fn kernel_state_json(data: &[u8]) {
-    if let Ok(png) = pxos_pixel::encode_to_vec(
-        data,
-        &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
-    ) {
-        kernel_state_decode(&png);
-    }
+/// Fuzz target `kernel_state`: a kernel state built by applying generated
+/// log entries, mutated at one layer, decoded.
+pub fn kernel_state(data: &[u8]) -> pxos_pixel::fuzz::Reach {
+    let mut u = pxos_pixel::fuzz::Unstructured::new(data);
+    let json = pxos_cart::fuzz::state_json::<crate::kernel_store::State>(&mut u);
+    pxos_pixel::fuzz::table_body(&mut u, &json, |png| {
+        crate::kernel_store::decode_state(png).map(|state| {
+            let _ = state.current_record();
+        })
+    })
 }

@@ -1,15 +1,44 @@
 //! Fuzz target bodies (see `fuzz/`); the test suite runs them on seeded inputs.
 
-/// Decodes arbitrary bytes as a path table: must return, never panic.
-pub fn decode_path_table(data: &[u8]) {
-    let _ = crate::PathTable::decode(data);
-}
-
-/// Wraps arbitrary bytes as the JSON payload of a table PXI and decodes it,
-/// reaching the JSON and entry validation that random PNG bytes rarely reach.
-pub fn decode_path_table_json(json: &[u8]) {
-    let options = pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table);
-    if let Ok(png) = pxos_pixel::encode_to_vec(json, &options) {
-        let _ = crate::PathTable::decode(&png);
+/// Fuzz target `path_table`: a generated path table (real and hostile
+/// paths, every kind), mutated at one layer, decoded.
+pub fn path_table(data: &[u8]) -> pxos_pixel::fuzz::Reach {
+    use pxos_pixel::fuzz::{Unstructured, table_body};
+    const PATHS: [&str; 8] = [
+        "/boot/00_kernel",
+        "/boot/01_init",
+        "/docs/readme",
+        "/a/b/c",
+        "/a/b",
+        "/programs/hello",
+        "/x",
+        "/ü/ñ",
+    ];
+    let mut u = Unstructured::new(data);
+    let mut table = crate::PathTable::default();
+    let count: u8 = u.int_in_range(0..=8).unwrap_or(0);
+    for _ in 0..count {
+        let path = *u.choose(&PATHS).unwrap_or(&PATHS[0]);
+        let kind = *u
+            .choose(pxos_pixel::Kind::ALL)
+            .unwrap_or(&pxos_pixel::Kind::Blob);
+        let size: u64 = u.int_in_range(0..=1 << 20).unwrap_or(0);
+        let sha256 = pxos_pixel::sha256(&size.to_le_bytes());
+        let entry = crate::Entry::new(
+            path,
+            kind,
+            "generated",
+            size,
+            &sha256,
+            "2026-11-30T00:00:00Z".into(),
+        );
+        let _ = table.insert(entry);
     }
+    let json = table
+        .encode()
+        .ok()
+        .and_then(|png| pxos_pixel::decode_from_slice(&png, &pxos_pixel::Limits::default()).ok())
+        .map(|(_, json)| json)
+        .unwrap_or_default();
+    table_body(&mut u, &json, crate::PathTable::decode)
 }

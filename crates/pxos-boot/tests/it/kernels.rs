@@ -3,7 +3,7 @@
 
 use pxos_boot::{ErrorKind, Status};
 use pxos_cart::Actor;
-use pxos_test_support::{Rng, TempDir, edit_table, read_table, write_table};
+use pxos_test_support::{TempDir, edit_table, read_table, write_table};
 
 use crate::{GOOD, Store};
 
@@ -115,21 +115,4 @@ fn fsck_lists_missing_images_and_strays_and_deletes_nothing() {
     );
     assert!(stray.exists(), "nothing is deleted");
     assert_eq!(store.checkpoint().unwrap().unwrap().kernels.len(), 2);
-}
-
-#[test]
-fn kernel_state_fuzz_bodies_survive_seeded_inputs() {
-    let dir = TempDir::new("kernel-fuzz");
-    history(&dir);
-    let png = std::fs::read(dir.join("kernels/state.png")).unwrap();
-    let (_, json) = pxos_pixel::decode_from_slice(&png, &Default::default()).unwrap();
-    let mut rng = Rng::new(0x4e7);
-    for _ in 0..200 {
-        let mut image = png.clone();
-        rng.flip_byte(&mut image);
-        pxos_boot::fuzz::kernel_state_decode(&image);
-        let mut text = json.clone();
-        rng.scramble_json(&mut text);
-        pxos_boot::fuzz::kernel_state_json(&text);
-    }
 }

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use pxos_cart::{Action, Actor, ActorKind, CartRef, EvolutionLog, LogEntry, LogPosition, fuzz};
+use pxos_cart::{Action, Actor, ActorKind, CartRef, EvolutionLog, LogEntry, LogPosition};
 use pxos_pixel::Hash256;
-use pxos_test_support::{Rng, TempDir, edit_table, read_table, write_table};
+use pxos_test_support::{TempDir, edit_table, read_table, write_table};
 
 pub fn human(name: &str) -> Actor {
     Actor::human(name)
@@ -312,23 +312,4 @@ fn entries_are_typed_and_validated_on_load() {
     let log = fresh_log(&log_dir);
     assert!(log.append(human(""), note("x"), "").is_err());
     assert!(log.append(human("ada"), note("a\nb"), "").is_err());
-}
-
-#[test]
-fn log_fuzz_bodies_survive_seeded_inputs() {
-    let dir = TempDir::new("log-fuzz");
-    let log_dir = dir.join("log");
-    fresh_log(&log_dir);
-    let png = std::fs::read(log_dir.join("evolution.png")).unwrap();
-    let (_, json) = pxos_pixel::decode_from_slice(&png, &Default::default()).unwrap();
-    let mut rng = Rng::new(0x106);
-    for _ in 0..200 {
-        let mut image = png.clone();
-        rng.flip_byte(&mut image);
-        fuzz::log_decode(&image);
-        let mut text = json.clone();
-        rng.scramble_json(&mut text);
-        fuzz::log_json(&text);
-        fuzz::registry_json(&text);
-    }
 }

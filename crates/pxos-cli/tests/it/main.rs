@@ -6,6 +6,7 @@ mod crash;
 mod crash_points;
 mod evolution;
 mod fs;
+mod fuzz_reach;
 mod hardening;
 mod hostile;
 mod pixel;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use pxos_fs::{
-    AddOptions, AddStatus, Error, PathTable, PixelFs, fuzz, read_boot_pixel, write_boot_pixel,
+    AddOptions, AddStatus, Error, PathTable, PixelFs, read_boot_pixel, write_boot_pixel,
 };
 
 use pxos_test_support::TempDir;
@@ -234,38 +234,4 @@ fn hostile_path_tables_are_refused() {
             .to_string()
             .contains("not a path table")
     );
-}
-
-#[test]
-fn fuzz_bodies_survive_seeded_inputs() {
-    let mut state = 77u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut table = PathTable::default();
-    table
-        .insert(pxos_fs::Entry::new(
-            "/a/b",
-            pxos_pixel::Kind::Text,
-            "d",
-            3,
-            &[9; 32],
-            "t".into(),
-        ))
-        .unwrap();
-    let good = table.encode().unwrap();
-    let json = br#"{"format":"pxos-path-table","version":1,"generation":0,"entries":[]}"#;
-    for _ in 0..200 {
-        let mut bytes = good.clone();
-        let at = next() as usize % bytes.len();
-        bytes[at] = next() as u8;
-        fuzz::decode_path_table(&bytes);
-        let mut text = json.to_vec();
-        let at = next() as usize % text.len();
-        text[at] = next() as u8;
-        fuzz::decode_path_table_json(&text);
-    }
 }

@@ -1,6 +1,0 @@
-//! Fuzz target: the body lives in the library so the test suite runs it too.
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    pxos_fs::fuzz::decode_path_table(data);
-});
