@@ -135,38 +135,16 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
     // §1: every file is held losslessly as pixels, and code is pixel programs.
     checks.push({
         let mut problems = Vec::new();
-        let mut files = 0;
-        match &unpacked {
-            Err(err) => problems.push(format!("the cartridge does not unpack: {err}")),
-            Ok(manifest) => {
-                // The cartridge's own pixels, decoded, hold every file the manifest lists.
-                match hashes_in_pixels(&stored, manifest) {
-                    Err(err) => problems.push(format!("the cartridge's pixels cannot be read: {err}")),
-                    Ok(hashes) => {
-                        for (file, sha) in manifest.files.iter().zip(&hashes) {
-                            if *sha != file.sha256 {
-                                problems.push(format!(
-                                    "{} in the cartridge's pixels does not match its manifest hash",
-                                    file.path
-                                ));
-                            }
-                        }
-                    }
-                }
-                // And the unpacked tree the checks below run is exactly those bytes.
-                for file in &manifest.files {
-                    files += 1;
-                    match pxos_pixel::sha256_file(&tree.join(&file.path)) {
-                        Err(err) => problems.push(format!("{} cannot be read back: {err}", file.path)),
-                        Ok(sha) if pxos_pixel::hex(&sha) != file.sha256 => problems.push(format!(
-                            "{} unpacked differs from the cartridge's pixels",
-                            file.path
-                        )),
-                        Ok(_) => {}
-                    }
-                }
+        // `unpack` decodes the cartridge's own stored pixels and checks every
+        // file against its manifest SHA-256 (and the payload against the image
+        // header) before the tree appears: a read error or a mismatch is an error.
+        let files = match &unpacked {
+            Err(err) => {
+                problems.push(format!("the cartridge does not unpack: {err}"));
+                0
             }
-        }
+            Ok(manifest) => manifest.files.len(),
+        };
         for (path, module) in &modules {
             if let Err(err) = module {
                 problems.push(format!("boot module {path} is not a pixel program ({err})"));
@@ -630,105 +608,4 @@ fn compliance_markdown(report: &Report) -> String {
         let _ = writeln!(out, "- {} {}: {}", item.section, item.principle, item.why);
     }
     out
-}
-
-/// The SHA-256 of every manifest file, computed from the cartridge's own
-/// decoded pixels (the payload after the `PXA1` head and the manifest).
-fn hashes_in_pixels(stored: &Path, manifest: &pxos_cart::Manifest) -> Result<Vec<String>> {
-    use sha2::{Digest, Sha256};
-
-    /// Hashes each file's range of the payload as the decoder writes it.
-    struct Hashing<'m> {
-        files: &'m [pxos_cart::FileEntry],
-        /// Payload bytes before the first file (the head and the manifest), once known.
-        skip: Option<u64>,
-        head: Vec<u8>,
-        at: u64,
-        index: usize,
-        hasher: Sha256,
-        done: Vec<String>,
-    }
-
-    impl Hashing<'_> {
-        fn close_finished(&mut self) {
-            while let Some(file) = self.files.get(self.index) {
-                let start = self.skip.unwrap_or(u64::MAX).saturating_add(file.offset);
-                if self.at < start.saturating_add(file.size) {
-                    return;
-                }
-                let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-                self.done.push(pxos_pixel::hex(&digest));
-                self.index += 1;
-            }
-        }
-    }
-
-    impl std::io::Write for Hashing<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let mut rest = buf;
-            while !rest.is_empty() {
-                let Some(skip) = self.skip else {
-                    let take = (8 - self.head.len()).min(rest.len());
-                    self.head.extend_from_slice(&rest[..take]);
-                    self.at += take as u64;
-                    rest = &rest[take..];
-                    if self.head.len() == 8 {
-                        let len = u32::from_le_bytes(self.head[4..8].try_into().expect("4 bytes"));
-                        self.skip = Some(8 + u64::from(len));
-                        self.close_finished();
-                    }
-                    continue;
-                };
-                let Some(file) = self.files.get(self.index) else {
-                    self.at += rest.len() as u64;
-                    break;
-                };
-                let start = skip + file.offset;
-                if self.at < start {
-                    let take = ((start - self.at) as usize).min(rest.len());
-                    self.at += take as u64;
-                    rest = &rest[take..];
-                    continue;
-                }
-                let take = ((start + file.size - self.at) as usize).min(rest.len());
-                self.hasher.update(&rest[..take]);
-                self.at += take as u64;
-                rest = &rest[take..];
-                self.close_finished();
-            }
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let mut sink = Hashing {
-        files: &manifest.files,
-        skip: None,
-        head: Vec::new(),
-        at: 0,
-        index: 0,
-        hasher: Sha256::new(),
-        done: Vec::new(),
-    };
-    let input = pxos_pixel::open_nonempty(stored)?;
-    pxos_pixel::decode(
-        std::io::BufReader::with_capacity(1 << 20, input),
-        &mut sink,
-        &pxos_pixel::Limits::default(),
-        &mut |_| {},
-    )
-    .map_err(|err| err.with_path(stored))?;
-    sink.close_finished();
-    if sink.done.len() != manifest.files.len() {
-        return Err(Error::Format(format!(
-            "{}: the pixels hold {} of the manifest's {} files",
-            stored.display(),
-            sink.done.len(),
-            manifest.files.len()
-        )));
-    }
-    Ok(sink.done)
 }

@@ -57,12 +57,19 @@ fn variant(
 fn failed_sections(home: &Path, record: &pxos_cart::Record) -> Vec<String> {
     let report = genesis::check(home, &registry(home), record).unwrap();
     assert!(report.compliance_file.is_file());
-    report
+    let failed: Vec<String> = report
         .checks
         .iter()
         .filter(|c| !c.passed)
         .map(|c| format!("{} {}", c.section, c.name))
-        .collect()
+        .collect();
+    assert_eq!(report.failed(), failed);
+    assert_eq!(report.passed(), failed.is_empty());
+    failed
+}
+
+fn check_of<'r>(report: &'r genesis::Report, section: &str) -> &'r genesis::Check {
+    report.checks.iter().find(|c| c.section == section).unwrap()
 }
 
 #[test]
@@ -70,7 +77,38 @@ fn the_default_world_passes_every_check() {
     let (_dir, home, record) = variant("pass", |_, _| {});
     let report = genesis::check(&home, &registry(&home), &record).unwrap();
     assert!(report.passed(), "{:?}", report.failed());
+    assert!(report.failed().is_empty());
     assert_eq!(report.checks.len(), 9);
+    // The evidence counts what was checked.
+    let manifest = pxos_cart::read_manifest(&registry(&home).path_of(&record), &Default::default())
+        .unwrap()
+        .0;
+    let files = manifest.files.len();
+    assert!(files > 3);
+    assert!(
+        check_of(&report, "§1")
+            .evidence
+            .starts_with(&format!("{files} files ")),
+        "{:?}",
+        check_of(&report, "§1")
+    );
+    let sequence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("variant/boot/sequence.json")).unwrap())
+            .unwrap();
+    let programs = sequence["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["path"].as_str().is_some_and(|p| p.ends_with(".png")))
+        .count();
+    assert!(programs > 1);
+    assert!(
+        check_of(&report, "§4")
+            .evidence
+            .starts_with(&format!("{programs} programs ran")),
+        "{:?}",
+        check_of(&report, "§4")
+    );
     assert_eq!(report.needs_person.len(), 4);
     let markdown = std::fs::read_to_string(&report.compliance_file).unwrap();
     assert!(markdown.contains("§7") && markdown.contains("Needs a person"));
@@ -94,6 +132,16 @@ fn each_check_fails_on_a_violating_cartridge() {
             "s2boot",
             Box::new(|w, _| std::fs::remove_file(w.join("boot/shell.png")).unwrap()),
             "§2 boots without network",
+        ),
+        (
+            "s2creator",
+            Box::new(|_, m| m["creator"]["name"] = " ".into()),
+            "§2 complete manifest",
+        ),
+        (
+            "s2created",
+            Box::new(|_, m| m["created"] = " ".into()),
+            "§2 complete manifest",
         ),
         (
             "s4",
@@ -263,4 +311,57 @@ fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
     );
     let log = std::fs::read_to_string(dir.join("executions.log")).unwrap();
     assert_eq!(log.lines().count(), 5, "every execution is logged");
+}
+
+#[test]
+fn genesis_10_passes_legitimate_histories() {
+    // A person packs and approves without a reason: people need none.
+    let (_dir, home, record) = variant("s10human", |_, m| m["reason"] = "".into());
+    let log = EvolutionLog::open(&home.join("log")).unwrap();
+    let person = Actor::human("ada");
+    log.append(
+        person.clone(),
+        Action::Pack {
+            cartridge: record.cart_ref(),
+        },
+        "",
+    )
+    .unwrap();
+    let current = registry(&home).current().unwrap().unwrap();
+    log.append(
+        person,
+        Action::Promote {
+            cartridge: record.cart_ref(),
+            from: Some(current.cart_ref()),
+            forced: false,
+        },
+        "",
+    )
+    .unwrap();
+    let report = genesis::check(&home, &registry(&home), &record).unwrap();
+    let ten = check_of(&report, "§10");
+    assert!(ten.passed, "{ten:?}");
+    assert!(ten.evidence.contains("3 log entries about it"), "{ten:?}");
+
+    // An LLM's cartridge that states its reason, packed by that LLM.
+    let (_dir, home, record) = variant("s10llm", |_, m| {
+        m["creator"] = serde_json::json!({"kind": "llm", "name": "pixellm"});
+        m["reason"] = "a faster shell".into();
+    });
+    let log = EvolutionLog::open(&home.join("log")).unwrap();
+    let bot = Actor {
+        kind: ActorKind::Llm,
+        name: "pixellm".into(),
+    };
+    log.append(
+        bot,
+        Action::Pack {
+            cartridge: record.cart_ref(),
+        },
+        "it packs what it made",
+    )
+    .unwrap();
+    let report = genesis::check(&home, &registry(&home), &record).unwrap();
+    let ten = check_of(&report, "§10");
+    assert!(ten.passed, "{ten:?}");
 }
