@@ -256,3 +256,63 @@ fn version_switch_and_self_modify_requests_are_applied_after_halt() {
         Status::Good
     );
 }
+
+#[test]
+fn self_modify_reuses_identical_kernels_and_names_what_it_installs() {
+    let dir = TempDir::new("requests-reuse");
+    let store = Store::new(&dir);
+    let base = store.install(GOOD, "base", None, true, 1);
+    store.boot(1000);
+    const EVOLVER: &str = "LI R1, 7\nSYSCALL 99\nHALT";
+    let boot_with_module = |module: &str| {
+        let mut storage = MemoryStorage::default();
+        storage.modules.insert(7, image(module).words);
+        store.boot_with(Box::new(storage), 1000)
+    };
+    // Asking for the base kernel's exact image switches back to it.
+    store.install(EVOLVER, "to-base", Some(base.id), true, 1);
+    let report = boot_with_module(GOOD);
+    let pxos_boot::RequestOutcome::Applied(next) = store.apply_request(&report).unwrap() else {
+        panic!("the identical base kernel was not reused")
+    };
+    assert_eq!(next.id, base.id);
+    // Asking for its own image changes nothing.
+    let own = format!("{EVOLVER}\nNOP");
+    let itself = store.install(&own, "itself", Some(base.id), true, 1);
+    let report = boot_with_module(&own);
+    assert!(matches!(
+        store.apply_request(&report).unwrap(),
+        pxos_boot::RequestOutcome::None
+    ));
+    assert_eq!(store.state().unwrap().current, Some(itself.id));
+    // A new kernel is named after its parent while the name fits in 64 bytes.
+    let next_id = store.state().unwrap().next_id;
+    let fits = "v".repeat(64 - 1 - next_id.to_string().len());
+    store.install(
+        &format!("{EVOLVER}\nNOP\nNOP"),
+        &fits,
+        Some(base.id),
+        true,
+        1,
+    );
+    let report = boot_with_module("LI R1, 5\nHALT");
+    let pxos_boot::RequestOutcome::Applied(named) = store.apply_request(&report).unwrap() else {
+        panic!("the replacement was not applied")
+    };
+    assert_eq!(named.version, format!("{fits}+{}", next_id + 1));
+    assert_eq!(named.version.len(), 64);
+    let long = "w".repeat(64);
+    store.install(
+        &format!("{EVOLVER}\nNOP\nNOP\nNOP"),
+        &long,
+        Some(base.id),
+        true,
+        1,
+    );
+    let report = boot_with_module("LI R1, 6\nHALT");
+    let pxos_boot::RequestOutcome::Applied(named) = store.apply_request(&report).unwrap() else {
+        panic!("the replacement was not applied")
+    };
+    let id = named.id;
+    assert_eq!(named.version, format!("evolved-{id}"));
+}
