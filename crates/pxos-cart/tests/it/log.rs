@@ -313,3 +313,100 @@ fn entries_are_typed_and_validated_on_load() {
     assert!(log.append(human(""), note("x"), "").is_err());
     assert!(log.append(human("ada"), note("a\nb"), "").is_err());
 }
+
+#[test]
+fn actor_names_are_checked_at_their_edges() {
+    let dir = TempDir::new("log-actor-names");
+    let log = fresh_log(&dir.join("log"));
+    let longest = "a".repeat(pxos_cart::log::MAX_ACTOR_NAME);
+    assert!(log.append(human(&longest), note("edge"), "").is_ok());
+    for bad in [
+        String::new(),
+        "   ".to_string(),
+        "a".repeat(pxos_cart::log::MAX_ACTOR_NAME + 1),
+        "line\nbreak".to_string(),
+    ] {
+        let err = log.append(human(&bad), note("edge"), "").unwrap_err();
+        assert!(err.to_string().contains("actor name"), "{bad:?}: {err}");
+    }
+    // The same rule holds for an entry already in a file.
+    let path = dir.join("log/evolution.png");
+    edit_table(&path, |v| v["entries"][0]["actor"]["name"] = "x\ty".into());
+    let err = pxos_cart::log::decode_log_bytes(&std::fs::read(&path).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("actor name"), "{err}");
+}
+
+#[test]
+fn note_names_are_checked_at_their_edges() {
+    let dir = TempDir::new("log-note-names");
+    let log = fresh_log(&dir.join("log"));
+    assert!(log.append(human("ada"), note(&"n".repeat(64)), "").is_ok());
+    for bad in [String::new(), " ".into(), "n".repeat(65), "a\u{7}b".into()] {
+        let err = log.append(human("ada"), note(&bad), "").unwrap_err();
+        assert!(err.to_string().contains("1-64 printable"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn an_unreadable_log_or_anchor_is_an_error_not_an_empty_log() {
+    let dir = TempDir::new("log-unreadable");
+    let log_dir = dir.join("log");
+    let log = fresh_log(&log_dir);
+    assert_eq!(
+        EvolutionLog::open(&log_dir)
+            .unwrap()
+            .verify()
+            .unwrap()
+            .entries,
+        log.entries().unwrap().len() as u64
+    );
+    // The anchor is a folder: reading it fails, and that is not "no anchor yet".
+    let anchor = log.anchor_path();
+    let saved = std::fs::read(&anchor).unwrap();
+    std::fs::remove_file(&anchor).unwrap();
+    std::fs::create_dir(&anchor).unwrap();
+    assert!(EvolutionLog::open(&log_dir).unwrap().verify().is_err());
+    std::fs::remove_dir(&anchor).unwrap();
+    std::fs::write(&anchor, &saved).unwrap();
+    // The log itself is a folder.
+    let path = log.log_path();
+    let saved = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert!(EvolutionLog::open(&log_dir).unwrap().entries().is_err());
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::write(&path, &saved).unwrap();
+    assert!(
+        EvolutionLog::open(&log_dir)
+            .unwrap()
+            .verify()
+            .unwrap()
+            .is_ok()
+    );
+}
+
+#[test]
+fn an_anchor_of_exactly_the_size_limit_is_read() {
+    let dir = TempDir::new("log-anchor-limit");
+    let log_dir = dir.join("log");
+    let log = fresh_log(&log_dir);
+    let anchor = log.anchor_path();
+    let mut bytes = std::fs::read(&anchor).unwrap();
+    let limit = 64 << 10;
+    bytes.resize(limit, b' ');
+    std::fs::write(&anchor, &bytes).unwrap();
+    assert!(
+        EvolutionLog::open(&log_dir)
+            .unwrap()
+            .verify()
+            .unwrap()
+            .is_ok()
+    );
+    bytes.push(b' ');
+    std::fs::write(&anchor, &bytes).unwrap();
+    let report = EvolutionLog::open(&log_dir).unwrap().verify().unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("larger than")),
+        "{report:?}"
+    );
+}
