@@ -371,3 +371,71 @@ fn registry_find_unchecked(home: &Home, version: &str) -> pxos_cart::Record {
         file_len,
     }
 }
+
+#[test]
+fn a_hand_edit_of_any_one_part_of_the_registry_is_found() {
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 3] = [
+        ("a record", |v| v["cartridges"][0]["file_len"] = 1.into()),
+        ("the genesis runs", |v| {
+            v["genesis"] = serde_json::json!({});
+        }),
+        ("the requests", |v| {
+            v["requests"] = serde_json::json!([{"seq": 1, "cartridge": "default@1.0.0",
+                "by": {"kind": "llm", "name": "bot"}, "reason": "forged"}]);
+        }),
+    ];
+    for (what, edit) in edits {
+        let home = Home::new("edited-part");
+        let registry = history(&home);
+        edit_table(&home.registry_file(), edit);
+        let err = registry.current().unwrap_err();
+        assert!(err.to_string().contains("edited by hand"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn fsck_counts_the_cartridges_it_rebuilt() {
+    let home = Home::new("fsck-count");
+    let registry = history(&home);
+    assert_eq!(registry.fsck(false).unwrap().records, 3);
+}
+
+#[test]
+fn a_decoded_registry_is_checked_field_by_field() {
+    let home = Home::new("registry-validate");
+    history(&home);
+    let path = home.registry_file();
+    let original = pxos_test_support::read_table(&path);
+    let decode = || pxos_cart::registry::decode_state(&std::fs::read(&path).unwrap());
+    assert!(decode().is_ok());
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 7] = [
+        ("format", |v| v["format"] = "other".into()),
+        ("version", |v| v["version"] = 99.into()),
+        ("bad name", |v| {
+            v["cartridges"][0]["name"] = "Bad Name".into()
+        }),
+        ("id mismatch", |v| {
+            v["cartridges"][0]["id"] = "default@9.9.9".into()
+        }),
+        ("listed twice", |v| {
+            let first = v["cartridges"][0].clone();
+            v["cartridges"].as_array_mut().unwrap().push(first);
+        }),
+        ("no current record", |v| {
+            v["current"] = serde_json::Value::Null
+        }),
+        ("two current", |v| {
+            for record in v["cartridges"].as_array_mut().unwrap() {
+                record["status"] = "current".into();
+            }
+        }),
+    ];
+    for (name, edit) in cases {
+        let mut value = original.clone();
+        edit(&mut value);
+        pxos_test_support::write_table(&path, &value);
+        assert!(decode().is_err(), "{name}: accepted");
+    }
+}
