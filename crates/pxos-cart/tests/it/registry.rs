@@ -439,3 +439,133 @@ fn a_decoded_registry_is_checked_field_by_field() {
         assert!(decode().is_err(), "{name}: accepted");
     }
 }
+
+/// The registry's state machine on its own: every entry that cannot follow
+/// the state is refused with a reason, and every status change is exact.
+#[test]
+fn the_registry_state_refuses_entries_that_cannot_follow() {
+    use pxos_cart::registry::State;
+    use pxos_cart::{CartRef, Creator, CreatorKind, LogEntry};
+    use pxos_pixel::Hash256;
+
+    let cart = |version: &str| CartRef {
+        name: "default".into(),
+        version: version.into(),
+        sha256: Hash256::of(version.as_bytes()),
+    };
+    let entry = |seq: u64, action: Action| LogEntry {
+        seq,
+        time: "2026-11-30T00:00:00Z".into(),
+        actor: human("ada"),
+        action,
+        reason: "test".into(),
+        prev: Hash256::ZERO,
+        hash: Hash256::ZERO,
+    };
+    let register = |version: &str, as_current: bool| {
+        entry(
+            0,
+            Action::Register {
+                cartridge: cart(version),
+                parent: None,
+                creator: Creator {
+                    kind: CreatorKind::Human,
+                    name: "ada".into(),
+                },
+                file_len: 10,
+                as_current,
+            },
+        )
+    };
+    let promote = |version: &str, from: Option<&str>| {
+        entry(
+            0,
+            Action::Promote {
+                cartridge: cart(version),
+                from: from.map(cart),
+                forced: false,
+            },
+        )
+    };
+    let rollback = |version: &str, from: &str| {
+        entry(
+            0,
+            Action::Rollback {
+                cartridge: cart(version),
+                from: cart(from),
+                requested_by: None,
+            },
+        )
+    };
+    let status = |state: &State, version: &str| {
+        state
+            .cartridges
+            .iter()
+            .find(|c| c.version == version)
+            .unwrap()
+            .status
+    };
+
+    let mut state = State::default();
+    state.apply(&register("1.0.0", true)).unwrap();
+    assert!(state.apply(&register("1.0.0", false)).is_err(), "twice");
+    assert!(
+        state.apply(&register("1.1.0", true)).is_err(),
+        "a second current"
+    );
+    state.apply(&register("1.1.0", false)).unwrap();
+    state.apply(&register("1.2.0", false)).unwrap();
+    assert_eq!(status(&state, "1.1.0"), Status::Experimental);
+    let unknown = entry(
+        0,
+        Action::GenesisCheck {
+            cartridge: cart("9.9.9"),
+            passed: true,
+            failed: vec![],
+        },
+    );
+    assert!(
+        state.apply(&unknown).is_err(),
+        "genesis of an unknown cartridge"
+    );
+
+    assert!(
+        state.apply(&promote("1.1.0", None)).is_err(),
+        "from nothing"
+    );
+    assert!(
+        state.apply(&promote("1.1.0", Some("1.2.0"))).is_err(),
+        "wrong from"
+    );
+    assert!(
+        state.apply(&promote("1.0.0", Some("1.0.0"))).is_err(),
+        "already current"
+    );
+    state.apply(&promote("1.1.0", Some("1.0.0"))).unwrap();
+    assert_eq!(status(&state, "1.0.0"), Status::Historical);
+    assert_eq!(status(&state, "1.1.0"), Status::Current);
+    assert_eq!(state.current.as_deref(), Some("default@1.1.0"));
+
+    let request = entry(
+        7,
+        Action::RollbackRequest {
+            cartridge: cart("1.0.0"),
+            from: cart("1.1.0"),
+        },
+    );
+    state.apply(&request).unwrap();
+    assert_eq!(state.requests.len(), 1);
+    assert_eq!(state.requests[0].seq, 7);
+    assert!(
+        state.apply(&rollback("1.0.0", "1.2.0")).is_err(),
+        "wrong from"
+    );
+    assert!(
+        state.apply(&rollback("1.2.0", "1.1.0")).is_err(),
+        "never current"
+    );
+    state.apply(&rollback("1.0.0", "1.1.0")).unwrap();
+    assert_eq!(status(&state, "1.1.0"), Status::Deprecated);
+    assert_eq!(status(&state, "1.0.0"), Status::Current);
+    assert!(state.requests.is_empty(), "the request was answered");
+}
