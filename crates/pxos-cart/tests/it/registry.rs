@@ -569,3 +569,53 @@ fn the_registry_state_refuses_entries_that_cannot_follow() {
     assert_eq!(status(&state, "1.0.0"), Status::Current);
     assert!(state.requests.is_empty(), "the request was answered");
 }
+
+#[test]
+fn promote_register_and_rollback_at_their_edges() {
+    // Registering without asking to be current leaves an empty registry without one.
+    let home = Home::new("edges");
+    let registry = home.registry();
+    let first = registry
+        .register(&home.cartridge("1.0.0"), human("ada"), "first", false)
+        .unwrap();
+    assert_eq!(first.status, Status::Experimental);
+    assert!(registry.current().unwrap().is_none());
+    // A registry with nothing current decodes.
+    assert!(
+        pxos_cart::registry::decode_state(&std::fs::read(home.registry_file()).unwrap()).is_ok()
+    );
+
+    // Promotion needs a Genesis pass unless a person forces it.
+    let err = registry
+        .promote("default@1.0.0", Some(human("ada")), false, "untested")
+        .unwrap_err();
+    assert!(err.to_string().contains("Genesis has not run"), "{err}");
+    let forced = registry
+        .promote("default@1.0.0", Some(human("ada")), true, "forced")
+        .unwrap();
+    assert_eq!(forced.status, Status::Current);
+    let last = registry.log().entries().unwrap().pop().unwrap();
+    assert!(matches!(last.action, Action::Promote { forced: true, .. }));
+
+    // A person who asks for a rollback approves it by asking.
+    let second = registry
+        .register(&home.cartridge("1.1.0"), human("ada"), "second", false)
+        .unwrap();
+    registry
+        .record_genesis(&second, true, vec![], human("ada"))
+        .unwrap();
+    registry
+        .record_genesis(&first, true, vec![], human("ada"))
+        .unwrap();
+    registry
+        .promote("default@1.1.0", Some(human("ada")), false, "tested")
+        .unwrap();
+    let outcome = registry
+        .rollback("default@1.0.0", human("ada"), None, "back")
+        .unwrap();
+    assert!(
+        matches!(outcome, RollbackOutcome::Applied(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(status(&registry, "default@1.0.0"), Status::Current);
+}
