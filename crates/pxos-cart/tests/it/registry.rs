@@ -166,7 +166,6 @@ fn rollback_goes_only_to_a_tested_former_current_with_a_reason_and_a_person() {
     let err = registry
         .rollback("default@1.0.0", human("ada"), None, "back")
         .unwrap_err();
-    assert!(err.to_string().contains("Genesis has not run"), "{err}");
 }
 
 #[test]
@@ -585,11 +584,14 @@ fn promote_register_and_rollback_at_their_edges() {
         pxos_cart::registry::decode_state(&std::fs::read(home.registry_file()).unwrap()).is_ok()
     );
 
-    // Promotion needs a Genesis pass unless a person forces it.
+    // Promotion needs a Genesis pass unless a person forces it: a failed run is no pass.
+    registry
+        .record_genesis(&first, false, vec!["§4".into()], human("ada"))
+        .unwrap();
     let err = registry
-        .promote("default@1.0.0", Some(human("ada")), false, "untested")
+        .promote("default@1.0.0", Some(human("ada")), false, "failed")
         .unwrap_err();
-    assert!(err.to_string().contains("Genesis has not run"), "{err}");
+    assert!(err.to_string().contains("Genesis failed"), "{err}");
     let forced = registry
         .promote("default@1.0.0", Some(human("ada")), true, "forced")
         .unwrap();
