@@ -166,6 +166,7 @@ fn rollback_goes_only_to_a_tested_former_current_with_a_reason_and_a_person() {
     let err = registry
         .rollback("default@1.0.0", human("ada"), None, "back")
         .unwrap_err();
+    assert!(err.to_string().contains("Genesis has not run"), "{err}");
 }
 
 #[test]

@@ -140,7 +140,10 @@ pub fn stage(png: &[u8], limits: &Limits) -> Result<Vec<u8>, Reach> {
 /// True when an ordinary PNG decoder reads every row of `png`.
 fn png_decodes(png: &[u8], limits: &Limits) -> bool {
     let mut options = png::DecodeOptions::default();
+    // The options pxOS's own reader uses (`decode.rs`), so the two agree on
+    // what the container layer refuses.
     options.set_ignore_adler32(false);
+    options.set_skip_ancillary_crc_failures(false);
     options.set_ignore_text_chunk(true);
     let mut decoder = png::Decoder::new_with_options(Cursor::new(png), options);
     decoder.set_limits(png::Limits {
