@@ -360,22 +360,22 @@ fn an_unreadable_log_or_anchor_is_an_error_not_an_empty_log() {
             .entries,
         log.entries().unwrap().len() as u64
     );
-    // The anchor is a folder: reading it fails, and that is not "no anchor yet".
-    let anchor = log.anchor_path();
-    let saved = std::fs::read(&anchor).unwrap();
-    std::fs::remove_file(&anchor).unwrap();
-    std::fs::create_dir(&anchor).unwrap();
-    assert!(EvolutionLog::open(&log_dir).unwrap().verify().is_err());
-    std::fs::remove_dir(&anchor).unwrap();
-    std::fs::write(&anchor, &saved).unwrap();
-    // The log itself is a folder.
-    let path = log.log_path();
-    let saved = std::fs::read(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
-    assert!(EvolutionLog::open(&log_dir).unwrap().entries().is_err());
-    std::fs::remove_dir(&path).unwrap();
-    std::fs::write(&path, &saved).unwrap();
+    // `path` replaced by a folder while `check` runs, then put back.
+    let as_folder = |path: &Path, check: &dyn Fn()| {
+        let saved = std::fs::read(path).unwrap();
+        std::fs::remove_file(path).unwrap();
+        std::fs::create_dir(path).unwrap();
+        check();
+        std::fs::remove_dir(path).unwrap();
+        std::fs::write(path, &saved).unwrap();
+    };
+    // Reading the anchor fails, and that is not "no anchor yet".
+    as_folder(&log.anchor_path(), &|| {
+        assert!(EvolutionLog::open(&log_dir).unwrap().verify().is_err());
+    });
+    as_folder(&log.log_path(), &|| {
+        assert!(EvolutionLog::open(&log_dir).unwrap().entries().is_err());
+    });
     assert!(
         EvolutionLog::open(&log_dir)
             .unwrap()
