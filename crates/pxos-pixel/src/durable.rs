@@ -113,6 +113,12 @@ labels! {
     KERNEL_STATE = "kernel-state";
     /// `pxos cart lineage --png`'s graph.
     LINEAGE = "lineage";
+    /// A PXI-LLM model (`pxos llm train`, `quantize`).
+    LLM_MODEL = "llm-model";
+    /// `pxos llm render`'s picture of the weights.
+    LLM_RENDER = "llm-render";
+    /// `pxos llm corpus`'s corpus.
+    LLM_CORPUS = "llm-corpus";
     /// PixelFS's marker file.
     MARKER = "marker";
     /// `pxos run --memory`'s image.

@@ -1,0 +1,376 @@
+//! Tensor element types: their byte layouts, conversions and dot products.
+//!
+//! The block-quantized types use GGUF's block layouts byte for byte
+//! (`docs/formats/pxi-llm.md`), so an imported model keeps its bytes:
+//!
+//! | type | block | bytes | layout |
+//! |---|---|---|---|
+//! | `q8_0` | 32 | 34 | `f16 d; i8 qs[32]`, `x = qs[j] * d` |
+//! | `q4_0` | 32 | 18 | `f16 d; u8 qs[16]`, `x[j] = (lo(qs[j]) - 8) * d`, `x[j+16] = (hi(qs[j]) - 8) * d` |
+//! | `q4_1` | 32 | 20 | `f16 d, m; u8 qs[16]`, `x[j] = lo(qs[j]) * d + m`, `x[j+16] = hi(qs[j]) * d + m` |
+//!
+//! Every reduction here adds in a fixed order (fixed lanes, then the lanes in
+//! order), so a result does not depend on the thread count.
+
+use half::{bf16, f16};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Elements in one quantization block.
+pub const QK: usize = 32;
+
+/// The element type of a stored tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DType {
+    F32,
+    F16,
+    Bf16,
+    Q8_0,
+    Q4_0,
+    Q4_1,
+}
+
+impl DType {
+    /// Every type, in the order the format lists them.
+    pub const ALL: [DType; 6] = [
+        DType::F32,
+        DType::F16,
+        DType::Bf16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+    ];
+
+    /// The name used in manifests and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::Bf16 => "bf16",
+            DType::Q8_0 => "q8_0",
+            DType::Q4_0 => "q4_0",
+            DType::Q4_1 => "q4_1",
+        }
+    }
+
+    /// Parses a name as [`DType::name`] writes it.
+    pub fn parse(name: &str) -> Result<DType> {
+        DType::ALL
+            .into_iter()
+            .find(|dtype| dtype.name() == name)
+            .ok_or_else(|| {
+                Error::bad_input(format!(
+                    "unknown dtype {name:?} (known: f32, f16, bf16, q8_0, q4_0, q4_1)"
+                ))
+            })
+    }
+
+    /// Elements per block (1 for the plain types).
+    pub fn block_elems(self) -> usize {
+        match self {
+            DType::F32 | DType::F16 | DType::Bf16 => 1,
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => QK,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::Bf16 => 2,
+            DType::Q8_0 => 34,
+            DType::Q4_0 => 18,
+            DType::Q4_1 => 20,
+        }
+    }
+
+    /// Whether this is a block-quantized type.
+    pub fn is_quantized(self) -> bool {
+        self.block_elems() > 1
+    }
+
+    /// Bytes of a row of `cols` elements, or an error when `cols` is not a
+    /// whole number of blocks.
+    pub fn row_bytes(self, cols: usize) -> Result<usize> {
+        if !cols.is_multiple_of(self.block_elems()) {
+            return Err(Error::bad_input(format!(
+                "a {} row must hold a multiple of {} elements, not {cols}",
+                self.name(),
+                self.block_elems()
+            )));
+        }
+        (cols / self.block_elems())
+            .checked_mul(self.block_bytes())
+            .ok_or_else(|| Error::bad_input(format!("a row of {cols} elements overflows")))
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn half_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+/// Converts one row of f32 values into `dtype`'s bytes (explicit and lossy
+/// for every type but f32).
+pub fn quantize_row(dtype: DType, values: &[f32], out: &mut Vec<u8>) {
+    match dtype {
+        DType::F32 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        DType::Bf16 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+        DType::Q8_0 => {
+            for block in values.chunks_exact(QK) {
+                let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+            }
+        }
+        DType::Q4_0 => {
+            for block in values.chunks_exact(QK) {
+                // The value with the largest magnitude, keeping its sign.
+                let max = block
+                    .iter()
+                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = max / -8.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                let q = |v: f32| ((v * id + 8.5) as i8).clamp(0, 15) as u8;
+                for j in 0..QK / 2 {
+                    out.push(q(block[j]) | (q(block[j + QK / 2]) << 4));
+                }
+            }
+        }
+        DType::Q4_1 => {
+            for block in values.chunks_exact(QK) {
+                let min = block.iter().copied().fold(f32::INFINITY, f32::min);
+                let max = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+                let q = |v: f32| (((v - min) * id + 0.5) as i8).clamp(0, 15) as u8;
+                for j in 0..QK / 2 {
+                    out.push(q(block[j]) | (q(block[j + QK / 2]) << 4));
+                }
+            }
+        }
+    }
+}
+
+/// Converts one row of `dtype`'s bytes back to f32 values (appending to `out`).
+/// `bytes` must be a whole number of blocks.
+pub fn dequantize_row(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
+    match dtype {
+        DType::F32 => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        DType::F16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        DType::Bf16 => out.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        DType::Q8_0 => {
+            for block in bytes.chunks_exact(34) {
+                let d = half_at(block, 0);
+                out.extend(block[2..].iter().map(|&q| q as i8 as f32 * d));
+            }
+        }
+        DType::Q4_0 => {
+            for block in bytes.chunks_exact(18) {
+                let d = half_at(block, 0);
+                let qs = &block[2..];
+                out.extend(qs.iter().map(|q| ((q & 0x0F) as i32 - 8) as f32 * d));
+                out.extend(qs.iter().map(|q| ((q >> 4) as i32 - 8) as f32 * d));
+            }
+        }
+        DType::Q4_1 => {
+            for block in bytes.chunks_exact(20) {
+                let d = half_at(block, 0);
+                let m = half_at(block, 2);
+                let qs = &block[4..];
+                out.extend(qs.iter().map(|q| (q & 0x0F) as f32 * d + m));
+                out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
+            }
+        }
+    }
+}
+
+const LANES: usize = 16;
+
+/// `sum(a[i] * b[i])` in 16 lanes, then the lanes in order: vectorizable,
+/// and the same result however the caller splits its work.
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut lanes = [0f32; LANES];
+    let mut a_chunks = a.chunks_exact(LANES);
+    let mut b_chunks = b.chunks_exact(LANES);
+    for (ca, cb) in (&mut a_chunks).zip(&mut b_chunks) {
+        for i in 0..LANES {
+            lanes[i] += ca[i] * cb[i];
+        }
+    }
+    let mut sum = 0f32;
+    for (x, y) in a_chunks.remainder().iter().zip(b_chunks.remainder()) {
+        sum += x * y;
+    }
+    lanes.iter().sum::<f32>() + sum
+}
+
+/// The dot product of a stored row (`dtype`'s bytes) with `x`.
+///
+/// `row` is `dtype.row_bytes(x.len())` bytes. For f32 rows the bytes must be
+/// 4-aligned and for f16/bf16 2-aligned, which the PXI-LLM layout guarantees
+/// (64-byte aligned tensors in an aligned buffer); other rows fall back to an
+/// unaligned read.
+#[inline]
+pub fn dot_row(dtype: DType, row: &[u8], x: &[f32]) -> f32 {
+    match dtype {
+        DType::F32 => match bytemuck::try_cast_slice::<u8, f32>(row) {
+            Ok(w) => dot_f32(w, x),
+            Err(_) => {
+                let mut w = Vec::with_capacity(x.len());
+                dequantize_row(dtype, row, &mut w);
+                dot_f32(&w, x)
+            }
+        },
+        DType::F16 => dot_half(row, x, |bits| f16::from_bits(bits).to_f32()),
+        DType::Bf16 => dot_half(row, x, |bits| f32::from_bits((bits as u32) << 16)),
+        DType::Q8_0 => {
+            let mut sum = 0f32;
+            for (block, xs) in row.chunks_exact(34).zip(x.chunks_exact(QK)) {
+                let d = half_at(block, 0);
+                let mut lanes = [0f32; LANES];
+                for half in 0..2 {
+                    let qs = &block[2 + half * LANES..2 + (half + 1) * LANES];
+                    let xh = &xs[half * LANES..(half + 1) * LANES];
+                    for i in 0..LANES {
+                        lanes[i] += (qs[i] as i8) as f32 * xh[i];
+                    }
+                }
+                sum += d * lanes.iter().sum::<f32>();
+            }
+            sum
+        }
+        DType::Q4_0 => {
+            let mut sum = 0f32;
+            for (block, xs) in row.chunks_exact(18).zip(x.chunks_exact(QK)) {
+                let d = half_at(block, 0);
+                let qs = &block[2..18];
+                let mut lanes = [0f32; LANES];
+                for i in 0..LANES {
+                    lanes[i] += ((qs[i] & 0x0F) as i32 - 8) as f32 * xs[i]
+                        + ((qs[i] >> 4) as i32 - 8) as f32 * xs[i + LANES];
+                }
+                sum += d * lanes.iter().sum::<f32>();
+            }
+            sum
+        }
+        DType::Q4_1 => {
+            let mut sum = 0f32;
+            for (block, xs) in row.chunks_exact(20).zip(x.chunks_exact(QK)) {
+                let d = half_at(block, 0);
+                let m = half_at(block, 2);
+                let qs = &block[4..20];
+                let mut lanes = [0f32; LANES];
+                let mut xsum = [0f32; LANES];
+                for i in 0..LANES {
+                    lanes[i] += (qs[i] & 0x0F) as f32 * xs[i] + (qs[i] >> 4) as f32 * xs[i + LANES];
+                    xsum[i] += xs[i] + xs[i + LANES];
+                }
+                sum += d * lanes.iter().sum::<f32>() + m * xsum.iter().sum::<f32>();
+            }
+            sum
+        }
+    }
+}
+
+fn dot_half(row: &[u8], x: &[f32], to_f32: impl Fn(u16) -> f32) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let mut rest = 0f32;
+    let mut row_chunks = row.chunks_exact(2 * LANES);
+    let mut x_chunks = x.chunks_exact(LANES);
+    for (cr, cx) in (&mut row_chunks).zip(&mut x_chunks) {
+        for i in 0..LANES {
+            lanes[i] += to_f32(u16::from_le_bytes([cr[2 * i], cr[2 * i + 1]])) * cx[i];
+        }
+    }
+    for (b, xv) in row_chunks
+        .remainder()
+        .chunks_exact(2)
+        .zip(x_chunks.remainder())
+    {
+        rest += to_f32(u16::from_le_bytes([b[0], b[1]])) * xv;
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ggml_block_sizes() {
+        let sizes: Vec<_> = DType::ALL
+            .iter()
+            .map(|d| (d.block_elems(), d.block_bytes()))
+            .collect();
+        assert_eq!(sizes, [(1, 4), (1, 2), (1, 2), (32, 34), (32, 18), (32, 20)]);
+        assert!(DType::Q8_0.row_bytes(33).is_err());
+        assert_eq!(DType::Q4_1.row_bytes(64).unwrap(), 40);
+    }
+
+    #[test]
+    fn q4_0_matches_the_ggml_reference_on_a_known_block() {
+        // max |x| is -16 at j = 0: d = 2, so x / d + 8.5 truncates to j - 8 offsets.
+        let values: Vec<f32> = (0..32).map(|j| if j == 0 { -16.0 } else { 2.0 }).collect();
+        let mut bytes = Vec::new();
+        quantize_row(DType::Q4_0, &values, &mut bytes);
+        assert_eq!(bytes.len(), 18);
+        assert_eq!(f16::from_le_bytes([bytes[0], bytes[1]]).to_f32(), 2.0);
+        // -16 / 2 + 8.5 = 0.5 -> 0; 2 / 2 + 8.5 = 9.5 -> 9.
+        assert_eq!(bytes[2], 0x90);
+        assert_eq!(bytes[3], 0x99);
+        let mut back = Vec::new();
+        dequantize_row(DType::Q4_0, &bytes, &mut back);
+        assert_eq!(back[0], -16.0);
+        assert_eq!(back[1], 2.0);
+    }
+
+    #[test]
+    fn dot_row_agrees_with_dequantized_dot() {
+        let values: Vec<f32> = (0..96).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        let x: Vec<f32> = (0..96).map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0).collect();
+        for dtype in DType::ALL {
+            let mut bytes = Vec::new();
+            quantize_row(dtype, &values, &mut bytes);
+            assert_eq!(bytes.len(), dtype.row_bytes(96).unwrap());
+            let mut deq = Vec::new();
+            dequantize_row(dtype, &bytes, &mut deq);
+            let plain: f64 = deq.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let fast = dot_row(dtype, &bytes, &x) as f64;
+            assert!((plain - fast).abs() < 1e-3, "{dtype}: {plain} vs {fast}");
+        }
+    }
+}

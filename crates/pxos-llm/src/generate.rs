@@ -1,0 +1,157 @@
+//! Generating text: prompt in, tokens streamed out.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::format::ModelFile;
+use crate::model::Llama;
+use crate::sample::{Sampler, Sampling};
+use crate::tokenizer::Tokenizer;
+
+/// A model ready to generate: the engine and its tokenizer.
+#[derive(Debug)]
+pub struct Generator {
+    pub llama: Llama,
+    pub tokenizer: Tokenizer,
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// The model produced its end-of-sequence token or a stop string.
+    Stop,
+    /// `max_tokens` or the context ran out.
+    Length,
+    /// The caller stopped it (a client went away).
+    Cancelled,
+}
+
+impl Finish {
+    /// The OpenAI `finish_reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a generation did.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub finish: Finish,
+    /// Seconds spent on the prompt and on the new tokens.
+    pub prompt_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+impl Generator {
+    pub fn new(file: Arc<ModelFile>) -> Result<Generator> {
+        let tokenizer = Tokenizer::new(file.manifest.tokenizer.clone());
+        Ok(Generator {
+            llama: Llama::new(file)?,
+            tokenizer,
+        })
+    }
+
+    /// Continues `prompt` with up to `max_tokens` tokens. `on_text` receives
+    /// each piece of text as it is decoded and may stop the generation.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        sampling: &Sampling,
+        stop: &[String],
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generated> {
+        let started = std::time::Instant::now();
+        let context = self.llama.config.context_length;
+        let mut tokens = self.tokenizer.encode(prompt);
+        // Keep the end of a prompt longer than the context, leaving room to answer.
+        let room = context.saturating_sub(max_tokens.min(context / 2)).max(1);
+        if tokens.len() > room {
+            let bos = tokens[0];
+            let cut = tokens.len() - (room - 1);
+            tokens = std::iter::once(bos).chain(tokens[cut..].iter().copied()).collect();
+        }
+        let prompt_tokens = tokens.len();
+        let mut state = self.llama.state();
+        let mut logits = Vec::new();
+        for &token in &tokens {
+            logits.clear();
+            logits.extend_from_slice(self.llama.forward(&mut state, token)?);
+        }
+        let prompt_seconds = started.elapsed().as_secs_f64();
+        let decode_started = std::time::Instant::now();
+        let mut sampler = Sampler::new(sampling.clone());
+        let mut stream = self.tokenizer.stream();
+        let mut text = String::new();
+        let mut completion_tokens = 0;
+        let mut finish = Finish::Length;
+        while completion_tokens < max_tokens {
+            let token = sampler.sample(&mut logits);
+            completion_tokens += 1;
+            if token == self.tokenizer.eos() {
+                finish = Finish::Stop;
+                break;
+            }
+            let piece = stream.push(token);
+            if !piece.is_empty() {
+                let before = text.len();
+                text.push_str(&piece);
+                if let Some(at) = find_stop(&text, stop, before) {
+                    let emitted = &text[before..at.max(before)];
+                    if !emitted.is_empty() {
+                        let _ = on_text(emitted);
+                    }
+                    text.truncate(at);
+                    finish = Finish::Stop;
+                    break;
+                }
+                if on_text(&piece).is_break() {
+                    finish = Finish::Cancelled;
+                    break;
+                }
+            }
+            if state.pos >= context {
+                break;
+            }
+            logits.clear();
+            logits.extend_from_slice(self.llama.forward(&mut state, token)?);
+        }
+        if finish == Finish::Length {
+            let rest = stream.finish();
+            if !rest.is_empty() {
+                text.push_str(&rest);
+                let _ = on_text(&rest);
+            }
+        }
+        Ok(Generated {
+            text,
+            prompt_tokens,
+            completion_tokens,
+            finish,
+            prompt_seconds,
+            decode_seconds: decode_started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Where the first stop string begins, if one ends in the text added at `from`.
+fn find_stop(text: &str, stop: &[String], from: usize) -> Option<usize> {
+    stop.iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            let search_from = from.saturating_sub(s.len() - 1);
+            let search_from = (search_from..=from)
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(from);
+            text[search_from..].find(s.as_str()).map(|i| search_from + i)
+        })
+        .min()
+}

@@ -1,0 +1,24 @@
+//! LLMs in pixels.
+//!
+//! * [`format`]: PXI-LLM, a model as one PXI of kind `tensor` (manifest plus
+//!   each tensor's exact bytes, 64-byte aligned, read in place).
+//! * [`dtype`]: f32, f16, bf16 and GGUF's q8_0, q4_0, q4_1 blocks.
+//! * [`model`]: the CPU engine (the reference for every other), with a KV cache.
+//! * [`generate`], [`sample`], [`tokenizer`]: prompts in, text streamed out.
+
+#[cfg(target_endian = "big")]
+compile_error!("PXI-LLM tensors are little-endian and are read in place");
+
+pub mod dtype;
+pub mod error;
+pub mod format;
+pub mod generate;
+pub mod model;
+pub mod sample;
+pub mod tokenizer;
+
+pub use dtype::DType;
+pub use error::{Error, ErrorKind, Result};
+pub use format::{Architecture, LlamaConfig, Manifest, ModelFile, TensorData, TokenizerSpec};
+pub use generate::{Finish, Generated, Generator};
+pub use sample::{Sampler, Sampling};
