@@ -253,6 +253,122 @@ pub enum Command {
     /// pxOS v1: real x86 boot sectors built from WRITE/DEFINE primitives, run in QEMU.
     #[command(subcommand)]
     X86(X86Command),
+    /// LLMs in pixels: PXI-LLM weights, training pixellm, generation, an OpenAI-compatible server.
+    #[command(subcommand)]
+    Llm(LlmCommand),
+}
+
+/// Sampling flags shared by `llm generate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SamplingArgs {
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Keep only the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Keep the most likely tokens up to this probability mass (1: all).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// The sampler's seed (a seed reproduces the same text).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// Build a training corpus from a pxOS repository (docs, Rust sources, assembly,
+    /// roadmaps), with a held-out split chosen by path.
+    Corpus {
+        /// The repository to read.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// The corpus PXI to write.
+        #[arg(short, long, default_value = "corpus.png")]
+        output: PathBuf,
+    },
+    /// Train pixellm (a llama-style byte-level decoder) on a corpus and write its weights.
+    Train {
+        /// The corpus PXI (`pxos llm corpus`).
+        #[arg(long)]
+        corpus: PathBuf,
+        /// The model PXI-LLM to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Continue from these f32 weights (the new model records them as its parent).
+        #[arg(long, value_name = "MODEL")]
+        from: Option<PathBuf>,
+        /// Optimizer steps [default: pixellm's 1500].
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Sequences per step.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Bytes per sequence.
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Peak learning rate.
+        #[arg(long)]
+        learning_rate: Option<f32>,
+        /// Model width (attention and embedding).
+        #[arg(long)]
+        dim: Option<usize>,
+        /// Feed-forward width.
+        #[arg(long)]
+        hidden_dim: Option<usize>,
+        /// Decoder layers.
+        #[arg(long)]
+        layers: Option<usize>,
+        /// Attention heads.
+        #[arg(long)]
+        heads: Option<usize>,
+        /// Key/value heads (grouped-query attention).
+        #[arg(long)]
+        kv_heads: Option<usize>,
+        /// Initialisation and batch seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The model's name in its manifest.
+        #[arg(long, default_value = "pixellm")]
+        name: String,
+    },
+    /// Continue a prompt with a model (default: the built-in pixellm); text streams out.
+    Generate {
+        /// A PXI-LLM file, or a seed v0 model (its .meta.json beside the PNG).
+        model: Option<PathBuf>,
+        /// A registered model, NAME or NAME@VERSION.
+        #[arg(long, conflicts_with = "model")]
+        registered: Option<String>,
+        /// The text to continue.
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// Most tokens to generate.
+        #[arg(long, default_value_t = 200)]
+        max_tokens: usize,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// Show a model's manifest, sizes and per-tensor statistics.
+    Inspect {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+    },
+    /// Convert a model's matrices to another type (explicit and lossy), reporting the error.
+    Quantize {
+        model: PathBuf,
+        /// f32, f16, bf16, q8_0, q4_0 or q4_1.
+        #[arg(long)]
+        dtype: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Draw a model's weights as a picture (the model looking at itself).
+    Render {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

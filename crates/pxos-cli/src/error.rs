@@ -192,6 +192,12 @@ impl From<pxos_vm::LoadError> for CliError {
     }
 }
 
+impl From<pxos_llm::Error> for CliError {
+    fn from(err: pxos_llm::Error) -> CliError {
+        CliError::new(err.kind(), err.to_string())
+    }
+}
+
 impl From<pxos_vram::Error> for CliError {
     fn from(err: pxos_vram::Error) -> CliError {
         CliError::new(err.kind(), err.to_string())

@@ -98,7 +98,52 @@ impl Output {
 /// A progress bar that may be absent.
 pub struct Progress(Option<indicatif::ProgressBar>);
 
+impl Output {
+    /// A progress bar counting steps (training), shown only on a terminal.
+    pub fn steps_bar(&self, total: u64, message: &str) -> Progress {
+        if self.json || self.quiet || !self.stderr_tty {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(message.to_string());
+        Progress(Some(bar))
+    }
+
+    /// Prints a progress line: above the bar when one is shown, else as [`Output::emit`] does.
+    pub fn emit_progress(
+        &self,
+        value: Value,
+        text: impl FnOnce() -> String,
+    ) -> std::io::Result<()> {
+        self.emit(value, text)
+    }
+}
+
 impl Progress {
+    pub fn message(&self, message: String) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message);
+        }
+    }
+
+    /// Prints a line above the bar (or nothing when there is no bar).
+    pub fn println(&self, line: &str) -> bool {
+        match &self.0 {
+            Some(bar) => {
+                bar.println(line);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn set(&self, done: u64) {
         if let Some(bar) = &self.0 {
             bar.set_position(done);

@@ -9,16 +9,27 @@
 #[cfg(target_endian = "big")]
 compile_error!("PXI-LLM tensors are little-endian and are read in place");
 
+pub mod corpus;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod generate;
 pub mod model;
+pub mod rng;
 pub mod sample;
 pub mod tokenizer;
+pub mod train;
 
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Result};
 pub use format::{Architecture, LlamaConfig, Manifest, ModelFile, TensorData, TokenizerSpec};
 pub use generate::{Finish, Generated, Generator};
 pub use sample::{Sampler, Sampling};
+
+/// The committed pixellm (trained by `pxos llm train`; see `docs/benchmarks.md`).
+pub const BUILTIN_PIXELLM: &[u8] = include_bytes!("../models/pixellm.png");
+
+/// The committed pixellm, decoded and checked.
+pub fn builtin() -> Result<ModelFile> {
+    ModelFile::from_png(BUILTIN_PIXELLM, &pxos_pixel::Limits::default())
+}

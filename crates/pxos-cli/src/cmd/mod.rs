@@ -5,6 +5,7 @@ mod cart;
 mod demo;
 mod fs;
 mod kernel;
+mod llm;
 mod pixel;
 mod tour;
 mod vm;
@@ -108,6 +109,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Log(args) => cart::log(args, &cli.global, output),
         Command::Vram(command) => vram::run(command, output),
         Command::X86(command) => x86::run(command, output),
+        Command::Llm(command) => llm::run(command, &cli.global, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {
             cart::genesis(Some(cartridge), None, &cli.global, output)
         }

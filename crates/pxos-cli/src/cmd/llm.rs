@@ -1,0 +1,281 @@
+//! `pxos llm ...`: models in pixels.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use pxos_llm::train::{Params, TrainConfig};
+use pxos_llm::{DType, Generator, ModelFile, Sampling};
+use serde_json::json;
+
+use crate::Outcome;
+use crate::cli::{Global, LlmCommand, SamplingArgs};
+use crate::error::{CliError, Result};
+use crate::output::{Output, esc, human_bytes};
+
+/// Loads a model file, or the built-in pixellm when none is named.
+pub fn load_model(path: Option<&Path>, global: &Global) -> Result<Arc<ModelFile>> {
+    let limits = global.pixel_limits();
+    Ok(Arc::new(match path {
+        Some(path) => ModelFile::open(path, &limits)?,
+        None => pxos_llm::builtin()?,
+    }))
+}
+
+impl SamplingArgs {
+    pub fn sampling(&self) -> Result<Sampling> {
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(CliError::usage("--temperature must be 0 or more"));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(CliError::usage("--top-p must be within (0, 1]"));
+        }
+        Ok(Sampling {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+        })
+    }
+}
+
+pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Outcome> {
+    match command {
+        LlmCommand::Corpus { root, output: target } => {
+            let corpus = pxos_llm::corpus::build(root)?;
+            let png = corpus.to_png()?;
+            crate::output::write_output(target, &png, pxos_pixel::durable::label::LLM_CORPUS)?;
+            let held_out = corpus.info.files.iter().filter(|f| f.held_out).count();
+            output.emit(
+                json!({"type": "corpus", "output": target, "files": corpus.info.files.len(),
+                       "held_out_files": held_out, "train_bytes": corpus.info.train_bytes,
+                       "val_bytes": corpus.info.val_bytes}),
+                || {
+                    format!(
+                        "wrote {}: {} files ({} held out), {} training and {} held-out bytes",
+                        target.display(),
+                        corpus.info.files.len(),
+                        held_out,
+                        corpus.info.train_bytes,
+                        corpus.info.val_bytes
+                    )
+                },
+            )?;
+        }
+        LlmCommand::Train {
+            corpus,
+            output: target,
+            from,
+            steps,
+            batch,
+            seq_len,
+            learning_rate,
+            dim,
+            hidden_dim,
+            layers,
+            heads,
+            kv_heads,
+            seed,
+            name,
+        } => {
+            let data = pxos_llm::corpus::Corpus::open(corpus, &global.pixel_limits())?;
+            let mut config = TrainConfig::pixellm();
+            let parent = match from {
+                Some(path) => {
+                    let model = ModelFile::open(path, &global.pixel_limits())?;
+                    config.model = model.manifest.llama().clone();
+                    Some((Params::from_model(&model)?, model.payload_sha256))
+                }
+                None => None,
+            };
+            if parent.is_some()
+                && (dim.is_some() || hidden_dim.is_some() || layers.is_some() || heads.is_some() || kv_heads.is_some())
+            {
+                return Err(CliError::usage(
+                    "--from keeps the parent's architecture; drop --dim/--hidden-dim/--layers/--heads/--kv-heads",
+                ));
+            }
+            let m = &mut config.model;
+            m.dim = dim.unwrap_or(m.dim);
+            m.hidden_dim = hidden_dim.unwrap_or(m.hidden_dim);
+            m.n_layers = layers.unwrap_or(m.n_layers);
+            m.n_heads = heads.unwrap_or(m.n_heads);
+            m.n_kv_heads = kv_heads.unwrap_or(m.n_kv_heads);
+            config.steps = steps.unwrap_or(config.steps);
+            config.batch = batch.unwrap_or(config.batch);
+            config.seq_len = seq_len.unwrap_or(config.seq_len);
+            config.learning_rate = learning_rate.unwrap_or(config.learning_rate);
+            config.seed = seed.unwrap_or(config.seed);
+            config.eval_every = config.eval_every.min(config.steps);
+            config.validate()?;
+            let (params, parent_hash) = match parent {
+                Some((params, hash)) => (params, Some(hash)),
+                None => (Params::init(&config.model, config.seed), None),
+            };
+            let bar = output.steps_bar(config.steps as u64, "training");
+            let (params, report) = pxos_llm::train::run(&config, params, &data, &mut |p| {
+                bar.set(p.step as u64);
+                bar.message(format!(
+                    "loss {:.3}{} {:.0} tok/s",
+                    p.loss,
+                    p.val_loss.map(|v| format!(" val {v:.3}")).unwrap_or_default(),
+                    p.tokens_per_second
+                ));
+                if let Some(val) = p.val_loss {
+                    let line = format!("step {}/{}  loss {:.4}  held-out {:.4}", p.step, p.steps, p.loss, val);
+                    if output.json || !bar.println(&line) {
+                    let _ = output.emit_progress(
+                        json!({"type": "progress", "step": p.step, "steps": p.steps, "loss": p.loss, "val_loss": val,
+                               "learning_rate": p.learning_rate, "tokens_per_second": p.tokens_per_second}),
+                        || format!("step {}/{}  loss {:.4}  held-out {:.4}  lr {:.2e}  {:.0} tok/s",
+                            p.step, p.steps, p.loss, val, p.learning_rate, p.tokens_per_second),
+                    );
+                    }
+                }
+            })?;
+            drop(bar);
+            let command: Vec<String> = std::env::args().skip(1).collect();
+            let provenance = json!({
+                "trained_by": "pxos llm train",
+                "command": command,
+                "corpus_sha256": pxos_pixel::Hash256::of(&[data.train.as_slice(), data.val.as_slice()].concat()),
+                "parent": parent_hash,
+                "report": report,
+            });
+            let payload = params.to_payload(name, provenance)?;
+            pxos_llm::format::write_model_file(target, &payload)?;
+            let b = &report.baselines;
+            output.emit(
+                json!({"type": "trained", "output": target, "report": report}),
+                || {
+                    format!(
+                        "wrote {} ({} parameters) after {} steps in {:.0} s\n\
+                         held-out loss {:.4} nats/byte; unigram {:.4}, bigram {:.4} (add-{} smoothing)",
+                        target.display(),
+                        params.values.len(),
+                        report.steps,
+                        report.seconds,
+                        report.val_loss,
+                        b.unigram,
+                        b.bigram,
+                        b.bigram_alpha
+                    )
+                },
+            )?;
+        }
+        LlmCommand::Generate {
+            model,
+            registered,
+            prompt,
+            max_tokens,
+            sampling,
+        } => {
+            if registered.is_some() {
+                return Err(CliError::usage("registered models are not available yet"));
+            }
+            let file = load_model(model.as_deref(), global)?;
+            let generator = Generator::new(file)?;
+            let sampling = sampling.sampling()?;
+            let mut stdout = std::io::stdout().lock();
+            let json_mode = output.json;
+            if !json_mode && !output.quiet {
+                write!(stdout, "{prompt}")?;
+            }
+            let mut write_error = None;
+            let generated = generator.generate(prompt, *max_tokens, &sampling, &[], &mut |piece| {
+                if json_mode {
+                    return ControlFlow::Continue(());
+                }
+                match write!(stdout, "{piece}").and_then(|_| stdout.flush()) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(err) => {
+                        write_error = Some(err);
+                        ControlFlow::Break(())
+                    }
+                }
+            })?;
+            if let Some(err) = write_error {
+                return Err(err.into());
+            }
+            if json_mode {
+                drop(stdout);
+                output.emit(
+                    json!({"type": "generated", "prompt": prompt, "text": generated.text,
+                           "prompt_tokens": generated.prompt_tokens,
+                           "completion_tokens": generated.completion_tokens,
+                           "finish_reason": generated.finish.reason(),
+                           "tokens_per_second": generated.completion_tokens as f64 / generated.decode_seconds.max(1e-9)}),
+                    String::new,
+                )?;
+            } else {
+                writeln!(stdout)?;
+            }
+        }
+        LlmCommand::Inspect { model } => inspect(model.as_deref(), global, output)?,
+        LlmCommand::Quantize { .. } | LlmCommand::Render { .. } => {
+            return Err(CliError::usage("not available yet"));
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn inspect(path: Option<&Path>, global: &Global, output: &Output) -> Result<()> {
+    let file = load_model(path, global)?;
+    let m = &file.manifest;
+    let config = m.llama();
+    output.emit(
+        json!({"type": "model", "name": m.name, "architecture": m.architecture, "tokenizer": m.tokenizer,
+               "parameters": config.parameter_count(), "payload_bytes": file.payload_len(),
+               "file_bytes": file.file_len, "payload_sha256": file.payload_sha256,
+               "provenance": m.provenance}),
+        || {
+            format!(
+                "model {}: llama, {} parameters, {} layers, dim {}, hidden {}, heads {}/{} (kv), vocab {}, context {}\n\
+                 file {} (payload {}), sha256 {}",
+                esc(&m.name),
+                config.parameter_count(),
+                config.n_layers,
+                config.dim,
+                config.hidden_dim,
+                config.n_heads,
+                config.n_kv_heads,
+                config.vocab_size,
+                config.context_length,
+                human_bytes(file.file_len),
+                human_bytes(file.payload_len() as u64),
+                file.payload_sha256.short()
+            )
+        },
+    )?;
+    for info in &m.tensors {
+        let view = file.tensor(&info.name)?;
+        let values = view.to_f32();
+        let n = values.len() as f64;
+        let mean = values.iter().map(|v| *v as f64).sum::<f64>() / n;
+        let var = values.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        output.emit(
+            json!({"type": "tensor", "name": info.name, "shape": info.shape, "dtype": info.dtype,
+                   "offset": info.offset, "bytes": info.size, "sha256": info.sha256,
+                   "min": min, "max": max, "mean": mean, "std": var.sqrt()}),
+            || {
+                format!(
+                    "  {:<24} {:>11} {:<5} {:>10}  min {:>8.4} max {:>8.4} mean {:>8.4} std {:>7.4}  {}",
+                    esc(&info.name),
+                    format!("{}x{}", view.rows, view.cols),
+                    view.dtype,
+                    human_bytes(info.size),
+                    min,
+                    max,
+                    mean,
+                    var.sqrt(),
+                    info.sha256.short()
+                )
+            },
+        )?;
+    }
+    let _ = DType::F32;
+    Ok(())
+}
