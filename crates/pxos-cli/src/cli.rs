@@ -362,6 +362,24 @@ pub enum LlmCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Serve a model over an OpenAI-compatible HTTP API on 127.0.0.1
+    /// (/v1/models, /v1/chat/completions, /v1/completions; streaming with SSE).
+    Serve {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+        /// The port (0: any free port; the address is printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Largest request body, in bytes (K, M suffixes).
+        #[arg(long, default_value = "1M", value_parser = parse_size)]
+        max_body: u64,
+        /// Largest max_tokens a request may ask for (also the default).
+        #[arg(long, default_value_t = 1024)]
+        max_tokens: usize,
+        /// Generations at once; more get 429.
+        #[arg(long, default_value_t = 4)]
+        max_concurrent: usize,
+    },
     /// Draw a model's weights as a picture (the model looking at itself).
     Render {
         /// A PXI-LLM file (default: the built-in pixellm).

@@ -9,14 +9,17 @@
 #[cfg(target_endian = "big")]
 compile_error!("PXI-LLM tensors are little-endian and are read in place");
 
+pub mod convert;
 pub mod corpus;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod generate;
 pub mod model;
+pub mod render;
 pub mod rng;
 pub mod sample;
+pub mod serve;
 pub mod tokenizer;
 pub mod train;
 

@@ -213,8 +213,92 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             }
         }
         LlmCommand::Inspect { model } => inspect(model.as_deref(), global, output)?,
-        LlmCommand::Quantize { .. } | LlmCommand::Render { .. } => {
-            return Err(CliError::usage("not available yet"));
+        LlmCommand::Quantize {
+            model,
+            dtype,
+            output: target,
+        } => {
+            let dtype = DType::parse(dtype)?;
+            let file = ModelFile::open(model, &global.pixel_limits())?;
+            let (payload, report) = pxos_llm::convert::quantize(&file, dtype)?;
+            pxos_llm::format::write_model_file(target, &payload)?;
+            for t in &report.tensors {
+                output.emit(json!({"type": "tensor", "error": t}), || {
+                    format!(
+                        "  {:<24} {} -> {}  rmse {:.3e}  relative {:.4}  max {:.3e}",
+                        esc(&t.name), t.from, t.to, t.rmse, t.relative_rmse, t.max_abs_error
+                    )
+                })?;
+            }
+            output.emit(
+                json!({"type": "quantized", "output": target, "report": {
+                    "dtype": report.dtype, "relative_rmse": report.relative_rmse,
+                    "bytes_before": report.bytes_before, "bytes_after": report.bytes_after}}),
+                || {
+                    format!(
+                        "wrote {} as {}: relative RMS error {:.4}, tensors {} -> {}",
+                        target.display(),
+                        report.dtype,
+                        report.relative_rmse,
+                        human_bytes(report.bytes_before),
+                        human_bytes(report.bytes_after)
+                    )
+                },
+            )?;
+        }
+        LlmCommand::Serve {
+            model,
+            port,
+            max_body,
+            max_tokens,
+            max_concurrent,
+        } => {
+            let file = load_model(model.as_deref(), global)?;
+            let generator = Generator::new(file)?;
+            let options = pxos_llm::serve::ServeOptions {
+                port: *port,
+                max_body: usize::try_from(*max_body).unwrap_or(usize::MAX),
+                max_tokens: *max_tokens,
+                max_concurrent: *max_concurrent,
+            };
+            let name = generator.llama.file.manifest.name.clone();
+            let json_mode = output.json;
+            pxos_llm::serve::serve(
+                generator,
+                options,
+                |addr| {
+                    let _ = output.emit(
+                        json!({"type": "serving", "model": name, "address": addr.to_string(),
+                               "base_url": format!("http://{addr}/v1")}),
+                        || format!("serving {} at http://{addr}/v1 (Ctrl-C stops)", esc(&name)),
+                    );
+                },
+                move |record| {
+                    // One line per finished generation, on stderr.
+                    let line = if json_mode {
+                        serde_json::to_string(&json!({"type": "request", "request": record})).unwrap_or_default()
+                    } else {
+                        format!(
+                            "{} {} {} tokens in {:.2} s, finish {}{}",
+                            record.id,
+                            record.route,
+                            record.completion_tokens,
+                            record.seconds,
+                            record.finish_reason,
+                            if record.stream { " (stream)" } else { "" }
+                        )
+                    };
+                    eprintln!("{line}");
+                },
+            )?;
+        }
+        LlmCommand::Render { model, output: target } => {
+            let file = load_model(model.as_deref(), global)?;
+            let png = pxos_llm::render::render(&file)?;
+            crate::output::write_output(target, &png, pxos_pixel::durable::label::LLM_RENDER)?;
+            output.emit(json!({"type": "rendered", "output": target, "tensors": file.manifest.tensors.len()}), || {
+                format!("wrote {}: {} tensors drawn", target.display(), file.manifest.tensors.len())
+            })?;
         }
     }
     Ok(Outcome::Success)
@@ -276,6 +360,5 @@ fn inspect(path: Option<&Path>, global: &Global, output: &Output) -> Result<()> 
             },
         )?;
     }
-    let _ = DType::F32;
     Ok(())
 }
