@@ -54,7 +54,11 @@ pub fn quantize(model: &ModelFile, dtype: DType) -> Result<(Vec<u8>, QuantizeRep
         let mut back = Vec::with_capacity(cols);
         for r in 0..rows {
             original.clear();
-            dequantize_row(data.dtype, &data.bytes[r * src_row..(r + 1) * src_row], &mut original);
+            dequantize_row(
+                data.dtype,
+                &data.bytes[r * src_row..(r + 1) * src_row],
+                &mut original,
+            );
             let at = bytes.len();
             quantize_row(dtype, &original, &mut bytes);
             back.clear();

@@ -12,7 +12,14 @@ use crate::error::{Error, Result};
 pub const EXTENSIONS: &[&str] = &["md", "rs", "pxasm", "yaml", "yml", "toml", "x86", "txt"];
 /// Folders never walked (build output, version control, fuzz inputs, models).
 pub const SKIP_DIRS: &[&str] = &[
-    "target", ".git", "node_modules", "corpus", "artifacts", "hostile", "models", "golden",
+    "target",
+    ".git",
+    "node_modules",
+    "corpus",
+    "artifacts",
+    "hostile",
+    "models",
+    "golden",
 ];
 /// Files larger than this are left out (generated tables, not prose or code).
 pub const MAX_FILE: u64 = 256 << 10;
@@ -129,7 +136,8 @@ impl Corpus {
         payload.extend_from_slice(&self.train);
         payload.extend_from_slice(&self.val);
         let options = EncodeOptions {
-            metadata: serde_json::to_vec(&self.info).map_err(|e| Error::bad_input(e.to_string()))?,
+            metadata: serde_json::to_vec(&self.info)
+                .map_err(|e| Error::bad_input(e.to_string()))?,
             ..EncodeOptions::kind(Kind::Text)
         };
         Ok(pxos_pixel::encode_to_vec(&payload, &options)?)

@@ -336,7 +336,10 @@ mod tests {
             .iter()
             .map(|d| (d.block_elems(), d.block_bytes()))
             .collect();
-        assert_eq!(sizes, [(1, 4), (1, 2), (1, 2), (32, 34), (32, 18), (32, 20)]);
+        assert_eq!(
+            sizes,
+            [(1, 4), (1, 2), (1, 2), (32, 34), (32, 18), (32, 20)]
+        );
         assert!(DType::Q8_0.row_bytes(33).is_err());
         assert_eq!(DType::Q4_1.row_bytes(64).unwrap(), 40);
     }
@@ -360,8 +363,12 @@ mod tests {
 
     #[test]
     fn dot_row_agrees_with_dequantized_dot() {
-        let values: Vec<f32> = (0..96).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
-        let x: Vec<f32> = (0..96).map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0).collect();
+        let values: Vec<f32> = (0..96)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0)
+            .collect();
         for dtype in DType::ALL {
             let mut bytes = Vec::new();
             quantize_row(dtype, &values, &mut bytes);

@@ -427,8 +427,8 @@ fn parse_payload_layout(payload: &[u8]) -> Result<(Manifest, BTreeMap<String, Sl
         )));
     }
     let json = &payload[16..16 + manifest_len as usize];
-    let manifest: Manifest = serde_json::from_slice(json)
-        .map_err(|err| Error::bad_input(format!("manifest: {err}")))?;
+    let manifest: Manifest =
+        serde_json::from_slice(json).map_err(|err| Error::bad_input(format!("manifest: {err}")))?;
     if manifest.format != "pxi-llm" {
         return Err(Error::bad_input(format!(
             "manifest format is {:?}, not \"pxi-llm\"",
@@ -443,9 +443,7 @@ fn parse_payload_layout(payload: &[u8]) -> Result<(Manifest, BTreeMap<String, Sl
     }
     let data_start = align(16 + manifest_len) as usize;
     if data_start > payload.len() {
-        return Err(Error::bad_input(
-            "the payload ends before the data region",
-        ));
+        return Err(Error::bad_input("the payload ends before the data region"));
     }
     let data_len = (payload.len() - data_start) as u64;
     let mut slots = BTreeMap::new();
@@ -500,8 +498,7 @@ fn parse_payload_layout(payload: &[u8]) -> Result<(Manifest, BTreeMap<String, Sl
     match manifest.tokenizer {
         TokenizerSpec::Bytes { bos, eos } => {
             let vocab = manifest.llama().vocab_size as u32;
-            if vocab < 256 || bos >= vocab || eos >= vocab || bos < 256 || eos < 256 || bos == eos
-            {
+            if vocab < 256 || bos >= vocab || eos >= vocab || bos < 256 || eos < 256 || bos == eos {
                 return Err(Error::bad_input(format!(
                     "byte tokenizer: bos {bos} and eos {eos} must be distinct ids in 256..{vocab}"
                 )));

@@ -48,6 +48,8 @@ pub struct Generated {
     /// Seconds spent on the prompt and on the new tokens.
     pub prompt_seconds: f64,
     pub decode_seconds: f64,
+    /// Times the context filled and was restarted from its recent half.
+    pub context_shifts: usize,
 }
 
 impl Generator {
@@ -77,7 +79,9 @@ impl Generator {
         if tokens.len() > room {
             let bos = tokens[0];
             let cut = tokens.len() - (room - 1);
-            tokens = std::iter::once(bos).chain(tokens[cut..].iter().copied()).collect();
+            tokens = std::iter::once(bos)
+                .chain(tokens[cut..].iter().copied())
+                .collect();
         }
         let prompt_tokens = tokens.len();
         let mut state = self.llama.state();
@@ -93,6 +97,8 @@ impl Generator {
         let mut text = String::new();
         let mut completion_tokens = 0;
         let mut finish = Finish::Length;
+        let mut history = tokens.clone();
+        let mut shifts = 0;
         while completion_tokens < max_tokens {
             let token = sampler.sample(&mut logits);
             completion_tokens += 1;
@@ -118,8 +124,25 @@ impl Generator {
                     break;
                 }
             }
-            if state.pos >= context {
+            history.push(token);
+            if state.pos >= context && context < 4 {
                 break;
+            }
+            if state.pos >= context {
+                // The context is full: start again from BOS and the most
+                // recent half of the text (a context shift), and go on.
+                let keep = context / 2;
+                let recent = history[history.len() - keep..].to_vec();
+                state = self.llama.state();
+                self.llama.forward(&mut state, self.tokenizer.bos())?;
+                for &t in &recent[..keep - 1] {
+                    self.llama.forward(&mut state, t)?;
+                }
+                shifts += 1;
+                let last = recent[keep - 1];
+                logits.clear();
+                logits.extend_from_slice(self.llama.forward(&mut state, last)?);
+                continue;
             }
             logits.clear();
             logits.extend_from_slice(self.llama.forward(&mut state, token)?);
@@ -138,6 +161,7 @@ impl Generator {
             finish,
             prompt_seconds,
             decode_seconds: decode_started.elapsed().as_secs_f64(),
+            context_shifts: shifts,
         })
     }
 }
@@ -151,7 +175,9 @@ fn find_stop(text: &str, stop: &[String], from: usize) -> Option<usize> {
             let search_from = (search_from..=from)
                 .find(|i| text.is_char_boundary(*i))
                 .unwrap_or(from);
-            text[search_from..].find(s.as_str()).map(|i| search_from + i)
+            text[search_from..]
+                .find(s.as_str())
+                .map(|i| search_from + i)
         })
         .min()
 }

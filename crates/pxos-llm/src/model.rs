@@ -58,7 +58,9 @@ pub struct Llama {
 
 impl std::fmt::Debug for Llama {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Llama").field("config", &self.config).finish()
+        f.debug_struct("Llama")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -152,7 +154,8 @@ impl Llama {
         state.x.clear();
         dequantize_row(
             self.embed.dtype,
-            &self.bytes(&self.embed)[token as usize * self.embed.row_bytes..][..self.embed.row_bytes],
+            &self.bytes(&self.embed)[token as usize * self.embed.row_bytes..]
+                [..self.embed.row_bytes],
             &mut state.x,
         );
         let layer_floats = c.context_length * kv_dim;
@@ -206,7 +209,11 @@ impl Llama {
             self.matvec(&layer.o, &mut state.xb2, &state.xb);
             add(&mut state.x, &state.xb2);
             rmsnorm(&mut state.xb, &state.x, &layer.ffn_norm, c.norm_eps);
-            self.matvec2([&layer.gate, &layer.up], [&mut state.hb, &mut state.hb2], &state.xb);
+            self.matvec2(
+                [&layer.gate, &layer.up],
+                [&mut state.hb, &mut state.hb2],
+                &state.xb,
+            );
             for (h, u) in state.hb.iter_mut().zip(&state.hb2) {
                 *h = silu(*h) * u;
             }

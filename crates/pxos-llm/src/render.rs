@@ -59,7 +59,11 @@ fn color(v: f32) -> [u8; 3] {
     let m = v.abs().sqrt();
     let hi = (40.0 + 215.0 * m) as u8;
     let lo = (24.0 * (1.0 - m)) as u8;
-    if v >= 0.0 { [hi, lo + (m * 60.0) as u8, lo] } else { [lo, lo + (m * 90.0) as u8, hi] }
+    if v >= 0.0 {
+        [hi, lo + (m * 60.0) as u8, lo]
+    } else {
+        [lo, lo + (m * 90.0) as u8, hi]
+    }
 }
 
 /// Renders every tensor in manifest order, packed on shelves, as a plain PNG.

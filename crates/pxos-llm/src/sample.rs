@@ -68,7 +68,15 @@ impl Sampler {
         };
         let r = self.next_f32();
         if k == logits.len() && self.params.top_p >= 1.0 {
-            return pick(logits.iter().copied().enumerate().map(|(i, p)| (p, i as u32)), 1.0, r);
+            return pick(
+                logits
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .map(|(i, p)| (p, i as u32)),
+                1.0,
+                r,
+            );
         }
         self.scratch.clear();
         self.scratch
@@ -127,7 +135,10 @@ mod tests {
     #[test]
     fn greedy_top_k_and_top_p() {
         let logits = [0.0, 3.0, 1.0, 2.5];
-        assert_eq!(Sampler::new(Sampling::default()).sample(&mut logits.clone()), 1);
+        assert_eq!(
+            Sampler::new(Sampling::default()).sample(&mut logits.clone()),
+            1
+        );
         // top_k = 1 is greedy whatever the temperature.
         let mut s = Sampler::new(Sampling {
             temperature: 5.0,
@@ -160,9 +171,17 @@ mod tests {
         let logits: Vec<f32> = (0..50).map(|i| (i % 7) as f32 * 0.3).collect();
         let run = |p: &Sampling| {
             let mut s = Sampler::new(p.clone());
-            (0..30).map(|_| s.sample(&mut logits.clone())).collect::<Vec<_>>()
+            (0..30)
+                .map(|_| s.sample(&mut logits.clone()))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(&params), run(&params));
-        assert_ne!(run(&params), run(&Sampling { seed: 43, ..params.clone() }));
+        assert_ne!(
+            run(&params),
+            run(&Sampling {
+                seed: 43,
+                ..params.clone()
+            })
+        );
     }
 }

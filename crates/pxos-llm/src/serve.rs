@@ -18,8 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -86,16 +85,30 @@ fn now() -> u64 {
 }
 
 /// An OpenAI-style error response.
-fn error(status: StatusCode, kind: &str, code: &str, param: Option<&str>, message: String) -> Response {
+fn error(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    param: Option<&str>,
+    message: String,
+) -> Response {
     (
         status,
-        axum::Json(json!({"error": {"message": message, "type": kind, "param": param, "code": code}})),
+        axum::Json(
+            json!({"error": {"message": message, "type": kind, "param": param, "code": code}}),
+        ),
     )
         .into_response()
 }
 
 fn bad_request(param: Option<&str>, message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", param, message)
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        "invalid_request",
+        param,
+        message,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,9 +143,14 @@ fn content_text(content: &Value) -> std::result::Result<String, String> {
         Value::Null => Ok(String::new()),
         Value::Array(parts) => parts
             .iter()
-            .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
-                (Some("text"), Some(t)) => Ok(t.to_string()),
-                _ => Err("only text content parts are supported".to_string()),
+            .map(|p| {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => Ok(t.to_string()),
+                    _ => Err("only text content parts are supported".to_string()),
+                }
             })
             .collect(),
         _ => Err("content must be a string or an array of text parts".into()),
@@ -166,21 +184,37 @@ struct Job {
     include_usage: bool,
 }
 
-fn parse_job(shared: &Shared, body: std::result::Result<Bytes, BytesRejection>, chat: bool) -> std::result::Result<Job, Response> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            error(
-                status,
-                "invalid_request_error",
-                "request_too_large",
-                None,
-                format!("the request body is larger than {} bytes", shared.options.max_body),
-            )
-        } else {
-            bad_request(None, format!("could not read the request body: {rejection}"))
-        }
-    })?;
+fn too_large(shared: &Shared) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request_error",
+        "request_too_large",
+        None,
+        format!(
+            "the request body is larger than {} bytes",
+            shared.options.max_body
+        ),
+    )
+}
+
+/// Reads the body under the size limit: a declared length over it is
+/// refused before a byte is read, an undeclared one as soon as it passes it.
+async fn read_body(shared: &Shared, request: Request) -> std::result::Result<Bytes, Response> {
+    let max = shared.options.max_body;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(shared));
+    }
+    axum::body::to_bytes(request.into_body(), max)
+        .await
+        .map_err(|_| too_large(shared))
+}
+
+fn parse_job(shared: &Shared, body: Bytes, chat: bool) -> std::result::Result<Job, Response> {
     let request: RequestBody = serde_json::from_slice(&body)
         .map_err(|err| bad_request(None, format!("the body is not a valid request: {err}")))?;
     match &request.model {
@@ -190,17 +224,28 @@ fn parse_job(shared: &Shared, body: std::result::Result<Bytes, BytesRejection>, 
                 "invalid_request_error",
                 "model_not_found",
                 Some("model"),
-                format!("the model {model:?} does not exist; this server has {:?}", shared.model_id),
+                format!(
+                    "the model {model:?} does not exist; this server has {:?}",
+                    shared.model_id
+                ),
             ));
         }
-        None => return Err(bad_request(Some("model"), "you must provide a model parameter".into())),
+        None => {
+            return Err(bad_request(
+                Some("model"),
+                "you must provide a model parameter".into(),
+            ));
+        }
         _ => {}
     }
     if request.n.is_some_and(|n| n != 1) {
         return Err(bad_request(Some("n"), "only n = 1 is supported".into()));
     }
     let max = shared.options.max_tokens;
-    let max_tokens = request.max_completion_tokens.or(request.max_tokens).unwrap_or(max as u64);
+    let max_tokens = request
+        .max_completion_tokens
+        .or(request.max_tokens)
+        .unwrap_or(max as u64);
     if max_tokens == 0 || max_tokens > max as u64 {
         return Err(bad_request(
             Some("max_tokens"),
@@ -209,11 +254,17 @@ fn parse_job(shared: &Shared, body: std::result::Result<Bytes, BytesRejection>, 
     }
     let temperature = request.temperature.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(bad_request(Some("temperature"), "temperature must be within 0 to 2".into()));
+        return Err(bad_request(
+            Some("temperature"),
+            "temperature must be within 0 to 2".into(),
+        ));
     }
     let top_p = request.top_p.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(bad_request(Some("top_p"), "top_p must be within (0, 1]".into()));
+        return Err(bad_request(
+            Some("top_p"),
+            "top_p must be within (0, 1]".into(),
+        ));
     }
     let mut stop: Vec<String> = match &request.stop {
         None | Some(Value::Null) => Vec::new(),
@@ -223,19 +274,33 @@ fn parse_job(shared: &Shared, body: std::result::Result<Bytes, BytesRejection>, 
             .map(|s| s.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| bad_request(Some("stop"), "stop must be strings".into()))?,
-        Some(_) => return Err(bad_request(Some("stop"), "stop must be a string or up to 4 strings".into())),
+        Some(_) => {
+            return Err(bad_request(
+                Some("stop"),
+                "stop must be a string or up to 4 strings".into(),
+            ));
+        }
     };
     let prompt = if chat {
         let messages = request
             .messages
             .ok_or_else(|| bad_request(Some("messages"), "messages is required".into()))?;
         if messages.is_empty() {
-            return Err(bad_request(Some("messages"), "messages must not be empty".into()));
+            return Err(bad_request(
+                Some("messages"),
+                "messages must not be empty".into(),
+            ));
         }
         let mut turns = Vec::with_capacity(messages.len());
         for m in &messages {
-            if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "developer" | "tool") {
-                return Err(bad_request(Some("messages"), format!("unknown role {:?}", m.role)));
+            if !matches!(
+                m.role.as_str(),
+                "system" | "user" | "assistant" | "developer" | "tool"
+            ) {
+                return Err(bad_request(
+                    Some("messages"),
+                    format!("unknown role {:?}", m.role),
+                ));
             }
             let text = content_text(&m.content).map_err(|e| bad_request(Some("messages"), e))?;
             turns.push((m.role.clone(), text));
@@ -248,7 +313,12 @@ fn parse_job(shared: &Shared, body: std::result::Result<Bytes, BytesRejection>, 
             Some(Value::Array(items)) if items.len() == 1 && items[0].is_string() => {
                 items[0].as_str().unwrap_or_default().to_string()
             }
-            _ => return Err(bad_request(Some("prompt"), "prompt must be a string".into())),
+            _ => {
+                return Err(bad_request(
+                    Some("prompt"),
+                    "prompt must be a string".into(),
+                ));
+            }
         }
     };
     let include_usage = request
@@ -282,7 +352,11 @@ enum Piece {
     Done(Result<Generated>),
 }
 
-async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejection>, chat: bool) -> Response {
+async fn handle(shared: Arc<Shared>, request: Request, chat: bool) -> Response {
+    let body = match read_body(&shared, request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let job = match parse_job(&shared, body, chat) {
         Ok(job) => job,
         Err(response) => return response,
@@ -295,7 +369,10 @@ async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejec
                 "rate_limit_exceeded",
                 "too_many_generations",
                 None,
-                format!("{} generations are running; try again shortly", shared.options.max_concurrent),
+                format!(
+                    "{} generations are running; try again shortly",
+                    shared.options.max_concurrent
+                ),
             );
         }
     };
@@ -304,7 +381,11 @@ async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejec
     let (tx, rx) = mpsc::channel::<Piece>(64);
     let worker = Arc::clone(&shared);
     let stream = job.stream;
-    let route = if chat { "/v1/chat/completions" } else { "/v1/completions" };
+    let route = if chat {
+        "/v1/chat/completions"
+    } else {
+        "/v1/completions"
+    };
     let log_id = id.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -317,7 +398,11 @@ async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejec
             &mut |piece| {
                 if !stream {
                     // Nobody reads pieces; stop when the client has gone.
-                    return if tx.is_closed() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
+                    return if tx.is_closed() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    };
                 }
                 match tx.blocking_send(Piece::Text(piece.to_string())) {
                     Ok(()) => ControlFlow::Continue(()),
@@ -365,7 +450,11 @@ async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejec
             None => server_error(&Error::bad_input("the generation ended without a result")),
         };
     }
-    let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
     let chunk = move |delta: Value, finish: Option<&str>| -> Value {
         let choice = if chat {
             json!({"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null})
@@ -376,23 +465,38 @@ async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejec
         json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]})
     };
     let include_usage = job.include_usage;
-    let (out_tx, out_rx) = mpsc::channel::<std::result::Result<Event, std::convert::Infallible>>(64);
+    let (out_tx, out_rx) =
+        mpsc::channel::<std::result::Result<Event, std::convert::Infallible>>(64);
     tokio::spawn(async move {
         let mut rx = rx;
         let send = |value: Value| Event::default().data(value.to_string());
-        if chat && out_tx.send(Ok(send(chunk(json!({"role": "assistant", "content": ""}), None)))).await.is_err() {
+        if chat
+            && out_tx
+                .send(Ok(send(chunk(
+                    json!({"role": "assistant", "content": ""}),
+                    None,
+                ))))
+                .await
+                .is_err()
+        {
             return;
         }
         while let Some(piece) = rx.recv().await {
             match piece {
                 Piece::Text(text) => {
-                    if out_tx.send(Ok(send(chunk(json!({"content": text}), None)))).await.is_err() {
+                    if out_tx
+                        .send(Ok(send(chunk(json!({"content": text}), None))))
+                        .await
+                        .is_err()
+                    {
                         // The client went away: dropping `rx` stops the generation.
                         return;
                     }
                 }
                 Piece::Done(Ok(g)) => {
-                    let _ = out_tx.send(Ok(send(chunk(json!({}), Some(g.finish.reason()))))).await;
+                    let _ = out_tx
+                        .send(Ok(send(chunk(json!({}), Some(g.finish.reason())))))
+                        .await;
                     if include_usage {
                         let mut last = chunk(json!({}), None);
                         last["choices"] = json!([]);
@@ -414,7 +518,13 @@ async fn handle(shared: Arc<Shared>, body: std::result::Result<Bytes, BytesRejec
 }
 
 fn server_error(err: &Error) -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation_failed", None, err.to_string())
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "generation_failed",
+        None,
+        err.to_string(),
+    )
 }
 
 impl Shared {
@@ -442,25 +552,33 @@ fn router(shared: Arc<Shared>) -> Router {
         move || {
             let shared = Arc::clone(&shared);
             async move {
-                axum::Json(json!({"object": "list", "data": [{"id": shared.model_id, "object": "model",
-                    "created": shared.created, "owned_by": "pxos"}]}))
+                axum::Json(
+                    json!({"object": "list", "data": [{"id": shared.model_id, "object": "model",
+                    "created": shared.created, "owned_by": "pxos"}]}),
+                )
             }
         }
     };
     let chat = {
         let shared = Arc::clone(&shared);
-        move |body: std::result::Result<Bytes, BytesRejection>| handle(Arc::clone(&shared), body, true)
+        move |request: Request| handle(Arc::clone(&shared), request, true)
     };
     let complete = {
         let shared = Arc::clone(&shared);
-        move |body: std::result::Result<Bytes, BytesRejection>| handle(Arc::clone(&shared), body, false)
+        move |request: Request| handle(Arc::clone(&shared), request, false)
     };
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(complete))
         .fallback(|| async {
-            error(StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url", None, "no such route; try /v1/models, /v1/chat/completions or /v1/completions".into())
+            error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "unknown_url",
+                None,
+                "no such route; try /v1/models, /v1/chat/completions or /v1/completions".into(),
+            )
         })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(())
@@ -476,12 +594,15 @@ pub fn serve(
     log: impl Fn(&RequestLog) + Send + Sync + 'static,
 ) -> Result<()> {
     if options.max_concurrent == 0 || options.max_tokens == 0 {
-        return Err(Error::usage("--max-concurrent and --max-tokens must be positive"));
+        return Err(Error::usage(
+            "--max-concurrent and --max-tokens must be positive",
+        ));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(options.max_concurrent + 2)
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|err| Error::io(err, std::path::Path::new("tokio runtime")))?;
     let shared = Arc::new(Shared {
@@ -496,7 +617,12 @@ pub fn serve(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
-            .map_err(|err| Error::usage(format!("cannot listen on 127.0.0.1:{}: {err}", options.port)))?;
+            .map_err(|err| {
+                Error::usage(format!(
+                    "cannot listen on 127.0.0.1:{}: {err}",
+                    options.port
+                ))
+            })?;
         let addr = listener
             .local_addr()
             .map_err(|err| Error::io(err, std::path::Path::new("listener")))?;
@@ -514,7 +640,10 @@ mod tests {
 
     #[test]
     fn the_chat_template_ends_where_the_assistant_speaks() {
-        let prompt = chat_prompt(&[("system".into(), "be brief".into()), ("user".into(), "what is pxOS?".into())]);
+        let prompt = chat_prompt(&[
+            ("system".into(), "be brief".into()),
+            ("user".into(), "what is pxOS?".into()),
+        ]);
         assert_eq!(prompt, "system: be brief\nuser: what is pxOS?\nassistant:");
     }
 

@@ -85,7 +85,9 @@ impl TextStream<'_> {
                 }
                 Err(err) => {
                     let valid = err.valid_up_to();
-                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("valid prefix"));
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..valid]).expect("valid prefix"),
+                    );
                     match err.error_len() {
                         // An incomplete character at the end: wait for more.
                         None => {

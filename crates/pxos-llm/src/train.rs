@@ -74,7 +74,9 @@ impl TrainConfig {
             )));
         }
         if self.steps == 0 || self.eval_windows == 0 || self.eval_every == 0 {
-            return Err(Error::usage("steps, eval windows and eval interval must be positive"));
+            return Err(Error::usage(
+                "steps, eval windows and eval interval must be positive",
+            ));
         }
         Ok(())
     }
@@ -188,7 +190,11 @@ impl Params {
             .names
             .iter()
             .map(|(name, shape, at)| {
-                TensorData::f32(name.clone(), *shape, &self.values[*at..*at + shape[0] * shape[1]])
+                TensorData::f32(
+                    name.clone(),
+                    *shape,
+                    &self.values[*at..*at + shape[0] * shape[1]],
+                )
             })
             .collect()
     }
@@ -237,7 +243,14 @@ pub struct Batch {
 }
 
 /// A window of text as training tokens: BOS then the bytes, predicting the bytes.
-fn window(text: &[u8], start: usize, seq_len: usize, bos: u32, inputs: &mut Vec<u32>, targets: &mut Vec<u32>) {
+fn window(
+    text: &[u8],
+    start: usize,
+    seq_len: usize,
+    bos: u32,
+    inputs: &mut Vec<u32>,
+    targets: &mut Vec<u32>,
+) {
     let bytes = &text[start..start + seq_len];
     inputs.push(bos);
     inputs.extend(bytes[..seq_len - 1].iter().map(|&b| b as u32));
@@ -285,9 +298,10 @@ pub fn eval_targets(windows: &[Batch]) -> Vec<(Option<u8>, u8)> {
     windows
         .iter()
         .flat_map(|w| {
-            w.inputs.iter().zip(&w.targets).map(|(&i, &t)| {
-                (if i < 256 { Some(i as u8) } else { None }, t as u8)
-            })
+            w.inputs
+                .iter()
+                .zip(&w.targets)
+                .map(|(&i, &t)| (if i < 256 { Some(i as u8) } else { None }, t as u8))
         })
         .collect()
 }
@@ -380,7 +394,15 @@ fn rmsnorm_forward(out: &mut [f32], rstd: &mut [f32], x: &[f32], g: &[f32], d: u
 }
 
 /// `dx += d rmsnorm`, `dg += sum over rows`.
-fn rmsnorm_backward(dx: &mut [f32], dg: &mut [f32], dout: &[f32], x: &[f32], rstd: &[f32], g: &[f32], d: usize) {
+fn rmsnorm_backward(
+    dx: &mut [f32],
+    dg: &mut [f32],
+    dout: &[f32],
+    x: &[f32],
+    rstd: &[f32],
+    g: &[f32],
+    d: usize,
+) {
     dx.par_chunks_mut(d)
         .zip(dout.par_chunks(d))
         .zip(x.par_chunks(d))
@@ -457,7 +479,14 @@ impl Params {
                 act: vec![0.0; n * h],
                 ..LayerActs::default()
             };
-            rmsnorm_forward(&mut a.xn1, &mut a.rstd1, &x, &p[at.attn_norm..][..d], d, c.norm_eps);
+            rmsnorm_forward(
+                &mut a.xn1,
+                &mut a.rstd1,
+                &x,
+                &p[at.attn_norm..][..d],
+                d,
+                c.norm_eps,
+            );
             mm(&mut a.q, &a.xn1, &p[at.q..][..d * d], d, d);
             mm(&mut a.k, &a.xn1, &p[at.k..][..kv * d], d, kv);
             mm(&mut a.v, &a.xn1, &p[at.v..][..kv * d], d, kv);
@@ -483,7 +512,9 @@ impl Params {
                             let out = &mut ao[ti * d + head * hs..][..hs];
                             for u in 0..=ti {
                                 let w = row[u];
-                                for (o, vv) in out.iter_mut().zip(&v[(bi * t + u) * kv + kvh..][..hs]) {
+                                for (o, vv) in
+                                    out.iter_mut().zip(&v[(bi * t + u) * kv + kvh..][..hs])
+                                {
                                     *o += w * vv;
                                 }
                             }
@@ -493,7 +524,14 @@ impl Params {
             let mut x_mid = vec![0f32; n * d];
             mm(&mut x_mid, &a.ao, &p[at.o..][..d * d], d, d);
             x_mid.iter_mut().zip(&x).for_each(|(m, xv)| *m += xv);
-            rmsnorm_forward(&mut a.xn2, &mut a.rstd2, &x_mid, &p[at.ffn_norm..][..d], d, c.norm_eps);
+            rmsnorm_forward(
+                &mut a.xn2,
+                &mut a.rstd2,
+                &x_mid,
+                &p[at.ffn_norm..][..d],
+                d,
+                c.norm_eps,
+            );
             mm(&mut a.gate, &a.xn2, &p[at.gate..][..h * d], d, h);
             mm(&mut a.up, &a.xn2, &p[at.up..][..h * d], d, h);
             a.act
@@ -566,7 +604,15 @@ impl Params {
         mm_back_input(&mut dxnf, &dlogits, &p[e_at..][..vocab * d], d, vocab);
         mm_back_weight(&mut grad[e_at..][..vocab * d], &dlogits, &fw.xnf, d, vocab);
         let mut dx = vec![0f32; n * d];
-        rmsnorm_backward(&mut dx, &mut grad[gf_at..][..d], &dxnf, &fw.x_out, &fw.rstdf, &p[gf_at..][..d], d);
+        rmsnorm_backward(
+            &mut dx,
+            &mut grad[gf_at..][..d],
+            &dxnf,
+            &fw.x_out,
+            &fw.rstdf,
+            &p[gf_at..][..d],
+            d,
+        );
 
         for (l, a) in fw.layers.iter().enumerate().rev() {
             let at = self.layer(l);
@@ -714,7 +760,11 @@ impl AdamW {
 
     /// Clips the gradient to norm 1, then takes one step. Returns the norm before clipping.
     pub fn update(&mut self, params: &mut Params, grad: &[f32], lr: f32, weight_decay: f32) -> f32 {
-        let norm = grad.iter().map(|g| (*g as f64) * (*g as f64)).sum::<f64>().sqrt() as f32;
+        let norm = grad
+            .iter()
+            .map(|g| (*g as f64) * (*g as f64))
+            .sum::<f64>()
+            .sqrt() as f32;
         let clip = if norm > 1.0 { 1.0 / norm } else { 1.0 };
         self.step += 1;
         let (b1, b2, eps) = (0.9f32, 0.95f32, 1e-8f32);
@@ -750,8 +800,14 @@ pub fn evaluate(params: &Params, windows: &[Batch]) -> f64 {
         let batch = Batch {
             batch: group.len(),
             seq_len: group[0].seq_len,
-            inputs: group.iter().flat_map(|w| w.inputs.iter().copied()).collect(),
-            targets: group.iter().flat_map(|w| w.targets.iter().copied()).collect(),
+            inputs: group
+                .iter()
+                .flat_map(|w| w.inputs.iter().copied())
+                .collect(),
+            targets: group
+                .iter()
+                .flat_map(|w| w.targets.iter().copied())
+                .collect(),
         };
         let n = batch.inputs.len();
         total += params.loss(&batch) * n as f64;
@@ -784,7 +840,10 @@ mod tests {
         let mut params = Params::init(&tiny(), 3);
         // Larger weights than the init, so every path carries signal.
         let mut rng = Rng::new(9);
-        params.values.iter_mut().for_each(|v| *v += rng.normal() * 0.3);
+        params
+            .values
+            .iter_mut()
+            .for_each(|v| *v += rng.normal() * 0.3);
         let text: Vec<u8> = b"pixels all the way down, pixels all the way".to_vec();
         let batch = random_batch(&text, 2, 6, &mut Rng::new(5));
         let (_, grad) = params.loss_and_gradient(&batch);
@@ -809,7 +868,11 @@ mod tests {
                 let analytic = grad[i] as f64;
                 let err = (numeric - analytic).abs() / (numeric.abs() + analytic.abs()).max(1e-3);
                 worst = worst.max(err);
-                assert!(err < 0.05, "{name}[{}]: numeric {numeric} analytic {analytic}", i - at);
+                assert!(
+                    err < 0.05,
+                    "{name}[{}]: numeric {numeric} analytic {analytic}",
+                    i - at
+                );
                 checked += 1;
             }
         }
@@ -885,7 +948,9 @@ pub fn run(
 ) -> Result<(Params, TrainReport)> {
     config.validate()?;
     if params.config != config.model {
-        return Err(Error::usage("the starting weights have another architecture"));
+        return Err(Error::usage(
+            "the starting weights have another architecture",
+        ));
     }
     if corpus.train.len() <= config.seq_len || corpus.val.len() < config.seq_len {
         return Err(Error::bad_input(format!(

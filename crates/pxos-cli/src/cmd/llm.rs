@@ -42,7 +42,10 @@ impl SamplingArgs {
 
 pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Outcome> {
     match command {
-        LlmCommand::Corpus { root, output: target } => {
+        LlmCommand::Corpus {
+            root,
+            output: target,
+        } => {
             let corpus = pxos_llm::corpus::build(root)?;
             let png = corpus.to_png()?;
             crate::output::write_output(target, &png, pxos_pixel::durable::label::LLM_CORPUS)?;
@@ -90,7 +93,11 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 None => None,
             };
             if parent.is_some()
-                && (dim.is_some() || hidden_dim.is_some() || layers.is_some() || heads.is_some() || kv_heads.is_some())
+                && (dim.is_some()
+                    || hidden_dim.is_some()
+                    || layers.is_some()
+                    || heads.is_some()
+                    || kv_heads.is_some())
             {
                 return Err(CliError::usage(
                     "--from keeps the parent's architecture; drop --dim/--hidden-dim/--layers/--heads/--kv-heads",
@@ -119,13 +126,18 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 bar.message(format!(
                     "loss {:.3}{} {:.0} tok/s",
                     p.loss,
-                    p.val_loss.map(|v| format!(" val {v:.3}")).unwrap_or_default(),
+                    p.val_loss
+                        .map(|v| format!(" val {v:.3}"))
+                        .unwrap_or_default(),
                     p.tokens_per_second
                 ));
                 if let Some(val) = p.val_loss {
-                    let line = format!("step {}/{}  loss {:.4}  held-out {:.4}", p.step, p.steps, p.loss, val);
+                    let line = format!(
+                        "step {}/{}  loss {:.4}  held-out {:.4}",
+                        p.step, p.steps, p.loss, val
+                    );
                     if output.json || !bar.println(&line) {
-                    let _ = output.emit_progress(
+                        let _ = output.emit_progress(
                         json!({"type": "progress", "step": p.step, "steps": p.steps, "loss": p.loss, "val_loss": val,
                                "learning_rate": p.learning_rate, "tokens_per_second": p.tokens_per_second}),
                         || format!("step {}/{}  loss {:.4}  held-out {:.4}  lr {:.2e}  {:.0} tok/s",
@@ -183,18 +195,19 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 write!(stdout, "{prompt}")?;
             }
             let mut write_error = None;
-            let generated = generator.generate(prompt, *max_tokens, &sampling, &[], &mut |piece| {
-                if json_mode {
-                    return ControlFlow::Continue(());
-                }
-                match write!(stdout, "{piece}").and_then(|_| stdout.flush()) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(err) => {
-                        write_error = Some(err);
-                        ControlFlow::Break(())
+            let generated =
+                generator.generate(prompt, *max_tokens, &sampling, &[], &mut |piece| {
+                    if json_mode {
+                        return ControlFlow::Continue(());
                     }
-                }
-            })?;
+                    match write!(stdout, "{piece}").and_then(|_| stdout.flush()) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(err) => {
+                            write_error = Some(err);
+                            ControlFlow::Break(())
+                        }
+                    }
+                })?;
             if let Some(err) = write_error {
                 return Err(err.into());
             }
@@ -226,7 +239,12 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 output.emit(json!({"type": "tensor", "error": t}), || {
                     format!(
                         "  {:<24} {} -> {}  rmse {:.3e}  relative {:.4}  max {:.3e}",
-                        esc(&t.name), t.from, t.to, t.rmse, t.relative_rmse, t.max_abs_error
+                        esc(&t.name),
+                        t.from,
+                        t.to,
+                        t.rmse,
+                        t.relative_rmse,
+                        t.max_abs_error
                     )
                 })?;
             }
@@ -276,7 +294,8 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 move |record| {
                     // One line per finished generation, on stderr.
                     let line = if json_mode {
-                        serde_json::to_string(&json!({"type": "request", "request": record})).unwrap_or_default()
+                        serde_json::to_string(&json!({"type": "request", "request": record}))
+                            .unwrap_or_default()
                     } else {
                         format!(
                             "{} {} {} tokens in {:.2} s, finish {}{}",
@@ -292,7 +311,10 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 },
             )?;
         }
-        LlmCommand::Render { model, output: target } => {
+        LlmCommand::Render {
+            model,
+            output: target,
+        } => {
             let file = load_model(model.as_deref(), global)?;
             let png = pxos_llm::render::render(&file)?;
             crate::output::write_output(target, &png, pxos_pixel::durable::label::LLM_RENDER)?;
@@ -337,7 +359,11 @@ fn inspect(path: Option<&Path>, global: &Global, output: &Output) -> Result<()> 
         let values = view.to_f32();
         let n = values.len() as f64;
         let mean = values.iter().map(|v| *v as f64).sum::<f64>() / n;
-        let var = values.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|v| (*v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         let min = values.iter().copied().fold(f32::INFINITY, f32::min);
         let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         output.emit(

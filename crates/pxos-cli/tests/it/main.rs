@@ -9,6 +9,7 @@ mod fs;
 mod fuzz_reach;
 mod hardening;
 mod hostile;
+mod llm;
 mod pixel;
 mod support;
 mod trust;

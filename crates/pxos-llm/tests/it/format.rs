@@ -102,27 +102,76 @@ fn refused(payload: &[u8], expect: &str) {
         matches!(err.kind(), ErrorKind::BadInput | ErrorKind::Tampered),
         "{err}"
     );
-    assert!(err.to_string().contains(expect), "expected {expect:?} in: {err}");
+    assert!(
+        err.to_string().contains(expect),
+        "expected {expect:?} in: {err}"
+    );
 }
 
 #[test]
 fn hostile_manifests_are_refused_with_clear_errors() {
-    refused(&edited(|m| m["tensors"][1]["shape"] = json!([u64::MAX, 2])), "no elements or more than");
-    refused(&edited(|m| m["tensors"][1]["shape"] = json!([1u64 << 40, 1u64 << 40])), "no elements or more than");
-    refused(&edited(|m| m["tensors"][1]["shape"] = json!([2, 3, 4])), "one or two dimensions");
-    refused(&edited(|m| m["tensors"][1]["dtype"] = json!("q3_k")), "unknown dtype");
-    refused(&edited(|m| m["tensors"][1]["offset"] = json!(u64::MAX - 63)), "run past the data region");
-    refused(&edited(|m| m["tensors"][1]["offset"] = json!(1u64 << 40)), "run past the data region");
-    refused(&edited(|m| m["tensors"][1]["offset"] = json!(3)), "not a multiple of 64");
+    refused(
+        &edited(|m| m["tensors"][1]["shape"] = json!([u64::MAX, 2])),
+        "no elements or more than",
+    );
+    refused(
+        &edited(|m| m["tensors"][1]["shape"] = json!([1u64 << 40, 1u64 << 40])),
+        "no elements or more than",
+    );
+    refused(
+        &edited(|m| m["tensors"][1]["shape"] = json!([2, 3, 4])),
+        "one or two dimensions",
+    );
+    refused(
+        &edited(|m| m["tensors"][1]["dtype"] = json!("q3_k")),
+        "unknown dtype",
+    );
+    refused(
+        &edited(|m| m["tensors"][1]["offset"] = json!(u64::MAX - 63)),
+        "run past the data region",
+    );
+    refused(
+        &edited(|m| m["tensors"][1]["offset"] = json!(1u64 << 40)),
+        "run past the data region",
+    );
+    refused(
+        &edited(|m| m["tensors"][1]["offset"] = json!(3)),
+        "not a multiple of 64",
+    );
     refused(&edited(|m| m["tensors"][1]["size"] = json!(12)), "needs");
-    refused(&edited(|m| { let o = m["tensors"][0]["offset"].clone(); m["tensors"][2]["offset"] = o; }), "overlap");
-    refused(&edited(|m| { m["tensors"].as_array_mut().unwrap().remove(3); }), "needs tensor");
-    refused(&edited(|m| m["architecture"]["n_heads"] = json!(0)), "n_heads is 0");
-    refused(&edited(|m| m["architecture"]["n_kv_heads"] = json!(3)), "multiple of n_kv_heads");
-    refused(&edited(|m| m["architecture"]["context_length"] = json!(1u64 << 40)), "context_length");
+    refused(
+        &edited(|m| {
+            let o = m["tensors"][0]["offset"].clone();
+            m["tensors"][2]["offset"] = o;
+        }),
+        "overlap",
+    );
+    refused(
+        &edited(|m| {
+            m["tensors"].as_array_mut().unwrap().remove(3);
+        }),
+        "needs tensor",
+    );
+    refused(
+        &edited(|m| m["architecture"]["n_heads"] = json!(0)),
+        "n_heads is 0",
+    );
+    refused(
+        &edited(|m| m["architecture"]["n_kv_heads"] = json!(3)),
+        "multiple of n_kv_heads",
+    );
+    refused(
+        &edited(|m| m["architecture"]["context_length"] = json!(1u64 << 40)),
+        "context_length",
+    );
     refused(&edited(|m| m["tokenizer"]["eos"] = json!(256)), "distinct");
     refused(&edited(|m| m["format"] = json!("gguf")), "not \"pxi-llm\"");
-    refused(&edited(|m| { m["tensors"] = json!("x"); }), "manifest");
+    refused(
+        &edited(|m| {
+            m["tensors"] = json!("x");
+        }),
+        "manifest",
+    );
     // The whole layout: magic, version, a manifest length past the end, no data.
     let model = model_with(&small_config(), DType::F32, 3);
     let mut bad = model.payload().to_vec();
@@ -152,7 +201,13 @@ fn a_model_of_another_kind_is_refused() {
 fn quantize_reports_an_error_that_orders_the_types() {
     let model = model_with(&small_config(), DType::F32, 5);
     let mut errors = Vec::new();
-    for dtype in [DType::F16, DType::Bf16, DType::Q8_0, DType::Q4_1, DType::Q4_0] {
+    for dtype in [
+        DType::F16,
+        DType::Bf16,
+        DType::Q8_0,
+        DType::Q4_1,
+        DType::Q4_0,
+    ] {
         let (_, report) = pxos_llm::convert::quantize(&model, dtype).unwrap();
         assert!(report.relative_rmse > 0.0);
         assert!(report.bytes_after < report.bytes_before);

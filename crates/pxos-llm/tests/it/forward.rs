@@ -12,11 +12,19 @@ use crate::{model_with, params_model, small_config, trained_params_config};
 fn reference_logits(model: &ModelFile, tokens: &[u32]) -> Vec<Vec<f64>> {
     let c = model.manifest.llama().clone();
     let w = |name: &str| -> Vec<f64> {
-        model.tensor(name).unwrap().to_f32().into_iter().map(f64::from).collect()
+        model
+            .tensor(name)
+            .unwrap()
+            .to_f32()
+            .into_iter()
+            .map(f64::from)
+            .collect()
     };
     let (d, hs, kvd) = (c.dim, c.head_size(), c.kv_dim());
     let matvec = |m: &[f64], x: &[f64], rows: usize| -> Vec<f64> {
-        (0..rows).map(|r| (0..x.len()).map(|i| m[r * x.len() + i] * x[i]).sum()).collect()
+        (0..rows)
+            .map(|r| (0..x.len()).map(|i| m[r * x.len() + i] * x[i]).sum())
+            .collect()
     };
     let norm = |x: &[f64], g: &[f64]| -> Vec<f64> {
         let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
@@ -35,7 +43,10 @@ fn reference_logits(model: &ModelFile, tokens: &[u32]) -> Vec<Vec<f64>> {
         }
     };
     let embed = w("token_embd.weight");
-    let mut xs: Vec<Vec<f64>> = tokens.iter().map(|&t| embed[t as usize * d..][..d].to_vec()).collect();
+    let mut xs: Vec<Vec<f64>> = tokens
+        .iter()
+        .map(|&t| embed[t as usize * d..][..d].to_vec())
+        .collect();
     for l in 0..c.n_layers {
         let n = |s: &str| w(&format!("blk.{l}.{s}.weight"));
         let (wq, wk, wv, wo) = (n("attn_q"), n("attn_k"), n("attn_v"), n("attn_output"));
@@ -55,7 +66,9 @@ fn reference_logits(model: &ModelFile, tokens: &[u32]) -> Vec<Vec<f64>> {
                 let kvh = h / (c.n_heads / c.n_kv_heads);
                 let scores: Vec<f64> = (0..=t)
                     .map(|u| {
-                        (0..hs).map(|i| qs[t][h * hs + i] * ks[u][kvh * hs + i]).sum::<f64>()
+                        (0..hs)
+                            .map(|i| qs[t][h * hs + i] * ks[u][kvh * hs + i])
+                            .sum::<f64>()
                             / (hs as f64).sqrt()
                     })
                     .collect();
@@ -73,26 +86,42 @@ fn reference_logits(model: &ModelFile, tokens: &[u32]) -> Vec<Vec<f64>> {
             let h2 = norm(&xs[t], &g2);
             let g = matvec(&gate, &h2, c.hidden_dim);
             let u = matvec(&up, &h2, c.hidden_dim);
-            let act: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let act: Vec<f64> = g
+                .iter()
+                .zip(&u)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
             let f = matvec(&down, &act, d);
             xs[t].iter_mut().zip(f).for_each(|(x, f)| *x += f);
         }
     }
     let gf = w("output_norm.weight");
-    let out = if c.tied_embeddings { embed.clone() } else { w("output.weight") };
-    xs.iter().map(|x| matvec(&out, &norm(x, &gf), c.vocab_size)).collect()
+    let out = if c.tied_embeddings {
+        embed.clone()
+    } else {
+        w("output.weight")
+    };
+    xs.iter()
+        .map(|x| matvec(&out, &norm(x, &gf), c.vocab_size))
+        .collect()
 }
 
 fn engine_logits(model: ModelFile, tokens: &[u32]) -> Vec<Vec<f32>> {
     let llama = Llama::new(Arc::new(model)).unwrap();
     let mut state = llama.state();
-    tokens.iter().map(|&t| llama.forward(&mut state, t).unwrap().to_vec()).collect()
+    tokens
+        .iter()
+        .map(|&t| llama.forward(&mut state, t).unwrap().to_vec())
+        .collect()
 }
 
 #[test]
 fn the_engine_matches_the_scalar_reference_for_every_dtype() {
     let config = small_config();
-    let tokens: Vec<u32> = [256u32].into_iter().chain(b"pixels all the way down".iter().map(|&b| b as u32)).collect();
+    let tokens: Vec<u32> = [256u32]
+        .into_iter()
+        .chain(b"pixels all the way down".iter().map(|&b| b as u32))
+        .collect();
     // Tolerances: the engine runs in f32 (f64 in the reference) on the same stored weights.
     for dtype in DType::ALL {
         let model = model_with(&config, dtype, 11);
@@ -105,16 +134,28 @@ fn the_engine_matches_the_scalar_reference_for_every_dtype() {
             }
         }
         let scale = expected.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-        assert!(worst < 1e-4 * scale.max(1.0), "{dtype}: max abs error {worst} (logit scale {scale})");
+        assert!(
+            worst < 1e-4 * scale.max(1.0),
+            "{dtype}: max abs error {worst} (logit scale {scale})"
+        );
     }
 }
 
 #[test]
 fn quantized_engines_stay_close_to_f32() {
     let config = small_config();
-    let tokens: Vec<u32> = [256u32].into_iter().chain(b"the kernel boots".iter().map(|&b| b as u32)).collect();
+    let tokens: Vec<u32> = [256u32]
+        .into_iter()
+        .chain(b"the kernel boots".iter().map(|&b| b as u32))
+        .collect();
     let base = engine_logits(model_with(&config, DType::F32, 13), &tokens);
-    for (dtype, bound) in [(DType::F16, 0.002), (DType::Bf16, 0.02), (DType::Q8_0, 0.02), (DType::Q4_1, 0.3), (DType::Q4_0, 0.3)] {
+    for (dtype, bound) in [
+        (DType::F16, 0.002),
+        (DType::Bf16, 0.02),
+        (DType::Q8_0, 0.02),
+        (DType::Q4_1, 0.3),
+        (DType::Q4_0, 0.3),
+    ] {
         let got = engine_logits(model_with(&config, dtype, 13), &tokens);
         let (mut err, mut norm) = (0f64, 0f64);
         for (a, b) in base.iter().flatten().zip(got.iter().flatten()) {
@@ -132,9 +173,17 @@ fn training_and_inference_compute_the_same_loss() {
     let params = Params::init(&trained_params_config(), 21);
     let text = b"Every file is stored losslessly as pixels.";
     let seq = 24;
-    let inputs: Vec<u32> = [256].into_iter().chain(text[..seq - 1].iter().map(|&b| b as u32)).collect();
+    let inputs: Vec<u32> = [256]
+        .into_iter()
+        .chain(text[..seq - 1].iter().map(|&b| b as u32))
+        .collect();
     let targets: Vec<u32> = text[..seq].iter().map(|&b| b as u32).collect();
-    let batch = Batch { batch: 1, seq_len: seq, inputs: inputs.clone(), targets: targets.clone() };
+    let batch = Batch {
+        batch: 1,
+        seq_len: seq,
+        inputs: inputs.clone(),
+        targets: targets.clone(),
+    };
     let train_loss = params.loss(&batch);
     let logits = engine_logits(params_model(&params), &inputs);
     let mut loss = 0f64;
@@ -144,5 +193,8 @@ fn training_and_inference_compute_the_same_loss() {
         loss -= row[t as usize] as f64 - max - sum.ln();
     }
     loss /= seq as f64;
-    assert!((loss - train_loss).abs() < 1e-4, "inference {loss} vs training {train_loss}");
+    assert!(
+        (loss - train_loss).abs() < 1e-4,
+        "inference {loss} vs training {train_loss}"
+    );
 }

@@ -62,7 +62,11 @@ pub fn model_with(config: &LlamaConfig, dtype: DType, seed: u64) -> ModelFile {
         return model;
     }
     let (payload, _) = pxos_llm::convert::quantize(&model, dtype).unwrap();
-    ModelFile::from_png(&pxos_llm::format::encode_png(&payload).unwrap(), &pxos_pixel::Limits::default()).unwrap()
+    ModelFile::from_png(
+        &pxos_llm::format::encode_png(&payload).unwrap(),
+        &pxos_pixel::Limits::default(),
+    )
+    .unwrap()
 }
 
 pub fn trained_params_config() -> LlamaConfig {
@@ -74,5 +78,9 @@ pub fn trained_params_config() -> LlamaConfig {
 
 pub fn params_model(params: &Params) -> ModelFile {
     let payload = params.to_payload("p", serde_json::Value::Null).unwrap();
-    ModelFile::from_png(&pxos_llm::format::encode_png(&payload).unwrap(), &pxos_pixel::Limits::default()).unwrap()
+    ModelFile::from_png(
+        &pxos_llm::format::encode_png(&payload).unwrap(),
+        &pxos_pixel::Limits::default(),
+    )
+    .unwrap()
 }
