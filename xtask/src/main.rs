@@ -1,7 +1,8 @@
 //! pxOS automation.
 //!
 //! * `cargo xtask ci`: everything CI runs (setup, fmt, clippy, tests, benches once, fuzz targets).
-//! * `cargo xtask setup`: installs the system tools the tests use (optipng, file, QEMU).
+//! * `cargo xtask setup`: installs the system tools the tests use (optipng, file, QEMU,
+//!   and the Python packages openai and numpy).
 //! * `cargo xtask big`: the 1 GiB round trip and random reads through the real binary.
 
 use std::path::Path;
@@ -35,7 +36,40 @@ const TOOLS: &[(&str, &str)] = &[
     ("qemu-system-i386", "qemu-system-x86"),
 ];
 
+/// Python packages the tests and benchmarks use: the official `openai`
+/// client (drives `pxos llm serve`) and numpy (the benchmarks' second anchor).
+const PYTHON_PACKAGES: &[(&str, &str)] =
+    &[("openai", "openai>=1.40,<3"), ("numpy", "numpy>=1.26,<3")];
+
+fn setup_python() -> Result<()> {
+    let missing: Vec<&str> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(module, _)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|(_, spec)| *spec)
+        .collect();
+    if missing.is_empty() {
+        println!("xtask: python packages present: openai, numpy");
+        return Ok(());
+    }
+    println!("xtask: pip installing {}", missing.join(" "));
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(&missing))
+}
+
 fn setup() -> Result<()> {
+    setup_python()?;
     let missing: Vec<&str> = TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))

@@ -55,6 +55,10 @@ fn pixel_file(home: &Home) {
     ]);
 }
 
+fn builtin_model(home: &Home) {
+    std::fs::write(home.scratch("m.png"), pxos_llm::BUILTIN_PIXELLM).unwrap();
+}
+
 fn store_with_file(home: &Home) {
     pixel_file(home);
     home.ok(&["fs", "add", "/a.txt", &s(&home.scratch("in.txt"))]);
@@ -261,6 +265,41 @@ fn scenario(label: Label) -> Option<Scenario> {
                 ])
             },
             "out.bin",
+        ),
+        "llm-corpus" => output(
+            nothing,
+            |h, _| {
+                let docs = crate::support::repo_root().join("docs");
+                args(&[
+                    "llm",
+                    "corpus",
+                    "--root",
+                    &s(&docs),
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "llm-model" => output(
+            builtin_model,
+            |h, _| {
+                args(&[
+                    "llm",
+                    "quantize",
+                    &s(&h.scratch("m.png")),
+                    "--dtype",
+                    "q8_0",
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "llm-render" => output(
+            nothing,
+            |h, _| args(&["llm", "render", "-o", &s(&h.scratch("out.png"))]),
+            "out.png",
         ),
         "pixel-view" => output(
             pixel_file,
