@@ -336,8 +336,13 @@ pub enum LlmCommand {
     Generate {
         /// A PXI-LLM file, or a seed v0 model (its .meta.json beside the PNG).
         model: Option<PathBuf>,
-        /// A registered model, NAME or NAME@VERSION.
-        #[arg(long, conflicts_with = "model")]
+        /// A registered model, NAME or NAME@VERSION (`pxos llm list`).
+        #[arg(
+            long = "model",
+            id = "registered",
+            value_name = "NAME@VERSION",
+            conflicts_with = "model"
+        )]
         registered: Option<String>,
         /// The text to continue.
         #[arg(long, default_value = "")]
@@ -348,6 +353,26 @@ pub enum LlmCommand {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// Pack a model as a cartridge (kind model) and register it, with lineage, in the log.
+    Register {
+        /// The PXI-LLM file.
+        model: PathBuf,
+        /// The cartridge name [default: the model's name].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// The parent model, NAME@VERSION [default: found from the weights' provenance].
+        #[arg(long)]
+        parent: Option<String>,
+        /// Why (recorded in the log).
+        #[arg(long, default_value = "register a model")]
+        reason: String,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
+    /// List the registered models.
+    List,
     /// Show a model's manifest, sizes and per-tensor statistics.
     Inspect {
         /// A PXI-LLM file (default: the built-in pixellm).

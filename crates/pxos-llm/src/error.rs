@@ -39,6 +39,11 @@ impl Error {
         Error::new(ErrorKind::Io, format!("i/o error: {err}")).with_path(path)
     }
 
+    /// An error of a given kind (from another crate's error).
+    pub fn from_kind(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error::new(kind, message)
+    }
+
     fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,

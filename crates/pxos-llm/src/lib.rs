@@ -16,6 +16,7 @@ pub mod error;
 pub mod format;
 pub mod generate;
 pub mod model;
+pub mod registered;
 pub mod render;
 pub mod rng;
 pub mod sample;

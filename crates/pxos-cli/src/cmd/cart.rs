@@ -327,7 +327,7 @@ pub fn fsck_report(
     }
 }
 
-fn registry(global: &Global) -> Result<pxos_cart::Registry> {
+pub fn registry(global: &Global) -> Result<pxos_cart::Registry> {
     let home = home(global)?;
     Ok(
         pxos_cart::Registry::open(&home.join("carts"), EvolutionLog::open(&home.join("log"))?)?

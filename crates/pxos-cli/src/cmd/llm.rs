@@ -183,10 +183,14 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             max_tokens,
             sampling,
         } => {
-            if registered.is_some() {
-                return Err(CliError::usage("registered models are not available yet"));
-            }
-            let file = load_model(model.as_deref(), global)?;
+            let file = match registered {
+                Some(query) => Arc::new(pxos_llm::registered::load(
+                    &super::cart::registry(global)?,
+                    query,
+                    &global.pixel_limits(),
+                )?),
+                None => load_model(model.as_deref(), global)?,
+            };
             let generator = Generator::new(file)?;
             let sampling = sampling.sampling()?;
             let mut stdout = std::io::stdout().lock();
@@ -223,6 +227,61 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 )?;
             } else {
                 writeln!(stdout)?;
+            }
+        }
+        LlmCommand::Register {
+            model,
+            name,
+            version,
+            parent,
+            reason,
+            actor,
+        } => {
+            let registry = super::cart::registry(global)?;
+            let home = crate::home::home(global)?;
+            let registration = pxos_llm::registered::Registration {
+                name: name.as_deref(),
+                version,
+                parent: parent.as_deref(),
+                reason,
+                actor: super::actor(actor),
+            };
+            let record = pxos_llm::registered::register(
+                &registry,
+                &home.join("carts"),
+                model,
+                &registration,
+                &global.pixel_limits(),
+            )?;
+            output.emit(json!({"type": "registered", "record": record}), || {
+                format!(
+                    "registered model {} as {}{}",
+                    esc(&record.id),
+                    record.status.name(),
+                    record
+                        .parent
+                        .as_ref()
+                        .map(|p| format!(" (parent {})", esc(p)))
+                        .unwrap_or_default()
+                )
+            })?;
+        }
+        LlmCommand::List => {
+            let registry = super::cart::registry(global)?;
+            for (record, manifest) in pxos_llm::registered::list(&registry)? {
+                let m = &manifest.metrics;
+                output.emit(
+                    json!({"type": "model", "record": record, "metrics": m}),
+                    || {
+                        format!(
+                            "{:<24} {:>9} params  {:<12} parent {}",
+                            esc(&record.id),
+                            m.get("parameters").and_then(|v| v.as_u64()).unwrap_or(0),
+                            m.get("dtypes").map(|d| d.to_string()).unwrap_or_default(),
+                            record.parent.as_deref().map(esc).unwrap_or("-".into())
+                        )
+                    },
+                )?;
             }
         }
         LlmCommand::Inspect { model } => inspect(model.as_deref(), global, output)?,

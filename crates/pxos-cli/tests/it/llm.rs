@@ -696,3 +696,82 @@ print(json.dumps(out))
     assert_eq!(out["unknown"], 404);
     assert_eq!(out["too_many"], 400);
 }
+
+#[test]
+fn models_register_as_cartridges_with_lineage_and_run_by_name() {
+    let home = Home::new("llm-register");
+    let base = home.scratch("base.png");
+    std::fs::write(&base, pxos_llm::BUILTIN_PIXELLM).unwrap();
+    let q8 = home.scratch("q8.png");
+    home.ok(&[
+        "llm",
+        "quantize",
+        base.to_str().unwrap(),
+        "--dtype",
+        "q8_0",
+        "-o",
+        q8.to_str().unwrap(),
+    ]);
+    let first = json_lines(&home.ok(&[
+        "--json",
+        "llm",
+        "register",
+        base.to_str().unwrap(),
+        "--actor",
+        "ada",
+    ]))
+    .pop()
+    .unwrap();
+    assert_eq!(first["record"]["id"], "pixellm@1.0.0");
+    // The quantized model names its parent by the weights' hash: the lineage is found.
+    let second = json_lines(&home.ok(&[
+        "--json",
+        "llm",
+        "register",
+        q8.to_str().unwrap(),
+        "--name",
+        "pixellm-q8",
+        "--actor",
+        "ada",
+    ]))
+    .pop()
+    .unwrap();
+    assert_eq!(second["record"]["parent"], "pixellm@1.0.0");
+    let models = json_lines(&home.ok(&["--json", "llm", "list"]));
+    assert_eq!(models.len(), 2);
+    assert_eq!(models[1]["metrics"]["kind"], "model");
+    // Registered models run by name and give what their files give.
+    let by_name = generated(
+        &home,
+        &[
+            "--model",
+            "pixellm-q8@1.0.0",
+            "--prompt",
+            "pxOS",
+            "--max-tokens",
+            "12",
+        ],
+    );
+    let by_file = generated(
+        &home,
+        &[
+            q8.to_str().unwrap(),
+            "--prompt",
+            "pxOS",
+            "--max-tokens",
+            "12",
+        ],
+    );
+    assert_eq!(by_name["text"], by_file["text"]);
+    // The registrations are in the log, which verifies; a world still boots beside them.
+    let log = home.ok(&["log"]);
+    assert!(log.contains("pixellm-q8@1.0.0"), "{log}");
+    home.ok(&["log", "verify"]);
+    home.ok(&["boot", "-q"]);
+    home.fails(2, &["llm", "generate", "--model", "default@1.0.0"]);
+    home.fails(1, &["llm", "generate", "--model", "missing@1.0.0"]);
+    home.fails(
+        1,
+        &["llm", "register", base.to_str().unwrap(), "--actor", "ada"],
+    );
+}
