@@ -5,15 +5,64 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::format::ModelFile;
-use crate::model::Llama;
+use crate::model::{Llama, State};
 use crate::sample::{Sampler, Sampling};
+use crate::seedv0::{SeedV0, V0State};
 use crate::tokenizer::Tokenizer;
+
+/// The engines a generator can drive.
+#[derive(Debug)]
+pub enum Engine {
+    Llama(Llama),
+    /// The seed's v0 MLP (no positions, so no context limit).
+    SeedV0(SeedV0),
+}
+
+enum EngineState {
+    Llama(State),
+    SeedV0(V0State),
+}
+
+impl Engine {
+    fn context(&self) -> usize {
+        match self {
+            Engine::Llama(l) => l.config.context_length,
+            Engine::SeedV0(_) => usize::MAX,
+        }
+    }
+
+    fn state(&self) -> EngineState {
+        match self {
+            Engine::Llama(l) => EngineState::Llama(l.state()),
+            Engine::SeedV0(m) => EngineState::SeedV0(m.state()),
+        }
+    }
+
+    fn forward<'s>(&self, state: &'s mut EngineState, token: u32) -> Result<&'s [f32]> {
+        match (self, state) {
+            (Engine::Llama(l), EngineState::Llama(s)) => l.forward(s, token),
+            (Engine::SeedV0(m), EngineState::SeedV0(s)) => m.forward(s, token),
+            _ => unreachable!("a state always comes from its own engine"),
+        }
+    }
+}
+
+impl EngineState {
+    fn pos(&self) -> usize {
+        match self {
+            EngineState::Llama(s) => s.pos,
+            EngineState::SeedV0(_) => 0,
+        }
+    }
+}
 
 /// A model ready to generate: the engine and its tokenizer.
 #[derive(Debug)]
 pub struct Generator {
-    pub llama: Llama,
+    pub engine: Engine,
     pub tokenizer: Tokenizer,
+    /// The model's name (the id the server answers to).
+    pub name: String,
 }
 
 /// Why generation stopped.
@@ -56,9 +105,19 @@ impl Generator {
     pub fn new(file: Arc<ModelFile>) -> Result<Generator> {
         let tokenizer = Tokenizer::new(file.manifest.tokenizer.clone());
         Ok(Generator {
-            llama: Llama::new(file)?,
+            name: file.manifest.name.clone(),
+            engine: Engine::Llama(Llama::new(file)?),
             tokenizer,
         })
+    }
+
+    /// A generator for a seed v0 model.
+    pub fn seed_v0(model: SeedV0) -> Generator {
+        Generator {
+            name: model.name.clone(),
+            tokenizer: Tokenizer::seed_v0(model.vocab as u32),
+            engine: Engine::SeedV0(model),
+        }
     }
 
     /// Continues `prompt` with up to `max_tokens` tokens. `on_text` receives
@@ -72,7 +131,7 @@ impl Generator {
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generated> {
         let started = std::time::Instant::now();
-        let context = self.llama.config.context_length;
+        let context = self.engine.context();
         let mut tokens = self.tokenizer.encode(prompt);
         // Keep the end of a prompt longer than the context, leaving room to answer.
         let room = context.saturating_sub(max_tokens.min(context / 2)).max(1);
@@ -84,11 +143,11 @@ impl Generator {
                 .collect();
         }
         let prompt_tokens = tokens.len();
-        let mut state = self.llama.state();
+        let mut state = self.engine.state();
         let mut logits = Vec::new();
         for &token in &tokens {
             logits.clear();
-            logits.extend_from_slice(self.llama.forward(&mut state, token)?);
+            logits.extend_from_slice(self.engine.forward(&mut state, token)?);
         }
         let prompt_seconds = started.elapsed().as_secs_f64();
         let decode_started = std::time::Instant::now();
@@ -125,27 +184,27 @@ impl Generator {
                 }
             }
             history.push(token);
-            if state.pos >= context && context < 4 {
+            if state.pos() >= context && context < 4 {
                 break;
             }
-            if state.pos >= context {
+            if state.pos() >= context {
                 // The context is full: start again from BOS and the most
                 // recent half of the text (a context shift), and go on.
                 let keep = context / 2;
                 let recent = history[history.len() - keep..].to_vec();
-                state = self.llama.state();
-                self.llama.forward(&mut state, self.tokenizer.bos())?;
+                state = self.engine.state();
+                self.engine.forward(&mut state, self.tokenizer.bos())?;
                 for &t in &recent[..keep - 1] {
-                    self.llama.forward(&mut state, t)?;
+                    self.engine.forward(&mut state, t)?;
                 }
                 shifts += 1;
                 let last = recent[keep - 1];
                 logits.clear();
-                logits.extend_from_slice(self.llama.forward(&mut state, last)?);
+                logits.extend_from_slice(self.engine.forward(&mut state, last)?);
                 continue;
             }
             logits.clear();
-            logits.extend_from_slice(self.llama.forward(&mut state, token)?);
+            logits.extend_from_slice(self.engine.forward(&mut state, token)?);
         }
         if finish == Finish::Length {
             let rest = stream.finish();

@@ -20,6 +20,7 @@ pub mod registered;
 pub mod render;
 pub mod rng;
 pub mod sample;
+pub mod seedv0;
 pub mod serve;
 pub mod tokenizer;
 pub mod train;

@@ -606,7 +606,7 @@ pub fn serve(
         .build()
         .map_err(|err| Error::io(err, std::path::Path::new("tokio runtime")))?;
     let shared = Arc::new(Shared {
-        model_id: generator.llama.file.manifest.name.clone(),
+        model_id: generator.name.clone(),
         generator,
         created: now(),
         slots: Semaphore::new(options.max_concurrent),

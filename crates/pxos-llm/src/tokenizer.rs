@@ -2,45 +2,74 @@
 
 use crate::format::TokenizerSpec;
 
+#[derive(Clone, Debug)]
+enum Kind {
+    Spec(TokenizerSpec),
+    /// The seed v0 tokenizer: each code point `c` is `c % vocab`; ids below
+    /// 128 decode as ASCII, others as `?`. No BOS, no EOS.
+    SeedV0 {
+        vocab: u32,
+    },
+}
+
 /// A tokenizer built from a manifest's spec.
 #[derive(Clone, Debug)]
 pub struct Tokenizer {
-    spec: TokenizerSpec,
+    kind: Kind,
 }
 
 impl Tokenizer {
     pub fn new(spec: TokenizerSpec) -> Tokenizer {
-        Tokenizer { spec }
+        Tokenizer {
+            kind: Kind::Spec(spec),
+        }
+    }
+
+    pub fn seed_v0(vocab: u32) -> Tokenizer {
+        Tokenizer {
+            kind: Kind::SeedV0 {
+                vocab: vocab.max(1),
+            },
+        }
     }
 
     /// The beginning-of-sequence token.
     pub fn bos(&self) -> u32 {
-        match self.spec {
-            TokenizerSpec::Bytes { bos, .. } => bos,
+        match self.kind {
+            Kind::Spec(TokenizerSpec::Bytes { bos, .. }) => bos,
+            Kind::SeedV0 { .. } => u32::MAX,
         }
     }
 
     /// The end-of-sequence token.
     pub fn eos(&self) -> u32 {
-        match self.spec {
-            TokenizerSpec::Bytes { eos, .. } => eos,
+        match self.kind {
+            Kind::Spec(TokenizerSpec::Bytes { eos, .. }) => eos,
+            Kind::SeedV0 { .. } => u32::MAX,
         }
     }
 
-    /// `text` as tokens, after the beginning-of-sequence token.
+    /// `text` as tokens, after the beginning-of-sequence token (if the tokenizer has one).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        match self.spec {
-            TokenizerSpec::Bytes { bos, .. } => std::iter::once(bos)
+        match self.kind {
+            Kind::Spec(TokenizerSpec::Bytes { bos, .. }) => std::iter::once(bos)
                 .chain(text.bytes().map(u32::from))
                 .collect(),
+            // An empty prompt would pool nothing: start from a space.
+            Kind::SeedV0 { vocab } if text.is_empty() => vec![' ' as u32 % vocab],
+            Kind::SeedV0 { vocab } => text.chars().map(|c| c as u32 % vocab).collect(),
         }
     }
 
     /// The bytes a token stands for (none for special tokens).
     pub fn token_bytes(&self, token: u32) -> &'static [u8] {
-        match self.spec {
-            TokenizerSpec::Bytes { .. } if token < 256 => &BYTES[token as usize..][..1],
-            TokenizerSpec::Bytes { .. } => &[],
+        match self.kind {
+            Kind::Spec(TokenizerSpec::Bytes { .. }) | Kind::SeedV0 { .. } if token < 128 => {
+                &BYTES[token as usize..][..1]
+            }
+            Kind::Spec(TokenizerSpec::Bytes { .. }) if token < 256 => &BYTES[token as usize..][..1],
+            Kind::Spec(TokenizerSpec::Bytes { .. }) => &[],
+            Kind::SeedV0 { .. } => b"?",
         }
     }
 

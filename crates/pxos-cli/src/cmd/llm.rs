@@ -330,15 +330,19 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             max_tokens,
             max_concurrent,
         } => {
-            let file = load_model(model.as_deref(), global)?;
-            let generator = Generator::new(file)?;
+            let generator = match model {
+                Some(path) if pxos_llm::seedv0::meta_path(path).is_file() => {
+                    Generator::seed_v0(pxos_llm::seedv0::SeedV0::open(path)?)
+                }
+                model => Generator::new(load_model(model.as_deref(), global)?)?,
+            };
             let options = pxos_llm::serve::ServeOptions {
                 port: *port,
                 max_body: usize::try_from(*max_body).unwrap_or(usize::MAX),
                 max_tokens: *max_tokens,
                 max_concurrent: *max_concurrent,
             };
-            let name = generator.llama.file.manifest.name.clone();
+            let name = generator.name.clone();
             let json_mode = output.json;
             pxos_llm::serve::serve(
                 generator,

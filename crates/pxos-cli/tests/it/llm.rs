@@ -775,3 +775,43 @@ fn models_register_as_cartridges_with_lineage_and_run_by_name() {
         &["llm", "register", base.to_str().unwrap(), "--actor", "ada"],
     );
 }
+
+#[test]
+fn seed_v0_models_still_run() {
+    let home = Home::new("llm-seedv0");
+    let (v, d) = (1024, 16);
+    let values = |n: usize, k: f32| {
+        (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * k)
+            .collect::<Vec<f32>>()
+    };
+    let tensors = vec![
+        ("embed", vec![v, d], values(v * d, 0.004)),
+        ("hidden", vec![d, d], values(d * d, 0.01)),
+        ("b_hidden", vec![d], vec![0.0; d]),
+        ("out", vec![d, v], values(d * v, 0.012)),
+        ("b_out", vec![v], vec![0.0; v]),
+    ];
+    let (png, meta) = pxos_llm::seedv0::write_seed_format("pixellm_v0", v, d, &tensors);
+    let model = home.scratch("pixellm_v0.pxi");
+    std::fs::write(&model, png).unwrap();
+    std::fs::write(home.scratch("pixellm_v0.meta.json"), &meta).unwrap();
+    let g = generated(
+        &home,
+        &[
+            model.to_str().unwrap(),
+            "--prompt",
+            "hello pixels",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    assert_eq!(g["completion_tokens"], 8);
+    assert_eq!(g["prompt_tokens"], 12);
+    assert!(
+        g["text"].as_str().unwrap().chars().all(|c| c.is_ascii()),
+        "{g}"
+    );
+    std::fs::write(home.scratch("pixellm_v0.meta.json"), "{\"model_name\": 1}").unwrap();
+    home.fails(1, &["llm", "generate", model.to_str().unwrap()]);
+}
