@@ -183,15 +183,18 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             max_tokens,
             sampling,
         } => {
-            let file = match registered {
-                Some(query) => Arc::new(pxos_llm::registered::load(
+            let generator = match (registered, model) {
+                (Some(query), _) => Generator::new(Arc::new(pxos_llm::registered::load(
                     &super::cart::registry(global)?,
                     query,
                     &global.pixel_limits(),
-                )?),
-                None => load_model(model.as_deref(), global)?,
+                )?))?,
+                // A seed v0 model: a PNG with its NAME.meta.json beside it.
+                (None, Some(path)) if pxos_llm::seedv0::meta_path(path).is_file() => {
+                    Generator::seed_v0(pxos_llm::seedv0::SeedV0::open(path)?)
+                }
+                (None, model) => Generator::new(load_model(model.as_deref(), global)?)?,
             };
-            let generator = Generator::new(file)?;
             let sampling = sampling.sampling()?;
             let mut stdout = std::io::stdout().lock();
             let json_mode = output.json;
