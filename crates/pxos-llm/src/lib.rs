@@ -14,6 +14,7 @@ pub mod corpus;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod fuzz;
 pub mod generate;
 pub mod model;
 pub mod registered;

@@ -77,6 +77,12 @@ const TARGETS: &[Target] = &[
         parser: Reach::Parser,
     },
     Target {
+        name: "llm_model",
+        body: pxos_llm::fuzz::model_file,
+        cases: 600,
+        parser: Reach::Parser,
+    },
+    Target {
         name: "x86_source",
         body: x86_built,
         cases: 1000,
@@ -180,4 +186,5 @@ seeded!(
     asm_text,
     vram_roadmap,
     x86_source,
+    llm_model,
 );
