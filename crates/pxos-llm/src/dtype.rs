@@ -227,6 +227,8 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut a_chunks = a.chunks_exact(LANES);
     let mut b_chunks = b.chunks_exact(LANES);
     for (ca, cb) in (&mut a_chunks).zip(&mut b_chunks) {
+        let ca: &[f32; LANES] = ca.try_into().expect("a whole chunk");
+        let cb: &[f32; LANES] = cb.try_into().expect("a whole chunk");
         for i in 0..LANES {
             lanes[i] += ca[i] * cb[i];
         }

@@ -539,7 +539,7 @@ fn check_tensor(info: &TensorInfo, data_len: u64) -> Result<Slot> {
             info.size
         )));
     }
-    if info.offset % ALIGNMENT as u64 != 0 {
+    if !info.offset.is_multiple_of(ALIGNMENT as u64) {
         return Err(Error::bad_input(format!(
             "offset {} is not a multiple of {ALIGNMENT}",
             info.offset

@@ -17,6 +17,7 @@ pub mod format;
 pub mod fuzz;
 pub mod generate;
 pub mod model;
+pub mod pool;
 pub mod registered;
 pub mod render;
 pub mod rng;

@@ -16,13 +16,12 @@
 //! logits = output (rmsnorm(x) * output_norm)      (output = token_embd when tied)
 //! ```
 
-use std::sync::Arc;
-
-use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 use crate::dtype::{DType, dequantize_row, dot_f32, dot_row};
 use crate::error::{Error, Result};
 use crate::format::{LlamaConfig, ModelFile};
+use crate::pool::{Pool, Rows};
 
 /// Where a tensor's bytes are in the model's payload.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +53,7 @@ pub struct Llama {
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
     output: Weight,
+    pool: Mutex<Pool>,
 }
 
 impl std::fmt::Debug for Llama {
@@ -100,7 +100,11 @@ impl Llama {
         } else {
             weight("output.weight")?
         };
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Ok(Llama {
+            pool: Mutex::new(Pool::new(Arc::clone(&file), threads)),
             output_norm: vector("output_norm.weight")?,
             embed,
             output,
@@ -186,10 +190,9 @@ impl Llama {
             let ctx = c.context_length;
             state
                 .xb
-                .par_chunks_mut(hs)
-                .zip(state.att.par_chunks_mut(ctx))
+                .chunks_mut(hs)
+                .zip(state.att.chunks_mut(ctx))
                 .enumerate()
-                .with_min_len(2)
                 .for_each(|(h, (out, att))| {
                     let qh = &q[h * hs..(h + 1) * hs];
                     let kvh = (h / kv_mul) * hs;
@@ -228,36 +231,46 @@ impl Llama {
         Ok(&state.logits)
     }
 
+    fn rows(w: &Weight) -> Rows {
+        Rows {
+            dtype: w.dtype,
+            start: w.start,
+            row_bytes: w.row_bytes,
+            rows: w.rows,
+        }
+    }
+
+    /// Runs products of `x` on the helper pool, or on this thread alone when
+    /// another generation holds the pool.
+    fn products(&self, ws: &[&Weight], outs: &mut [&mut [f32]], x: &[f32]) {
+        let jobs: Vec<Rows> = ws.iter().map(|w| Llama::rows(w)).collect();
+        match self.pool.try_lock() {
+            Ok(pool) => pool.run(&jobs, outs, x),
+            Err(_) => {
+                for (w, out) in ws.iter().zip(outs.iter_mut()) {
+                    let bytes = self.bytes(w);
+                    for (o, row) in out.iter_mut().zip(bytes.chunks_exact(w.row_bytes)) {
+                        *o = dot_row(w.dtype, row, x);
+                    }
+                }
+            }
+        }
+    }
+
     fn matvec(&self, w: &Weight, out: &mut [f32], x: &[f32]) {
         debug_assert_eq!(x.len(), w.cols);
-        let bytes = self.bytes(w);
-        matvec(w.dtype, bytes, w.row_bytes, out, x);
+        self.products(&[w], &mut [out], x);
     }
 
     fn matvec2(&self, ws: [&Weight; 2], outs: [&mut [f32]; 2], x: &[f32]) {
         let [a, b] = outs;
-        rayon::join(|| self.matvec(ws[0], a, x), || self.matvec(ws[1], b, x));
+        self.products(&ws, &mut [a, b], x);
     }
 
     fn matvec3(&self, ws: [&Weight; 3], outs: [&mut [f32]; 3], x: &[f32]) {
         let [a, b, c] = outs;
-        rayon::join(
-            || self.matvec(ws[0], a, x),
-            || rayon::join(|| self.matvec(ws[1], b, x), || self.matvec(ws[2], c, x)),
-        );
+        self.products(&ws, &mut [a, b, c], x);
     }
-}
-
-/// `out[r] = row_r(w) . x` for every row, rows split over the thread pool.
-pub fn matvec(dtype: DType, w: &[u8], row_bytes: usize, out: &mut [f32], x: &[f32]) {
-    const ROWS: usize = 16;
-    out.par_chunks_mut(ROWS)
-        .zip(w.par_chunks(ROWS * row_bytes))
-        .for_each(|(out, rows)| {
-            for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
-                *o = dot_row(dtype, row, x);
-            }
-        });
 }
 
 /// The state of one generation: position, KV cache and scratch space.

@@ -291,7 +291,9 @@ pub fn write_seed_format(
 mod tests {
     use super::*;
 
-    fn tiny() -> (Vec<u8>, String, Vec<(&'static str, Vec<usize>, Vec<f32>)>) {
+    type Tensors = Vec<(&'static str, Vec<usize>, Vec<f32>)>;
+
+    fn tiny() -> (Vec<u8>, String, Tensors) {
         let (v, d) = (1024, 8);
         let values = |n: usize, k: f32| {
             (0..n)

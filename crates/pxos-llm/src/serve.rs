@@ -199,6 +199,7 @@ fn too_large(shared: &Shared) -> Response {
 
 /// Reads the body under the size limit: a declared length over it is
 /// refused before a byte is read, an undeclared one as soon as it passes it.
+#[allow(clippy::result_large_err)]
 async fn read_body(shared: &Shared, request: Request) -> std::result::Result<Bytes, Response> {
     let max = shared.options.max_body;
     let declared = request
@@ -214,6 +215,8 @@ async fn read_body(shared: &Shared, request: Request) -> std::result::Result<Byt
         .map_err(|_| too_large(shared))
 }
 
+// The error is the response to send: built once per refused request, never hot.
+#[allow(clippy::result_large_err)]
 fn parse_job(shared: &Shared, body: Bytes, chat: bool) -> std::result::Result<Job, Response> {
     let request: RequestBody = serde_json::from_slice(&body)
         .map_err(|err| bad_request(None, format!("the body is not a valid request: {err}")))?;
