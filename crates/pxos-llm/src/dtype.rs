@@ -308,6 +308,58 @@ pub fn dot_row(dtype: DType, row: &[u8], x: &[f32]) -> f32 {
     }
 }
 
+/// An input vector prepared for every kernel: as f32, and, when q8_0
+/// weights will read it, quantized to q8_0 blocks too. A q8_0 product
+/// multiplies the weights' int8 values by the input's (exact integer sums),
+/// then scales each block by both `d`s: llama.cpp's q8_0 x q8_0 arithmetic.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub x: Vec<f32>,
+    q8: Vec<u8>,
+}
+
+impl Input {
+    pub fn new(x: &[f32], with_q8: bool) -> Input {
+        let mut q8 = Vec::new();
+        if with_q8 && x.len().is_multiple_of(QK) {
+            quantize_row(DType::Q8_0, x, &mut q8);
+        }
+        Input { x: x.to_vec(), q8 }
+    }
+
+    /// The input as its q8_0 blocks (empty unless prepared for q8_0 weights).
+    pub fn q8_0(&self) -> &[u8] {
+        &self.q8
+    }
+}
+
+/// [`dot_row`] against a prepared input (q8_0 rows use the quantized input).
+#[inline]
+pub fn dot_input(dtype: DType, row: &[u8], input: &Input) -> f32 {
+    if dtype == DType::Q8_0 && !input.q8.is_empty() {
+        dot_q8_q8(row, &input.q8)
+    } else {
+        dot_row(dtype, row, &input.x)
+    }
+}
+
+/// Two rows of q8_0 blocks: integer sums per block, scaled by both `d`s.
+pub fn dot_q8_q8(row: &[u8], x: &[u8]) -> f32 {
+    let mut sum = 0f32;
+    for (a, b) in row.chunks_exact(34).zip(x.chunks_exact(34)) {
+        let scale = half_at(a, 0) * half_at(b, 0);
+        let qa: &[u8; 32] = a[2..].try_into().expect("a whole block");
+        let qb: &[u8; 32] = b[2..].try_into().expect("a whole block");
+        let mut acc = [0i32; 16];
+        for i in 0..16 {
+            acc[i] += i32::from(qa[i] as i8) * i32::from(qb[i] as i8)
+                + i32::from(qa[i + 16] as i8) * i32::from(qb[i + 16] as i8);
+        }
+        sum += scale * acc.iter().sum::<i32>() as f32;
+    }
+    sum
+}
+
 fn dot_half(row: &[u8], x: &[f32], to_f32: impl Fn(u16) -> f32) -> f32 {
     let mut lanes = [0f32; LANES];
     let mut rest = 0f32;
@@ -361,6 +413,42 @@ mod tests {
         dequantize_row(DType::Q4_0, &bytes, &mut back);
         assert_eq!(back[0], -16.0);
         assert_eq!(back[1], 2.0);
+    }
+
+    #[test]
+    fn q8_0_products_are_llama_cpp_integer_arithmetic() {
+        let w: Vec<f32> = (0..128)
+            .map(|i| ((i * 29 % 31) as f32 - 15.0) / 9.0)
+            .collect();
+        let x: Vec<f32> = (0..128)
+            .map(|i| ((i * 17 % 23) as f32 - 11.0) / 4.0)
+            .collect();
+        let mut row = Vec::new();
+        quantize_row(DType::Q8_0, &w, &mut row);
+        let input = Input::new(&x, true);
+        let xq = input.q8_0();
+        assert_eq!(xq.len(), 4 * 34);
+        let mut exact = 0f64;
+        for (a, b) in row.chunks(34).zip(xq.chunks(34)) {
+            let isum: i64 = a[2..]
+                .iter()
+                .zip(&b[2..])
+                .map(|(p, q)| i64::from(*p as i8) * i64::from(*q as i8))
+                .sum();
+            exact += f64::from(half_at(a, 0)) * f64::from(half_at(b, 0)) * isum as f64;
+        }
+        let got = dot_input(DType::Q8_0, &row, &input) as f64;
+        assert!(
+            (got - exact).abs() < 1e-5 * exact.abs().max(1.0),
+            "{got} vs {exact}"
+        );
+        // Other types ignore the quantized copy.
+        let mut f = Vec::new();
+        quantize_row(DType::F32, &w, &mut f);
+        assert_eq!(
+            dot_input(DType::F32, &f, &input),
+            dot_row(DType::F32, &f, &x)
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::dtype::{DType, dequantize_row, dot_f32, dot_row};
+use crate::dtype::{DType, Input, dequantize_row, dot_f32, dot_input};
 use crate::error::{Error, Result};
 use crate::format::{LlamaConfig, ModelFile};
 use crate::pool::{Pool, Rows};
@@ -247,10 +247,11 @@ impl Llama {
         match self.pool.try_lock() {
             Ok(pool) => pool.run(&jobs, outs, x),
             Err(_) => {
+                let input = Input::new(x, ws.iter().any(|w| w.dtype == DType::Q8_0));
                 for (w, out) in ws.iter().zip(outs.iter_mut()) {
                     let bytes = self.bytes(w);
                     for (o, row) in out.iter_mut().zip(bytes.chunks_exact(w.row_bytes)) {
-                        *o = dot_row(w.dtype, row, x);
+                        *o = dot_input(w.dtype, row, &input);
                     }
                 }
             }

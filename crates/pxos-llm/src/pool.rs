@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::dtype::{DType, dot_row};
+use crate::dtype::{DType, Input, dot_input};
 use crate::format::ModelFile;
 
 /// A run of rows of one tensor: type, first byte in the payload, row bytes, rows.
@@ -27,7 +27,7 @@ pub struct Rows {
 
 struct Job {
     work: Vec<Rows>,
-    x: Arc<Vec<f32>>,
+    x: Arc<Input>,
     out: Vec<f32>,
 }
 
@@ -52,13 +52,13 @@ pub struct Pool {
     file: Arc<ModelFile>,
 }
 
-fn run_rows(payload: &[u8], work: &[Rows], x: &[f32], out: &mut Vec<f32>) {
+fn run_rows(payload: &[u8], work: &[Rows], x: &Input, out: &mut Vec<f32>) {
     for r in work {
         let bytes = &payload[r.start..r.start + r.rows * r.row_bytes];
         out.extend(
             bytes
                 .chunks_exact(r.row_bytes)
-                .map(|row| dot_row(r.dtype, row, x)),
+                .map(|row| dot_input(r.dtype, row, x)),
         );
     }
 }
@@ -87,13 +87,14 @@ impl Pool {
     /// `x`), writing into `outs`: the rows are split by bytes between this
     /// thread and the helpers.
     pub fn run(&self, jobs: &[Rows], outs: &mut [&mut [f32]], x: &[f32]) {
+        let x = Input::new(x, jobs.iter().any(|j| j.dtype == DType::Q8_0));
         let payload = self.file.payload();
         let total: usize = jobs.iter().map(|j| j.rows * j.row_bytes).sum();
         let threads = self.helpers.len() + 1;
         if threads == 1 || total < SERIAL_BYTES {
             for (job, out) in jobs.iter().zip(outs.iter_mut()) {
                 let mut v = Vec::with_capacity(job.rows);
-                run_rows(payload, std::slice::from_ref(job), x, &mut v);
+                run_rows(payload, std::slice::from_ref(job), &x, &mut v);
                 out.copy_from_slice(&v);
             }
             return;
@@ -120,7 +121,7 @@ impl Pool {
                 }
             }
         }
-        let x_shared = Arc::new(x.to_vec());
+        let x_shared = Arc::new(x);
         let mut mine = Vec::new();
         for (helper, work) in self.helpers.iter().zip(parts.iter().skip(1)) {
             let mut slot = helper.slot.job.lock().unwrap_or_else(|e| e.into_inner());
@@ -133,7 +134,7 @@ impl Pool {
             helper.slot.posted.fetch_add(1, Ordering::Release);
             helper.thread.thread().unpark();
         }
-        run_rows(payload, &parts[0], x, &mut mine);
+        run_rows(payload, &parts[0], &x_shared, &mut mine);
         // Gather: this thread's rows, then each helper's, in order.
         let mut results = vec![mine];
         for helper in &self.helpers {

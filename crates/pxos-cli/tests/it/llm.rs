@@ -808,10 +808,7 @@ fn seed_v0_models_still_run() {
     );
     assert_eq!(g["completion_tokens"], 8);
     assert_eq!(g["prompt_tokens"], 12);
-    assert!(
-        g["text"].as_str().unwrap().is_ascii(),
-        "{g}"
-    );
+    assert!(g["text"].as_str().unwrap().is_ascii(), "{g}");
     std::fs::write(home.scratch("pixellm_v0.meta.json"), "{\"model_name\": 1}").unwrap();
     home.fails(1, &["llm", "generate", model.to_str().unwrap()]);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::{model_with, params_model, small_config, trained_params_config};
 
 /// The forward pass written as plainly as possible: every weight dequantized
-/// to f64, loops in the obvious order, no cache tricks (all positions recomputed).
+/// to f64 (and, for q8_0 models, each product's input rounded to q8_0 blocks), loops in the obvious order, no cache tricks (all positions recomputed).
 fn reference_logits(model: &ModelFile, tokens: &[u32]) -> Vec<Vec<f64>> {
     let c = model.manifest.llama().clone();
     let w = |name: &str| -> Vec<f64> {
@@ -134,8 +134,13 @@ fn the_engine_matches_the_scalar_reference_for_every_dtype() {
             }
         }
         let scale = expected.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+        // q8_0 products round their input to int8 blocks; the reference rounds
+        // its f64 input, which sits a hair away from the engine's f32 one, so
+        // a value on a rounding boundary may land one step apart. The kernel
+        // itself is checked exactly in `dtype::tests`.
+        let tolerance = if dtype == DType::Q8_0 { 2e-2 } else { 1e-4 };
         assert!(
-            worst < 1e-4 * scale.max(1.0),
+            worst < tolerance * scale.max(1.0),
             "{dtype}: max abs error {worst} (logit scale {scale})"
         );
     }
