@@ -163,6 +163,7 @@ impl Llama {
             &mut state.x,
         );
         let layer_floats = c.context_length * kv_dim;
+        let angles = rope_table(pos, hs, c.rope_theta);
         for (l, layer) in self.layers.iter().enumerate() {
             rmsnorm(&mut state.xb, &state.x, &layer.attn_norm, c.norm_eps);
             let cache_at = l * layer_floats + pos * kv_dim;
@@ -175,14 +176,9 @@ impl Llama {
                     &state.xb,
                 );
             }
-            rope(&mut state.q, pos, hs, c.rope_theta);
-            rope(
-                &mut state.key_cache[cache_at..cache_at + kv_dim],
-                pos,
-                hs,
-                c.rope_theta,
-            );
-            // Attention, one head per task.
+            rope_with(&mut state.q, &angles);
+            rope_with(&mut state.key_cache[cache_at..cache_at + kv_dim], &angles);
+            // Attention, head by head.
             let keys = &state.key_cache[l * layer_floats..(l + 1) * layer_floats];
             let values = &state.value_cache[l * layer_floats..(l + 1) * layer_floats];
             let q = &state.q;
@@ -302,13 +298,28 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
 
 /// Rotates each pair `(v[i], v[i+1])` of every head by `pos * theta^(-i/head)`.
 pub fn rope(v: &mut [f32], pos: usize, head_size: usize, theta: f32) {
-    for head in v.chunks_exact_mut(head_size) {
-        for i in (0..head_size).step_by(2) {
+    rope_with(v, &rope_table(pos, head_size, theta));
+}
+
+/// The `(sin, cos)` of each pair's angle at `pos`: computed once per token,
+/// shared by every layer's queries and keys.
+pub fn rope_table(pos: usize, head_size: usize, theta: f32) -> Vec<(f32, f32)> {
+    (0..head_size)
+        .step_by(2)
+        .map(|i| {
             let freq = 1.0 / theta.powf(i as f32 / head_size as f32);
-            let (sin, cos) = (pos as f32 * freq).sin_cos();
-            let (a, b) = (head[i], head[i + 1]);
-            head[i] = a * cos - b * sin;
-            head[i + 1] = a * sin + b * cos;
+            (pos as f32 * freq).sin_cos()
+        })
+        .collect()
+}
+
+/// Rotates each head's pairs by the angles of [`rope_table`].
+pub fn rope_with(v: &mut [f32], table: &[(f32, f32)]) {
+    for head in v.chunks_exact_mut(2 * table.len()) {
+        for (pair, &(sin, cos)) in head.chunks_exact_mut(2).zip(table) {
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * cos - b * sin;
+            pair[1] = a * sin + b * cos;
         }
     }
 }

@@ -139,8 +139,15 @@ impl Pool {
         let mut results = vec![mine];
         for helper in &self.helpers {
             let want = helper.slot.posted.load(Ordering::Relaxed);
+            let mut spins = 0u32;
             while helper.slot.finished.load(Ordering::Acquire) < want {
-                std::hint::spin_loop();
+                // On a busy machine the helper may be descheduled: give way.
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(256) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             }
             let job = helper
                 .slot
@@ -174,11 +181,15 @@ fn helper_loop(slot: &Slot, file: &ModelFile) {
         let posted = slot.posted.load(Ordering::Acquire);
         if posted == seen {
             spins = spins.wrapping_add(1);
-            // The clock is read once every 1024 spins.
-            if !spins.is_multiple_of(1024) || idle_since.elapsed() < SPIN {
-                std::hint::spin_loop();
+            if spins.is_multiple_of(256) {
+                // Give way to other threads now and then, and after SPIN park.
+                if idle_since.elapsed() < SPIN {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::park_timeout(Duration::from_millis(50));
+                }
             } else {
-                std::thread::park_timeout(Duration::from_millis(50));
+                std::hint::spin_loop();
             }
             continue;
         }
