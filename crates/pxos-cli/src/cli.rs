@@ -381,7 +381,7 @@ pub enum LlmCommand {
     /// Convert a model's matrices to another type (explicit and lossy), reporting the error.
     Quantize {
         model: PathBuf,
-        /// f32, f16, bf16, q8_0, q4_0 or q4_1.
+        /// f32, f16, bf16, q8_0, q4_0, q4_1, q4_k or q6_k.
         #[arg(long)]
         dtype: String,
         #[arg(short, long)]
@@ -404,6 +404,83 @@ pub enum LlmCommand {
         /// Generations at once; more get 429.
         #[arg(long, default_value_t = 4)]
         max_concurrent: usize,
+    },
+    /// Import a model: a llama-architecture GGUF file (tensors keep their exact
+    /// bytes; the file's own tokenizer and chat template) or a llama2.c checkpoint.
+    Import {
+        /// The GGUF file or llama2.c checkpoint.
+        input: PathBuf,
+        /// The PXI-LLM to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// gguf or llama2c [default: from the file's first bytes].
+        #[arg(long)]
+        format: Option<String>,
+        /// llama2.c only: its tokenizer.bin.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// The model's name [default: the file's general.name, else its stem].
+        #[arg(long)]
+        name: Option<String>,
+        /// Most positions to keep (the KV cache is allocated for all of them).
+        #[arg(long, default_value_t = pxos_llm::import::DEFAULT_MAX_CONTEXT)]
+        context: usize,
+    },
+    /// Export a model as a llama2.c checkpoint (f32 version 0 for run.c, or
+    /// int8 version 2 for runq.c).
+    Export {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+        /// The target format (llama2c).
+        #[arg(long, default_value = "llama2c")]
+        format: String,
+        /// f32 (version 0) or q8_0 (version 2).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Version 2's group size [default: 32 for q8_0 weights (exact), else 64
+        /// halved until it divides the widths, as llama2.c's export does].
+        #[arg(long)]
+        group_size: Option<usize>,
+        /// The checkpoint to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also write the vocabulary as llama2.c's tokenizer.bin.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+    },
+    /// Chat with a model in the terminal, with its chat template (type /reset
+    /// to start over, /quit or end of input to leave).
+    Chat {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+        /// A system message to start the conversation.
+        #[arg(long)]
+        system: Option<String>,
+        /// Most tokens per answer.
+        #[arg(long, default_value_t = 512)]
+        max_tokens: usize,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// Show how a model's tokenizer splits a text.
+    Tokenize {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+        /// The text.
+        #[arg(long)]
+        text: String,
+    },
+    /// Run token ids through a model and print the logits (the last position's,
+    /// or every position's).
+    Logits {
+        /// A PXI-LLM file (default: the built-in pixellm).
+        model: Option<PathBuf>,
+        /// Comma-separated token ids.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        /// Every position's logits, not only the last.
+        #[arg(long)]
+        all_positions: bool,
     },
     /// Draw a model's weights as a picture (the model looking at itself).
     Render {

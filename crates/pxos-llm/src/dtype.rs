@@ -8,6 +8,8 @@
 //! | `q8_0` | 32 | 34 | `f16 d; i8 qs[32]`, `x = qs[j] * d` |
 //! | `q4_0` | 32 | 18 | `f16 d; u8 qs[16]`, `x[j] = (lo(qs[j]) - 8) * d`, `x[j+16] = (hi(qs[j]) - 8) * d` |
 //! | `q4_1` | 32 | 20 | `f16 d, m; u8 qs[16]`, `x[j] = lo(qs[j]) * d + m`, `x[j+16] = hi(qs[j]) * d + m` |
+//! | `q4_k` | 256 | 144 | `f16 d, dmin; u8 scales[12]; u8 qs[128]`: 8 sub-blocks of 32 with 6-bit scale and min |
+//! | `q6_k` | 256 | 210 | `u8 ql[128], qh[64]; i8 scales[16]; f16 d`: 16 sub-blocks of 16, 6-bit values |
 //!
 //! Every reduction here adds in a fixed order (fixed lanes, then the lanes in
 //! order), so a result does not depend on the thread count.
@@ -19,6 +21,8 @@ use crate::error::{Error, Result};
 
 /// Elements in one quantization block.
 pub const QK: usize = 32;
+/// Elements in one k-quant super-block.
+pub const QK_K: usize = 256;
 
 /// The element type of a stored tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,17 +34,23 @@ pub enum DType {
     Q8_0,
     Q4_0,
     Q4_1,
+    #[serde(rename = "q4_k")]
+    Q4K,
+    #[serde(rename = "q6_k")]
+    Q6K,
 }
 
 impl DType {
     /// Every type, in the order the format lists them.
-    pub const ALL: [DType; 6] = [
+    pub const ALL: [DType; 8] = [
         DType::F32,
         DType::F16,
         DType::Bf16,
         DType::Q8_0,
         DType::Q4_0,
         DType::Q4_1,
+        DType::Q4K,
+        DType::Q6K,
     ];
 
     /// The name used in manifests and on the command line.
@@ -52,6 +62,8 @@ impl DType {
             DType::Q8_0 => "q8_0",
             DType::Q4_0 => "q4_0",
             DType::Q4_1 => "q4_1",
+            DType::Q4K => "q4_k",
+            DType::Q6K => "q6_k",
         }
     }
 
@@ -62,7 +74,7 @@ impl DType {
             .find(|dtype| dtype.name() == name)
             .ok_or_else(|| {
                 Error::bad_input(format!(
-                    "unknown dtype {name:?} (known: f32, f16, bf16, q8_0, q4_0, q4_1)"
+                    "unknown dtype {name:?} (known: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)"
                 ))
             })
     }
@@ -72,6 +84,7 @@ impl DType {
         match self {
             DType::F32 | DType::F16 | DType::Bf16 => 1,
             DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => QK,
+            DType::Q4K | DType::Q6K => QK_K,
         }
     }
 
@@ -83,6 +96,8 @@ impl DType {
             DType::Q8_0 => 34,
             DType::Q4_0 => 18,
             DType::Q4_1 => 20,
+            DType::Q4K => 144,
+            DType::Q6K => 210,
         }
     }
 
@@ -188,6 +203,170 @@ pub fn quantize_row(dtype: DType, values: &[f32], out: &mut Vec<u8>) {
                 }
             }
         }
+        DType::Q4K => values
+            .chunks_exact(QK_K)
+            .for_each(|b| quantize_q4_k(b.try_into().expect("a whole block"), out)),
+        DType::Q6K => values
+            .chunks_exact(QK_K)
+            .for_each(|b| quantize_q6_k(b.try_into().expect("a whole block"), out)),
+    }
+}
+
+/// A plain q4_k quantizer: each sub-block of 32 takes `scale = (max - min) / 15`
+/// and `min`, both rounded to 6 bits against the super-block's `d` and
+/// `dmin`. (ggml's own quantizer searches for better scales; any valid
+/// block decodes the same way, and imported blocks are kept as they are.)
+fn quantize_q4_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
+    let mut scales = [0f32; 8];
+    let mut mins = [0f32; 8];
+    for (j, sub) in x.chunks_exact(32).enumerate() {
+        let min = sub.iter().copied().fold(0f32, f32::min);
+        let max = sub.iter().copied().fold(0f32, f32::max);
+        scales[j] = (max - min) / 15.0;
+        mins[j] = -min;
+    }
+    let d = scales.iter().copied().fold(0f32, f32::max) / 63.0;
+    let dmin = mins.iter().copied().fold(0f32, f32::max) / 63.0;
+    let d = f16::from_f32(d);
+    let dmin = f16::from_f32(dmin);
+    let (df, dminf) = (d.to_f32(), dmin.to_f32());
+    let six = |v: f32, by: f32| {
+        if by > 0.0 {
+            (v / by).round().clamp(0.0, 63.0) as u8
+        } else {
+            0
+        }
+    };
+    let sc: [u8; 8] = std::array::from_fn(|j| six(scales[j], df));
+    let m: [u8; 8] = std::array::from_fn(|j| six(mins[j], dminf));
+    out.extend_from_slice(&d.to_le_bytes());
+    out.extend_from_slice(&dmin.to_le_bytes());
+    let mut packed = [0u8; 12];
+    for j in 0..4 {
+        packed[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+        packed[j + 4] = m[j] | ((m[j + 4] >> 4) << 6);
+        packed[j + 8] = (sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4);
+    }
+    out.extend_from_slice(&packed);
+    let mut q = [0u8; QK_K];
+    for (i, v) in x.iter().enumerate() {
+        let j = i / 32;
+        let step = df * f32::from(sc[j]);
+        let offset = dminf * f32::from(m[j]);
+        q[i] = if step > 0.0 {
+            ((v + offset) / step).round().clamp(0.0, 15.0) as u8
+        } else {
+            0
+        };
+    }
+    for chunk in q.chunks_exact(64) {
+        for l in 0..32 {
+            out.push(chunk[l] | (chunk[l + 32] << 4));
+        }
+    }
+}
+
+/// A plain q6_k quantizer: each sub-block of 16 takes `scale = max|x| / 31`,
+/// rounded to an int8 multiple of the super-block's `d`.
+fn quantize_q6_k(x: &[f32; QK_K], out: &mut Vec<u8>) {
+    let scales: [f32; 16] = std::array::from_fn(|j| {
+        x[j * 16..(j + 1) * 16]
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs()))
+            / 31.0
+    });
+    let d = f16::from_f32(scales.iter().copied().fold(0f32, f32::max) / 127.0);
+    let df = d.to_f32();
+    let sc: [i8; 16] = std::array::from_fn(|j| {
+        if df > 0.0 {
+            (scales[j] / df).round().clamp(-128.0, 127.0) as i8
+        } else {
+            0
+        }
+    });
+    let mut q = [0u8; QK_K];
+    for (i, v) in x.iter().enumerate() {
+        let step = df * f32::from(sc[i / 16]);
+        let level = if step != 0.0 {
+            (v / step).round().clamp(-32.0, 31.0)
+        } else {
+            0.0
+        };
+        q[i] = (level as i32 + 32) as u8;
+    }
+    let mut ql = [0u8; 128];
+    let mut qh = [0u8; 64];
+    for n in 0..2 {
+        let l6 = &q[n * 128..(n + 1) * 128];
+        for l in 0..32 {
+            let (q1, q2, q3, q4) = (l6[l], l6[l + 32], l6[l + 64], l6[l + 96]);
+            ql[n * 64 + l] = (q1 & 0x0F) | ((q3 & 0x0F) << 4);
+            ql[n * 64 + l + 32] = (q2 & 0x0F) | ((q4 & 0x0F) << 4);
+            qh[n * 32 + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+        }
+    }
+    out.extend_from_slice(&ql);
+    out.extend_from_slice(&qh);
+    out.extend(sc.iter().map(|&s| s as u8));
+    out.extend_from_slice(&d.to_le_bytes());
+}
+
+/// The `(scale, min)` of q4_k sub-block `j` from its 12 packed bytes.
+#[inline]
+fn q4_k_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Decodes one q4_k block (144 bytes) into 256 values.
+#[inline]
+pub fn dequantize_q4_k(block: &[u8], y: &mut [f32; QK_K]) {
+    let d = half_at(block, 0);
+    let dmin = half_at(block, 2);
+    let scales = &block[4..16];
+    let qs = &block[16..144];
+    for c in 0..4 {
+        let (sc1, m1) = q4_k_scale_min(2 * c, scales);
+        let (sc2, m2) = q4_k_scale_min(2 * c + 1, scales);
+        let (d1, min1) = (d * f32::from(sc1), dmin * f32::from(m1));
+        let (d2, min2) = (d * f32::from(sc2), dmin * f32::from(m2));
+        let q = &qs[c * 32..(c + 1) * 32];
+        let out = &mut y[c * 64..(c + 1) * 64];
+        for l in 0..32 {
+            out[l] = d1 * f32::from(q[l] & 0x0F) - min1;
+            out[l + 32] = d2 * f32::from(q[l] >> 4) - min2;
+        }
+    }
+}
+
+/// Decodes one q6_k block (210 bytes) into 256 values.
+#[inline]
+pub fn dequantize_q6_k(block: &[u8], y: &mut [f32; QK_K]) {
+    let ql = &block[0..128];
+    let qh = &block[128..192];
+    let sc = &block[192..208];
+    let d = half_at(block, 208);
+    for n in 0..2 {
+        let (ql, qh, sc) = (&ql[n * 64..], &qh[n * 32..], &sc[n * 8..]);
+        let out = &mut y[n * 128..(n + 1) * 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            let s = |k: usize| d * f32::from(sc[is + k] as i8);
+            out[l] = s(0) * q1 as f32;
+            out[l + 32] = s(2) * q2 as f32;
+            out[l + 64] = s(4) * q3 as f32;
+            out[l + 96] = s(6) * q4 as f32;
+        }
     }
 }
 
@@ -231,6 +410,17 @@ pub fn dequantize_row(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
                 let qs = &block[4..];
                 out.extend(qs.iter().map(|q| (q & 0x0F) as f32 * d + m));
                 out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
+            }
+        }
+        DType::Q4K | DType::Q6K => {
+            let mut y = [0f32; QK_K];
+            for block in bytes.chunks_exact(dtype.block_bytes()) {
+                if dtype == DType::Q4K {
+                    dequantize_q4_k(block, &mut y);
+                } else {
+                    dequantize_q6_k(block, &mut y);
+                }
+                out.extend_from_slice(&y);
             }
         }
     }
@@ -325,7 +515,22 @@ pub fn dot_row(dtype: DType, row: &[u8], x: &[f32]) -> f32 {
             }
             sum
         }
+        DType::Q4K => dot_k(row, x, 144, dequantize_q4_k),
+        DType::Q6K => dot_k(row, x, 210, dequantize_q6_k),
     }
+}
+
+/// A row of k-quant super-blocks against `x`: each block decoded on the stack
+/// (256 values, in L1), then the 16-lane product.
+#[inline]
+fn dot_k(row: &[u8], x: &[f32], block_bytes: usize, decode: fn(&[u8], &mut [f32; QK_K])) -> f32 {
+    let mut y = [0f32; QK_K];
+    let mut sum = 0f32;
+    for (block, xs) in row.chunks_exact(block_bytes).zip(x.chunks_exact(QK_K)) {
+        decode(block, &mut y);
+        sum += dot_f32(&y, xs);
+    }
+    sum
 }
 
 /// An input vector prepared for every kernel: as f32, and, when q8_0

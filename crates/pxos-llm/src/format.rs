@@ -159,6 +159,8 @@ pub enum Architecture {
 pub enum TokenizerSpec {
     /// Token `b` is byte `b` (0..=255); `bos` and `eos` follow.
     Bytes { bos: u32, eos: u32 },
+    /// An imported model's own vocabulary (SentencePiece or byte-level BPE).
+    Vocab(crate::vocab::VocabSpec),
 }
 
 /// One tensor's record in the manifest.
@@ -495,8 +497,9 @@ fn parse_payload_layout(payload: &[u8]) -> Result<(Manifest, BTreeMap<String, Sl
             }
         }
     }
-    match manifest.tokenizer {
-        TokenizerSpec::Bytes { bos, eos } => {
+    match &manifest.tokenizer {
+        TokenizerSpec::Vocab(vocab) => vocab.validate(manifest.llama().vocab_size)?,
+        &TokenizerSpec::Bytes { bos, eos } => {
             let vocab = manifest.llama().vocab_size as u32;
             if vocab < 256 || bos >= vocab || eos >= vocab || bos < 256 || eos < 256 || bos == eos {
                 return Err(Error::bad_input(format!(

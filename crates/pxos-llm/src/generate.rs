@@ -161,7 +161,7 @@ impl Generator {
         while completion_tokens < max_tokens {
             let token = sampler.sample(&mut logits);
             completion_tokens += 1;
-            if token == self.tokenizer.eos() {
+            if self.tokenizer.is_end(token) {
                 finish = Finish::Stop;
                 break;
             }

@@ -9,6 +9,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("PXI-LLM tensors are little-endian and are read in place");
 
+pub mod chat;
 pub mod convert;
 pub mod corpus;
 pub mod dtype;
@@ -16,6 +17,9 @@ pub mod error;
 pub mod format;
 pub mod fuzz;
 pub mod generate;
+pub mod gguf;
+pub mod import;
+pub mod llama2c;
 pub mod model;
 pub mod pool;
 pub mod registered;
@@ -26,6 +30,7 @@ pub mod seedv0;
 pub mod serve;
 pub mod tokenizer;
 pub mod train;
+pub mod vocab;
 
 pub use dtype::DType;
 pub use error::{Error, ErrorKind, Result};

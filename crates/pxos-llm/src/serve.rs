@@ -157,19 +157,6 @@ fn content_text(content: &Value) -> std::result::Result<String, String> {
     }
 }
 
-/// pixellm's chat template: a plain transcript, ending where the assistant speaks.
-pub fn chat_prompt(messages: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (role, content) in messages {
-        out.push_str(role);
-        out.push_str(": ");
-        out.push_str(content);
-        out.push('\n');
-    }
-    out.push_str("assistant:");
-    out
-}
-
 /// The stop strings the chat template adds: a new turn by someone else.
 fn chat_stops() -> Vec<String> {
     vec!["\nuser:".into(), "\nsystem:".into()]
@@ -308,8 +295,22 @@ fn parse_job(shared: &Shared, body: Bytes, chat: bool) -> std::result::Result<Jo
             let text = content_text(&m.content).map_err(|e| bad_request(Some("messages"), e))?;
             turns.push((m.role.clone(), text));
         }
-        stop.extend(chat_stops());
-        chat_prompt(&turns)
+        let messages: Vec<crate::chat::Message> = turns
+            .into_iter()
+            .map(|(role, content)| crate::chat::Message { role, content })
+            .collect();
+        // A model with its own template ends turns with its own tokens; the
+        // plain transcript ends where someone else speaks.
+        if shared
+            .generator
+            .tokenizer
+            .vocab()
+            .is_none_or(|v| v.spec.chat_template.is_none())
+        {
+            stop.extend(chat_stops());
+        }
+        crate::chat::render(&shared.generator.tokenizer, &messages)
+            .map_err(|e| bad_request(Some("messages"), e.to_string()))?
     } else {
         match request.prompt {
             Some(Value::String(s)) => s,
@@ -643,9 +644,9 @@ mod tests {
 
     #[test]
     fn the_chat_template_ends_where_the_assistant_speaks() {
-        let prompt = chat_prompt(&[
-            ("system".into(), "be brief".into()),
-            ("user".into(), "what is pxOS?".into()),
+        let prompt = crate::chat::plain(&[
+            crate::chat::Message::new("system", "be brief"),
+            crate::chat::Message::new("user", "what is pxOS?"),
         ]);
         assert_eq!(prompt, "system: be brief\nuser: what is pxOS?\nassistant:");
     }

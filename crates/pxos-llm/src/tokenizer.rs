@@ -1,10 +1,13 @@
 //! Tokenizers: text to token ids and back, streaming.
 
 use crate::format::TokenizerSpec;
+use crate::vocab::Vocab;
 
 #[derive(Clone, Debug)]
 enum Kind {
     Spec(TokenizerSpec),
+    /// An imported vocabulary.
+    Vocab(Box<Vocab>),
     /// The seed v0 tokenizer: each code point `c` is `c % vocab`; ids below
     /// 128 decode as ASCII, others as `?`. No BOS, no EOS.
     SeedV0 {
@@ -20,8 +23,26 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn new(spec: TokenizerSpec) -> Tokenizer {
-        Tokenizer {
-            kind: Kind::Spec(spec),
+        let kind = match spec {
+            TokenizerSpec::Vocab(v) => Kind::Vocab(Box::new(Vocab::new(v))),
+            spec => Kind::Spec(spec),
+        };
+        Tokenizer { kind }
+    }
+
+    /// The imported vocabulary, if this is one.
+    pub fn vocab(&self) -> Option<&Vocab> {
+        match &self.kind {
+            Kind::Vocab(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether `token` ends generation: end-of-sequence or end-of-turn.
+    pub fn is_end(&self, token: u32) -> bool {
+        match &self.kind {
+            Kind::Vocab(v) => token == v.spec.eos || v.spec.end_of_turn.contains(&token),
+            _ => token == self.eos(),
         }
     }
 
@@ -35,16 +56,20 @@ impl Tokenizer {
 
     /// The beginning-of-sequence token.
     pub fn bos(&self) -> u32 {
-        match self.kind {
-            Kind::Spec(TokenizerSpec::Bytes { bos, .. }) => bos,
+        match &self.kind {
+            Kind::Spec(TokenizerSpec::Bytes { bos, .. }) => *bos,
+            Kind::Vocab(v) => v.spec.bos.unwrap_or(u32::MAX),
+            Kind::Spec(TokenizerSpec::Vocab(_)) => unreachable!("built as Kind::Vocab"),
             Kind::SeedV0 { .. } => u32::MAX,
         }
     }
 
     /// The end-of-sequence token.
     pub fn eos(&self) -> u32 {
-        match self.kind {
-            Kind::Spec(TokenizerSpec::Bytes { eos, .. }) => eos,
+        match &self.kind {
+            Kind::Spec(TokenizerSpec::Bytes { eos, .. }) => *eos,
+            Kind::Vocab(v) => v.spec.eos,
+            Kind::Spec(TokenizerSpec::Vocab(_)) => unreachable!("built as Kind::Vocab"),
             Kind::SeedV0 { .. } => u32::MAX,
         }
     }
@@ -52,6 +77,8 @@ impl Tokenizer {
     /// `text` as tokens, after the beginning-of-sequence token (if the tokenizer has one).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         match self.kind {
+            Kind::Vocab(ref v) => v.encode(text),
+            Kind::Spec(TokenizerSpec::Vocab(_)) => unreachable!("built as Kind::Vocab"),
             Kind::Spec(TokenizerSpec::Bytes { bos, .. }) => std::iter::once(bos)
                 .chain(text.bytes().map(u32::from))
                 .collect(),
@@ -62,8 +89,10 @@ impl Tokenizer {
     }
 
     /// The bytes a token stands for (none for special tokens).
-    pub fn token_bytes(&self, token: u32) -> &'static [u8] {
+    pub fn token_bytes(&self, token: u32) -> &[u8] {
         match self.kind {
+            Kind::Vocab(ref v) => v.token_bytes(token),
+            Kind::Spec(TokenizerSpec::Vocab(_)) => unreachable!("built as Kind::Vocab"),
             Kind::Spec(TokenizerSpec::Bytes { .. }) | Kind::SeedV0 { .. } if token < 128 => {
                 &BYTES[token as usize..][..1]
             }

@@ -113,12 +113,14 @@ labels! {
     KERNEL_STATE = "kernel-state";
     /// `pxos cart lineage --png`'s graph.
     LINEAGE = "lineage";
-    /// A PXI-LLM model (`pxos llm train`, `quantize`).
+    /// A PXI-LLM model (`pxos llm train`, `quantize`, `import`).
     LLM_MODEL = "llm-model";
     /// `pxos llm render`'s picture of the weights.
     LLM_RENDER = "llm-render";
     /// `pxos llm corpus`'s corpus.
     LLM_CORPUS = "llm-corpus";
+    /// `pxos llm export`'s llama2.c checkpoint and tokenizer.
+    LLM_EXPORT = "llm-export";
     /// PixelFS's marker file.
     MARKER = "marker";
     /// `pxos run --memory`'s image.

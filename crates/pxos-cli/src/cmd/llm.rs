@@ -377,6 +377,146 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
                 },
             )?;
         }
+        LlmCommand::Import {
+            input,
+            output: target,
+            format,
+            tokenizer,
+            name,
+            context,
+        } => import(
+            input,
+            target,
+            format.as_deref(),
+            tokenizer.as_deref(),
+            name.as_deref(),
+            *context,
+            output,
+        )?,
+        LlmCommand::Export {
+            model,
+            format,
+            dtype,
+            group_size,
+            output: target,
+            tokenizer,
+        } => {
+            if format != "llama2c" {
+                return Err(CliError::usage(format!(
+                    "unknown export format {format:?} (known: llama2c)"
+                )));
+            }
+            let file = load_model(model.as_deref(), global)?;
+            let c = file.manifest.llama();
+            let version = match dtype.as_str() {
+                "f32" => pxos_llm::llama2c::Version::Legacy,
+                "q8_0" => {
+                    let exact = file.manifest.tensors.iter().any(|t| t.dtype == "q8_0");
+                    let group_size = group_size.unwrap_or_else(|| {
+                        if exact {
+                            32
+                        } else {
+                            let mut gs = 64;
+                            while gs > 1
+                                && !(c.dim.is_multiple_of(gs) && c.hidden_dim.is_multiple_of(gs))
+                            {
+                                gs /= 2;
+                            }
+                            gs
+                        }
+                    });
+                    pxos_llm::llama2c::Version::Q8 { group_size }
+                }
+                other => {
+                    return Err(CliError::usage(format!(
+                        "llama2.c checkpoints are f32 or q8_0, not {other:?}"
+                    )));
+                }
+            };
+            let bytes = pxos_llm::llama2c::export(&file, version)?;
+            crate::output::write_output(target, &bytes, pxos_pixel::durable::label::LLM_EXPORT)?;
+            if let Some(path) = tokenizer {
+                let pxos_llm::format::TokenizerSpec::Vocab(spec) = &file.manifest.tokenizer else {
+                    return Err(CliError::usage(
+                        "this model's tokenizer is pxOS's byte tokenizer (bytes 0-255, BOS 256, EOS 257); llama2.c has no file for it",
+                    ));
+                };
+                let t = pxos_llm::llama2c::write_tokenizer(spec)?;
+                crate::output::write_output(path, &t, pxos_pixel::durable::label::LLM_EXPORT)?;
+            }
+            output.emit(
+                json!({"type": "exported", "format": "llama2c", "output": target,
+                       "version": if matches!(version, pxos_llm::llama2c::Version::Legacy) { 0 } else { 2 },
+                       "group_size": match version { pxos_llm::llama2c::Version::Q8 { group_size } => Some(group_size), _ => None },
+                       "bytes": bytes.len()}),
+                || format!("wrote {} ({}, llama2.c {})", target.display(), human_bytes(bytes.len() as u64),
+                           match version { pxos_llm::llama2c::Version::Legacy => "version 0, f32".to_string(),
+                                           pxos_llm::llama2c::Version::Q8 { group_size } => format!("version 2, int8 groups of {group_size}") }),
+            )?;
+        }
+        LlmCommand::Chat {
+            model,
+            system,
+            max_tokens,
+            sampling,
+        } => chat(
+            load_model(model.as_deref(), global)?,
+            system.as_deref(),
+            *max_tokens,
+            &sampling.sampling()?,
+            output,
+        )?,
+        LlmCommand::Tokenize { model, text } => {
+            let file = load_model(model.as_deref(), global)?;
+            let tokenizer = pxos_llm::tokenizer::Tokenizer::new(file.manifest.tokenizer.clone());
+            let tokens = tokenizer.encode(text);
+            let pieces: Vec<String> = tokens
+                .iter()
+                .map(|&t| String::from_utf8_lossy(tokenizer.token_bytes(t)).into_owned())
+                .collect();
+            output.emit(
+                json!({"type": "tokens", "tokens": tokens, "pieces": pieces}),
+                || {
+                    tokens
+                        .iter()
+                        .zip(&pieces)
+                        .map(|(t, p)| format!("{t:>7}  {}", esc(&format!("{p:?}"))))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            )?;
+        }
+        LlmCommand::Logits {
+            model,
+            tokens,
+            all_positions,
+        } => {
+            let file = load_model(model.as_deref(), global)?;
+            let llama = pxos_llm::model::Llama::new(file)?;
+            let mut state = llama.state();
+            let mut all = Vec::new();
+            for &t in tokens {
+                let logits = llama.forward(&mut state, t)?.to_vec();
+                if *all_positions {
+                    all.push(logits);
+                } else {
+                    all = vec![logits];
+                }
+            }
+            for (i, logits) in all.iter().enumerate() {
+                let position = if *all_positions { i } else { tokens.len() - 1 };
+                let best = logits
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                output.emit(
+                    json!({"type": "logits", "position": position, "argmax": best, "logits": logits}),
+                    || format!("position {position}: argmax {best} ({:.4})", logits[best]),
+                )?;
+            }
+        }
         LlmCommand::Render {
             model,
             output: target,
@@ -392,12 +532,191 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
     Ok(Outcome::Success)
 }
 
+fn import(
+    input: &Path,
+    target: &Path,
+    format: Option<&str>,
+    tokenizer: Option<&Path>,
+    name: Option<&str>,
+    context: usize,
+    output: &Output,
+) -> Result<()> {
+    use crate::error::Context;
+    let started = std::time::Instant::now();
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let format = match format {
+        Some(f) => f.to_string(),
+        None if bytes.starts_with(b"GGUF") => "gguf".into(),
+        None => "llama2c".into(),
+    };
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "imported".into());
+    let source = input.display().to_string();
+    let (payload, summary, notes) = match format.as_str() {
+        "gguf" => {
+            if tokenizer.is_some() {
+                return Err(CliError::usage(
+                    "--tokenizer is for llama2.c checkpoints; a GGUF file carries its own",
+                ));
+            }
+            let options = pxos_llm::import::ImportOptions {
+                name: name.map(str::to_string),
+                max_context: Some(context),
+                source,
+            };
+            let (payload, report) =
+                pxos_llm::import::import_gguf(&bytes, &options).map_err(|e| {
+                    CliError::bad_input(format!("cannot import {}: {e}", input.display()))
+                })?;
+            let notes = report.notes.clone();
+            (
+                payload,
+                serde_json::to_value(&report).unwrap_or_default(),
+                notes,
+            )
+        }
+        "llama2c" => {
+            let tok = match tokenizer {
+                Some(p) => {
+                    Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
+                }
+                None => None,
+            };
+            let (payload, report) =
+                pxos_llm::llama2c::import(&bytes, tok.as_deref(), name.unwrap_or(&stem), &source)
+                    .map_err(|e| {
+                    CliError::bad_input(format!("cannot import {}: {e}", input.display()))
+                })?;
+            let notes = report.notes.clone();
+            (
+                payload,
+                serde_json::to_value(&report).unwrap_or_default(),
+                notes,
+            )
+        }
+        other => {
+            return Err(CliError::usage(format!(
+                "unknown import format {other:?} (known: gguf, llama2c)"
+            )));
+        }
+    };
+    pxos_llm::format::write_model_file(target, &payload)?;
+    let seconds = started.elapsed().as_secs_f64();
+    output.emit(
+        json!({"type": "imported", "format": format, "input": input, "output": target,
+               "seconds": seconds, "report": summary}),
+        || {
+            let mut text = format!(
+                "imported {} ({format}, {}) as {} in {seconds:.2} s",
+                input.display(),
+                human_bytes(bytes.len() as u64),
+                target.display()
+            );
+            for note in &notes {
+                text.push_str("\n  note: ");
+                text.push_str(note);
+            }
+            text
+        },
+    )?;
+    Ok(())
+}
+
+/// The terminal chat: one line in, the answer streamed out, the whole
+/// conversation rendered by the model's template each turn.
+fn chat(
+    file: Arc<ModelFile>,
+    system: Option<&str>,
+    max_tokens: usize,
+    sampling: &Sampling,
+    output: &Output,
+) -> Result<()> {
+    use pxos_llm::chat::Message;
+    use std::io::BufRead;
+    let generator = Generator::new(file)?;
+    let templated = generator
+        .tokenizer
+        .vocab()
+        .is_some_and(|v| v.spec.chat_template.is_some());
+    let stops: Vec<String> = if templated {
+        Vec::new()
+    } else {
+        vec!["\nuser:".into(), "\nsystem:".into()]
+    };
+    let start = || -> Vec<Message> {
+        system
+            .map(|s| vec![Message::new("system", s)])
+            .unwrap_or_default()
+    };
+    let mut messages = start();
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !output.json && !output.quiet {
+        eprintln!(
+            "chatting with {} ({}); /reset starts over, /quit or end of input leaves",
+            esc(&generator.name),
+            if templated {
+                "its chat template"
+            } else {
+                "a plain transcript"
+            }
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive && !output.json {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let line = line.trim_end();
+        match line {
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                messages = start();
+                continue;
+            }
+            "" => continue,
+            _ => {}
+        }
+        messages.push(Message::new("user", line));
+        let prompt = pxos_llm::chat::render(&generator.tokenizer, &messages)?;
+        let mut stdout = std::io::stdout().lock();
+        let json_mode = output.json;
+        let generated =
+            generator.generate(&prompt, max_tokens, sampling, &stops, &mut |piece| {
+                if !json_mode {
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                }
+                ControlFlow::Continue(())
+            })?;
+        drop(stdout);
+        let answer = generated.text.trim().to_string();
+        if json_mode {
+            output.emit(
+                json!({"type": "answer", "content": answer, "prompt_tokens": generated.prompt_tokens,
+                       "completion_tokens": generated.completion_tokens,
+                       "finish_reason": generated.finish.reason(),
+                       "tokens_per_second": generated.completion_tokens as f64 / generated.decode_seconds.max(1e-9)}),
+                String::new,
+            )?;
+        } else {
+            println!();
+        }
+        messages.push(Message::new("assistant", answer));
+    }
+    Ok(())
+}
+
 fn inspect(path: Option<&Path>, global: &Global, output: &Output) -> Result<()> {
     let file = load_model(path, global)?;
     let m = &file.manifest;
     let config = m.llama();
     output.emit(
-        json!({"type": "model", "name": m.name, "architecture": m.architecture, "tokenizer": m.tokenizer,
+        json!({"type": "model", "name": m.name, "architecture": m.architecture, "tokenizer": tokenizer_summary(&m.tokenizer),
                "parameters": config.parameter_count(), "payload_bytes": file.payload_len(),
                "file_bytes": file.file_len, "payload_sha256": file.payload_sha256,
                "provenance": m.provenance}),
@@ -453,4 +772,15 @@ fn inspect(path: Option<&Path>, global: &Global, output: &Output) -> Result<()> 
         )?;
     }
     Ok(())
+}
+
+/// A tokenizer in a line of JSON (the vocabulary itself can be megabytes).
+fn tokenizer_summary(spec: &pxos_llm::format::TokenizerSpec) -> serde_json::Value {
+    match spec {
+        pxos_llm::format::TokenizerSpec::Vocab(v) => json!({
+            "type": "vocab", "model": v.model, "tokens": v.tokens.len(), "merges": v.merges.len(),
+            "pre": v.pre, "bos": v.bos, "eos": v.eos, "end_of_turn": v.end_of_turn,
+            "add_bos": v.add_bos, "chat_template": v.chat_template.is_some()}),
+        other => serde_json::to_value(other).unwrap_or_default(),
+    }
 }

@@ -296,6 +296,20 @@ fn scenario(label: Label) -> Option<Scenario> {
             },
             "out.png",
         ),
+        "llm-export" => output(
+            nothing,
+            |h, _| {
+                args(&[
+                    "llm",
+                    "export",
+                    "--format",
+                    "llama2c",
+                    "-o",
+                    &s(&h.scratch("out.bin")),
+                ])
+            },
+            "out.bin",
+        ),
         "llm-render" => output(
             nothing,
             |h, _| args(&["llm", "render", "-o", &s(&h.scratch("out.png"))]),
