@@ -37,9 +37,15 @@ const TOOLS: &[(&str, &str)] = &[
 ];
 
 /// Python packages the tests and benchmarks use: the official `openai`
-/// client (drives `pxos llm serve`) and numpy (the benchmarks' second anchor).
-const PYTHON_PACKAGES: &[(&str, &str)] =
-    &[("openai", "openai>=1.40,<3"), ("numpy", "numpy>=1.26,<3")];
+/// client (drives `pxos llm serve`), numpy (the benchmarks' second anchor and
+/// the reference forward pass), `gguf` (writes the tests' GGUF files) and
+/// `regex` (the reference tokenizer's GPT-2 split).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("openai", "openai>=1.40,<3"),
+    ("numpy", "numpy>=1.26,<3"),
+    ("gguf", "gguf>=0.17,<1"),
+    ("regex", "regex>=2023"),
+];
 
 fn setup_python() -> Result<()> {
     let missing: Vec<&str> = PYTHON_PACKAGES
@@ -53,7 +59,7 @@ fn setup_python() -> Result<()> {
         .map(|(_, spec)| *spec)
         .collect();
     if missing.is_empty() {
-        println!("xtask: python packages present: openai, numpy");
+        println!("xtask: python packages present: openai, numpy, gguf, regex");
         return Ok(());
     }
     println!("xtask: pip installing {}", missing.join(" "));

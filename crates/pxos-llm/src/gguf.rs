@@ -293,9 +293,9 @@ impl Gguf {
                     ggml_type_name(type_id)
                 ))
             })?;
-            let elements =
-                dims.iter()
-                    .try_fold(1u64, |n, &d| if d == 0 { None } else { n.checked_mul(d) });
+            let elements = dims
+                .iter()
+                .try_fold(1u64, |n, &d| if d == 0 { None } else { n.checked_mul(d) });
             let elements = elements
                 .filter(|&n| n <= crate::format::MAX_ELEMENTS)
                 .ok_or_else(|| {

@@ -329,7 +329,11 @@ impl Vocab {
     fn encode_bpe_word(&self, word: &str, out: &mut Vec<u32>) {
         let table = byte_encoder();
         let mapped: String = word.bytes().map(|b| table[b as usize]).collect();
-        if let Some(&id) = self.ids.get(&mapped) {
+        // Llama 3's vocabulary takes a whole word that is a token as it is
+        // (llama.cpp's `ignore_merges`); GPT-2's always merges.
+        if self.spec.pre == Some(PreTokenizer::Llama3)
+            && let Some(&id) = self.ids.get(&mapped)
+        {
             out.push(id);
             return;
         }

@@ -470,12 +470,15 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             let file = load_model(model.as_deref(), global)?;
             let tokenizer = pxos_llm::tokenizer::Tokenizer::new(file.manifest.tokenizer.clone());
             let tokens = tokenizer.encode(text);
+            let mut stream = tokenizer.stream();
+            let mut decoded: String = tokens.iter().map(|&t| stream.push(t)).collect();
+            decoded.push_str(&stream.finish());
             let pieces: Vec<String> = tokens
                 .iter()
                 .map(|&t| String::from_utf8_lossy(tokenizer.token_bytes(t)).into_owned())
                 .collect();
             output.emit(
-                json!({"type": "tokens", "tokens": tokens, "pieces": pieces}),
+                json!({"type": "tokens", "tokens": tokens, "pieces": pieces, "decoded": decoded}),
                 || {
                     tokens
                         .iter()

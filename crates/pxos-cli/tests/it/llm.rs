@@ -301,14 +301,14 @@ fn corpus_and_a_short_training_run() {
 }
 
 /// A running `pxos llm serve`, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     log: mpsc::Receiver<String>,
 }
 
 impl Server {
-    fn start(home: &Home, extra: &[&str]) -> Server {
+    pub(crate) fn start(home: &Home, extra: &[&str]) -> Server {
         let mut child = home
             .pxos()
             .args(["--json", "llm", "serve", "--port", "0"])
@@ -394,7 +394,7 @@ fn parse_response(raw: &[u8]) -> (u16, String) {
     )
 }
 
-fn post(addr: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) fn post(addr: &str, path: &str, body: Value) -> (u16, Value) {
     let (status, text) = http(addr, "POST", path, body.to_string().as_bytes());
     (
         status,

@@ -7,6 +7,7 @@ mod crash_points;
 mod evolution;
 mod fs;
 mod fuzz_reach;
+mod gguf;
 mod hardening;
 mod hostile;
 mod llm;
