@@ -74,8 +74,57 @@ fn setup_python() -> Result<()> {
         .args(&missing))
 }
 
+/// llama.cpp through llama-cpp-python: the reference for logits and speed on
+/// imported GGUF files. PyPI has only its source, so pip builds llama.cpp
+/// (cmake, C++; about 15-25 minutes on 2 cores), once per machine. A failed
+/// build is reported and the setup goes on: the parity test then says it
+/// skipped. `PXOS_SKIP_LLAMA_CPP=1` leaves it out on purpose.
+fn setup_llama_cpp() {
+    let present = Command::new("python3")
+        .args(["-c", "import llama_cpp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        println!("xtask: llama-cpp-python present");
+        return;
+    }
+    if std::env::var("PXOS_SKIP_LLAMA_CPP").as_deref() == Ok("1") {
+        println!(
+            "xtask: PXOS_SKIP_LLAMA_CPP=1: not building llama-cpp-python (llama.cpp parity will be skipped)"
+        );
+        return;
+    }
+    println!("xtask: building llama-cpp-python 0.3.36 from source (llama.cpp; once per machine)");
+    let started = std::time::Instant::now();
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "llama-cpp-python==0.3.36",
+        ])
+        .env(
+            "CMAKE_ARGS",
+            "-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF",
+        )
+        .env("CMAKE_BUILD_PARALLEL_LEVEL", "2")
+        .status();
+    match status {
+        Ok(s) if s.success() => println!(
+            "xtask: llama-cpp-python built in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ),
+        other => println!(
+            "xtask: WARNING: llama-cpp-python did not build ({other:?}); llama.cpp parity and speed checks will be skipped"
+        ),
+    }
+}
+
 fn setup() -> Result<()> {
     setup_python()?;
+    setup_llama_cpp();
     let missing: Vec<&str> = TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))

@@ -96,8 +96,8 @@ def block_random(qtype, rows, cols, rng):
     """Random valid blocks for the k-quants (gguf has no quantizer for them)."""
     nblocks = rows * cols // 256
     if qtype == Q.Q4_K:
-        d = rng.uniform(0.0004, 0.0008, nblocks).astype(np.float16)
-        dmin = rng.uniform(0.0004, 0.0008, nblocks).astype(np.float16)
+        d = rng.uniform(0.00004, 0.00008, nblocks).astype(np.float16)
+        dmin = rng.uniform(0.00004, 0.00008, nblocks).astype(np.float16)
         blocks = np.zeros((nblocks, 144), dtype=np.uint8)
         blocks[:, 0:2] = d.view(np.uint8).reshape(nblocks, 2)
         blocks[:, 2:4] = dmin.view(np.uint8).reshape(nblocks, 2)
@@ -106,7 +106,7 @@ def block_random(qtype, rows, cols, rng):
         blocks = np.zeros((nblocks, 210), dtype=np.uint8)
         blocks[:, 0:192] = rng.integers(0, 256, (nblocks, 192), dtype=np.uint8)
         blocks[:, 192:208] = rng.integers(-64, 64, (nblocks, 16), dtype=np.int8).view(np.uint8)
-        d = rng.uniform(0.0003, 0.0006, nblocks).astype(np.float16)
+        d = rng.uniform(0.00003, 0.00006, nblocks).astype(np.float16)
         blocks[:, 208:210] = d.view(np.uint8).reshape(nblocks, 2)
     return blocks.reshape(rows, cols // 256 * blocks.shape[1])
 

@@ -83,6 +83,12 @@ const TARGETS: &[Target] = &[
         parser: Reach::Parser,
     },
     Target {
+        name: "gguf_import",
+        body: pxos_llm::fuzz::gguf_file,
+        cases: 400,
+        parser: Reach::Parser,
+    },
+    Target {
         name: "x86_source",
         body: x86_built,
         cases: 1000,
@@ -187,4 +193,5 @@ seeded!(
     vram_roadmap,
     x86_source,
     llm_model,
+    gguf_import,
 );

@@ -625,3 +625,99 @@ fn hostile_gguf_files_are_refused_with_a_named_error() {
         assert!(!home.scratch("out.png").exists(), "{what}: nothing written");
     }
 }
+
+/// llama.cpp itself (llama-cpp-python, built from source by `cargo xtask
+/// setup`) on the same files: the same tokens, and logits within the error
+/// its own activation quantization adds (it multiplies quantized weights by
+/// activations quantized to 8 bits; pxOS does so only for q8_0).
+#[test]
+fn llama_cpp_agrees_on_the_same_files() {
+    let Some(python) = python() else { return };
+    let probe = Command::new(&python)
+        .args(["-c", "import llama_cpp"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        // Allowed under CI too, and said: the setup could not build llama.cpp here.
+        eprintln!(
+            "SKIPPED: llama-cpp-python is not installed (cargo xtask setup builds it from source; \
+             PXOS_SKIP_LLAMA_CPP=1 or a failed build leaves it out), so llama.cpp parity was not checked"
+        );
+        return;
+    }
+    let home = Home::new("gguf-llama-cpp");
+    let text = "hello world, the theme is thin. It's 123 pixel OS!";
+    for (ty, vocab) in [
+        ("f32", "spm"),
+        ("f16", "bpe"),
+        ("q8_0", "spm"),
+        ("q4_0", "bpe"),
+        ("q4_1", "spm"),
+        ("q4_k", "bpe"),
+        ("q6_k", "spm"),
+    ] {
+        let gguf = home.scratch(&format!("{ty}.gguf"));
+        let png = home.scratch(&format!("{ty}.png"));
+        reference(
+            &python,
+            &[
+                "make",
+                &s(&gguf),
+                "--type",
+                ty,
+                "--vocab",
+                vocab,
+                "--seed",
+                "5",
+            ],
+        );
+        home.ok(&["llm", "import", &s(&gguf), "-o", &s(&png)]);
+        let script = repo_root().join("crates/pxos-cli/tests/gguf/llama_cpp_ref.py");
+        let out = Command::new(&python)
+            .arg(script)
+            .args([&s(&gguf), "--tokens", TOKENS, "--text", text])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ours =
+            &json_lines(&home.ok(&["--json", "llm", "tokenize", &s(&png), "--text", text]))[0];
+        assert_eq!(
+            ours["tokens"], theirs["tokens"],
+            "{ty}/{vocab}: tokens differ from llama.cpp"
+        );
+        let cpp: Vec<Vec<f64>> = theirs["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        let mine = pxos_logits(&home, &png);
+        let err = relative_error(&mine, &cpp);
+        let agree = mine
+            .iter()
+            .zip(&cpp)
+            .filter(|(a, b)| argmax(a) == argmax(b))
+            .count();
+        eprintln!(
+            "{ty}: llama.cpp logits differ by {err:.2e} of their spread; greedy agrees at {agree}/{}",
+            cpp.len()
+        );
+        assert!(err < 0.15, "{ty}: logits differ from llama.cpp by {err:.3}");
+        assert!(
+            agree * 10 >= cpp.len() * 9,
+            "{ty}: greedy tokens agree at only {agree}/{}",
+            cpp.len()
+        );
+    }
+}
