@@ -352,6 +352,9 @@ pub enum LlmCommand {
         max_tokens: usize,
         #[command(flatten)]
         sampling: SamplingArgs,
+        /// cpu, gpu, or auto (a hardware GPU when there is one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// Pack a model as a cartridge (kind model) and register it, with lineage, in the log.
     Register {
@@ -404,6 +407,9 @@ pub enum LlmCommand {
         /// Generations at once; more get 429.
         #[arg(long, default_value_t = 4)]
         max_concurrent: usize,
+        /// cpu, gpu, or auto (a hardware GPU when there is one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// Import a model: a llama-architecture GGUF file (tensors keep their exact
     /// bytes; the file's own tokenizer and chat template) or a llama2.c checkpoint.
@@ -461,6 +467,9 @@ pub enum LlmCommand {
         max_tokens: usize,
         #[command(flatten)]
         sampling: SamplingArgs,
+        /// cpu, gpu, or auto (a hardware GPU when there is one, else the CPU).
+        #[arg(long, default_value = "auto")]
+        device: String,
     },
     /// Show how a model's tokenizer splits a text.
     Tokenize {
@@ -481,6 +490,9 @@ pub enum LlmCommand {
         /// Every position's logits, not only the last.
         #[arg(long)]
         all_positions: bool,
+        /// cpu or gpu.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Draw a model's weights as a picture (the model looking at itself).
     Render {

@@ -14,12 +14,19 @@ use crate::tokenizer::Tokenizer;
 #[derive(Debug)]
 pub enum Engine {
     Llama(Llama),
+    /// The GPU engine (its KV cache lives on the device).
+    #[cfg(feature = "gpu")]
+    Gpu(std::sync::Mutex<crate::gpu::GpuLlama>),
     /// The seed's v0 MLP (no positions, so no context limit).
     SeedV0(SeedV0),
 }
 
 enum EngineState {
     Llama(State),
+    /// The tokens this generation has run: the device's cache is rebuilt from
+    /// them if another generation used the device in between.
+    #[cfg(feature = "gpu")]
+    Gpu(usize, Vec<u32>, Vec<f32>),
     SeedV0(V0State),
 }
 
@@ -27,6 +34,13 @@ impl Engine {
     fn context(&self) -> usize {
         match self {
             Engine::Llama(l) => l.config.context_length,
+            #[cfg(feature = "gpu")]
+            Engine::Gpu(g) => {
+                g.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .config
+                    .context_length
+            }
             Engine::SeedV0(_) => usize::MAX,
         }
     }
@@ -34,6 +48,16 @@ impl Engine {
     fn state(&self) -> EngineState {
         match self {
             Engine::Llama(l) => EngineState::Llama(l.state()),
+            #[cfg(feature = "gpu")]
+            Engine::Gpu(_) => {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(1);
+                EngineState::Gpu(
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    Vec::new(),
+                    Vec::new(),
+                )
+            }
             Engine::SeedV0(m) => EngineState::SeedV0(m.state()),
         }
     }
@@ -41,6 +65,21 @@ impl Engine {
     fn forward<'s>(&self, state: &'s mut EngineState, token: u32) -> Result<&'s [f32]> {
         match (self, state) {
             (Engine::Llama(l), EngineState::Llama(s)) => l.forward(s, token),
+            #[cfg(feature = "gpu")]
+            (Engine::Gpu(g), EngineState::Gpu(id, history, logits)) => {
+                let mut gpu = g.lock().unwrap_or_else(|e| e.into_inner());
+                // Another generation ran in between: replay this one's tokens.
+                if gpu.pos() != history.len() || gpu.owner() != *id {
+                    gpu.reset();
+                    for &t in history.iter() {
+                        gpu.forward(t, logits)?;
+                    }
+                }
+                gpu.forward(token, logits)?;
+                history.push(token);
+                gpu.set_owner(*id);
+                Ok(logits)
+            }
             (Engine::SeedV0(m), EngineState::SeedV0(s)) => m.forward(s, token),
             _ => unreachable!("a state always comes from its own engine"),
         }
@@ -51,6 +90,8 @@ impl EngineState {
     fn pos(&self) -> usize {
         match self {
             EngineState::Llama(s) => s.pos,
+            #[cfg(feature = "gpu")]
+            EngineState::Gpu(_, history, _) => history.len(),
             EngineState::SeedV0(_) => 0,
         }
     }
@@ -109,6 +150,50 @@ impl Generator {
             engine: Engine::Llama(Llama::new(file)?),
             tokenizer,
         })
+    }
+
+    /// A generator on the chosen device. `Auto` takes a hardware GPU when
+    /// one is found and the CPU otherwise; the returned note says which.
+    pub fn on_device(file: Arc<ModelFile>, device: crate::Device) -> Result<(Generator, String)> {
+        match device {
+            crate::Device::Cpu => Ok((Generator::new(file)?, "cpu".into())),
+            #[cfg(feature = "gpu")]
+            crate::Device::Gpu | crate::Device::Auto => {
+                if device == crate::Device::Auto {
+                    match crate::gpu::describe_adapter() {
+                        Ok(a) if a.device_type != "Cpu" => {}
+                        Ok(a) => {
+                            return Ok((
+                                Generator::new(file)?,
+                                format!("cpu (the only GPU adapter is {}, a software one)", a.name),
+                            ));
+                        }
+                        Err(why) => return Ok((Generator::new(file)?, format!("cpu ({why})"))),
+                    }
+                }
+                let name = file.manifest.name.clone();
+                let tokenizer = Tokenizer::new(file.manifest.tokenizer.clone());
+                let gpu = crate::gpu::GpuLlama::new(file)?;
+                let note = format!("gpu: {} ({})", gpu.adapter.name, gpu.adapter.backend);
+                Ok((
+                    Generator {
+                        name,
+                        engine: Engine::Gpu(std::sync::Mutex::new(gpu)),
+                        tokenizer,
+                    },
+                    note,
+                ))
+            }
+            #[cfg(not(feature = "gpu"))]
+            crate::Device::Gpu => Err(crate::error::Error::usage(
+                "this pxos was built without the gpu feature; use --device cpu",
+            )),
+            #[cfg(not(feature = "gpu"))]
+            crate::Device::Auto => Ok((
+                Generator::new(file)?,
+                "cpu (built without the gpu feature)".into(),
+            )),
+        }
     }
 
     /// A generator for a seed v0 model.
@@ -222,6 +307,34 @@ impl Generator {
             decode_seconds: decode_started.elapsed().as_secs_f64(),
             context_shifts: shifts,
         })
+    }
+}
+
+/// Runs tokens one at a time through a generator's engine (for logits).
+pub struct Stepper<'g> {
+    engine: &'g Engine,
+    state: EngineState,
+    logits: Vec<f32>,
+}
+
+impl Stepper<'_> {
+    /// Runs `token` at the next position; returns the logits.
+    pub fn forward(&mut self, token: u32) -> Result<&[f32]> {
+        let logits = self.engine.forward(&mut self.state, token)?;
+        self.logits.clear();
+        self.logits.extend_from_slice(logits);
+        Ok(&self.logits)
+    }
+}
+
+impl Generator {
+    /// A fresh sequence for stepping through tokens.
+    pub fn stepper(&self) -> Stepper<'_> {
+        Stepper {
+            engine: &self.engine,
+            state: self.engine.state(),
+            logits: Vec::new(),
+        }
     }
 }
 

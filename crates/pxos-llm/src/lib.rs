@@ -18,6 +18,8 @@ pub mod format;
 pub mod fuzz;
 pub mod generate;
 pub mod gguf;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod import;
 pub mod llama2c;
 pub mod model;
@@ -44,4 +46,26 @@ pub const BUILTIN_PIXELLM: &[u8] = include_bytes!("../models/pixellm.png");
 /// The committed pixellm, decoded and checked.
 pub fn builtin() -> Result<ModelFile> {
     ModelFile::from_png(BUILTIN_PIXELLM, &pxos_pixel::Limits::default())
+}
+
+/// Which engine runs a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Gpu,
+    /// The GPU when an adapter is found, else the CPU.
+    Auto,
+}
+
+impl Device {
+    pub fn parse(name: &str) -> crate::error::Result<Device> {
+        match name {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu),
+            "auto" => Ok(Device::Auto),
+            other => Err(crate::error::Error::usage(format!(
+                "unknown device {other:?} (cpu, gpu or auto)"
+            ))),
+        }
+    }
 }

@@ -182,18 +182,24 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             prompt,
             max_tokens,
             sampling,
+            device,
         } => {
+            let device = pxos_llm::Device::parse(device)?;
             let generator = match (registered, model) {
-                (Some(query), _) => Generator::new(Arc::new(pxos_llm::registered::load(
-                    &super::cart::registry(global)?,
-                    query,
-                    &global.pixel_limits(),
-                )?))?,
+                (Some(query), _) => on_device(
+                    Arc::new(pxos_llm::registered::load(
+                        &super::cart::registry(global)?,
+                        query,
+                        &global.pixel_limits(),
+                    )?),
+                    device,
+                    output,
+                )?,
                 // A seed v0 model: a PNG with its NAME.meta.json beside it.
                 (None, Some(path)) if pxos_llm::seedv0::meta_path(path).is_file() => {
                     Generator::seed_v0(pxos_llm::seedv0::SeedV0::open(path)?)
                 }
-                (None, model) => Generator::new(load_model(model.as_deref(), global)?)?,
+                (None, model) => on_device(load_model(model.as_deref(), global)?, device, output)?,
             };
             let sampling = sampling.sampling()?;
             let mut stdout = std::io::stdout().lock();
@@ -332,12 +338,14 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             max_body,
             max_tokens,
             max_concurrent,
+            device,
         } => {
+            let device = pxos_llm::Device::parse(device)?;
             let generator = match model {
                 Some(path) if pxos_llm::seedv0::meta_path(path).is_file() => {
                     Generator::seed_v0(pxos_llm::seedv0::SeedV0::open(path)?)
                 }
-                model => Generator::new(load_model(model.as_deref(), global)?)?,
+                model => on_device(load_model(model.as_deref(), global)?, device, output)?,
             };
             let options = pxos_llm::serve::ServeOptions {
                 port: *port,
@@ -459,8 +467,13 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             system,
             max_tokens,
             sampling,
+            device,
         } => chat(
-            load_model(model.as_deref(), global)?,
+            on_device(
+                load_model(model.as_deref(), global)?,
+                pxos_llm::Device::parse(device)?,
+                output,
+            )?,
             system.as_deref(),
             *max_tokens,
             &sampling.sampling()?,
@@ -493,13 +506,15 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
             model,
             tokens,
             all_positions,
+            device,
         } => {
             let file = load_model(model.as_deref(), global)?;
-            let llama = pxos_llm::model::Llama::new(file)?;
-            let mut state = llama.state();
+            let device = pxos_llm::Device::parse(device)?;
+            let (generator, _) = pxos_llm::Generator::on_device(file, device)?;
             let mut all = Vec::new();
+            let mut step = generator.stepper();
             for &t in tokens {
-                let logits = llama.forward(&mut state, t)?.to_vec();
+                let logits = step.forward(t)?.to_vec();
                 if *all_positions {
                     all.push(logits);
                 } else {
@@ -533,6 +548,15 @@ pub fn run(command: &LlmCommand, global: &Global, output: &Output) -> Result<Out
         }
     }
     Ok(Outcome::Success)
+}
+
+/// A generator on `device`; says on stderr where it runs unless quiet or JSON.
+fn on_device(file: Arc<ModelFile>, device: pxos_llm::Device, output: &Output) -> Result<Generator> {
+    let (generator, note) = Generator::on_device(file, device)?;
+    if !output.json && !output.quiet && device != pxos_llm::Device::Cpu {
+        eprintln!("pxos: running on {note}");
+    }
+    Ok(generator)
 }
 
 fn import(
@@ -630,7 +654,7 @@ fn import(
 /// The terminal chat: one line in, the answer streamed out, the whole
 /// conversation rendered by the model's template each turn.
 fn chat(
-    file: Arc<ModelFile>,
+    generator: Generator,
     system: Option<&str>,
     max_tokens: usize,
     sampling: &Sampling,
@@ -638,7 +662,6 @@ fn chat(
 ) -> Result<()> {
     use pxos_llm::chat::Message;
     use std::io::BufRead;
-    let generator = Generator::new(file)?;
     let templated = generator
         .tokenizer
         .vocab()
