@@ -34,6 +34,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("optipng", "optipng"),
     ("file", "file"),
     ("qemu-system-i386", "qemu-system-x86"),
+    // llama-cpp-python builds llama.cpp from source.
+    ("g++", "g++"),
+    ("make", "make"),
 ];
 
 /// Python packages the tests and benchmarks use: the official `openai`
@@ -122,35 +125,47 @@ fn setup_llama_cpp() {
     }
 }
 
+/// Whether Mesa's lavapipe (software Vulkan) is installed: the GPU tests'
+/// adapter in CI (llvmpipe over GL comes with the image's Mesa).
+fn has_lavapipe() -> bool {
+    std::fs::read_dir("/usr/share/vulkan/icd.d").is_ok_and(|dir| {
+        dir.filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd"))
+    })
+}
+
 fn setup() -> Result<()> {
-    setup_python()?;
-    setup_llama_cpp();
-    let missing: Vec<&str> = TOOLS
+    let mut missing: Vec<&str> = TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
         .map(|(_, package)| *package)
         .collect();
+    if !has_lavapipe() {
+        missing.extend(["mesa-vulkan-drivers", "libvulkan1"]);
+    }
     if missing.is_empty() {
         println!(
-            "xtask: test tools present: {}",
+            "xtask: test tools present: {}, lavapipe",
             TOOLS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
         );
-        return Ok(());
+    } else {
+        println!("xtask: installing {}", missing.join(" "));
+        let sudo = if is_root() { vec![] } else { vec!["sudo"] };
+        let apt = |args: &[&str]| -> Result<()> {
+            let mut command: Vec<&str> = sudo.clone();
+            command.push("apt-get");
+            command.extend_from_slice(args);
+            run(Command::new(command[0])
+                .args(&command[1..])
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        };
+        apt(&["update", "-qq"])?;
+        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        install.extend(missing.iter());
+        apt(&install)?;
     }
-    println!("xtask: installing {}", missing.join(" "));
-    let sudo = if is_root() { vec![] } else { vec!["sudo"] };
-    let apt = |args: &[&str]| -> Result<()> {
-        let mut command: Vec<&str> = sudo.clone();
-        command.push("apt-get");
-        command.extend_from_slice(args);
-        run(Command::new(command[0])
-            .args(&command[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive"))
-    };
-    apt(&["update", "-qq"])?;
-    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    install.extend(missing.iter());
-    apt(&install)?;
+    setup_python()?;
+    setup_llama_cpp();
     Ok(())
 }
 

@@ -199,10 +199,26 @@ pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
 }
 
 pub fn inspect(global: &Global, output: &Output) -> Result<Outcome> {
-    let value = pxos_boot::run::inspect_self(&home(global)?)?;
+    let mut value = pxos_boot::run::inspect_self(&home(global)?)?;
+    value["gpu"] = gpu_summary();
     let text = serde_json::to_string_pretty(&value)?;
-    let mut value = value;
     value["type"] = json!("inspect");
     output.emit(value, || text)?;
     Ok(Outcome::Success)
+}
+
+/// The GPU adapter `pxos llm --device gpu` would use, or why there is none.
+#[cfg(feature = "gpu")]
+fn gpu_summary() -> serde_json::Value {
+    match pxos_llm::gpu::describe_adapter() {
+        Ok(adapter) => json!({"adapter": adapter.name, "backend": adapter.backend,
+                              "device_type": adapter.device_type, "driver": adapter.driver,
+                              "used_by": "pxos llm --device gpu|auto"}),
+        Err(why) => json!(format!("none: {why}")),
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_summary() -> serde_json::Value {
+    json!("none: this build has no GPU backend (built without the gpu feature)")
 }

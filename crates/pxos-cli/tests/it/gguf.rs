@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::support::{Home, json_lines, repo_root};
 
 /// python3 with numpy, gguf and regex; under CI=true their absence fails.
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let python = pxos_test_support::require_tool("python3")?;
     let probe = Command::new(&python)
         .args(["-c", "import numpy, gguf, regex"])
@@ -30,7 +30,7 @@ fn python() -> Option<PathBuf> {
     Some(python)
 }
 
-fn reference(python: &Path, args: &[&str]) -> String {
+pub(crate) fn reference(python: &Path, args: &[&str]) -> String {
     let script = repo_root().join("crates/pxos-cli/tests/gguf/gguf_ref.py");
     let out = Command::new(python)
         .arg(script)

@@ -8,6 +8,7 @@ mod evolution;
 mod fs;
 mod fuzz_reach;
 mod gguf;
+mod gpu;
 mod hardening;
 mod hostile;
 mod llm;
