@@ -189,5 +189,242 @@ fn serve_first_token(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, load, train_step, serve_first_token);
+/// A GGUF file in the stories shape `shape` (random weights in `dtype`, a
+/// 32000-token SentencePiece vocabulary), as llama.cpp and pxOS both read it.
+fn stories_gguf(shape: usize, dtype: DType) -> Vec<u8> {
+    use pxos_llm::gguf::{Value, write};
+    let (_, dim, hidden, layers, context) = SHAPES[shape];
+    let config = config(dim, hidden, layers, context);
+    let payload = random_model(&config, dtype);
+    let file = ModelFile::from_payload(
+        pxos_llm::format::AlignedBytes::from_slice(&payload),
+        pxos_pixel::Hash256::of(&payload),
+    )
+    .unwrap();
+    let mut tokens = vec!["<unk>".to_string(), "<s>".into(), "</s>".into()];
+    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    let first = tokens.len();
+    tokens.extend((first..32000).map(|i| format!("\u{2581}t{i}")));
+    let types: Vec<Value> = (0..32000)
+        .map(|i| {
+            Value::I32(match i {
+                0 => 2,
+                1 | 2 => 3,
+                i if i < first => 6,
+                _ => 1,
+            })
+        })
+        .collect();
+    let u32v = |v: usize| Value::U32(v as u32);
+    let meta: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String("llama".into())),
+        (
+            "general.name".into(),
+            Value::String(format!("stories{}", SHAPES[shape].0)),
+        ),
+        ("llama.context_length".into(), u32v(context)),
+        ("llama.embedding_length".into(), u32v(dim)),
+        ("llama.feed_forward_length".into(), u32v(hidden)),
+        ("llama.block_count".into(), u32v(layers)),
+        ("llama.attention.head_count".into(), u32v(layers)),
+        ("llama.attention.head_count_kv".into(), u32v(layers)),
+        ("llama.rope.dimension_count".into(), u32v(dim / layers)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
+        ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.scores".into(),
+            Value::Array((0..32000).map(|i| Value::F32(-(i as f32))).collect()),
+        ),
+        ("tokenizer.ggml.token_type".into(), Value::Array(types)),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
+        ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
+    ];
+    let tensors: Vec<(String, Vec<u64>, DType, &[u8])> = file
+        .manifest
+        .tensors
+        .iter()
+        .map(|t| {
+            let (r, c) = (t.shape[0], t.shape[1]);
+            let dims = if r == 1 { vec![c] } else { vec![c, r] };
+            let start = file.tensor_start(&t.name).unwrap();
+            let bytes = &file.payload()[start..start + t.size as usize];
+            (t.name.clone(), dims, DType::parse(&t.dtype).unwrap(), bytes)
+        })
+        .collect();
+    write(&meta, &tensors, 32)
+}
+
+fn testing() -> bool {
+    std::env::args().any(|a| a == "--test")
+}
+
+/// Imported GGUF models: import and load time, decode tokens/s, and (when
+/// llama-cpp-python is installed, outside `--test`) llama.cpp on the same
+/// file and thread count, measured in the same run.
+fn gguf(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join("pxos-bench-gguf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shapes: &[usize] = if testing() { &[0] } else { &[0, 1] };
+    for &shape in shapes {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::F32] {
+            let name = format!("{}/{dtype}", SHAPES[shape].0);
+            let bytes = stories_gguf(shape, dtype);
+            let path = dir.join(format!("stories{}-{dtype}.gguf", SHAPES[shape].0));
+            std::fs::write(&path, &bytes).unwrap();
+            let mut group = c.benchmark_group("llm/gguf");
+            group.sample_size(10);
+            group.throughput(Throughput::Bytes(bytes.len() as u64));
+            let options = pxos_llm::import::ImportOptions::default();
+            group.bench_function(format!("import/{name}"), |b| {
+                b.iter(|| {
+                    black_box(
+                        pxos_llm::import::import_gguf(&bytes, &options)
+                            .unwrap()
+                            .0
+                            .len(),
+                    )
+                })
+            });
+            let (payload, _) = pxos_llm::import::import_gguf(&bytes, &options).unwrap();
+            let png = encode_png(&payload).unwrap();
+            group.throughput(Throughput::Bytes(png.len() as u64));
+            group.bench_function(format!("load/{name}"), |b| {
+                b.iter(|| {
+                    let file = ModelFile::from_png(&png, &pxos_pixel::Limits::default()).unwrap();
+                    black_box(Llama::new(Arc::new(file)).unwrap().config.dim)
+                })
+            });
+            let llama = Llama::new(Arc::new(
+                ModelFile::from_png(&png, &pxos_pixel::Limits::default()).unwrap(),
+            ))
+            .unwrap();
+            let run = || {
+                let mut state = llama.state();
+                let mut token = 1u32;
+                for _ in 0..256 {
+                    token = pxos_llm::sample::argmax(llama.forward(&mut state, token).unwrap());
+                }
+                token
+            };
+            group.throughput(Throughput::Elements(256));
+            group.bench_function(format!("decode-256/{name}"), |b| {
+                b.iter(|| black_box(run()))
+            });
+            group.finish();
+            if testing() {
+                continue;
+            }
+            // The same-run anchor: llama.cpp on the same file, then pxOS again.
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/llama_cpp_anchor.py");
+            let out = std::process::Command::new("python3")
+                .args([
+                    script,
+                    &path.display().to_string(),
+                    "--threads",
+                    &threads.to_string(),
+                ])
+                .output();
+            let best = (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    black_box(run());
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min);
+            let ours = 256.0 / best;
+            match out {
+                Ok(o) if o.status.success() => {
+                    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                    let theirs = v["tokens_per_second"].as_f64().unwrap();
+                    println!(
+                        "anchor llm/gguf {name}: pxOS {ours:.1} tok/s, llama.cpp {theirs:.1} tok/s ({threads} threads): ratio {:.2}",
+                        ours / theirs
+                    );
+                }
+                Ok(o) => println!(
+                    "anchor llm/gguf {name}: llama.cpp did not run: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                ),
+                Err(e) => println!("anchor llm/gguf {name}: no python3: {e}"),
+            }
+        }
+    }
+}
+
+/// The GPU engine's decode speed on the stories shapes, on whatever adapter
+/// wgpu finds (a software rasteriser in CI: correctness, not speed), with the
+/// CPU engine in the same run.
+#[cfg(feature = "gpu")]
+fn gpu_decode(c: &mut Criterion) {
+    let adapter = match pxos_llm::gpu::describe_adapter() {
+        Ok(a) => a,
+        Err(why) => {
+            println!("llm/gpu: skipped: {why}");
+            return;
+        }
+    };
+    println!(
+        "llm/gpu: adapter {} ({}, {})",
+        adapter.name, adapter.backend, adapter.device_type
+    );
+    let software = adapter.device_type == "Cpu";
+    let mut group = c.benchmark_group("llm/gpu-decode-256");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(256));
+    let shapes: &[usize] = if software { &[0] } else { &[0, 1, 2] };
+    for &shape in shapes {
+        for dtype in [DType::F32, DType::Q8_0] {
+            let (name, dim, hidden, layers, context) = SHAPES[shape];
+            let payload = random_model(&config(dim, hidden, layers, context), dtype);
+            let file = Arc::new(
+                ModelFile::from_payload(
+                    pxos_llm::format::AlignedBytes::from_slice(&payload),
+                    pxos_pixel::Hash256::of(&payload),
+                )
+                .unwrap(),
+            );
+            let mut gpu = pxos_llm::gpu::GpuLlama::new(file).unwrap();
+            let mut logits = Vec::new();
+            group.bench_function(format!("{name}/{dtype}"), |b| {
+                b.iter(|| {
+                    gpu.reset();
+                    let mut token = 1u32;
+                    for _ in 0..256 {
+                        gpu.forward(token, &mut logits).unwrap();
+                        token = pxos_llm::sample::argmax(&logits);
+                    }
+                    black_box(token)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_decode(_: &mut Criterion) {
+    println!("llm/gpu: skipped: built without the gpu feature");
+}
+
+criterion_group!(
+    benches,
+    decode,
+    load,
+    train_step,
+    serve_first_token,
+    gguf,
+    gpu_decode
+);
 criterion_main!(benches);
