@@ -10,7 +10,7 @@
 //!   residual), the final norm and the logits, then one copy of the logits
 //!   back. The host writes only the position, the token and the RoPE angles
 //!   before it, and reads the logits after it.
-//! * As on the CPU, q8_0 weights multiply activations quantized to q8_0
+//! * As on the CPU, q8_0 and q4_0 weights multiply activations quantized to q8_0
 //!   (integer block sums), so the two engines compute the same products.
 
 use std::sync::Arc;
@@ -253,7 +253,7 @@ impl GpuLlama {
         }))
         .map_err(|e| gpu_err(format!("cannot open the device: {e}")))?;
         let max_binding =
-            u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         // Weights, straight from the payload.
         let upload = |name: &str| -> Result<Weight> {
             let view = file.tensor(name)?;
@@ -439,7 +439,6 @@ impl GpuLlama {
         kernels.rope = make(&op_source("rope"), "main", "rope", None);
         kernels.attention = make(&op_source("attention"), "main", "attention", None);
         kernels.swiglu = make(&op_source("swiglu"), "main", "swiglu", None);
-        drop(make);
 
         let uniform = |bytes: Vec<u8>| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -588,7 +587,7 @@ impl GpuLlama {
                 groups: ((c.dim as u32).div_ceil(64), 1),
             });
         }
-        let q8 = |w: &Weight| w.dtype == DType::Q8_0;
+        let q8 = |w: &Weight| w.dtype.reads_q8_input();
         let mut norms = Vec::new();
         for l in 0..c.n_layers {
             let t = |n: &str| format!("blk.{l}.{n}.weight");

@@ -243,7 +243,7 @@ impl Llama {
         match self.pool.try_lock() {
             Ok(pool) => pool.run(&jobs, outs, x),
             Err(_) => {
-                let input = Input::new(x, ws.iter().any(|w| w.dtype == DType::Q8_0));
+                let input = Input::new(x, ws.iter().any(|w| w.dtype.reads_q8_input()));
                 for (w, out) in ws.iter().zip(outs.iter_mut()) {
                     let bytes = self.bytes(w);
                     for (o, row) in out.iter_mut().zip(bytes.chunks_exact(w.row_bytes)) {

@@ -87,7 +87,7 @@ impl Pool {
     /// `x`), writing into `outs`: the rows are split by bytes between this
     /// thread and the helpers.
     pub fn run(&self, jobs: &[Rows], outs: &mut [&mut [f32]], x: &[f32]) {
-        let x = Input::new(x, jobs.iter().any(|j| j.dtype == DType::Q8_0));
+        let x = Input::new(x, jobs.iter().any(|j| j.dtype.reads_q8_input()));
         let payload = self.file.payload();
         let total: usize = jobs.iter().map(|j| j.rows * j.row_bytes).sum();
         let threads = self.helpers.len() + 1;

@@ -639,7 +639,6 @@ pub fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::generate::Finish;
 
     #[test]

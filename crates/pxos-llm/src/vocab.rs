@@ -308,7 +308,7 @@ impl Vocab {
         };
         let merged = merge_symbols(&s, |a, b| {
             // Higher score first: order by the negated score.
-            score(&s[a.0..b.1]).map(|sc| Priority::Score(sc))
+            score(&s[a.0..b.1]).map(Priority::Score)
         });
         for (start, end) in merged {
             let piece = &s[start..end];

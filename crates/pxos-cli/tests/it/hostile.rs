@@ -86,6 +86,24 @@ const READERS: &[Reader] = &[
         valid: &["*"],
     },
     reads(&["boot", "--sequence", "{in}", "--dry-run"]),
+    // Models: PXI-LLM readers, and the importers (GGUF by magic, else llama2.c).
+    reads(&["llm", "inspect", "{in}"]),
+    reads(&["llm", "tokenize", "{in}", "--text", "x"]),
+    reads(&["llm", "logits", "{in}", "--tokens", "1", "--device", "cpu"]),
+    reads(&["llm", "export", "{in}", "-o", "{out}"]),
+    reads(&["llm", "import", "{in}", "-o", "{out}"]),
+    reads(&["llm", "import", "{in}", "--format", "gguf", "-o", "{out}"]),
+    reads(&[
+        "llm",
+        "import",
+        "{in}",
+        "--format",
+        "llama2c",
+        "--tokenizer",
+        "{in}",
+        "-o",
+        "{out}",
+    ]),
     // QEMU, for any file that is a boot image (none here is: each is refused first).
     reads(&["x86", "run", "{in}", "--headless", "--timeout", "3"]),
 ];

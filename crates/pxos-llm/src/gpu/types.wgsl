@@ -65,18 +65,18 @@ fn element(rb: u32, i: u32) -> f32 {
     let n = select(q & 15u, q >> 4u, j >= 16u);
     return half_at(base) * f32(i32(n) - 8);
 }
+// Integer products against the q8_0-quantized activations, as the CPU engine.
 fn row_partial(rb: u32, lid: u32) -> f32 {
     var s = 0.0;
     let blocks = p.cols / 32u;
     for (var b = lid; b < blocks; b = b + WG) {
         let base = rb + b * 18u;
-        let xo = p.x_off + b * 32u;
-        var acc = 0.0;
+        var acc = 0;
         for (var j = 0u; j < 16u; j = j + 1u) {
             let q = byte_at(base + 2u + j);
-            acc = acc + f32(i32(q & 15u) - 8) * x[xo + j] + f32(i32(q >> 4u) - 8) * x[xo + j + 16u];
+            acc = acc + (i32(q & 15u) - 8) * xq[b * 32u + j] + (i32(q >> 4u) - 8) * xq[b * 32u + j + 16u];
         }
-        s = s + half_at(base) * acc;
+        s = s + half_at(base) * xd[b] * f32(acc);
     }
     return s;
 }

@@ -5,12 +5,14 @@ use pxos_llm::{DType, ErrorKind, ModelFile};
 use pxos_pixel::Limits;
 use serde_json::{Value, json};
 
-use crate::{model_with, random_tensors, small_config};
+use crate::{fits, model_with, random_tensors, small_config};
 
 #[test]
 fn every_dtype_round_trips_bit_exactly() {
     let config = small_config();
-    for dtype in DType::ALL {
+    // The k-quants' 256-wide blocks do not fit this small model; the GGUF
+    // import tests check them against numpy (crates/pxos-cli/tests/it/gguf.rs).
+    for dtype in DType::ALL.into_iter().filter(|d| fits(&config, *d)) {
         // Bytes made in that dtype (random bit patterns for the plain types).
         let mut rng = pxos_test_support::Rng::new(7);
         let tensors: Vec<TensorData> = random_tensors(&config, 1)

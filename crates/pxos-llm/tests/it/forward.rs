@@ -5,7 +5,7 @@ use pxos_llm::train::{Batch, Params};
 use pxos_llm::{DType, ModelFile};
 use std::sync::Arc;
 
-use crate::{model_with, params_model, small_config, trained_params_config};
+use crate::{fits, model_with, params_model, small_config, trained_params_config};
 
 /// The forward pass written as plainly as possible: every weight dequantized
 /// to f64 (and, for q8_0 models, each product's input rounded to q8_0 blocks), loops in the obvious order, no cache tricks (all positions recomputed).
@@ -123,7 +123,9 @@ fn the_engine_matches_the_scalar_reference_for_every_dtype() {
         .chain(b"pixels all the way down".iter().map(|&b| b as u32))
         .collect();
     // Tolerances: the engine runs in f32 (f64 in the reference) on the same stored weights.
-    for dtype in DType::ALL {
+    // The k-quants' 256-wide blocks do not fit this small model; the GGUF
+    // import tests check them against numpy (crates/pxos-cli/tests/it/gguf.rs).
+    for dtype in DType::ALL.into_iter().filter(|d| fits(&config, *d)) {
         let model = model_with(&config, dtype, 11);
         let expected = reference_logits(&model, &tokens);
         let got = engine_logits(model, &tokens);
@@ -134,11 +136,11 @@ fn the_engine_matches_the_scalar_reference_for_every_dtype() {
             }
         }
         let scale = expected.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-        // q8_0 products round their input to int8 blocks; the reference rounds
+        // q8_0 and q4_0 products round their input to int8 blocks; the reference rounds
         // its f64 input, which sits a hair away from the engine's f32 one, so
         // a value on a rounding boundary may land one step apart. The kernel
         // itself is checked exactly in `dtype::tests`.
-        let tolerance = if dtype == DType::Q8_0 { 2e-2 } else { 1e-4 };
+        let tolerance = if dtype.reads_q8_input() { 2e-2 } else { 1e-4 };
         assert!(
             worst < tolerance * scale.max(1.0),
             "{dtype}: max abs error {worst} (logit scale {scale})"

@@ -84,3 +84,9 @@ pub fn params_model(params: &Params) -> ModelFile {
     )
     .unwrap()
 }
+
+/// Whether `dtype`'s blocks fit `config`'s rows.
+pub fn fits(config: &LlamaConfig, dtype: pxos_llm::DType) -> bool {
+    config.dim.is_multiple_of(dtype.block_elems())
+        && config.hidden_dim.is_multiple_of(dtype.block_elems())
+}
