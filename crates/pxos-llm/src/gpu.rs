@@ -252,8 +252,9 @@ impl GpuLlama {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| gpu_err(format!("cannot open the device: {e}")))?;
-        let max_binding =
-            limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         // Weights, straight from the payload.
         let upload = |name: &str| -> Result<Weight> {
             let view = file.tensor(name)?;
