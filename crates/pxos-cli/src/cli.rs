@@ -353,7 +353,7 @@ pub enum LlmCommand {
         #[command(flatten)]
         sampling: SamplingArgs,
         /// cpu, gpu, or auto (a hardware GPU when there is one, else the CPU).
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "cpu")]
         device: String,
     },
     /// Pack a model as a cartridge (kind model) and register it, with lineage, in the log.
@@ -408,7 +408,7 @@ pub enum LlmCommand {
         #[arg(long, default_value_t = 4)]
         max_concurrent: usize,
         /// cpu, gpu, or auto (a hardware GPU when there is one, else the CPU).
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "cpu")]
         device: String,
     },
     /// Import a model: a llama-architecture GGUF file (tensors keep their exact
@@ -468,7 +468,7 @@ pub enum LlmCommand {
         #[command(flatten)]
         sampling: SamplingArgs,
         /// cpu, gpu, or auto (a hardware GPU when there is one, else the CPU).
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "cpu")]
         device: String,
     },
     /// Show how a model's tokenizer splits a text.

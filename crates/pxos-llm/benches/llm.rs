@@ -380,9 +380,11 @@ fn gpu_decode(c: &mut Criterion) {
         adapter.name, adapter.backend, adapter.device_type
     );
     let software = adapter.device_type == "Cpu";
+    // `--test` (CI) checks that the bench runs: 16 steps on a software adapter.
+    let steps = if testing() { 16 } else { 256 };
     let mut group = c.benchmark_group("llm/gpu-decode-256");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(256));
+    group.throughput(Throughput::Elements(steps as u64));
     let shapes: &[usize] = if software { &[0] } else { &[0, 1, 2] };
     for &shape in shapes {
         for dtype in [DType::F32, DType::Q8_0] {
@@ -401,7 +403,7 @@ fn gpu_decode(c: &mut Criterion) {
                 b.iter(|| {
                     gpu.reset();
                     let mut token = 1u32;
-                    for _ in 0..256 {
+                    for _ in 0..steps {
                         gpu.forward(token, &mut logits).unwrap();
                         token = pxos_llm::sample::argmax(&logits);
                     }

@@ -242,9 +242,42 @@ fn inspect_names_the_adapter_and_a_missing_backend_is_a_clear_error() {
     let out = home
         .pxos()
         .env("WGPU_BACKEND", "dx12")
-        .args(["llm", "generate", "--prompt", "a", "--max-tokens", "2"])
+        .args([
+            "llm",
+            "generate",
+            "--prompt",
+            "a",
+            "--max-tokens",
+            "2",
+            "--device",
+            "auto",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("running on cpu"));
+    // On a software adapter, auto stays on the CPU too.
+    if v["gpu"]["device_type"] != "Cpu" {
+        return;
+    }
+    let out = home
+        .pxos()
+        .args([
+            "llm",
+            "generate",
+            "--prompt",
+            "a",
+            "--max-tokens",
+            "2",
+            "--device",
+            "auto",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("running on cpu") && stderr.contains("software"),
+        "{stderr}"
+    );
 }

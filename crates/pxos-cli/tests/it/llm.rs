@@ -338,12 +338,18 @@ impl Server {
     }
 
     /// The next request record on stderr.
+    /// (Other stderr lines, such as a GPU driver's notices while `--device
+    /// auto` looks for an adapter, are skipped.)
     fn next_record(&self) -> Value {
-        let line = self
-            .log
-            .recv_timeout(Duration::from_secs(60))
-            .expect("a request record");
-        serde_json::from_str::<Value>(&line).unwrap()["request"].clone()
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a request record");
+            if let Ok(record) = serde_json::from_str::<Value>(&line) {
+                return record["request"].clone();
+            }
+        }
     }
 }
 
