@@ -278,7 +278,10 @@ impl Generator {
                 let keep = context / 2;
                 let recent = history[history.len() - keep..].to_vec();
                 state = self.engine.state();
-                self.engine.forward(&mut state, self.tokenizer.bos())?;
+                // A vocabulary without BOS (some BPE ones) starts from the text.
+                if self.tokenizer.has_bos() {
+                    self.engine.forward(&mut state, self.tokenizer.bos())?;
+                }
                 for &t in &recent[..keep - 1] {
                     self.engine.forward(&mut state, t)?;
                 }

@@ -64,6 +64,15 @@ impl Tokenizer {
         }
     }
 
+    /// Whether the vocabulary has a beginning-of-sequence token.
+    pub fn has_bos(&self) -> bool {
+        match &self.kind {
+            Kind::Vocab(v) => v.spec.bos.is_some(),
+            Kind::Spec(TokenizerSpec::Bytes { .. }) => true,
+            _ => false,
+        }
+    }
+
     /// The end-of-sequence token.
     pub fn eos(&self) -> u32 {
         match &self.kind {
