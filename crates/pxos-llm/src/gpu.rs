@@ -448,8 +448,8 @@ impl GpuLlama {
                 usage: wgpu::BufferUsages::UNIFORM,
             })
         };
-        let bind = |pipeline: usize, buffers: &[&wgpu::Buffer]| -> wgpu::BindGroup {
-            let layout = pipelines[pipeline].get_bind_group_layout(0);
+        // Buffers bound in order: binding i is buffers[i].
+        let bind_with = |layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]| {
             let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
                 .iter()
                 .enumerate()
@@ -460,25 +460,14 @@ impl GpuLlama {
                 .collect();
             device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
-                layout: &layout,
+                layout,
                 entries: &entries,
             })
         };
-        let mat_bind = |buffers: &[&wgpu::Buffer]| -> wgpu::BindGroup {
-            let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
-                .collect();
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &mat_layout,
-                entries: &entries,
-            })
+        let bind = |pipeline: usize, buffers: &[&wgpu::Buffer]| {
+            bind_with(&pipelines[pipeline].get_bind_group_layout(0), buffers)
         };
+        let mat_bind = |buffers: &[&wgpu::Buffer]| bind_with(&mat_layout, buffers);
         let groups_for = |rows: usize| -> (u32, u32) {
             let rows = rows as u32;
             if rows <= 65_535 {
