@@ -678,6 +678,9 @@ pub enum VramCommand {
         /// The VRAM PNG to write (provenance goes beside it as .provenance.json).
         #[arg(short, long, default_value = "vram_os_stage1.png")]
         output: PathBuf,
+        /// Show every step live in `pxos view`.
+        #[arg(long)]
+        view: bool,
     },
     /// Score a VRAM image: structural and execution checks (exit 1 below full marks).
     Eval {
@@ -694,6 +697,26 @@ pub enum VramCommand {
         /// Where to write each generation's files.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// Show every generation live in `pxos view`.
+        #[arg(long)]
+        view: bool,
+    },
+    /// Boot the VRAM OS in an image and run it: the kernel schedules the processes.
+    Run {
+        /// The VRAM PNG (built by `pxos vram build`).
+        image: PathBuf,
+        /// Most instructions to run, kernel and processes together.
+        #[arg(long, default_value_t = pxos_vram::os::DEFAULT_STEPS)]
+        steps: u64,
+        /// Save the screen device as a PNG.
+        #[arg(long)]
+        screen: Option<PathBuf>,
+        /// Save the VRAM after the run (control blocks, counters and stacks included).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Show the run live in `pxos view`.
+        #[arg(long)]
+        view: bool,
     },
     /// Who wrote pixel (X, Y): writer, roadmap step, sequence number.
     Who {

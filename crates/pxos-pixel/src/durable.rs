@@ -121,6 +121,12 @@ labels! {
     LLM_CORPUS = "llm-corpus";
     /// `pxos llm export`'s llama2.c checkpoint and tokenizer.
     LLM_EXPORT = "llm-export";
+    /// An InfiniteMap's manifest (`pxos map put`, `note`).
+    MAP_MANIFEST = "map-manifest";
+    /// An InfiniteMap tile (`pxos map put`).
+    MAP_TILE = "map-tile";
+    /// `pxos map render`'s image (and `map get -o`).
+    MAP_RENDER = "map-render";
     /// PixelFS's marker file.
     MARKER = "marker";
     /// `pxos run --memory`'s image.
@@ -151,6 +157,10 @@ labels! {
     VRAM_GENERATION = "vram-generation";
     /// `pxos vram build`'s provenance file.
     VRAM_PROVENANCE = "vram-provenance";
+    /// `pxos vram run --screen`'s screen.
+    VRAM_SCREEN = "vram-screen";
+    /// `pxos view`'s address file (port and token) in the home.
+    VIEW_SERVER = "view-server";
     /// `pxos x86 build`'s boot image.
     X86_IMAGE = "x86-image";
     /// `pxos x86 build --png`'s PXI.

@@ -549,6 +549,12 @@ impl Host for StdHost {
                 machine.regs[0] = 1;
                 return Ok(true);
             }
+            syscall::RUN_SLICE => self.fail(
+                machine,
+                number,
+                error::UNSUPPORTED,
+                "only the VRAM OS machine (`pxos vram run`) runs processes",
+            ),
             other => self.fail(machine, other, error::NO_SUCH_SYSCALL, "no such syscall"),
         }
         Ok(false)

@@ -224,6 +224,10 @@ pub mod syscall {
     pub const TIME: u16 = 51;
     /// Return control to the host; the machine can be resumed.
     pub const YIELD: u16 = 52;
+    /// The VRAM OS machine only: run the process whose control block is at R1
+    /// for at most R2 instructions, saving its registers in the block; R0 = why
+    /// it stopped (1 preempted, 2 syscall, 3 halted, 4 trapped), R1 = instructions.
+    pub const RUN_SLICE: u16 = 60;
     /// Stage a replacement kernel from file id R1, applied after HALT; R0 = 1 or 0.
     pub const SELF_MODIFY: u16 = 99;
 
@@ -272,6 +276,11 @@ pub mod syscall {
         (CYCLES, "CYCLES", "R0/R1 = instructions executed (low/high)"),
         (TIME, "TIME", "R0 = Unix seconds"),
         (YIELD, "YIELD", "give control back to the host"),
+        (
+            RUN_SLICE,
+            "RUN_SLICE",
+            "VRAM OS only: run the process with control block R1 for at most R2 instructions; R0 = why it stopped, R1 = instructions",
+        ),
         (
             SELF_MODIFY,
             "SELF_MODIFY",

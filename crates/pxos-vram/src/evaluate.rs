@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::roadmap::{
     METADATA_MAGIC, PALETTE_MAGIC, PROCESS_MAGIC, ProgramRun, SYSCALL_MAGIC, format_code, run_at,
 };
+use crate::os;
 use crate::vram::{Region, Vram};
 
 /// One check's result.
@@ -131,13 +132,26 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         "structural",
         (|| {
             let words = vram.region_words(Region::SyscallTable);
-            let found: BTreeSet<u16> = table(&words, SYSCALL_MAGIC, "syscall table")?
-                .iter()
-                .map(|w| (*w & 0xffff) as u16)
-                .collect();
+            let entries = syscall_entries(&words)?;
+            let found: BTreeSet<u16> = entries.iter().map(|(n, _)| *n).collect();
             let expected: BTreeSet<u16> = syscall::ALL.iter().map(|(n, _, _)| *n).collect();
-            if found == expected {
-                Ok(format!("{} syscalls", found.len()))
+            let (kernel_start, kernel_end) = (
+                vram.region_address(Region::Kernel),
+                vram.region_address(Region::SyscallTable),
+            );
+            let memory = vram.as_words();
+            if let Some((number, handler)) = entries.iter().find(|(_, h)| {
+                *h != 0
+                    && (*h < kernel_start
+                        || *h >= kernel_end
+                        || Instruction::decode(&memory[*h as usize..]).is_none())
+            }) {
+                Err(format!(
+                    "the handler of syscall {number} at {handler} is not code in the kernel region"
+                ))
+            } else if found == expected {
+                let handled = entries.iter().filter(|(_, h)| *h != 0).count();
+                Ok(format!("{} syscalls, {handled} with a kernel handler", found.len()))
             } else {
                 Err(format!(
                     "syscall table lists {:?}, expected {:?}",
@@ -260,12 +274,155 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
         },
     );
 
+    for (name, result) in os_checks(vram) {
+        push(name, "execution", result);
+    }
+
     let score = checks.iter().filter(|c| c.passed).count() as u32;
     Evaluation {
         score,
         max_score: checks.len() as u32,
         checks,
     }
+}
+
+/// The syscall table's entries: (number, handler address).
+pub fn syscall_entries(words: &[u32]) -> Result<Vec<(u16, u32)>, String> {
+    if words.len() < 2 || words[0] != SYSCALL_MAGIC {
+        return Err("no syscall table header".into());
+    }
+    let count = words[1] as usize;
+    let entries = words
+        .get(2..2 + count.saturating_mul(2))
+        .ok_or_else(|| format!("syscall table claims {count} entries, more than fit"))?;
+    Ok(entries
+        .chunks_exact(2)
+        .map(|pair| ((pair[0] & 0xffff) as u16, pair[1]))
+        .collect())
+}
+
+/// Instructions the execution checks give the VRAM OS.
+pub const EVAL_OS_STEPS: u64 = 200_000;
+
+/// The VRAM OS execution checks: it boots, every process makes progress,
+/// syscalls go through the table, and a trapping process does not stop the others.
+fn os_checks(vram: &Vram) -> Vec<(&'static str, Result<String, String>)> {
+    let baseline = os::run(vram, EVAL_OS_STEPS);
+    let boots = match &baseline {
+        Err(err) => Err(err.to_string()),
+        Ok(run) => match &run.ending {
+            os::Ending::KernelTrapped { trap } => Err(format!("the kernel trapped: {trap}")),
+            ending if run.switches == 0 => Err(format!(
+                "the kernel ran no process ({})",
+                serde_json::to_string(ending).unwrap_or_default()
+            )),
+            _ => Ok(format!(
+                "{} slices in {} instructions",
+                run.switches, run.steps
+            )),
+        },
+    };
+    let progress = match &baseline {
+        Err(err) => Err(err.to_string()),
+        Ok(run) if run.processes.len() < 2 => Err(format!(
+            "{} process(es): scheduling needs at least two",
+            run.processes.len()
+        )),
+        Ok(run) => {
+            let stalled: Vec<String> = run
+                .processes
+                .iter()
+                .filter(|p| p.instructions == 0 || p.slices == 0)
+                .map(|p| format!("{} {}", p.pid, p.name))
+                .collect();
+            if stalled.is_empty() {
+                Ok(run
+                    .processes
+                    .iter()
+                    .map(|p| format!("{}: {} slices, {} instructions, {}", p.name, p.slices, p.instructions, p.state))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            } else {
+                Err(format!("processes that never ran: {}", stalled.join(", ")))
+            }
+        }
+    };
+    let via_table = (|| -> Result<String, String> {
+        let run = baseline.as_ref().map_err(|err| err.to_string())?;
+        let printed = run.output.iter().filter(|p| p.pid.is_some()).count();
+        if printed == 0 {
+            return Err("no process printed through the kernel".into());
+        }
+        // Patch the PRINT entry's handler to 0 ("not implemented") and run again.
+        let mut patched = vram.clone();
+        let table = vram.region_words(Region::SyscallTable);
+        let entries = syscall_entries(&table)?;
+        let index = entries
+            .iter()
+            .position(|(n, _)| *n == syscall::PRINT)
+            .ok_or("the syscall table has no PRINT entry")?;
+        patched
+            .write_words(Region::SyscallTable, 3 + 2 * index as u32, &[0])
+            .map_err(|err| err.to_string())?;
+        let after = os::run(&patched, EVAL_OS_STEPS).map_err(|err| err.to_string())?;
+        let printed_after = after.output.iter().filter(|p| p.pid.is_some()).count();
+        if printed_after == 0 {
+            Ok(format!(
+                "processes printed {printed} line(s); with the PRINT entry patched out, none"
+            ))
+        } else {
+            Err(format!(
+                "with the PRINT entry patched out, processes still printed {printed_after} line(s): syscalls bypass the table"
+            ))
+        }
+    })();
+    let isolation = (|| -> Result<String, String> {
+        let run = baseline.as_ref().map_err(|err| err.to_string())?;
+        let first = run.processes.first().ok_or("no processes")?;
+        // Make the first process trap on its first instruction.
+        let mut broken = vram.clone();
+        let table = vram.region_words(Region::ProcessTable);
+        let entry = table[vram.width() as usize + os::pcb::ENTRY as usize];
+        let (x, y) = (entry % vram.width(), entry / vram.width());
+        broken.begin("evaluator", "trap_isolated");
+        broken.write_pixel(x, y, [0xff, 0xff, 0xff, 0xff]);
+        let after = os::run(&broken, EVAL_OS_STEPS).map_err(|err| err.to_string())?;
+        if let os::Ending::KernelTrapped { trap } = &after.ending {
+            return Err(format!("the kernel trapped: {trap}"));
+        }
+        let victim = after.processes.first().ok_or("no processes")?;
+        if victim.state != "dead" {
+            return Err(format!(
+                "process {} trapped but its control block says '{}', not dead",
+                first.name, victim.state
+            ));
+        }
+        let others: Vec<&os::ProcessReport> = after.processes.iter().skip(1).collect();
+        if others.is_empty() {
+            return Err("no other process to go on".into());
+        }
+        match others.iter().find(|p| p.instructions == 0) {
+            Some(stalled) => Err(format!(
+                "after {} trapped, {} never ran",
+                first.name, stalled.name
+            )),
+            None => Ok(format!(
+                "{} trapped and was marked dead; {} went on",
+                first.name,
+                others
+                    .iter()
+                    .map(|p| format!("{} ({} instructions)", p.name, p.instructions))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    })();
+    vec![
+        ("os_boots", boots),
+        ("processes_progress", progress),
+        ("syscalls_via_table", via_table),
+        ("trap_isolated", isolation),
+    ]
 }
 
 /// The entries of a table region: magic, count, then `count` words.

@@ -15,73 +15,76 @@ pub trait Proposer {
     fn propose(&mut self, roadmap: &Roadmap, evaluation: &Evaluation) -> Option<Roadmap>;
 }
 
-/// The default kernel for the `kernel` region.
-pub const DEFAULT_KERNEL: &str = "START:\n    LI R1, 4\n    LI R2, 0\n    SYSCALL 1\n    HALT\n";
-/// The default hello program for the `program_area`.
-pub const DEFAULT_HELLO: &str = "START:\n    IMM32 R1, GREETING\n    LI R2, 1\n    SYSCALL 1\n    IMM32 R1, 20\n    IMM32 R2, 20\n    IMM32 R3, 40\n    IMM32 R4, 40\n    IMM32 R5, 10\n    SYSCALL 2\n    HALT\nGREETING:\n    .string \"hello from VRAM\"\n";
-
 /// The built-in proposer: reads the failed checks and adds or repairs the
-/// steps that fix them, at most `fixes_per_generation` at a time.
+/// steps that fix them, taken from the default roadmap, at most
+/// `fixes_per_generation` groups at a time.
 pub struct RuleProposer {
     pub fixes_per_generation: usize,
 }
 
-fn step(name: &str, kind: &str, params: &str) -> Step {
-    Step {
-        name: name.into(),
-        kind: kind.into(),
-        params: serde_norway::from_str(params).unwrap_or(serde_norway::Value::Null),
+/// The steps of the default roadmap that fix a failed check.
+fn fixes_for(check: &str) -> &'static [&'static str] {
+    match check {
+        "metadata_valid" => &["write_metadata"],
+        "palette_decodes" => &["write_opcode_palette"],
+        "syscall_table_valid" | "syscalls_via_table" | "kernel_disassembles" | "os_boots"
+        | "trap_isolated" => &["assemble_kernel", "write_syscall_table"],
+        "program_disassembles" | "hello_runs" | "hello_prints" | "hello_draws" => {
+            &["assemble_hello"]
+        }
+        "process_table_valid" | "processes_progress" => {
+            &["write_process_table", "assemble_hello", "assemble_counter"]
+        }
+        _ => &[],
     }
 }
 
 impl Proposer for RuleProposer {
     fn propose(&mut self, roadmap: &Roadmap, evaluation: &Evaluation) -> Option<Roadmap> {
+        let Ok(default) = Roadmap::parse(crate::DEFAULT_ROADMAP) else {
+            return None;
+        };
+        let order: Vec<&str> = default.steps.iter().map(|s| s.name.as_str()).collect();
         let mut next = roadmap.clone();
         let mut fixes = 0;
-        let replace_or_push = |roadmap: &mut Roadmap, new: Step| match roadmap
-            .steps
-            .iter_mut()
-            .find(|s| s.name == new.name)
-        {
-            Some(existing) => *existing = new,
-            None => roadmap.steps.push(new),
-        };
         for failed in evaluation.failed() {
             if fixes >= self.fixes_per_generation {
                 break;
             }
-            let fix = match failed {
-                "metadata_valid" => {
-                    step("write_metadata", "write_metadata", "{fields: {stage: '1'}}")
+            let mut changed = false;
+            for name in fixes_for(failed) {
+                let Some(fix) = default.steps.iter().find(|s| s.name == *name) else {
+                    continue;
+                };
+                if next.steps.contains(fix) {
+                    continue;
                 }
-                "palette_decodes" => step("write_opcode_palette", "write_opcode_palette", "{}"),
-                "syscall_table_valid" => step("write_syscall_table", "write_syscall_table", "{}"),
-                "kernel_disassembles" => step(
-                    "assemble_kernel",
-                    "assemble_program",
-                    &format!("{{region: kernel, source: {:?}}}", DEFAULT_KERNEL),
-                ),
-                "program_disassembles" | "hello_runs" | "hello_prints" | "hello_draws" => step(
-                    "assemble_hello",
-                    "assemble_program",
-                    &format!("{{region: program_area, source: {:?}}}", DEFAULT_HELLO),
-                ),
-                "process_table_valid" => step(
-                    "write_process_table",
-                    "write_process_table",
-                    "{processes: [{pid: 1, name: hello, region: program_area}]}",
-                ),
-                "regions_initialized" => continue,
-                _ => continue,
-            };
-            if next.steps.contains(&fix) {
-                continue;
+                place(&mut next, fix.clone(), &order);
+                changed = true;
             }
-            replace_or_push(&mut next, fix);
-            fixes += 1;
+            if changed {
+                fixes += 1;
+            }
         }
         (next != *roadmap).then_some(next)
     }
+}
+
+/// Replaces the step of the same name, or inserts it before the first step
+/// that comes after it in the default order (a syscall table after its kernel).
+fn place(roadmap: &mut Roadmap, step: Step, order: &[&str]) {
+    if let Some(existing) = roadmap.steps.iter_mut().find(|s| s.name == step.name) {
+        *existing = step;
+        return;
+    }
+    let rank = |name: &str| order.iter().position(|n| *n == name);
+    let mine = rank(&step.name);
+    let at = roadmap
+        .steps
+        .iter()
+        .position(|s| matches!((rank(&s.name), mine), (Some(theirs), Some(mine)) if theirs > mine))
+        .unwrap_or(roadmap.steps.len());
+    roadmap.steps.insert(at, step);
 }
 
 /// One generation's record.
@@ -104,6 +107,7 @@ pub fn run_loop(
     generations: u32,
     out_dir: &Path,
     proposer: &mut dyn Proposer,
+    on_generation: &mut dyn FnMut(u32, &crate::Vram, &Evaluation),
 ) -> Result<Vec<Generation>> {
     std::fs::create_dir_all(out_dir).map_err(|err| Error::io(err, out_dir))?;
     let mut current = roadmap.clone();
@@ -111,6 +115,7 @@ pub fn run_loop(
     for number in 0..generations {
         let (vram, steps) = build(&current)?;
         let evaluation = evaluate(&vram);
+        on_generation(number, &vram, &evaluation);
         let roadmap_path = out_dir.join(format!("ROADMAP_VRAM_OS.gen{number:03}.yaml"));
         let image_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.png"));
         let report_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.json"));

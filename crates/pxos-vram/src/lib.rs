@@ -7,6 +7,7 @@ mod error;
 pub mod evaluate;
 pub mod fuzz;
 pub mod improve;
+pub mod os;
 pub mod roadmap;
 pub mod vram;
 
@@ -14,3 +15,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use evaluate::{CheckResult, Evaluation, evaluate};
 pub use roadmap::{Roadmap, build};
 pub use vram::{Region, Vram};
+
+/// The default roadmap: a VRAM OS with a scheduling kernel and two processes.
+pub const DEFAULT_ROADMAP: &str = include_str!("../roadmaps/ROADMAP_VRAM_OS.yaml");
+/// A deliberately deficient roadmap the improvement loop repairs.
+pub const DEFICIENT_ROADMAP: &str = include_str!("../roadmaps/deficient.yaml");

@@ -18,8 +18,11 @@ use pxos_vm::{Config, Exit, Machine, StdHost, asm};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::os::pcb;
 use crate::vram::{Region, Vram};
 
+/// Most processes: the process table has 64 rows, the first is its header.
+pub const MAX_PROCESSES: usize = 63;
 /// Most steps a roadmap may have.
 pub const MAX_STEPS: usize = 256;
 /// Longest program source a step may carry.
@@ -94,7 +97,10 @@ pub enum Action {
         fields: BTreeMap<String, String>,
     },
     WriteOpcodePalette,
-    WriteSyscallTable,
+    WriteSyscallTable {
+        /// Syscall name -> label of the program assembled into the kernel region.
+        handlers: BTreeMap<String, String>,
+    },
     WriteProcessTable {
         processes: Vec<Process>,
     },
@@ -132,6 +138,13 @@ struct FillRectParams {
 struct MetadataParams {
     #[serde(default)]
     fields: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyscallParams {
+    #[serde(default)]
+    handlers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -180,11 +193,11 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
     (
         "write_syscall_table",
-        "one pixel per syscall: (number low, number high, 0, 255)",
+        "two words per syscall: (number low, number high, 0, 255) and its handler's address: {handlers: {NAME: KERNEL_LABEL}}",
     ),
     (
         "write_process_table",
-        "one row per process: pid, entry address, state, name: {processes: [{pid, name, region, offset}]}",
+        "one control block per row: pid, entry, state, name, registers, counters: {processes: [{pid, name, region, offset}]}",
     ),
     (
         "assemble_program",
@@ -242,7 +255,9 @@ impl Step {
                 fields: parse::<MetadataParams>(self, &params)?.fields,
             }),
             "write_opcode_palette" => unit(Action::WriteOpcodePalette),
-            "write_syscall_table" => unit(Action::WriteSyscallTable),
+            "write_syscall_table" => Ok(Action::WriteSyscallTable {
+                handlers: parse::<SyscallParams>(self, &params)?.handlers,
+            }),
             "write_process_table" => Ok(Action::WriteProcessTable {
                 processes: parse::<ProcessParams>(self, &params)?.processes,
             }),
@@ -310,8 +325,23 @@ impl Roadmap {
                         format!("fuel {fuel} is more than {MAX_FUEL}"),
                     ));
                 }
-                Action::WriteProcessTable { processes } if processes.len() > 64 => {
-                    return Err(kind_error(step, "at most 64 processes"));
+                Action::WriteProcessTable { processes } if processes.len() > MAX_PROCESSES => {
+                    return Err(kind_error(step, format!("at most {MAX_PROCESSES} processes")));
+                }
+                Action::WriteProcessTable { .. } if self.metadata.vram_width < pcb::WORDS => {
+                    return Err(kind_error(
+                        step,
+                        format!(
+                            "a process control block is {} words, wider than the {}-pixel VRAM",
+                            pcb::WORDS,
+                            self.metadata.vram_width
+                        ),
+                    ));
+                }
+                Action::WriteSyscallTable { handlers } => {
+                    if let Some(name) = handlers.keys().find(|n| !syscall::ALL.iter().any(|(_, known, _)| known == n)) {
+                        return Err(kind_error(step, format!("no syscall named '{name}'")));
+                    }
                 }
                 _ => {}
             }
@@ -375,9 +405,19 @@ pub fn run_at(vram: &Vram, address: u32, fuel: u64) -> Result<ProgramRun> {
 
 /// Builds a VRAM from a roadmap, step by step, recording provenance.
 pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
+    build_observed(roadmap, &mut |_, _| {})
+}
+
+/// [`build`], calling `observer` with the VRAM after every step (a live view).
+pub fn build_observed(
+    roadmap: &Roadmap,
+    observer: &mut dyn FnMut(&StepReport, &Vram),
+) -> Result<(Vram, Vec<StepReport>)> {
     roadmap.check()?;
     let mut vram = Vram::new(roadmap.metadata.vram_width, roadmap.metadata.vram_height)?;
     let mut reports = Vec::new();
+    // Labels of the program last assembled into the kernel region (syscall handlers).
+    let mut kernel_labels: BTreeMap<String, u32> = BTreeMap::new();
     for step in &roadmap.steps {
         vram.begin("roadmap", &step.name);
         let fail = |err: Error| err.context(format!("step '{}' ({})", step.name, step.kind));
@@ -412,16 +452,26 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                     .map_err(fail)?;
                 format!("{} opcodes", Op::ALL.len())
             }
-            Action::WriteSyscallTable => {
+            Action::WriteSyscallTable { handlers } => {
                 let mut words = vec![SYSCALL_MAGIC, syscall::ALL.len() as u32];
-                words.extend(
-                    syscall::ALL
-                        .iter()
-                        .map(|(n, _, _)| u32::from_le_bytes([*n as u8, (*n >> 8) as u8, 0, 255])),
-                );
+                for (number, name, _) in syscall::ALL {
+                    let handler = match handlers.get(*name) {
+                        None => 0,
+                        Some(label) => *kernel_labels.get(label).ok_or_else(|| {
+                            kind_error(
+                                step,
+                                format!(
+                                    "handler '{label}' for {name} is not a label of the kernel (assemble the kernel first)"
+                                ),
+                            )
+                        })?,
+                    };
+                    words.push(u32::from_le_bytes([*number as u8, (*number >> 8) as u8, 0, 255]));
+                    words.push(handler);
+                }
                 vram.write_words(Region::SyscallTable, 0, &words)
                     .map_err(fail)?;
-                format!("{} syscalls", syscall::ALL.len())
+                format!("{} syscalls, {} with a handler", syscall::ALL.len(), handlers.len())
             }
             Action::WriteProcessTable { processes } => {
                 vram.write_words(
@@ -430,16 +480,26 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                     &[PROCESS_MAGIC, processes.len() as u32],
                 )
                 .map_err(&fail)?;
+                let memory_words = vram.width() * vram.height();
                 for (index, process) in processes.iter().enumerate() {
                     let row = index + 1;
                     let entry = vram.region_address(process.region) + process.offset;
-                    let name = &process.name[..process.name.len().min(64)];
-                    let mut words = vec![process.pid, entry, 1, name.len() as u32];
-                    words.extend(name.as_bytes().chunks(4).map(|c| {
+                    let name = truncate_name(&process.name);
+                    let stack =
+                        crate::os::process_stack_top(memory_words, index as u32, processes.len() as u32);
+                    let mut words = vec![0u32; pcb::WORDS as usize];
+                    words[pcb::PID as usize] = process.pid;
+                    words[pcb::ENTRY as usize] = entry;
+                    words[pcb::STATE as usize] = crate::os::state::READY;
+                    words[pcb::NAME_LEN as usize] = name.len() as u32;
+                    for (i, c) in name.as_bytes().chunks(4).enumerate() {
                         let mut w = [0u8; 4];
                         w[..c.len()].copy_from_slice(c);
-                        u32::from_le_bytes(w)
-                    }));
+                        words[pcb::NAME as usize + i] = u32::from_le_bytes(w);
+                    }
+                    words[pcb::PC as usize] = entry;
+                    words[pcb::SP as usize] = stack;
+                    words[pcb::STACK_TOP as usize] = stack;
                     vram.write_words(Region::ProcessTable, row as u32 * vram.width(), &words)
                         .map_err(&fail)?;
                 }
@@ -453,6 +513,9 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                 let origin = vram.region_address(region) + offset;
                 let program = asm::assemble_at(&step.name, &source, origin)
                     .map_err(|err| kind_error(step, err))?;
+                if region == Region::Kernel {
+                    kernel_labels = program.symbols.clone();
+                }
                 vram.write_words(region, offset, &program.words)
                     .map_err(&fail)?;
                 format!("{} words at address {origin}", program.words.len())
@@ -476,11 +539,13 @@ pub fn build(roadmap: &Roadmap) -> Result<(Vram, Vec<StepReport>)> {
                 }
             }
         };
-        reports.push(StepReport {
+        let report = StepReport {
             name: step.name.clone(),
             kind: step.kind.clone(),
             detail,
-        });
+        };
+        observer(&report, &vram);
+        reports.push(report);
     }
     Ok((vram, reports))
 }
@@ -559,4 +624,13 @@ fn check_nesting(text: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A process name cut to 64 bytes at a character boundary.
+fn truncate_name(name: &str) -> &str {
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }

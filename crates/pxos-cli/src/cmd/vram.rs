@@ -8,16 +8,13 @@ use pxos_vram::{Roadmap, Vram, build, evaluate};
 use serde_json::json;
 
 use crate::Outcome;
-use crate::cli::VramCommand;
+use crate::cli::{Global, VramCommand};
 use crate::output::Output;
-
-const DEFAULT_ROADMAP: &str = include_str!("../../../pxos-vram/roadmaps/ROADMAP_VRAM_OS.yaml");
-const DEFICIENT_ROADMAP: &str = include_str!("../../../pxos-vram/roadmaps/deficient.yaml");
 
 fn load_roadmap(name: &str) -> Result<Roadmap> {
     let text = match name {
-        "default" => DEFAULT_ROADMAP.to_string(),
-        "deficient" => DEFICIENT_ROADMAP.to_string(),
+        "default" => pxos_vram::DEFAULT_ROADMAP.to_string(),
+        "deficient" => pxos_vram::DEFICIENT_ROADMAP.to_string(),
         path => pxos_pixel::text::read_input_text(Path::new(path))?,
     };
     Roadmap::parse(&text).context(name)
@@ -32,14 +29,18 @@ fn load_image(path: &Path) -> Result<Vram> {
     Vram::from_png(&bytes).context(path.display())
 }
 
-pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
+pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Outcome> {
     match command {
         VramCommand::Build {
             roadmap,
             output: target,
+            view,
         } => {
             let roadmap = load_roadmap(roadmap)?;
-            let (vram, steps) = build(&roadmap)?;
+            let mut live = crate::view::Live::start(*view, global, output, "build")?;
+            let (vram, steps) = pxos_vram::roadmap::build_observed(&roadmap, &mut |step, vram| {
+                live.frame(vram, &step.name, None);
+            })?;
             crate::output::write_output(target, &vram.to_png(), pxos_pixel::durable::label::VRAM)?;
             crate::output::write_output(
                 provenance_path(target),
@@ -54,6 +55,7 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
             output.emit(json!({"type": "built", "output": target, "width": vram.width(), "height": vram.height()}), || {
                 format!("wrote {} ({}x{}) and its provenance", target.display(), vram.width(), vram.height())
             })?;
+            live.finish(output)?;
         }
         VramCommand::Eval { image } => {
             let evaluation = evaluate(&load_image(image)?);
@@ -83,14 +85,23 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
             roadmap,
             generations,
             out,
+            view,
         } => {
             let roadmap = load_roadmap(roadmap)?;
+            let mut live = crate::view::Live::start(*view, global, output, "loop")?;
             let history = run_loop(
                 &roadmap,
                 *generations,
                 out,
                 &mut RuleProposer {
                     fixes_per_generation: 2,
+                },
+                &mut |number, vram, evaluation| {
+                    live.frame(
+                        vram,
+                        &format!("generation {number}: {}/{}", evaluation.score, evaluation.max_score),
+                        Some(number),
+                    );
                 },
             )?;
             for generation in &history {
@@ -111,6 +122,7 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
                     },
                 )?;
             }
+            live.finish(output)?;
             let last = history.last().context("no generation ran")?;
             if last.score != last.max_score {
                 eprintln!(
@@ -119,6 +131,80 @@ pub fn run(command: &VramCommand, output: &Output) -> Result<Outcome> {
                     last.max_score,
                     history.len()
                 );
+                return Ok(Outcome::Negative);
+            }
+        }
+        VramCommand::Run {
+            image,
+            steps,
+            screen,
+            output: target,
+            view,
+        } => {
+            let mut vram = load_image(image)?;
+            let mut os = pxos_vram::os::Os::boot(&vram).context(image.display())?;
+            let mut live = crate::view::Live::start(*view, global, output, "run")?;
+            let mut shown = vram.clone();
+            let run = os.run(*steps, &mut |slice| {
+                if live.due() {
+                    shown.begin(&format!("pid {}", slice.pid), &format!("slice {}", slice.number));
+                    let memory = slice.machine.memory();
+                    let width = shown.width();
+                    for (index, word) in memory.iter().enumerate() {
+                        let (x, y) = (index as u32 % width, index as u32 / width);
+                        let rgba = word.to_le_bytes();
+                        if shown.pixel(x, y) != Some(rgba) {
+                            shown.write_pixel(x, y, rgba);
+                        }
+                    }
+                    live.frame(&shown, &format!("slice {} (pid {})", slice.number, slice.pid), None);
+                }
+            });
+            os.write_back(&mut vram, "vram-os");
+            live.frame(&vram, "end of run", None);
+            for line in &run.output {
+                output.emit(json!({"type": "print", "pid": line.pid, "text": line.text}), || {
+                    match line.pid {
+                        Some(pid) => format!("[pid {pid}] {}", pxos_pixel::text::escape(&line.text)),
+                        None => format!("[kernel] {}", pxos_pixel::text::escape(&line.text)),
+                    }
+                })?;
+            }
+            for process in &run.processes {
+                output.emit(json!({"type": "process", "process": process}), || {
+                    format!(
+                        "pid {:<3} {:<12} {:<8} {} slices, {} instructions, {} syscalls{}",
+                        process.pid,
+                        pxos_pixel::text::escape(&process.name),
+                        process.state,
+                        process.slices,
+                        process.instructions,
+                        process.syscalls,
+                        process.trap.as_ref().map_or(String::new(), |t| format!("; trapped: {t}"))
+                    )
+                })?;
+            }
+            if let Some(path) = screen {
+                crate::output::write_output(path, &os.machine.screen().to_png(), pxos_pixel::durable::label::VRAM_SCREEN)?;
+            }
+            if let Some(path) = target {
+                crate::output::write_output(path, &vram.to_png(), pxos_pixel::durable::label::VRAM)?;
+                crate::output::write_output(
+                    provenance_path(path),
+                    vram.provenance_json().to_string().as_bytes(),
+                    pxos_pixel::durable::label::VRAM_PROVENANCE,
+                )?;
+            }
+            let ending = match &run.ending {
+                pxos_vram::os::Ending::Halted => "the kernel halted".to_string(),
+                pxos_vram::os::Ending::BudgetSpent => format!("stopped after {} steps (--steps)", steps),
+                pxos_vram::os::Ending::KernelTrapped { trap } => format!("the kernel trapped: {trap}"),
+            };
+            output.emit(json!({"type": "run", "ending": run.ending, "steps": run.steps, "switches": run.switches, "drawn": run.drawn, "screen": screen, "output": target}), || {
+                format!("{ending}; {} instructions, {} context switches", run.steps, run.switches)
+            })?;
+            live.finish(output)?;
+            if matches!(run.ending, pxos_vram::os::Ending::KernelTrapped { .. }) {
                 return Ok(Outcome::Negative);
             }
         }

@@ -24,7 +24,7 @@ fn the_default_roadmap_scores_full_marks_and_breaking_the_program_area_fails_exe
     );
     let evaluation = evaluate(&vram);
     assert!(evaluation.full_marks(), "{:?}", evaluation.checks);
-    assert_eq!(evaluation.max_score, 10);
+    assert_eq!(evaluation.max_score, 14);
 
     // Round trip through PNG keeps the score.
     let again = Vram::from_png(&vram.to_png()).unwrap();
@@ -84,6 +84,7 @@ fn the_loop_brings_a_deficient_roadmap_to_full_marks() {
         &mut RuleProposer {
             fixes_per_generation: 2,
         },
+        &mut |_, _, _| {},
     )
     .unwrap();
     let last = history.last().unwrap();
@@ -184,4 +185,128 @@ fn fuzz_bodies_survive_seeded_inputs() {
         image[at] ^= next() as u8 | 1;
         pxos_vram::fuzz::vram_image(&image);
     }
+}
+
+fn default_source() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("roadmaps/ROADMAP_VRAM_OS.yaml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_vram_os_schedules_round_robin_and_dispatches_through_the_table() {
+    let (vram, _) = build(&roadmap("ROADMAP_VRAM_OS.yaml")).unwrap();
+    let mut os = pxos_vram::os::Os::boot(&vram).unwrap();
+    let mut order = Vec::new();
+    let run = os.run(100_000, &mut |slice| order.push(slice.pid));
+    assert_eq!(run.ending, pxos_vram::os::Ending::BudgetSpent, "{run:?}");
+    assert!(run.steps >= 100_000 && run.steps < 101_000, "{}", run.steps);
+    let hello = &run.processes[0];
+    let counter = &run.processes[1];
+    assert_eq!((hello.name.as_str(), hello.state), ("hello", "exited"));
+    assert_eq!(counter.state, "ready");
+    assert_eq!(hello.syscalls, 2, "PRINT and RECT");
+    assert!(counter.slices > 100 && counter.syscalls > 50, "{counter:?}");
+    // Round-robin: the first slices alternate while both are ready.
+    assert_eq!(&order[..3], &[1, 2, 1], "{order:?}");
+    assert_eq!(run.switches as usize, order.len());
+    let texts: Vec<(Option<u32>, &str)> = run
+        .output
+        .iter()
+        .map(|p| (p.pid, p.text.as_str()))
+        .collect();
+    assert!(texts.contains(&(Some(1), "hello from VRAM")), "{texts:?}");
+    assert!(texts.contains(&(Some(2), "counter reached 1000")), "{texts:?}");
+    assert_eq!(texts[0].0, None, "the kernel announces itself first");
+    assert!(run.drawn >= 1600, "hello's square and the counter's bar");
+    // The counter's pixel in VRAM counts, and the control blocks are pixels too.
+    let mut after = vram.clone();
+    os.write_back(&mut after, "vram-os");
+    let table = after.region_address(pxos_vram::Region::ProcessTable);
+    let width = after.width();
+    let block = table + 2 * width;
+    let slices = u32::from_le_bytes(after.pixel((block + 39) % width, (block + 39) / width).unwrap());
+    assert_eq!(slices, counter.slices);
+    assert_eq!(after.who_wrote((block + 39) % width, (block + 39) / width).unwrap().writer, "vram-os");
+
+    // Patching the table changes behaviour: PRINT pointed at the YIELD handler prints nothing.
+    let entries = pxos_vram::evaluate::syscall_entries(&vram.region_words(pxos_vram::Region::SyscallTable)).unwrap();
+    let print = entries.iter().position(|(n, _)| *n == 1).unwrap() as u32;
+    let yield_handler = entries.iter().find(|(n, _)| *n == 52).unwrap().1;
+    let mut patched = vram.clone();
+    patched
+        .write_words(pxos_vram::Region::SyscallTable, 3 + 2 * print, &[yield_handler])
+        .unwrap();
+    let run = pxos_vram::os::run(&patched, 100_000).unwrap();
+    assert!(run.output.iter().all(|p| p.pid.is_none()), "{:?}", run.output);
+    assert_eq!(run.processes[0].state, "exited");
+}
+
+#[test]
+fn a_trapping_process_is_marked_dead_and_the_others_go_on() {
+    let source = default_source().replace(
+        "            IMM32 R1, 20\n            IMM32 R2, 20\n",
+        "            LI R2, 0\n            DIV R1, R1, R2\n",
+    );
+    assert_ne!(source, default_source());
+    let (vram, _) = build(&Roadmap::parse(&source.replace("  - name: run_hello\n    kind: run_program\n    params: {region: program_area, fuel: 100000}\n", "")).unwrap()).unwrap();
+    let run = pxos_vram::os::run(&vram, 50_000).unwrap();
+    assert_eq!(run.processes[0].state, "dead");
+    assert!(run.processes[0].trap.as_deref().unwrap().contains("division by zero"), "{:?}", run.processes[0]);
+    assert!(run.processes[1].instructions > 10_000, "{:?}", run.processes[1]);
+    assert_eq!(run.ending, pxos_vram::os::Ending::BudgetSpent);
+}
+
+/// The default roadmap with one piece of kernel source replaced.
+fn with_kernel_edit(from: &str, to: &str) -> Roadmap {
+    let source = default_source();
+    assert!(source.contains(from), "{from}");
+    Roadmap::parse(&source.replacen(from, to, 1)).unwrap()
+}
+
+#[test]
+fn the_execution_checks_fail_on_kernels_broken_in_each_way() {
+    let cases = [
+        // Never moves on to the next process: the counter never runs.
+        (
+            "            ADDI R9, R9, 1\n            BNE R9, R13, NEXT_DONE",
+            "            NOP\n            BNE R9, R13, NEXT_DONE",
+            "processes_progress",
+        ),
+        // Hard-wired dispatch: never reads the table, calls the PRINT handler.
+        (
+            "            LOAD R7, [R11+1]            ; entries in the table",
+            "            IMM32 R5, SYS_PRINT\n            CALLR R5\n            CALL NEXT\n            JMP SCHEDULE",
+            "syscalls_via_table",
+        ),
+        // Stops the whole system when a process traps.
+        (
+            "KILL:\n            LI R5, 4\n",
+            "KILL:\n            HALT\n",
+            "trap_isolated",
+        ),
+        // Forgets to mark a trapped process dead.
+        (
+            "KILL:\n            LI R5, 4\n            STORE R5, [R4+2]",
+            "KILL:\n            LI R5, 4\n            NOP",
+            "trap_isolated",
+        ),
+    ];
+    for (from, to, check) in cases {
+        let (vram, _) = build(&with_kernel_edit(from, to)).unwrap();
+        let evaluation = evaluate(&vram);
+        assert!(
+            evaluation.failed().contains(&check),
+            "{check} should fail: {:?}",
+            evaluation.checks
+        );
+    }
+    // One process is not an OS that schedules.
+    let single = default_source().replace(
+        "        - {pid: 2, name: counter, region: program_area, offset: 256}\n",
+        "",
+    );
+    let (vram, _) = build(&Roadmap::parse(&single).unwrap()).unwrap();
+    assert!(evaluate(&vram).failed().contains(&"processes_progress"));
 }
