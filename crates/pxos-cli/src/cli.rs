@@ -256,6 +256,74 @@ pub enum Command {
     /// LLMs in pixels: PXI-LLM weights, training pixellm, generation, an OpenAI-compatible server.
     #[command(subcommand)]
     Llm(LlmCommand),
+    /// The desktop in a browser: the live VRAM, the boot screen, PixelFS, the log, lineage, kernels, the map.
+    View {
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Start the system's browser on the page (when there is a desktop).
+        #[arg(long)]
+        open: bool,
+    },
+    /// InfiniteMap: a sparse, unbounded 2D pixel space stored as PXI tiles in the home.
+    #[command(subcommand)]
+    Map(MapCommand),
+}
+
+#[derive(Debug, Subcommand)]
+#[command(allow_negative_numbers = true)]
+pub enum MapCommand {
+    /// Store a file's bytes at (X, Y); they read back exactly with `map get X Y`.
+    Put {
+        #[arg(allow_negative_numbers = true)]
+        x: i64,
+        #[arg(allow_negative_numbers = true)]
+        y: i64,
+        file: PathBuf,
+        /// Tile side for a new map (32..=4096).
+        #[arg(long, default_value_t = pxos_map::DEFAULT_TILE_SIZE)]
+        tile_size: u32,
+    },
+    /// Read back the bytes stored at (X, Y) (to stdout, or -o FILE).
+    Get {
+        #[arg(allow_negative_numbers = true)]
+        x: i64,
+        #[arg(allow_negative_numbers = true)]
+        y: i64,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Render the region (X, Y, W, H) to a PNG; empty space is black.
+    Render {
+        #[arg(allow_negative_numbers = true)]
+        x: i64,
+        #[arg(allow_negative_numbers = true)]
+        y: i64,
+        w: u32,
+        h: u32,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Tiles, cache, notes and writes.
+    Stats,
+    /// Set the note of the tile holding (X, Y) (an empty TEXT removes it).
+    Note {
+        #[arg(allow_negative_numbers = true)]
+        x: i64,
+        #[arg(allow_negative_numbers = true)]
+        y: i64,
+        text: String,
+    },
+    /// Set one pixel (R, G, B) at (X, Y).
+    Set {
+        #[arg(allow_negative_numbers = true)]
+        x: i64,
+        #[arg(allow_negative_numbers = true)]
+        y: i64,
+        r: u8,
+        g: u8,
+        b: u8,
+    },
 }
 
 /// Sampling flags shared by `llm generate`.

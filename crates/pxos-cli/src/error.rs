@@ -198,6 +198,12 @@ impl From<pxos_llm::Error> for CliError {
     }
 }
 
+impl From<pxos_map::Error> for CliError {
+    fn from(err: pxos_map::Error) -> CliError {
+        CliError::new(err.kind(), err.to_string())
+    }
+}
+
 impl From<pxos_vram::Error> for CliError {
     fn from(err: pxos_vram::Error) -> CliError {
         CliError::new(err.kind(), err.to_string())

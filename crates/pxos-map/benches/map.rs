@@ -7,7 +7,11 @@ use pxos_map::InfiniteMap;
 fn render(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("pxos-map-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let side: u32 = if std::env::args().any(|a| a == "--test") { 512 } else { 4096 };
+    let side: u32 = if std::env::args().any(|a| a == "--test") {
+        512
+    } else {
+        4096
+    };
     {
         let mut map = InfiniteMap::open(&dir, 256).unwrap();
         // A gradient over the whole region, written row band by row band.
@@ -15,11 +19,21 @@ fn render(c: &mut Criterion) {
             let mut rgb = Vec::with_capacity(side as usize * 256 * 3);
             for y in 0..256u32 {
                 for x in 0..side {
-                    rgb.extend_from_slice(&[(x % 251) as u8, ((band * 256 + y) % 241) as u8, ((x ^ y) & 0xff) as u8]);
+                    rgb.extend_from_slice(&[
+                        (x % 251) as u8,
+                        ((band * 256 + y) % 241) as u8,
+                        ((x ^ y) & 0xff) as u8,
+                    ]);
                 }
             }
-            map.write_pixels(-(i64::from(side) / 2), i64::from(band * 256) - i64::from(side) / 2, side, 256, &rgb)
-                .unwrap();
+            map.write_pixels(
+                -(i64::from(side) / 2),
+                i64::from(band * 256) - i64::from(side) / 2,
+                side,
+                256,
+                &rgb,
+            )
+            .unwrap();
         }
         map.flush().unwrap();
     }
@@ -35,7 +49,8 @@ fn render(c: &mut Criterion) {
         })
     });
     let mut warm = InfiniteMap::open_read_only(&dir).unwrap();
-    warm.set_cache_capacity(((side / 256) * (side / 256)) as usize).unwrap();
+    warm.set_cache_capacity(((side / 256) * (side / 256)) as usize)
+        .unwrap();
     let pixels = warm.read_region(x, y, side, side).unwrap();
     group.bench_function(format!("read_region_{side}x{side}_warm"), |b| {
         b.iter(|| {

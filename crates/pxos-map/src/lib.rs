@@ -239,12 +239,19 @@ impl InfiniteMap {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if self.index.query(tx.into(), ty.into(), i128::from(tx) + 1, i128::from(ty) + 1).is_empty() {
+                if self
+                    .index
+                    .query(tx.into(), ty.into(), i128::from(tx) + 1, i128::from(ty) + 1)
+                    .is_empty()
+                {
                     return Ok(None);
                 }
                 return Err(Error::new(
                     ErrorKind::Tampered,
-                    format!("tile ({tx}, {ty}) is in the manifest but {} is missing", path.display()),
+                    format!(
+                        "tile ({tx}, {ty}) is in the manifest but {} is missing",
+                        path.display()
+                    ),
                 ));
             }
             Err(err) => return Err(Error::io(err, &path)),
@@ -259,9 +266,10 @@ impl InfiniteMap {
             max_in_memory: self.tile_bytes(),
             ..Limits::default()
         };
-        let (decoded, payload) =
-            pxos_pixel::decode_from_slice(&bytes, &limits).map_err(|err| damaged(err.to_string()))?;
-        let expected = serde_json::json!({"map_tile": [tx, ty], "tile_size": self.tile_size}).to_string();
+        let (decoded, payload) = pxos_pixel::decode_from_slice(&bytes, &limits)
+            .map_err(|err| damaged(err.to_string()))?;
+        let expected =
+            serde_json::json!({"map_tile": [tx, ty], "tile_size": self.tile_size}).to_string();
         if decoded.metadata != expected.as_bytes() {
             return Err(damaged(format!(
                 "its metadata says {} (expected {expected})",
@@ -423,9 +431,17 @@ impl InfiniteMap {
         let ((tx0, ty0), _) = tile_of(x, y, self.tile_size);
         let ((tx1, ty1), _) = tile_of(x + i64::from(w) - 1, y + i64::from(h) - 1, self.tile_size);
         // Only tiles that exist (the index, or the cache for unsaved ones) are visited.
-        let mut present = self.index.query(tx0.into(), ty0.into(), i128::from(tx1) + 1, i128::from(ty1) + 1);
+        let mut present = self.index.query(
+            tx0.into(),
+            ty0.into(),
+            i128::from(tx1) + 1,
+            i128::from(ty1) + 1,
+        );
         for key in self.tiles.keys() {
-            if (tx0..=tx1).contains(&key.0) && (ty0..=ty1).contains(&key.1) && !present.contains(key) {
+            if (tx0..=tx1).contains(&key.0)
+                && (ty0..=ty1).contains(&key.1)
+                && !present.contains(key)
+            {
                 present.push(*key);
             }
         }
@@ -455,7 +471,12 @@ impl InfiniteMap {
     /// The region as an RGB PNG.
     pub fn render(&mut self, x: i64, y: i64, w: u32, h: u32) -> Result<Vec<u8>> {
         let rgb = self.read_region(x, y, w, h)?;
-        Ok(pxos_pixel::plain_png(w, h, pxos_pixel::PlainColor::Rgb, &rgb))
+        Ok(pxos_pixel::plain_png(
+            w,
+            h,
+            pxos_pixel::PlainColor::Rgb,
+            &rgb,
+        ))
     }
 
     /// The 8 (radius 1) or (2r+1)^2 - 1 pixels around (x, y), rows top to bottom.
@@ -483,7 +504,10 @@ impl InfiniteMap {
         if bytes.len() as u64 > MAX_WRITE {
             return Err(Error::new(
                 ErrorKind::BadInput,
-                format!("{} bytes are more than a map write holds ({MAX_WRITE})", bytes.len()),
+                format!(
+                    "{} bytes are more than a map write holds ({MAX_WRITE})",
+                    bytes.len()
+                ),
             ));
         }
         let total = WRITE_HEADER + bytes.len();
@@ -524,7 +548,9 @@ impl InfiniteMap {
         if width < 3 || width > self.tile_size || len as u64 > MAX_WRITE {
             return Err(Error::new(
                 ErrorKind::Tampered,
-                format!("the write at ({x}, {y}) has a damaged header (length {len}, width {width})"),
+                format!(
+                    "the write at ({x}, {y}) has a damaged header (length {len}, width {width})"
+                ),
             ));
         }
         let pixels = (WRITE_HEADER + len).div_ceil(3) as u64;
@@ -555,7 +581,10 @@ impl InfiniteMap {
         if text.len() > MAX_NOTE {
             return Err(Error::new(
                 ErrorKind::BadInput,
-                format!("a note holds at most {MAX_NOTE} bytes, this one has {}", text.len()),
+                format!(
+                    "a note holds at most {MAX_NOTE} bytes, this one has {}",
+                    text.len()
+                ),
             ));
         }
         let ((tx, ty), _) = tile_of(x, y, self.tile_size);
@@ -571,12 +600,17 @@ impl InfiniteMap {
 
     /// The note of tile (tx, ty).
     pub fn tile_note(&self, tx: i64, ty: i64) -> Option<&str> {
-        self.manifest.notes.get(&format!("{tx},{ty}")).map(String::as_str)
+        self.manifest
+            .notes
+            .get(&format!("{tx},{ty}"))
+            .map(String::as_str)
     }
 
     /// Tiles that exist with tile coordinates in [tx0, tx1) x [ty0, ty1), sorted by (ty, tx).
     pub fn tiles_in(&self, tx0: i64, ty0: i64, tx1: i64, ty1: i64) -> Vec<(i64, i64)> {
-        let mut found = self.index.query(tx0.into(), ty0.into(), tx1.into(), ty1.into());
+        let mut found = self
+            .index
+            .query(tx0.into(), ty0.into(), tx1.into(), ty1.into());
         for key in self.tiles.keys() {
             if (tx0..tx1).contains(&key.0) && (ty0..ty1).contains(&key.1) && !found.contains(key) {
                 found.push(*key);
@@ -652,7 +686,11 @@ impl InfiniteMap {
             .collect();
         dirty.sort();
         for key in dirty {
-            let rgb = self.tiles.get(&key).map(|t| t.rgb.clone()).unwrap_or_default();
+            let rgb = self
+                .tiles
+                .get(&key)
+                .map(|t| t.rgb.clone())
+                .unwrap_or_default();
             self.save_tile(key.0, key.1, &rgb)?;
             if let Some(tile) = self.tiles.get_mut(&key) {
                 tile.dirty = false;
@@ -662,8 +700,12 @@ impl InfiniteMap {
             self.manifest.tiles.sort_by_key(|&(tx, ty)| (ty, tx));
             let path = self.root.join("map.json");
             let text = serde_json::to_string_pretty(&self.manifest).unwrap_or_default();
-            pxos_pixel::durable::write_atomic(&path, text.as_bytes(), pxos_pixel::durable::label::MAP_MANIFEST)
-                .map_err(|err| Error::io(err, &path))?;
+            pxos_pixel::durable::write_atomic(
+                &path,
+                text.as_bytes(),
+                pxos_pixel::durable::label::MAP_MANIFEST,
+            )
+            .map_err(|err| Error::io(err, &path))?;
             self.manifest_dirty = false;
         }
         Ok(())
@@ -681,7 +723,10 @@ impl Drop for InfiniteMap {
 /// that would run off the i64 plane.
 fn checked_region(x: i64, y: i64, w: u32, h: u32) -> Result<()> {
     if w == 0 || h == 0 {
-        return Err(Error::new(ErrorKind::Usage, "a region needs a width and a height"));
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "a region needs a width and a height",
+        ));
     }
     if u64::from(w) * u64::from(h) > MAX_REGION_PIXELS {
         return Err(Error::new(

@@ -89,11 +89,7 @@ impl QuadTree {
         // Split until no leaf holds more than its capacity (tiles may all fall in one quarter).
         let mut pending = vec![at];
         while let Some(at) = pending.pop() {
-            let (x, y, half) = (
-                self.nodes[at].x,
-                self.nodes[at].y,
-                self.nodes[at].side / 2,
-            );
+            let (x, y, half) = (self.nodes[at].x, self.nodes[at].y, self.nodes[at].side / 2);
             let first = self.nodes.len();
             for (dx, dy) in [(0, 0), (half, 0), (0, half), (half, half)] {
                 self.nodes.push(Node {
@@ -170,13 +166,21 @@ mod tests {
         assert!(!tree.insert(0, 0) || !all.contains(&(0, 0)));
         tree.insert(i64::MIN, i64::MAX);
         tree.insert(i64::MAX, i64::MIN);
-        for (x0, y0, x1, y1) in [(-3, -3, 4, 2), (-20, -20, 20, 20), (5, 5, 6, 6), (100, 100, 200, 200)] {
+        for (x0, y0, x1, y1) in [
+            (-3, -3, 4, 2),
+            (-20, -20, 20, 20),
+            (5, 5, 6, 6),
+            (100, 100, 200, 200),
+        ] {
             let got = tree.query(x0, y0, x1, y1);
             let mut want: Vec<(i64, i64)> = all
                 .iter()
                 .copied()
                 .filter(|&(tx, ty)| {
-                    i128::from(tx) >= x0 && i128::from(tx) < x1 && i128::from(ty) >= y0 && i128::from(ty) < y1
+                    i128::from(tx) >= x0
+                        && i128::from(tx) < x1
+                        && i128::from(ty) >= y0
+                        && i128::from(ty) < y1
                 })
                 .collect();
             want.sort_by_key(|&(tx, ty)| (ty, tx));

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use pxos_vm::isa::{Instruction, Op, syscall};
 use serde::Serialize;
 
+use crate::os;
 use crate::roadmap::{
     METADATA_MAGIC, PALETTE_MAGIC, PROCESS_MAGIC, ProgramRun, SYSCALL_MAGIC, format_code, run_at,
 };
-use crate::os;
 use crate::vram::{Region, Vram};
 
 /// One check's result.
@@ -151,7 +151,10 @@ pub fn evaluate(vram: &Vram) -> Evaluation {
                 ))
             } else if found == expected {
                 let handled = entries.iter().filter(|(_, h)| *h != 0).count();
-                Ok(format!("{} syscalls, {handled} with a kernel handler", found.len()))
+                Ok(format!(
+                    "{} syscalls, {handled} with a kernel handler",
+                    found.len()
+                ))
             } else {
                 Err(format!(
                     "syscall table lists {:?}, expected {:?}",
@@ -339,7 +342,12 @@ fn os_checks(vram: &Vram) -> Vec<(&'static str, Result<String, String>)> {
                 Ok(run
                     .processes
                     .iter()
-                    .map(|p| format!("{}: {} slices, {} instructions, {}", p.name, p.slices, p.instructions, p.state))
+                    .map(|p| {
+                        format!(
+                            "{}: {} slices, {} instructions, {}",
+                            p.name, p.slices, p.instructions, p.state
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; "))
             } else {

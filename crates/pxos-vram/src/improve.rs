@@ -27,7 +27,10 @@ fn fixes_for(check: &str) -> &'static [&'static str] {
     match check {
         "metadata_valid" => &["write_metadata"],
         "palette_decodes" => &["write_opcode_palette"],
-        "syscall_table_valid" | "syscalls_via_table" | "kernel_disassembles" | "os_boots"
+        "syscall_table_valid"
+        | "syscalls_via_table"
+        | "kernel_disassembles"
+        | "os_boots"
         | "trap_isolated" => &["assemble_kernel", "write_syscall_table"],
         "program_disassembles" | "hello_runs" | "hello_prints" | "hello_draws" => {
             &["assemble_hello"]

@@ -282,7 +282,8 @@ impl Os {
     /// The process table as the control blocks say now.
     pub fn processes(&self, traps: &[(u32, String)]) -> Vec<ProcessReport> {
         let memory = self.machine.memory();
-        let count = memory[self.process_table as usize + 1].min(self.process_rows.saturating_sub(1));
+        let count =
+            memory[self.process_table as usize + 1].min(self.process_rows.saturating_sub(1));
         (0..count)
             .map(|index| {
                 let base = (self.process_table + (index + 1) * self.width) as usize;

@@ -326,7 +326,10 @@ impl Roadmap {
                     ));
                 }
                 Action::WriteProcessTable { processes } if processes.len() > MAX_PROCESSES => {
-                    return Err(kind_error(step, format!("at most {MAX_PROCESSES} processes")));
+                    return Err(kind_error(
+                        step,
+                        format!("at most {MAX_PROCESSES} processes"),
+                    ));
                 }
                 Action::WriteProcessTable { .. } if self.metadata.vram_width < pcb::WORDS => {
                     return Err(kind_error(
@@ -339,7 +342,10 @@ impl Roadmap {
                     ));
                 }
                 Action::WriteSyscallTable { handlers } => {
-                    if let Some(name) = handlers.keys().find(|n| !syscall::ALL.iter().any(|(_, known, _)| known == n)) {
+                    if let Some(name) = handlers
+                        .keys()
+                        .find(|n| !syscall::ALL.iter().any(|(_, known, _)| known == n))
+                    {
                         return Err(kind_error(step, format!("no syscall named '{name}'")));
                     }
                 }
@@ -466,12 +472,21 @@ pub fn build_observed(
                             )
                         })?,
                     };
-                    words.push(u32::from_le_bytes([*number as u8, (*number >> 8) as u8, 0, 255]));
+                    words.push(u32::from_le_bytes([
+                        *number as u8,
+                        (*number >> 8) as u8,
+                        0,
+                        255,
+                    ]));
                     words.push(handler);
                 }
                 vram.write_words(Region::SyscallTable, 0, &words)
                     .map_err(fail)?;
-                format!("{} syscalls, {} with a handler", syscall::ALL.len(), handlers.len())
+                format!(
+                    "{} syscalls, {} with a handler",
+                    syscall::ALL.len(),
+                    handlers.len()
+                )
             }
             Action::WriteProcessTable { processes } => {
                 vram.write_words(
@@ -485,8 +500,11 @@ pub fn build_observed(
                     let row = index + 1;
                     let entry = vram.region_address(process.region) + process.offset;
                     let name = truncate_name(&process.name);
-                    let stack =
-                        crate::os::process_stack_top(memory_words, index as u32, processes.len() as u32);
+                    let stack = crate::os::process_stack_top(
+                        memory_words,
+                        index as u32,
+                        processes.len() as u32,
+                    );
                     let mut words = vec![0u32; pcb::WORDS as usize];
                     words[pcb::PID as usize] = process.pid;
                     words[pcb::ENTRY as usize] = entry;

@@ -6,8 +6,10 @@ mod demo;
 mod fs;
 mod kernel;
 mod llm;
+mod map;
 mod pixel;
 mod tour;
+mod view;
 mod vm;
 mod vram;
 mod x86;
@@ -107,7 +109,9 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Demo(command) => demo::run(command, &cli.global, output),
         Command::Cart(command) => cart::run(command, &cli.global, output),
         Command::Log(args) => cart::log(args, &cli.global, output),
-        Command::Vram(command) => vram::run(command, output),
+        Command::Vram(command) => vram::run(command, &cli.global, output),
+        Command::View { port, open } => view::serve(*port, *open, &cli.global, output),
+        Command::Map(command) => map::run(command, &cli.global, output),
         Command::X86(command) => x86::run(command, output),
         Command::Llm(command) => llm::run(command, &cli.global, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CliError, Context, Result, bail};
 use pxos_vram::improve::{RuleProposer, run_loop};
-use pxos_vram::{Roadmap, Vram, build, evaluate};
+use pxos_vram::{Roadmap, Vram, evaluate};
 use serde_json::json;
 
 use crate::Outcome;
@@ -37,7 +37,7 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
             view,
         } => {
             let roadmap = load_roadmap(roadmap)?;
-            let mut live = crate::view::Live::start(*view, global, output, "build")?;
+            let mut live = super::view::Live::start(*view, global, output, "build")?;
             let (vram, steps) = pxos_vram::roadmap::build_observed(&roadmap, &mut |step, vram| {
                 live.frame(vram, &step.name, None);
             })?;
@@ -88,7 +88,7 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
             view,
         } => {
             let roadmap = load_roadmap(roadmap)?;
-            let mut live = crate::view::Live::start(*view, global, output, "loop")?;
+            let mut live = super::view::Live::start(*view, global, output, "loop")?;
             let history = run_loop(
                 &roadmap,
                 *generations,
@@ -99,7 +99,10 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
                 &mut |number, vram, evaluation| {
                     live.frame(
                         vram,
-                        &format!("generation {number}: {}/{}", evaluation.score, evaluation.max_score),
+                        &format!(
+                            "generation {number}: {}/{}",
+                            evaluation.score, evaluation.max_score
+                        ),
                         Some(number),
                     );
                 },
@@ -143,11 +146,14 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
         } => {
             let mut vram = load_image(image)?;
             let mut os = pxos_vram::os::Os::boot(&vram).context(image.display())?;
-            let mut live = crate::view::Live::start(*view, global, output, "run")?;
+            let mut live = super::view::Live::start(*view, global, output, "run")?;
             let mut shown = vram.clone();
             let run = os.run(*steps, &mut |slice| {
                 if live.due() {
-                    shown.begin(&format!("pid {}", slice.pid), &format!("slice {}", slice.number));
+                    shown.begin(
+                        &format!("pid {}", slice.pid),
+                        &format!("slice {}", slice.number),
+                    );
                     let memory = slice.machine.memory();
                     let width = shown.width();
                     for (index, word) in memory.iter().enumerate() {
@@ -157,18 +163,25 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
                             shown.write_pixel(x, y, rgba);
                         }
                     }
-                    live.frame(&shown, &format!("slice {} (pid {})", slice.number, slice.pid), None);
+                    live.frame(
+                        &shown,
+                        &format!("slice {} (pid {})", slice.number, slice.pid),
+                        None,
+                    );
                 }
             });
             os.write_back(&mut vram, "vram-os");
             live.frame(&vram, "end of run", None);
             for line in &run.output {
-                output.emit(json!({"type": "print", "pid": line.pid, "text": line.text}), || {
-                    match line.pid {
-                        Some(pid) => format!("[pid {pid}] {}", pxos_pixel::text::escape(&line.text)),
+                output.emit(
+                    json!({"type": "print", "pid": line.pid, "text": line.text}),
+                    || match line.pid {
+                        Some(pid) => {
+                            format!("[pid {pid}] {}", pxos_pixel::text::escape(&line.text))
+                        }
                         None => format!("[kernel] {}", pxos_pixel::text::escape(&line.text)),
-                    }
-                })?;
+                    },
+                )?;
             }
             for process in &run.processes {
                 output.emit(json!({"type": "process", "process": process}), || {
@@ -180,15 +193,26 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
                         process.slices,
                         process.instructions,
                         process.syscalls,
-                        process.trap.as_ref().map_or(String::new(), |t| format!("; trapped: {t}"))
+                        process
+                            .trap
+                            .as_ref()
+                            .map_or(String::new(), |t| format!("; trapped: {t}"))
                     )
                 })?;
             }
             if let Some(path) = screen {
-                crate::output::write_output(path, &os.machine.screen().to_png(), pxos_pixel::durable::label::VRAM_SCREEN)?;
+                crate::output::write_output(
+                    path,
+                    &os.machine.screen().to_png(),
+                    pxos_pixel::durable::label::VRAM_SCREEN,
+                )?;
             }
             if let Some(path) = target {
-                crate::output::write_output(path, &vram.to_png(), pxos_pixel::durable::label::VRAM)?;
+                crate::output::write_output(
+                    path,
+                    &vram.to_png(),
+                    pxos_pixel::durable::label::VRAM,
+                )?;
                 crate::output::write_output(
                     provenance_path(path),
                     vram.provenance_json().to_string().as_bytes(),
@@ -197,8 +221,12 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
             }
             let ending = match &run.ending {
                 pxos_vram::os::Ending::Halted => "the kernel halted".to_string(),
-                pxos_vram::os::Ending::BudgetSpent => format!("stopped after {} steps (--steps)", steps),
-                pxos_vram::os::Ending::KernelTrapped { trap } => format!("the kernel trapped: {trap}"),
+                pxos_vram::os::Ending::BudgetSpent => {
+                    format!("stopped after {} steps (--steps)", steps)
+                }
+                pxos_vram::os::Ending::KernelTrapped { trap } => {
+                    format!("the kernel trapped: {trap}")
+                }
             };
             output.emit(json!({"type": "run", "ending": run.ending, "steps": run.steps, "switches": run.switches, "drawn": run.drawn, "screen": screen, "output": target}), || {
                 format!("{ending}; {} instructions, {} context switches", run.steps, run.switches)

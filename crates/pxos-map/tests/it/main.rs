@@ -9,15 +9,25 @@ fn negative_coordinates_use_floor_division() {
     assert_eq!(tile_of(-1, -1, 256), ((-1, -1), (255, 255)));
     assert_eq!(tile_of(-256, 0, 256), ((-1, 0), (0, 0)));
     assert_eq!(tile_of(-257, 255, 256), ((-2, 0), (255, 255)));
-    assert_eq!(tile_of(i64::MIN, i64::MAX, 256), ((i64::MIN / 256, i64::MAX / 256), (0, 255)));
+    assert_eq!(
+        tile_of(i64::MIN, i64::MAX, 256),
+        ((i64::MIN / 256, i64::MAX / 256), (0, 255))
+    );
 
     let dir = TempDir::new("map-floor");
     let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
     map.set_pixel(-1, -1, [1, 2, 3]).unwrap();
     map.set_pixel(0, 0, [4, 5, 6]).unwrap();
-    assert_eq!(map.find_tiles_in_region(-1, -1, 2, 2), vec![(-1, -1), (0, 0)]);
+    assert_eq!(
+        map.find_tiles_in_region(-1, -1, 2, 2),
+        vec![(-1, -1), (0, 0)]
+    );
     assert_eq!(map.get_pixel(-1, -1).unwrap(), [1, 2, 3]);
-    assert_eq!(map.get_pixel(-65, -1).unwrap(), [0, 0, 0], "empty space is black");
+    assert_eq!(
+        map.get_pixel(-65, -1).unwrap(),
+        [0, 0, 0],
+        "empty space is black"
+    );
     // A region across the origin reads both tiles in place.
     let rgb = map.read_region(-1, -1, 2, 2).unwrap();
     assert_eq!(rgb, vec![1, 2, 3, 0, 0, 0, 0, 0, 0, 4, 5, 6]);
@@ -38,12 +48,18 @@ fn lru_eviction_saves_dirty_tiles_and_reloads_them() {
     for i in 0..7i64 {
         assert!(map.tile_path(i, 0).is_file(), "tile {i} saved on eviction");
     }
-    assert!(!map.tile_path(9, 0).exists(), "a cached dirty tile is not saved yet");
+    assert!(
+        !map.tile_path(9, 0).exists(),
+        "a cached dirty tile is not saved yet"
+    );
     // The least recently used goes first: touch tile 7, then load tile 0.
     map.get_pixel(7 * 32, 0).unwrap();
     assert_eq!(map.get_pixel(0, 0).unwrap(), [0, 0, 0]);
     assert_eq!(map.get_pixel(32, 0).unwrap(), [1, 0, 0]);
-    assert!(map.tile_path(8, 0).is_file(), "tile 8 was the least recently used");
+    assert!(
+        map.tile_path(8, 0).is_file(),
+        "tile 8 was the least recently used"
+    );
     assert!(!map.tile_path(9, 0).exists() || map.stats().saves > 7);
     drop(map);
     // Everything is on disk after the map is dropped (exit).
@@ -58,11 +74,20 @@ fn lru_eviction_saves_dirty_tiles_and_reloads_them() {
 fn region_queries_and_neighbours() {
     let dir = TempDir::new("map-region");
     let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
-    for (x, y) in [(0, 0), (100, 100), (-100, 50), (1000, -1000), (-5000, -5000)] {
+    for (x, y) in [
+        (0, 0),
+        (100, 100),
+        (-100, 50),
+        (1000, -1000),
+        (-5000, -5000),
+    ] {
         map.set_pixel(x, y, [9, 9, 9]).unwrap();
     }
     map.flush().unwrap();
-    assert_eq!(map.find_tiles_in_region(-128, 0, 256, 128), vec![(-2, 0), (0, 0), (1, 1)]);
+    assert_eq!(
+        map.find_tiles_in_region(-128, 0, 256, 128),
+        vec![(-2, 0), (0, 0), (1, 1)]
+    );
     assert_eq!(map.find_tiles_in_region(0, 0, 64, 64), vec![(0, 0)]);
     assert!(map.find_tiles_in_region(200, 200, 10, 10).is_empty());
     assert_eq!(map.stats().bounds, Some([-5056, -5056, 1024, 128]));
@@ -91,7 +116,10 @@ fn byte_writes_read_back_exactly_after_a_restart() {
     assert_eq!(map.get(5, 5).unwrap(), b"");
     assert_eq!(map.tile_note(39, 78), Some("far away"));
     let err = map.get(1, 1).unwrap_err();
-    assert!(err.to_string().contains("no data written at (1, 1)"), "{err}");
+    assert!(
+        err.to_string().contains("no data written at (1, 1)"),
+        "{err}"
+    );
     assert_eq!(map.writes().len(), 3);
     // Overwriting pixels under a write is detected, not returned as other bytes.
     map.set_pixel(-5, -20, [1, 1, 1]).unwrap();

@@ -217,7 +217,10 @@ fn the_vram_os_schedules_round_robin_and_dispatches_through_the_table() {
         .map(|p| (p.pid, p.text.as_str()))
         .collect();
     assert!(texts.contains(&(Some(1), "hello from VRAM")), "{texts:?}");
-    assert!(texts.contains(&(Some(2), "counter reached 1000")), "{texts:?}");
+    assert!(
+        texts.contains(&(Some(2), "counter reached 1000")),
+        "{texts:?}"
+    );
     assert_eq!(texts[0].0, None, "the kernel announces itself first");
     assert!(run.drawn >= 1600, "hello's square and the counter's bar");
     // The counter's pixel in VRAM counts, and the control blocks are pixels too.
@@ -226,20 +229,40 @@ fn the_vram_os_schedules_round_robin_and_dispatches_through_the_table() {
     let table = after.region_address(pxos_vram::Region::ProcessTable);
     let width = after.width();
     let block = table + 2 * width;
-    let slices = u32::from_le_bytes(after.pixel((block + 39) % width, (block + 39) / width).unwrap());
+    let slices = u32::from_le_bytes(
+        after
+            .pixel((block + 39) % width, (block + 39) / width)
+            .unwrap(),
+    );
     assert_eq!(slices, counter.slices);
-    assert_eq!(after.who_wrote((block + 39) % width, (block + 39) / width).unwrap().writer, "vram-os");
+    assert_eq!(
+        after
+            .who_wrote((block + 39) % width, (block + 39) / width)
+            .unwrap()
+            .writer,
+        "vram-os"
+    );
 
     // Patching the table changes behaviour: PRINT pointed at the YIELD handler prints nothing.
-    let entries = pxos_vram::evaluate::syscall_entries(&vram.region_words(pxos_vram::Region::SyscallTable)).unwrap();
+    let entries =
+        pxos_vram::evaluate::syscall_entries(&vram.region_words(pxos_vram::Region::SyscallTable))
+            .unwrap();
     let print = entries.iter().position(|(n, _)| *n == 1).unwrap() as u32;
     let yield_handler = entries.iter().find(|(n, _)| *n == 52).unwrap().1;
     let mut patched = vram.clone();
     patched
-        .write_words(pxos_vram::Region::SyscallTable, 3 + 2 * print, &[yield_handler])
+        .write_words(
+            pxos_vram::Region::SyscallTable,
+            3 + 2 * print,
+            &[yield_handler],
+        )
         .unwrap();
     let run = pxos_vram::os::run(&patched, 100_000).unwrap();
-    assert!(run.output.iter().all(|p| p.pid.is_none()), "{:?}", run.output);
+    assert!(
+        run.output.iter().all(|p| p.pid.is_none()),
+        "{:?}",
+        run.output
+    );
     assert_eq!(run.processes[0].state, "exited");
 }
 
@@ -253,8 +276,20 @@ fn a_trapping_process_is_marked_dead_and_the_others_go_on() {
     let (vram, _) = build(&Roadmap::parse(&source.replace("  - name: run_hello\n    kind: run_program\n    params: {region: program_area, fuel: 100000}\n", "")).unwrap()).unwrap();
     let run = pxos_vram::os::run(&vram, 50_000).unwrap();
     assert_eq!(run.processes[0].state, "dead");
-    assert!(run.processes[0].trap.as_deref().unwrap().contains("division by zero"), "{:?}", run.processes[0]);
-    assert!(run.processes[1].instructions > 10_000, "{:?}", run.processes[1]);
+    assert!(
+        run.processes[0]
+            .trap
+            .as_deref()
+            .unwrap()
+            .contains("division by zero"),
+        "{:?}",
+        run.processes[0]
+    );
+    assert!(
+        run.processes[1].instructions > 10_000,
+        "{:?}",
+        run.processes[1]
+    );
     assert_eq!(run.ending, pxos_vram::os::Ending::BudgetSpent);
 }
 
