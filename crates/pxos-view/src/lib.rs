@@ -220,10 +220,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(page))
         .route("/api/status", get(status))
         .route("/api/events", get(events))
-        .route(
-            "/api/frame",
-            post(frame).layer(DefaultBodyLimit::max(MAX_FRAME)),
-        )
+        .route("/api/frame", post(frame))
         .route("/api/quit", post(quit))
         .route("/api/vram/meta", get(vram_meta))
         .route("/api/vram/frame.png", get(vram_png))
@@ -433,8 +430,28 @@ fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-async fn frame(State(shared): Shared_, headers: HeaderMap, body: Bytes) -> Response {
-    tri!(check_token(&shared, &headers));
+async fn frame(State(shared): Shared_, request: axum::extract::Request) -> Response {
+    tri!(check_token(&shared, request.headers()));
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_FRAME as u64) {
+        return fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a frame is at most {MAX_FRAME} bytes"),
+        );
+    }
+    let body: Bytes = match axum::body::to_bytes(request.into_body(), MAX_FRAME).await {
+        Ok(body) => body,
+        Err(_) => {
+            return fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a frame is at most {MAX_FRAME} bytes"),
+            );
+        }
+    };
     let frame =
         tri!(publish::decode_frame(&body).map_err(|why| fail(StatusCode::BAD_REQUEST, why)));
     let shared2 = Arc::clone(&shared);

@@ -16,6 +16,7 @@ mod pixel;
 mod support;
 mod trust;
 mod trust_crash;
+mod view;
 mod vm;
 mod vram;
 mod x86;
