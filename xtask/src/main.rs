@@ -37,17 +37,22 @@ const TOOLS: &[(&str, &str)] = &[
     // llama-cpp-python builds llama.cpp from source.
     ("g++", "g++"),
     ("make", "make"),
+    // `pxos view` is tested end to end in headless Chromium over WebDriver.
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
 ];
 
 /// Python packages the tests and benchmarks use: the official `openai`
 /// client (drives `pxos llm serve`), numpy (the benchmarks' second anchor and
 /// the reference forward pass), `gguf` (writes the tests' GGUF files) and
-/// `regex` (the reference tokenizer's GPT-2 split).
+/// `regex` (the reference tokenizer's GPT-2 split) and selenium (drives
+/// Chromium for the `pxos view` tests).
 const PYTHON_PACKAGES: &[(&str, &str)] = &[
     ("openai", "openai>=1.40,<3"),
     ("numpy", "numpy>=1.26,<3"),
     ("gguf", "gguf>=0.17,<1"),
     ("regex", "regex>=2023"),
+    ("selenium", "selenium>=4.20,<5"),
 ];
 
 fn setup_python() -> Result<()> {
@@ -62,7 +67,7 @@ fn setup_python() -> Result<()> {
         .map(|(_, spec)| *spec)
         .collect();
     if missing.is_empty() {
-        println!("xtask: python packages present: openai, numpy, gguf, regex");
+        println!("xtask: python packages present: openai, numpy, gguf, regex, selenium");
         return Ok(());
     }
     println!("xtask: pip installing {}", missing.join(" "));

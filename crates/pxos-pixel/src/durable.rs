@@ -159,8 +159,6 @@ labels! {
     VRAM_PROVENANCE = "vram-provenance";
     /// `pxos vram run --screen`'s screen.
     VRAM_SCREEN = "vram-screen";
-    /// `pxos view`'s address file (port and token) in the home.
-    VIEW_SERVER = "view-server";
     /// `pxos x86 build`'s boot image.
     X86_IMAGE = "x86-image";
     /// `pxos x86 build --png`'s PXI.

@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use pxos_pixel::{ErrorKind, Limits};
 use pxos_vram::Vram;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{broadcast, watch};
 
 /// The page.
 pub const PAGE: &str = include_str!("page.html");
@@ -81,7 +81,8 @@ pub struct Shared {
     limits: Limits,
     live: Mutex<LiveState>,
     events: broadcast::Sender<String>,
-    quit: Notify,
+    /// Set once: the server is stopping (event streams end, connections drain).
+    quit: watch::Sender<bool>,
     started: Instant,
 }
 
@@ -127,8 +128,15 @@ impl Shared {
 
     /// Asks the server to stop.
     pub fn stop(&self) {
-        self.quit.notify_waiters();
-        self.quit.notify_one();
+        self.quit.send_replace(true);
+    }
+
+    /// Resolves once [`Shared::stop`] was called.
+    fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut quit = self.quit.subscribe();
+        async move {
+            let _ = quit.wait_for(|stop| *stop).await;
+        }
     }
 
     pub fn token(&self) -> &str {
@@ -173,7 +181,7 @@ pub fn bind(home: &Path, port: u16, limits: Limits) -> std::io::Result<Bound> {
             limits,
             live: Mutex::new(LiveState::default()),
             events,
-            quit: Notify::new(),
+            quit: watch::Sender::new(false),
             started: Instant::now(),
         }),
     })
@@ -198,10 +206,17 @@ impl Bound {
         let shared = self.shared;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(self.listener)?;
-            let quit = Arc::clone(&shared);
-            axum::serve(listener, router(shared))
-                .with_graceful_shutdown(async move { quit.quit.notified().await })
-                .await
+            let drained = shared.stopping();
+            let stopped = shared.stopping();
+            let server = axum::serve(listener, router(shared)).with_graceful_shutdown(drained);
+            // Connections get a moment to finish; a client that never does is dropped.
+            tokio::select! {
+                result = server => result,
+                () = async move {
+                    stopped.await;
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                } => Ok(()),
+            }
         })?;
         // Streams of connected pages end with the runtime.
         runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -407,7 +422,17 @@ async fn events(State(shared): Shared_) -> Response {
     let updates = tokio_stream::wrappers::BroadcastStream::new(receiver)
         .filter_map(|item| item.ok())
         .map(|meta| format!("event: frame\ndata: {meta}\n\n"));
-    let stream = hello.chain(updates).map(Ok::<_, std::convert::Infallible>);
+    // The stream ends when the server stops, so stopping never waits on a page.
+    let stop = tokio_stream::wrappers::WatchStream::new(shared.quit.subscribe())
+        .filter(|stopping| *stopping)
+        .map(|_| None);
+    let stream = hello
+        .chain(updates)
+        .map(Some)
+        .merge(stop)
+        .take_while(Option::is_some)
+        .filter_map(|item| item)
+        .map(Ok::<_, std::convert::Infallible>);
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -836,17 +861,22 @@ pub fn write_address(home: &Path, addr: SocketAddr, token: &str) -> std::io::Res
         std::fs::create_dir_all(dir)?;
     }
     let text = json!({"pid": std::process::id(), "port": addr.port(), "token": token}).to_string();
-    pxos_pixel::durable::write_atomic(
-        &path,
-        text.as_bytes(),
-        pxos_pixel::durable::label::VIEW_SERVER,
-    )?;
-    // The token guards publishing and quitting: only this user may read it.
-    #[cfg(unix)]
+    // Runtime state that lives as long as the server: written beside and
+    // renamed into place (a reader sees the old file or the new one), not
+    // fsync'd, and readable by this user only, since the token guards
+    // publishing and quitting.
+    let temporary = path.with_extension(format!("json.{}", std::process::id()));
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
     }
+    std::fs::rename(&temporary, &path)?;
     Ok(())
 }
 

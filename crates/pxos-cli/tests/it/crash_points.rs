@@ -118,6 +118,25 @@ fn two_vram_images(home: &Home) {
     ]);
 }
 
+fn vram_image(home: &Home) {
+    home.ok(&[
+        "vram",
+        "build",
+        "default",
+        "-o",
+        &s(&home.scratch("os.png")),
+    ]);
+}
+
+fn map_source(home: &Home) {
+    std::fs::write(home.scratch("in.txt"), "bytes on the map").unwrap();
+}
+
+fn map_written(home: &Home) {
+    map_source(home);
+    home.ok(&["map", "put", "-5", "3", &s(&home.scratch("in.txt"))]);
+}
+
 /// The scenario that reaches `label`; `None` fails the test.
 fn scenario(label: Label) -> Option<Scenario> {
     let output =
@@ -362,6 +381,46 @@ fn scenario(label: Label) -> Option<Scenario> {
                     "diff",
                     &s(&h.scratch("a.png")),
                     &s(&h.scratch("b.png")),
+                    "-o",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "vram-screen" => output(
+            vram_image,
+            |h, _| {
+                args(&[
+                    "vram",
+                    "run",
+                    &s(&h.scratch("os.png")),
+                    "--steps",
+                    "5000",
+                    "--screen",
+                    &s(&h.scratch("out.png")),
+                ])
+            },
+            "out.png",
+        ),
+        "map-tile" | "map-manifest" => state(map_source, |h, round| {
+            args(&[
+                "map",
+                "put",
+                &format!("{}", -300 * i64::from(round)),
+                "7",
+                &s(&h.scratch("in.txt")),
+            ])
+        }),
+        "map-render" => output(
+            map_written,
+            |h, _| {
+                args(&[
+                    "map",
+                    "render",
+                    "-20",
+                    "0",
+                    "64",
+                    "32",
                     "-o",
                     &s(&h.scratch("out.png")),
                 ])
