@@ -79,6 +79,12 @@ const READERS: &[Reader] = &[
     reads(&["vram", "eval", "{in}"]),
     reads(&["vram", "who", "{in}", "0", "0"]),
     reads(&["vram", "diff", "{in}", "{in}", "-o", "{out}"]),
+    reads(&["vram", "run", "{in}", "--steps", "10000", "-o", "{out}"]),
+    // Any bytes are something to store on the map.
+    Reader {
+        args: &["map", "put", "-7", "9", "{in}"],
+        valid: &["*"],
+    },
     reads(&["x86", "build", "{in}", "-o", "{out}"]),
     // Any bytes are a raw image to disassemble.
     Reader {
