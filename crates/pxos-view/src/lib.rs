@@ -266,6 +266,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 type Shared_ = State<Arc<Shared>>;
 
+/// A failed request, boxed (a `Response` is large): the `Err` of the helpers.
+type Bad = Box<Response>;
+
+fn bad(status: StatusCode, message: impl Into<String>) -> Bad {
+    Box::new(fail(status, message))
+}
+
 /// A JSON error with a status.
 fn fail(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
@@ -304,10 +311,10 @@ fn png(bytes: impl Into<Body>) -> Response {
 struct Query(HashMap<String, String>);
 
 impl Query {
-    fn parse(raw: Option<String>) -> Result<Query, Response> {
+    fn parse(raw: Option<String>) -> Result<Query, Bad> {
         let raw = raw.unwrap_or_default();
         if raw.len() > MAX_QUERY {
-            return Err(fail(
+            return Err(bad(
                 StatusCode::URI_TOO_LONG,
                 format!("the query is {} bytes, more than {MAX_QUERY}", raw.len()),
             ));
@@ -320,19 +327,19 @@ impl Query {
         Ok(Query(map))
     }
 
-    fn text(&self, name: &str) -> Result<&str, Response> {
+    fn text(&self, name: &str) -> Result<&str, Bad> {
         self.0.get(name).map(String::as_str).ok_or_else(|| {
-            fail(
+            bad(
                 StatusCode::BAD_REQUEST,
                 format!("missing query parameter '{name}'"),
             )
         })
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T, Response> {
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<T, Bad> {
         let text = self.text(name)?;
         text.parse().map_err(|_| {
-            fail(
+            bad(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "query parameter '{name}' = '{}' is not a number in range",
@@ -342,7 +349,7 @@ impl Query {
         })
     }
 
-    fn number_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, Response> {
+    fn number_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, Bad> {
         if self.0.contains_key(name) {
             self.number(name)
         } else {
@@ -351,7 +358,7 @@ impl Query {
     }
 }
 
-fn decode_component(text: &str) -> Result<String, Response> {
+fn decode_component(text: &str) -> Result<String, Bad> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -364,7 +371,7 @@ fn decode_component(text: &str) -> Result<String, Response> {
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| {
-                        fail(StatusCode::BAD_REQUEST, "a broken %-escape in the query")
+                        bad(StatusCode::BAD_REQUEST, "a broken %-escape in the query")
                     })?;
                 out.push(hex);
                 i += 2;
@@ -373,14 +380,14 @@ fn decode_component(text: &str) -> Result<String, Response> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| fail(StatusCode::BAD_REQUEST, "the query is not UTF-8"))
+    String::from_utf8(out).map_err(|_| bad(StatusCode::BAD_REQUEST, "the query is not UTF-8"))
 }
 
 macro_rules! tri {
     ($e:expr) => {
         match $e {
             Ok(value) => value,
-            Err(response) => return response,
+            Err(response) => return *response,
         }
     };
 }
@@ -443,12 +450,12 @@ async fn events(State(shared): Shared_) -> Response {
         .into_response()
 }
 
-fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), Bad> {
     let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
     if given == Some(shared.token.as_str()) {
         Ok(())
     } else {
-        Err(fail(
+        Err(bad(
             StatusCode::FORBIDDEN,
             format!("this needs the view's token in the {TOKEN_HEADER} header"),
         ))
@@ -477,8 +484,7 @@ async fn frame(State(shared): Shared_, request: axum::extract::Request) -> Respo
             );
         }
     };
-    let frame =
-        tri!(publish::decode_frame(&body).map_err(|why| fail(StatusCode::BAD_REQUEST, why)));
+    let frame = tri!(publish::decode_frame(&body).map_err(|why| bad(StatusCode::BAD_REQUEST, why)));
     let shared2 = Arc::clone(&shared);
     match tokio::task::spawn_blocking(move || shared2.accept(frame)).await {
         Ok(Ok(seq)) => axum::Json(json!({"seq": seq})).into_response(),
@@ -550,13 +556,13 @@ async fn generations(State(shared): Shared_) -> Response {
     axum::Json(json!({"generations": list})).into_response()
 }
 
-fn diff_of(shared: &Shared, query: &Query) -> Result<pxos_vram::vram::Diff, Response> {
+fn diff_of(shared: &Shared, query: &Query) -> Result<pxos_vram::vram::Diff, Bad> {
     let a: u32 = query.number("a")?;
     let b: u32 = query.number("b")?;
     let live = shared.live.lock().unwrap_or_else(|e| e.into_inner());
     let get = |n: u32| {
         live.generations.get(&n).map(|(_, v)| v).ok_or_else(|| {
-            fail(
+            bad(
                 StatusCode::NOT_FOUND,
                 format!("no generation {n} (run `pxos vram loop --view` to show generations)"),
             )
@@ -564,7 +570,7 @@ fn diff_of(shared: &Shared, query: &Query) -> Result<pxos_vram::vram::Diff, Resp
     };
     get(a)?
         .diff(get(b)?)
-        .map_err(|err| fail(StatusCode::BAD_REQUEST, err.to_string()))
+        .map_err(|err| bad(StatusCode::BAD_REQUEST, err.to_string()))
 }
 
 async fn diff_png(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response {
@@ -600,28 +606,25 @@ async fn blocking(work: impl FnOnce() -> Response + Send + 'static) -> Response 
         .unwrap_or_else(|err| fail(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))
 }
 
-fn open_fs(shared: &Shared) -> Result<pxos_fs::PixelFs, Response> {
+fn open_fs(shared: &Shared) -> Result<pxos_fs::PixelFs, Bad> {
     let root = shared.home.join("fs");
     if !root.is_dir() {
-        return Err(fail(
+        return Err(bad(
             StatusCode::NOT_FOUND,
             "no PixelFS in this home yet: run `pxos boot` or `pxos fs init`",
         ));
     }
     pxos_fs::PixelFs::open(&root)
-        .map(|fs| fs.with_limits(shared.limits.clone()))
-        .map_err(|err| fail(status_of(err.kind()), err.to_string()))
+        .map(|fs| fs.with_limits(shared.limits))
+        .map_err(|err| bad(status_of(err.kind()), err.to_string()))
 }
 
-fn fs_entry(
-    shared: &Shared,
-    query: &Query,
-) -> Result<(pxos_fs::PixelFs, pxos_fs::Entry), Response> {
+fn fs_entry(shared: &Shared, query: &Query) -> Result<(pxos_fs::PixelFs, pxos_fs::Entry), Bad> {
     let fs = open_fs(shared)?;
     let path = query.text("path")?;
     let entry = fs
         .get(path)
-        .map_err(|err| fail(status_of(err.kind()), err.to_string()))?;
+        .map_err(|err| bad(status_of(err.kind()), err.to_string()))?;
     Ok((fs, entry))
 }
 
@@ -742,9 +745,9 @@ fn entry_json(entry: &pxos_cart::log::LogEntry) -> Value {
     value
 }
 
-fn open_log(shared: &Shared) -> Result<pxos_cart::EvolutionLog, Response> {
+fn open_log(shared: &Shared) -> Result<pxos_cart::EvolutionLog, Bad> {
     pxos_cart::EvolutionLog::open(&shared.home.join("log"))
-        .map_err(|err| fail(status_of(err.kind()), err.to_string()))
+        .map_err(|err| bad(status_of(err.kind()), err.to_string()))
 }
 
 async fn log(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response {
@@ -800,9 +803,9 @@ async fn kernels(State(shared): Shared_) -> Response {
     .await
 }
 
-fn open_map(shared: &Shared) -> Result<pxos_map::InfiniteMap, Response> {
+fn open_map(shared: &Shared) -> Result<pxos_map::InfiniteMap, Bad> {
     pxos_map::InfiniteMap::open_read_only(&shared.home.join("map"))
-        .map_err(|err| fail(status_of(err.kind()), err.to_string()))
+        .map_err(|err| bad(status_of(err.kind()), err.to_string()))
 }
 
 async fn map_stats(State(shared): Shared_) -> Response {

@@ -380,7 +380,7 @@ impl OsHost<'_> {
         let last = self.process_table + self.process_rows * self.width;
         if block < first
             || block >= last
-            || (block - self.process_table) % self.width != 0
+            || !(block - self.process_table).is_multiple_of(self.width)
             || wanted == 0
         {
             Self::refuse(machine, error::INVALID);
