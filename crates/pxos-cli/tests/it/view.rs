@@ -513,3 +513,90 @@ fn vram_run_reports_processes_and_a_trapping_process_does_not_stop_the_others() 
     let err = home.fails(1, &["vram", "run", bad.to_str().unwrap()]);
     assert!(err.contains("not a PNG"), "{err}");
 }
+
+#[test]
+fn a_view_flag_without_a_running_view_serves_its_own_until_q() {
+    let home = Home::new("view-own");
+    let mut child = home
+        .pxos()
+        .args(["vram", "build", "default", "--view", "-o"])
+        .arg(home.scratch("os.png"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let start = line
+        .find("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{line}"));
+    let port: u16 = line[start + 17..]
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The build's frames are there; the page carries the token its Q needs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, meta) = request(port, "GET", "/api/vram/meta", "", &[]).unwrap();
+        let meta: Value = serde_json::from_slice(&meta).unwrap_or(Value::Null);
+        if meta["label"] == "run_hello" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no last frame: {meta}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, page) = request(port, "GET", "/", "", &[]).unwrap();
+    let page = String::from_utf8(page).unwrap();
+    let token_at = page.find("const TOKEN = \"").unwrap() + 15;
+    let token = &page[token_at..token_at + 32];
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it keeps serving after the build"
+    );
+    let (status, _) = request(port, "POST", "/api/quit", token, &[]).unwrap();
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build's own view did not stop after Q"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert!(home.scratch("os.png").is_file());
+}
+
+#[test]
+fn view_open_without_a_desktop_says_so_and_serves() {
+    let home = Home::new("view-open");
+    let mut child = home
+        .pxos()
+        .args(["view", "--open"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let mut out = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("no desktop here") && line.contains("http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(out.starts_with("pxos view: http://127.0.0.1:"), "{out}");
+}
