@@ -233,19 +233,21 @@ impl InfiniteMap {
         self.tile_size as usize * self.tile_size as usize * 3
     }
 
-    /// Loads tile (tx, ty) from disk: `None` when it was never saved.
+    /// Loads tile (tx, ty) from disk: `None` when the manifest does not list it.
+    /// A tile file the manifest does not list (left by a write that crashed
+    /// before its manifest) does not exist; the next save of that tile replaces it.
     fn read_tile(&self, tx: i64, ty: i64) -> Result<Option<Vec<u8>>> {
+        if self
+            .index
+            .query(tx.into(), ty.into(), i128::from(tx) + 1, i128::from(ty) + 1)
+            .is_empty()
+        {
+            return Ok(None);
+        }
         let path = self.tile_path(tx, ty);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                if self
-                    .index
-                    .query(tx.into(), ty.into(), i128::from(tx) + 1, i128::from(ty) + 1)
-                    .is_empty()
-                {
-                    return Ok(None);
-                }
                 return Err(Error::new(
                     ErrorKind::Tampered,
                     format!(
@@ -557,9 +559,20 @@ impl InfiniteMap {
         let height = pixels.div_ceil(u64::from(width)) as u32;
         let stream = self.read_region(x, y, width, height)?;
         let bytes = stream[WRITE_HEADER..WRITE_HEADER + len].to_vec();
-        if let Some(record) = self.manifest.writes.iter().find(|w| (w.x, w.y) == (x, y))
-            && record.sha256 != pxos_pixel::Hash256::of(&bytes).to_string()
-        {
+        // The manifest's record is what makes a write real: a put that crashed
+        // before its manifest was saved never happened.
+        let record = self
+            .manifest
+            .writes
+            .iter()
+            .find(|w| (w.x, w.y) == (x, y))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("no data written at ({x}, {y}) (the manifest records no write there)"),
+                )
+            })?;
+        if record.sha256 != pxos_pixel::Hash256::of(&bytes).to_string() {
             return Err(Error::new(
                 ErrorKind::Tampered,
                 format!(

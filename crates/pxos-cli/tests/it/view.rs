@@ -293,15 +293,56 @@ fn the_server_answers_hostile_requests_with_clear_errors() {
     assert_eq!(status, 403);
     let (status, _) = request(view.port, "POST", "/api/quit", "", b"").unwrap();
     assert_eq!(status, 403);
-    let (status, body) = request(
+    // Hostile frames: truncated, lying lengths, bad JSON, not a PNG, provenance that does not fit.
+    let image = home.scratch("frame.png");
+    home.ok(&["vram", "build", "default", "-o", image.to_str().unwrap()]);
+    let png = std::fs::read(&image).unwrap();
+    let frame = |meta: &str, png: &[u8]| {
+        let mut body = (meta.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(meta.as_bytes());
+        body.extend_from_slice(png);
+        body
+    };
+    let mut lying = frame("{}", &png);
+    lying[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    for (what, body) in [
+        ("empty", Vec::new()),
+        ("short length", vec![1, 0]),
+        ("a length past the end", lying),
+        ("bad JSON", frame("{not json", &png)),
+        ("not a PNG", frame("{}", b"GIF89a")),
+        ("a truncated PNG", frame("{}", &png[..png.len() / 2])),
+        (
+            "provenance past the texture",
+            frame(
+                r#"{"provenance": {"writes": [], "runs": [[4294967295, 9, 0]]}}"#,
+                &png,
+            ),
+        ),
+        (
+            "a write id past the writes",
+            frame(
+                r#"{"provenance": {"writes": [], "runs": [[0, 1, 7]]}}"#,
+                &png,
+            ),
+        ),
+    ] {
+        let (status, body) = request(view.port, "POST", "/api/frame", &view.token, &body).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(!body["error"].as_str().unwrap_or("").is_empty(), "{what}");
+    }
+    let (status, _) = view.get("/api/vram/frame.png");
+    assert_eq!(status, 404, "no hostile frame was taken");
+    let (status, _) = request(
         view.port,
         "POST",
         "/api/frame",
         &view.token,
-        b"\x05\0\0\0{}",
+        &frame("{}", &png),
     )
     .unwrap();
-    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(status, 200, "a good frame still is");
     let mut stream = TcpStream::connect(("127.0.0.1", view.port)).unwrap();
     write!(
         stream,

@@ -171,3 +171,33 @@ fn hostile_sizes_are_refused() {
     let err = InfiniteMap::open(dir.path(), 64).unwrap_err();
     assert!(err.to_string().contains("map.json"), "{err}");
 }
+
+#[test]
+fn a_put_that_crashed_before_its_manifest_never_happened() {
+    let dir = TempDir::new("map-torn");
+    {
+        let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
+        map.put(0, 0, b"kept").unwrap();
+        map.flush().unwrap();
+    }
+    // A tile file with no manifest entry, as a crash between the tile and the
+    // manifest leaves it: it does not exist for reads, region queries or get.
+    std::fs::copy(
+        dir.path().join("tiles/0_0.png"),
+        dir.path().join("tiles/5_5.png"),
+    )
+    .unwrap();
+    let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
+    assert_eq!(map.get_pixel(5 * 64, 5 * 64).unwrap(), [0, 0, 0]);
+    assert!(map.find_tiles_in_region(5 * 64, 5 * 64, 1, 1).is_empty());
+    let err = map.get(5 * 64, 5 * 64).unwrap_err();
+    assert!(err.to_string().contains("no data written"), "{err}");
+    // Writing that tile replaces the stray file.
+    map.set_pixel(5 * 64 + 1, 5 * 64, [3, 3, 3]).unwrap();
+    map.flush().unwrap();
+    drop(map);
+    let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
+    assert_eq!(map.get_pixel(5 * 64, 5 * 64).unwrap(), [0, 0, 0]);
+    assert_eq!(map.get_pixel(5 * 64 + 1, 5 * 64).unwrap(), [3, 3, 3]);
+    assert_eq!(map.get(0, 0).unwrap(), b"kept");
+}

@@ -345,3 +345,48 @@ fn the_execution_checks_fail_on_kernels_broken_in_each_way() {
     let (vram, _) = build(&Roadmap::parse(&single).unwrap()).unwrap();
     assert!(evaluate(&vram).failed().contains(&"processes_progress"));
 }
+
+#[test]
+fn hostile_control_blocks_and_tables_never_panic_or_hang() {
+    let (vram, _) = build(&roadmap("ROADMAP_VRAM_OS.yaml")).unwrap();
+    let table = vram.region_address(pxos_vram::Region::ProcessTable);
+    let width = vram.width();
+    let edits: Vec<(u32, u32)> = vec![
+        (table + 1, 1_000_000_000),     // a process count far past the rows
+        (table + 1, u32::MAX),          // ... and one that is negative as a signed word
+        (table + width + 37, 0),        // SP below the stack
+        (table + width + 37, u32::MAX), // SP past memory
+        (table + width + 36, u32::MAX), // PC past memory
+        (table + 2 * width + 2, 77),    // an unknown state
+        (table + width + 3, u32::MAX),  // a name length past the block
+    ];
+    for (address, value) in edits {
+        let mut hostile = vram.clone();
+        let (x, y) = (address % width, address / width);
+        hostile.write_pixel(x, y, value.to_le_bytes());
+        let run = pxos_vram::os::run(&hostile, 50_000).unwrap();
+        assert!(run.steps <= 51_000, "{address}={value}: {run:?}");
+        assert!(
+            !matches!(run.ending, pxos_vram::os::Ending::KernelTrapped { .. }),
+            "{address}={value}: {run:?}"
+        );
+    }
+    // A kernel that asks for a slice of a block outside the table is refused, not obeyed.
+    let source = default_source().replace(
+        "            MOV R1, R4\n            LI R2, 500",
+        "            LI R1, 5\n            LI R2, 500",
+    );
+    assert_ne!(source, default_source());
+    let (vram, _) = build(&Roadmap::parse(&source).unwrap()).unwrap();
+    let run = pxos_vram::os::run(&vram, 50_000).unwrap();
+    assert_eq!(run.switches, 0);
+    assert_eq!(
+        run.ending,
+        pxos_vram::os::Ending::Halted,
+        "the default kernel halts when the machine refuses"
+    );
+    // Tables missing entirely: a clear error naming what to build.
+    let (bare, _) = build(&roadmap("deficient.yaml")).unwrap();
+    let err = pxos_vram::os::run(&bare, 1000).unwrap_err();
+    assert!(err.to_string().contains("write_process_table"), "{err}");
+}
