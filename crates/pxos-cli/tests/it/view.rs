@@ -146,6 +146,12 @@ fn the_page_in_headless_chromium_shows_the_live_system() {
     eprintln!("browser saw: {seen}");
     assert_eq!(seen["last_label"], "run_hello");
     assert_eq!(seen["zoom_after_plus"], "2");
+    // Generation 0 against the last: the loop changed pixels in these regions.
+    let diff = seen["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("opcode_palette") && diff.contains("metadata"),
+        "{diff}"
+    );
     // The hover names the pixel's region, value, writer, step and write number,
     // as the server's provenance has them for the pixel under the pointer.
     let hover = seen["hover"].as_str().unwrap();

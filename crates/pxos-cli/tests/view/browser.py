@@ -87,6 +87,17 @@ try:
     seen["who_at_hover"] = driver.execute_script(
         "return fetch(`/api/vram/who?x=${arguments[0]}&y=${arguments[1]}`).then(r => r.json())", coords[0], coords[1])
 
+    # Generations of the improvement loop arrive too; the diff mode compares two.
+    loop = subprocess.run(
+        [pxos, "vram", "loop", "deficient", "--generations", "3", "--view", "--out", os.path.join(work, "gens")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert loop.returncode in (0, 1), loop.stderr
+    wait("two generations to compare", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#diff-a option")) >= 2)
+    driver.find_element(By.ID, "diff-toggle").click()
+    seen["diff"] = wait("the diff counts", lambda: driver.find_element(By.ID, "diff-counts").text)
+    driver.find_element(By.ID, "diff-toggle").click()
+
     # The PixelFS browser lists the file the test added, and opens it.
     driver.find_element(By.ID, "tab-files").click()
     item = wait("the test's file in the list", lambda: driver.find_element(By.CSS_SELECTOR, f'#fs-list li[data-path="{fs_path}"]'))
