@@ -70,5 +70,60 @@ fn render(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, render);
+/// A map whose index lists `side * side` tiles (written as index chunks
+/// directly: the tiles' PXI files are not needed to measure the index),
+/// leaving tile (5, 5) free for the put being measured.
+fn synthetic(dir: &std::path::Path, side: i64) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("index")).unwrap();
+    std::fs::write(
+        dir.join("map.json"),
+        r#"{"format":"pxos-map/1","tile_size":256}"#,
+    )
+    .unwrap();
+    let chunks = (side + 63) / 64;
+    for cy in 0..chunks {
+        for cx in 0..chunks {
+            let mut tiles = Vec::new();
+            for ty in cy * 64..((cy + 1) * 64).min(side) {
+                for tx in cx * 64..((cx + 1) * 64).min(side) {
+                    if (tx, ty) != (5, 5) {
+                        tiles.push(format!("[{tx},{ty}]"));
+                    }
+                }
+            }
+            std::fs::write(
+                dir.join(format!("index/{cx}_{cy}.json")),
+                format!(r#"{{"tiles":[{}]}}"#, tiles.join(",")),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// One `pxos map put` (open, write, flush, close) into a map of 10^2 tiles
+/// and into one of 10^6: the cost must not grow with the map.
+fn put(c: &mut Criterion) {
+    let quick = std::env::args().any(|a| a == "--test");
+    let mut group = c.benchmark_group("map/put");
+    group.sample_size(20);
+    let base = std::env::temp_dir().join(format!("pxos-map-put-{}", std::process::id()));
+    for side in [10i64, if quick { 100 } else { 1000 }] {
+        let dir = base.join(side.to_string());
+        synthetic(&dir, side);
+        let payload = vec![7u8; 100];
+        group.bench_function(format!("{}-tiles", side * side), |b| {
+            b.iter(|| {
+                let mut map = InfiniteMap::open(&dir, 256).unwrap();
+                let record = map.put(5 * 256, 5 * 256, &payload).unwrap();
+                map.flush().unwrap();
+                record.len
+            })
+        });
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+criterion_group!(benches, render, put);
 criterion_main!(benches);

@@ -11,6 +11,7 @@
 //! length and row width, so `get` reads back exactly what `put` wrote.
 
 mod error;
+mod index;
 pub mod quadtree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +21,7 @@ use pxos_pixel::{EncodeOptions, Kind, Limits};
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, ErrorKind, Result};
-use quadtree::QuadTree;
+use index::Index;
 
 /// The default tile side.
 pub const DEFAULT_TILE_SIZE: u32 = 256;
@@ -38,7 +39,7 @@ pub const MAX_WRITE: u64 = 256 << 20;
 pub const MAX_REGION_PIXELS: u64 = 64 << 20;
 /// Longest note.
 pub const MAX_NOTE: usize = 4096;
-/// The manifest's format name.
+/// The format name in `map.json`.
 pub const FORMAT: &str = "pxos-map/1";
 
 /// The tile holding pixel (x, y), and the pixel's place in it (floor division).
@@ -50,23 +51,15 @@ pub fn tile_of(x: i64, y: i64, tile_size: u32) -> ((i64, i64), (u32, u32)) {
     )
 }
 
-/// The manifest: `map.json`.
+/// `map.json`: what the map is (its index lives in `index/`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Manifest {
+struct Header {
     format: String,
     tile_size: u32,
-    /// Every tile saved, as [tx, ty].
-    tiles: Vec<(i64, i64)>,
-    /// Notes per tile, keyed "tx,ty".
-    #[serde(default)]
-    notes: BTreeMap<String, String>,
-    /// Byte writes: where they start and how long they are.
-    #[serde(default)]
-    writes: Vec<WriteRecord>,
 }
 
-/// One byte write (listed in the manifest; the pixels carry their own header too).
+/// One byte write (recorded in the index; the pixels carry their own header too).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteRecord {
     pub x: i64,
@@ -105,13 +98,13 @@ pub struct InfiniteMap {
     root: PathBuf,
     tile_size: u32,
     capacity: usize,
-    manifest: Manifest,
-    manifest_dirty: bool,
+    /// `map.json` must be written at the next flush (a new map).
+    header_new: bool,
     tiles: HashMap<(i64, i64), Tile>,
     /// LRU order: stamp -> tile.
     order: BTreeMap<u64, (i64, i64)>,
     clock: u64,
-    index: QuadTree,
+    index: Index,
     loads: u64,
     evictions: u64,
     saves: u64,
@@ -146,29 +139,29 @@ impl InfiniteMap {
     }
 
     fn load(root: &Path, tile_size: u32) -> Result<InfiniteMap> {
-        let manifest_path = root.join("map.json");
-        let manifest = match std::fs::read(&manifest_path) {
+        let header_path = root.join("map.json");
+        let (header, header_new) = match std::fs::read(&header_path) {
             Ok(bytes) => {
-                let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|err| {
+                let header: Header = serde_json::from_slice(&bytes).map_err(|err| {
                     Error::new(
                         ErrorKind::Tampered,
-                        format!("{}: not a map manifest: {err}", manifest_path.display()),
+                        format!("{}: not a map header: {err}", header_path.display()),
                     )
                 })?;
-                if manifest.format != FORMAT || !TILE_SIZES.contains(&manifest.tile_size) {
+                if header.format != FORMAT || !TILE_SIZES.contains(&header.tile_size) {
                     return Err(Error::new(
                         ErrorKind::Tampered,
                         format!(
                             "{}: format '{}' with tiles of {} (expected {FORMAT}, tiles of {}..={})",
-                            manifest_path.display(),
-                            manifest.format,
-                            manifest.tile_size,
+                            header_path.display(),
+                            header.format,
+                            header.tile_size,
                             TILE_SIZES.start(),
                             TILE_SIZES.end()
                         ),
                     ));
                 }
-                manifest
+                (header, false)
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 if !TILE_SIZES.contains(&tile_size) {
@@ -181,28 +174,23 @@ impl InfiniteMap {
                         ),
                     ));
                 }
-                Manifest {
+                let header = Header {
                     format: FORMAT.into(),
                     tile_size,
-                    ..Manifest::default()
-                }
+                };
+                (header, true)
             }
-            Err(err) => return Err(Error::io(err, &manifest_path)),
+            Err(err) => return Err(Error::io(err, &header_path)),
         };
-        let mut index = QuadTree::new();
-        for &(tx, ty) in &manifest.tiles {
-            index.insert(tx, ty);
-        }
         Ok(InfiniteMap {
             root: root.to_path_buf(),
-            tile_size: manifest.tile_size,
+            tile_size: header.tile_size,
             capacity: DEFAULT_CACHE_TILES,
-            manifest,
-            manifest_dirty: false,
+            header_new,
             tiles: HashMap::new(),
             order: BTreeMap::new(),
             clock: 0,
-            index,
+            index: Index::new(root, header.tile_size),
             loads: 0,
             evictions: 0,
             saves: 0,
@@ -233,15 +221,11 @@ impl InfiniteMap {
         self.tile_size as usize * self.tile_size as usize * 3
     }
 
-    /// Loads tile (tx, ty) from disk: `None` when the manifest does not list it.
-    /// A tile file the manifest does not list (left by a write that crashed
-    /// before its manifest) does not exist; the next save of that tile replaces it.
-    fn read_tile(&self, tx: i64, ty: i64) -> Result<Option<Vec<u8>>> {
-        if self
-            .index
-            .query(tx.into(), ty.into(), i128::from(tx) + 1, i128::from(ty) + 1)
-            .is_empty()
-        {
+    /// Loads tile (tx, ty) from disk: `None` when the index does not list it.
+    /// A tile file the index does not list (left by a write that crashed
+    /// before its index) does not exist; the next save of that tile replaces it.
+    fn read_tile(&mut self, tx: i64, ty: i64) -> Result<Option<Vec<u8>>> {
+        if !self.index.has_tile(tx, ty)? {
             return Ok(None);
         }
         let path = self.tile_path(tx, ty);
@@ -251,7 +235,7 @@ impl InfiniteMap {
                 return Err(Error::new(
                     ErrorKind::Tampered,
                     format!(
-                        "tile ({tx}, {ty}) is in the manifest but {} is missing",
+                        "tile ({tx}, {ty}) is in the map's index but {} is missing",
                         path.display()
                     ),
                 ));
@@ -304,11 +288,7 @@ impl InfiniteMap {
         pxos_pixel::durable::write_atomic(&path, &png, pxos_pixel::durable::label::MAP_TILE)
             .map_err(|err| Error::io(err, &path))?;
         self.saves += 1;
-        if self.index.insert(tx, ty) || !self.manifest.tiles.contains(&(tx, ty)) {
-            self.manifest.tiles.push((tx, ty));
-            self.manifest_dirty = true;
-        }
-        Ok(())
+        self.index.add_tile(tx, ty)
     }
 
     fn touch(&mut self, key: (i64, i64)) {
@@ -433,20 +413,7 @@ impl InfiniteMap {
         let ((tx0, ty0), _) = tile_of(x, y, self.tile_size);
         let ((tx1, ty1), _) = tile_of(x + i64::from(w) - 1, y + i64::from(h) - 1, self.tile_size);
         // Only tiles that exist (the index, or the cache for unsaved ones) are visited.
-        let mut present = self.index.query(
-            tx0.into(),
-            ty0.into(),
-            i128::from(tx1) + 1,
-            i128::from(ty1) + 1,
-        );
-        for key in self.tiles.keys() {
-            if (tx0..=tx1).contains(&key.0)
-                && (ty0..=ty1).contains(&key.1)
-                && !present.contains(key)
-            {
-                present.push(*key);
-            }
-        }
+        let present = self.tiles_in(tx0, ty0, tx1.saturating_add(1), ty1.saturating_add(1))?;
         let tile_size = self.tile_size as usize;
         for (tx, ty) in present {
             let (left, top) = (tx * size, ty * size);
@@ -530,9 +497,7 @@ impl InfiniteMap {
             width,
             sha256: pxos_pixel::Hash256::of(bytes).to_string(),
         };
-        self.manifest.writes.retain(|w| (w.x, w.y) != (x, y));
-        self.manifest.writes.push(record.clone());
-        self.manifest_dirty = true;
+        self.index.record(record.clone())?;
         Ok(record)
     }
 
@@ -559,19 +524,14 @@ impl InfiniteMap {
         let height = pixels.div_ceil(u64::from(width)) as u32;
         let stream = self.read_region(x, y, width, height)?;
         let bytes = stream[WRITE_HEADER..WRITE_HEADER + len].to_vec();
-        // The manifest's record is what makes a write real: a put that crashed
-        // before its manifest was saved never happened.
-        let record = self
-            .manifest
-            .writes
-            .iter()
-            .find(|w| (w.x, w.y) == (x, y))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("no data written at ({x}, {y}) (the manifest records no write there)"),
-                )
-            })?;
+        // The index's record is what makes a write real: a put that crashed
+        // before its record was saved never happened.
+        let record = self.index.find_record(x, y)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no data written at ({x}, {y}) (the map's index records no write there)"),
+            )
+        })?;
         if record.sha256 != pxos_pixel::Hash256::of(&bytes).to_string() {
             return Err(Error::new(
                 ErrorKind::Tampered,
@@ -584,9 +544,14 @@ impl InfiniteMap {
         Ok(bytes)
     }
 
-    /// The byte writes the manifest lists.
-    pub fn writes(&self) -> &[WriteRecord] {
-        &self.manifest.writes
+    /// Every byte write the index records (reads the whole index).
+    pub fn writes(&mut self) -> Result<Vec<WriteRecord>> {
+        Ok(self
+            .index
+            .all()?
+            .into_iter()
+            .flat_map(|chunk| chunk.writes.iter().cloned())
+            .collect())
     }
 
     /// Sets the note of the tile holding (x, y); an empty text removes it.
@@ -601,42 +566,37 @@ impl InfiniteMap {
             ));
         }
         let ((tx, ty), _) = tile_of(x, y, self.tile_size);
-        let key = format!("{tx},{ty}");
-        if text.is_empty() {
-            self.manifest.notes.remove(&key);
-        } else {
-            self.manifest.notes.insert(key, text.to_string());
-        }
-        self.manifest_dirty = true;
+        self.index.set_note(tx, ty, text)?;
         Ok((tx, ty))
     }
 
     /// The note of tile (tx, ty).
-    pub fn tile_note(&self, tx: i64, ty: i64) -> Option<&str> {
-        self.manifest
-            .notes
-            .get(&format!("{tx},{ty}"))
-            .map(String::as_str)
+    pub fn tile_note(&mut self, tx: i64, ty: i64) -> Result<Option<String>> {
+        self.index.note(tx, ty)
     }
 
     /// Tiles that exist with tile coordinates in [tx0, tx1) x [ty0, ty1), sorted by (ty, tx).
-    pub fn tiles_in(&self, tx0: i64, ty0: i64, tx1: i64, ty1: i64) -> Vec<(i64, i64)> {
-        let mut found = self
-            .index
-            .query(tx0.into(), ty0.into(), tx1.into(), ty1.into());
+    pub fn tiles_in(&mut self, tx0: i64, ty0: i64, tx1: i64, ty1: i64) -> Result<Vec<(i64, i64)>> {
+        let mut found = self.index.tiles_in(tx0, ty0, tx1, ty1)?;
         for key in self.tiles.keys() {
             if (tx0..tx1).contains(&key.0) && (ty0..ty1).contains(&key.1) && !found.contains(key) {
                 found.push(*key);
             }
         }
         found.sort_by_key(|&(tx, ty)| (ty, tx));
-        found
+        Ok(found)
     }
 
     /// Tiles that exist under the pixel rectangle (x, y, w, h).
-    pub fn find_tiles_in_region(&self, x: i64, y: i64, w: u32, h: u32) -> Vec<(i64, i64)> {
+    pub fn find_tiles_in_region(
+        &mut self,
+        x: i64,
+        y: i64,
+        w: u32,
+        h: u32,
+    ) -> Result<Vec<(i64, i64)>> {
         if w == 0 || h == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let ((tx0, ty0), _) = tile_of(x, y, self.tile_size);
         let x1 = x.saturating_add(i64::from(w) - 1);
@@ -653,8 +613,15 @@ impl InfiniteMap {
             .map(|tile| pxos_pixel::plain_png(size, size, pxos_pixel::PlainColor::Rgb, &tile.rgb)))
     }
 
-    pub fn stats(&self) -> Stats {
-        let all = self.tiles_in(i64::MIN, i64::MIN, i64::MAX, i64::MAX);
+    /// Counters and bounds (reads the whole index).
+    pub fn stats(&mut self) -> Result<Stats> {
+        let all = self.tiles_in(i64::MIN, i64::MIN, i64::MAX, i64::MAX)?;
+        let (mut on_disk, mut notes, mut writes) = (0, 0, 0);
+        for chunk in self.index.all()? {
+            on_disk += chunk.tiles.len();
+            notes += chunk.notes.len();
+            writes += chunk.writes.len();
+        }
         let size = i64::from(self.tile_size);
         let bounds = (!all.is_empty()).then(|| {
             let (mut x0, mut y0, mut x1, mut y1) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
@@ -671,19 +638,19 @@ impl InfiniteMap {
                 y1.saturating_add(1).saturating_mul(size),
             ]
         });
-        Stats {
+        Ok(Stats {
             tile_size: self.tile_size,
-            tiles_on_disk: self.manifest.tiles.len(),
+            tiles_on_disk: on_disk,
             tiles_in_memory: self.tiles.len(),
             dirty_tiles: self.tiles.values().filter(|t| t.dirty).count(),
             cache_capacity: self.capacity,
-            notes: self.manifest.notes.len(),
-            writes: self.manifest.writes.len(),
+            notes,
+            writes,
             loads: self.loads,
             evictions: self.evictions,
             saves: self.saves,
             bounds,
-        }
+        })
     }
 
     /// Saves every dirty tile and the manifest. A read-only map saves nothing.
@@ -709,19 +676,19 @@ impl InfiniteMap {
                 tile.dirty = false;
             }
         }
-        if self.manifest_dirty {
-            self.manifest.tiles.sort_by_key(|&(tx, ty)| (ty, tx));
+        if self.header_new {
             let path = self.root.join("map.json");
-            let text = serde_json::to_string_pretty(&self.manifest).unwrap_or_default();
+            let text =
+                serde_json::json!({"format": FORMAT, "tile_size": self.tile_size}).to_string();
             pxos_pixel::durable::write_atomic(
                 &path,
                 text.as_bytes(),
                 pxos_pixel::durable::label::MAP_MANIFEST,
             )
             .map_err(|err| Error::io(err, &path))?;
-            self.manifest_dirty = false;
+            self.header_new = false;
         }
-        Ok(())
+        self.index.flush()
     }
 }
 

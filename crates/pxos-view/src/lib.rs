@@ -810,8 +810,11 @@ fn open_map(shared: &Shared) -> Result<pxos_map::InfiniteMap, Bad> {
 
 async fn map_stats(State(shared): Shared_) -> Response {
     blocking(move || {
-        let map = tri!(open_map(&shared));
-        axum::Json(json!({"stats": map.stats()})).into_response()
+        let mut map = tri!(open_map(&shared));
+        match map.stats() {
+            Ok(stats) => axum::Json(json!({"stats": stats})).into_response(),
+            Err(err) => fail(status_of(err.kind()), err.to_string()),
+        }
     })
     .await
 }
@@ -823,14 +826,21 @@ async fn map_tiles(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response 
         let ty0: i64 = tri!(query.number("ty0"));
         let tx1: i64 = tri!(query.number("tx1"));
         let ty1: i64 = tri!(query.number("ty1"));
-        let map = tri!(open_map(&shared));
-        let mut tiles = map.tiles_in(tx0, ty0, tx1, ty1);
+        let mut map = tri!(open_map(&shared));
+        let mut tiles = match map.tiles_in(tx0, ty0, tx1, ty1) {
+            Ok(tiles) => tiles,
+            Err(err) => return fail(status_of(err.kind()), err.to_string()),
+        };
         let truncated = tiles.len() > MAX_TILES;
         tiles.truncate(MAX_TILES);
-        let list: Vec<Value> = tiles
-            .iter()
-            .map(|&(tx, ty)| json!({"tx": tx, "ty": ty, "note": map.tile_note(tx, ty)}))
-            .collect();
+        let mut list: Vec<Value> = Vec::with_capacity(tiles.len());
+        for (tx, ty) in tiles {
+            let note = match map.tile_note(tx, ty) {
+                Ok(note) => note,
+                Err(err) => return fail(status_of(err.kind()), err.to_string()),
+            };
+            list.push(json!({"tx": tx, "ty": ty, "note": note}));
+        }
         axum::Json(json!({"tile_size": map.tile_size(), "tiles": list, "truncated": truncated}))
             .into_response()
     })

@@ -22,13 +22,16 @@ pub fn run(command: &MapCommand, global: &Global, output: &Output) -> Result<Out
             let bytes = pxos_pixel::text::read_input(file)?;
             let mut map = InfiniteMap::open(&root, *tile_size)?;
             let record = map.put(*x, *y, &bytes)?;
+            let rows = (record.len + 9)
+                .div_ceil(3)
+                .div_ceil(u64::from(record.width));
+            map.flush()?;
             let tiles = map.find_tiles_in_region(
                 *x,
                 *y,
                 record.width,
-                (record.len as u32 + 9).div_ceil(3).div_ceil(record.width),
-            );
-            map.flush()?;
+                rows.min(u64::from(u32::MAX)) as u32,
+            )?;
             output.emit(json!({"type": "put", "write": record, "tiles": tiles}), || {
                 format!(
                     "stored {} bytes at ({x}, {y}) in rows of {} pixels across {} tile(s); read back with `pxos map get {x} {y}`",
@@ -66,15 +69,15 @@ pub fn run(command: &MapCommand, global: &Global, output: &Output) -> Result<Out
         } => {
             let mut map = InfiniteMap::open_read_only(&root)?;
             let png = map.render(*x, *y, *w, *h)?;
-            let tiles = map.find_tiles_in_region(*x, *y, *w, *h).len();
+            let tiles = map.find_tiles_in_region(*x, *y, *w, *h)?.len();
             crate::output::write_output(target, &png, pxos_pixel::durable::label::MAP_RENDER)?;
             output.emit(json!({"type": "render", "x": x, "y": y, "w": w, "h": h, "tiles": tiles, "output": target}), || {
                 format!("rendered {w}x{h} at ({x}, {y}) from {tiles} stored tile(s) to {}", target.display())
             })?;
         }
         MapCommand::Stats => {
-            let map = InfiniteMap::open_read_only(&root)?;
-            let stats = map.stats();
+            let mut map = InfiniteMap::open_read_only(&root)?;
+            let stats = map.stats()?;
             output.emit(json!({"type": "stats", "stats": stats}), || {
                 format!(
                     "tile size {}\ntiles on disk {}\nnotes {}\nwrites {}\nbounds {}",

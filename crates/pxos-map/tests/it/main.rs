@@ -19,7 +19,7 @@ fn negative_coordinates_use_floor_division() {
     map.set_pixel(-1, -1, [1, 2, 3]).unwrap();
     map.set_pixel(0, 0, [4, 5, 6]).unwrap();
     assert_eq!(
-        map.find_tiles_in_region(-1, -1, 2, 2),
+        map.find_tiles_in_region(-1, -1, 2, 2).unwrap(),
         vec![(-1, -1), (0, 0)]
     );
     assert_eq!(map.get_pixel(-1, -1).unwrap(), [1, 2, 3]);
@@ -41,7 +41,7 @@ fn lru_eviction_saves_dirty_tiles_and_reloads_them() {
     for i in 0..10i64 {
         map.set_pixel(i * 32, 0, [i as u8, 0, 0]).unwrap();
     }
-    let stats = map.stats();
+    let stats = map.stats().unwrap();
     assert_eq!(stats.tiles_in_memory, 3);
     assert_eq!(stats.evictions, 7);
     assert_eq!(stats.saves, 7, "every evicted tile was dirty and saved");
@@ -60,14 +60,14 @@ fn lru_eviction_saves_dirty_tiles_and_reloads_them() {
         map.tile_path(8, 0).is_file(),
         "tile 8 was the least recently used"
     );
-    assert!(!map.tile_path(9, 0).exists() || map.stats().saves > 7);
+    assert!(!map.tile_path(9, 0).exists() || map.stats().unwrap().saves > 7);
     drop(map);
     // Everything is on disk after the map is dropped (exit).
     let mut map = InfiniteMap::open(dir.path(), 32).unwrap();
     for i in 0..10i64 {
         assert_eq!(map.get_pixel(i * 32, 0).unwrap(), [i as u8, 0, 0]);
     }
-    assert_eq!(map.stats().tiles_on_disk, 10);
+    assert_eq!(map.stats().unwrap().tiles_on_disk, 10);
 }
 
 #[test]
@@ -85,12 +85,19 @@ fn region_queries_and_neighbours() {
     }
     map.flush().unwrap();
     assert_eq!(
-        map.find_tiles_in_region(-128, 0, 256, 128),
+        map.find_tiles_in_region(-128, 0, 256, 128).unwrap(),
         vec![(-2, 0), (0, 0), (1, 1)]
     );
-    assert_eq!(map.find_tiles_in_region(0, 0, 64, 64), vec![(0, 0)]);
-    assert!(map.find_tiles_in_region(200, 200, 10, 10).is_empty());
-    assert_eq!(map.stats().bounds, Some([-5056, -5056, 1024, 128]));
+    assert_eq!(
+        map.find_tiles_in_region(0, 0, 64, 64).unwrap(),
+        vec![(0, 0)]
+    );
+    assert!(
+        map.find_tiles_in_region(200, 200, 10, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(map.stats().unwrap().bounds, Some([-5056, -5056, 1024, 128]));
     map.set_pixel(11, 10, [7, 7, 7]).unwrap();
     let around = map.neighbors(10, 10, 1).unwrap();
     assert_eq!(around.len(), 8);
@@ -114,13 +121,13 @@ fn byte_writes_read_back_exactly_after_a_restart() {
     assert_eq!(map.get(10000, 20000).unwrap(), far);
     assert_eq!(map.get(-10, -20).unwrap(), b"Hello, Infinite Pixel World!");
     assert_eq!(map.get(5, 5).unwrap(), b"");
-    assert_eq!(map.tile_note(39, 78), Some("far away"));
+    assert_eq!(map.tile_note(39, 78).unwrap().as_deref(), Some("far away"));
     let err = map.get(1, 1).unwrap_err();
     assert!(
         err.to_string().contains("no data written at (1, 1)"),
         "{err}"
     );
-    assert_eq!(map.writes().len(), 3);
+    assert_eq!(map.writes().unwrap().len(), 3);
     // Overwriting pixels under a write is detected, not returned as other bytes.
     map.set_pixel(-5, -20, [1, 1, 1]).unwrap();
     let err = map.get(-10, -20).unwrap_err();
@@ -166,8 +173,8 @@ fn hostile_sizes_are_refused() {
     assert!(map.read_region(0, 0, 0, 5).is_err());
     assert!(map.note(0, 0, &"x".repeat(5000)).is_err());
     assert!(InfiniteMap::open(&dir.join("other"), 7).is_err());
-    std::fs::write(dir.join("map.json"), b"{not json").unwrap();
     drop(map);
+    std::fs::write(dir.join("map.json"), b"{not json").unwrap();
     let err = InfiniteMap::open(dir.path(), 64).unwrap_err();
     assert!(err.to_string().contains("map.json"), "{err}");
 }
@@ -189,7 +196,11 @@ fn a_put_that_crashed_before_its_manifest_never_happened() {
     .unwrap();
     let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
     assert_eq!(map.get_pixel(5 * 64, 5 * 64).unwrap(), [0, 0, 0]);
-    assert!(map.find_tiles_in_region(5 * 64, 5 * 64, 1, 1).is_empty());
+    assert!(
+        map.find_tiles_in_region(5 * 64, 5 * 64, 1, 1)
+            .unwrap()
+            .is_empty()
+    );
     let err = map.get(5 * 64, 5 * 64).unwrap_err();
     assert!(err.to_string().contains("no data written"), "{err}");
     // Writing that tile replaces the stray file.
@@ -200,4 +211,29 @@ fn a_put_that_crashed_before_its_manifest_never_happened() {
     assert_eq!(map.get_pixel(5 * 64, 5 * 64).unwrap(), [0, 0, 0]);
     assert_eq!(map.get_pixel(5 * 64 + 1, 5 * 64).unwrap(), [3, 3, 3]);
     assert_eq!(map.get(0, 0).unwrap(), b"kept");
+}
+
+#[test]
+fn a_damaged_index_chunk_is_named() {
+    let dir = TempDir::new("map-index");
+    {
+        let mut map = InfiniteMap::open(dir.path(), 64).unwrap();
+        map.put(-1, -1, b"x").unwrap();
+        map.flush().unwrap();
+    }
+    let chunk = dir.path().join("index/-1_-1.json");
+    assert!(chunk.is_file());
+    for bad in [
+        &b"{broken"[..],
+        br#"{"tiles": [[0, 0]]}"#,
+        br#"{"tiles": [], "notes": {"5,5": "elsewhere"}}"#,
+        br#"{"tiles": [], "unknown": 1}"#,
+    ] {
+        std::fs::write(&chunk, bad).unwrap();
+        let mut map = InfiniteMap::open_read_only(dir.path()).unwrap();
+        let err = map.get_pixel(-1, -1).unwrap_err();
+        assert!(err.to_string().contains("-1_-1.json"), "{err}");
+        // Other chunks still read.
+        assert_eq!(map.get_pixel(10, 10).unwrap(), [0, 0, 0]);
+    }
 }
