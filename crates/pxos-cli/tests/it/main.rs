@@ -13,6 +13,7 @@ mod hardening;
 mod hostile;
 mod llm;
 mod pixel;
+mod release_home;
 mod support;
 mod trust;
 mod trust_crash;
