@@ -11,7 +11,8 @@
 //! length and row width, so `get` reads back exactly what `put` wrote.
 
 mod error;
-mod index;
+pub mod fuzz;
+pub(crate) mod index;
 pub mod quadtree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -273,15 +274,7 @@ impl InfiniteMap {
     }
 
     fn save_tile(&mut self, tx: i64, ty: i64, rgb: &[u8]) -> Result<()> {
-        let options = EncodeOptions {
-            kind: Kind::Blob,
-            compression: Some(pxos_pixel::Compression::Fast),
-            width: Some(self.tile_size),
-            metadata: serde_json::json!({"map_tile": [tx, ty], "tile_size": self.tile_size})
-                .to_string()
-                .into_bytes(),
-            ..EncodeOptions::default()
-        };
+        let options = tile_options(tx, ty, self.tile_size);
         let png = pxos_pixel::encode_to_vec(rgb, &options)
             .map_err(|err| Error::new(ErrorKind::Io, err.to_string()))?;
         let path = self.tile_path(tx, ty);
@@ -696,6 +689,19 @@ impl Drop for InfiniteMap {
     fn drop(&mut self) {
         // Dirty tiles are saved on exit; callers that care about errors call flush first.
         let _ = self.flush();
+    }
+}
+
+/// How tile (tx, ty) is encoded: a blob PXI as wide as the tile, naming itself in its metadata.
+pub fn tile_options(tx: i64, ty: i64, tile_size: u32) -> EncodeOptions {
+    EncodeOptions {
+        kind: Kind::Blob,
+        compression: Some(pxos_pixel::Compression::Fast),
+        width: Some(tile_size),
+        metadata: serde_json::json!({"map_tile": [tx, ty], "tile_size": tile_size})
+            .to_string()
+            .into_bytes(),
+        ..EncodeOptions::default()
     }
 }
 

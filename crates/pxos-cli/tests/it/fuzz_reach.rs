@@ -29,6 +29,12 @@ const TARGETS: &[Target] = &[
         parser: Reach::PxiHeader,
     },
     Target {
+        name: "map_tile",
+        body: pxos_map::fuzz::map_tile,
+        cases: 400,
+        parser: Reach::Parser,
+    },
+    Target {
         name: "path_table",
         body: pxos_fs::fuzz::path_table,
         cases: 2000,
@@ -194,4 +200,5 @@ seeded!(
     x86_source,
     llm_model,
     gguf_import,
+    map_tile,
 );
