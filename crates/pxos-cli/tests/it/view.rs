@@ -66,6 +66,21 @@ impl Drop for View {
     }
 }
 
+/// Waits for `child` to exit (a process stopped by Q); fails past `limit`.
+fn exits_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// python3 with selenium, chromium and chromedriver; under CI=true their absence fails.
 fn browser() -> Option<PathBuf> {
     let python = pxos_test_support::require_tool("python3")?;
@@ -216,15 +231,10 @@ fn the_page_in_headless_chromium_shows_the_live_system() {
 
     // Q stopped the server, which removed its address file.
     let mut view = view;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = view.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "pxos view did not stop after Q");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success());
+    assert!(
+        exits_within(&mut view.child, Duration::from_secs(10)).success(),
+        "pxos view after Q"
+    );
     assert!(!home.home().join("view/server.json").exists());
 }
 
@@ -605,18 +615,10 @@ fn a_view_flag_without_a_running_view_serves_its_own_until_q() {
     );
     let (status, _) = request(port, "POST", "/api/quit", token, &[]).unwrap();
     assert_eq!(status, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the build's own view did not stop after Q"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success());
+    assert!(
+        exits_within(&mut child, Duration::from_secs(10)).success(),
+        "the build's own view after Q"
+    );
     assert!(home.scratch("os.png").is_file());
 }
 
