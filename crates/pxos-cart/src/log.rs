@@ -1,26 +1,31 @@
 //! The evolution log: append-only, hash-chained, pixel-native, typed.
 //!
-//! `evolution.png` (a PXI of kind `table`) holds every entry and a head
-//! (count and last hash). Each entry records its sequence number, time, actor
-//! (kind `human`, `llm` or `system`, and name), a typed [`Action`], a reason
-//! written for people, the previous entry's hash and its own hash: SHA-256 of
-//! the entry's JSON with `hash` set to zeros. Code never reads the reason back;
-//! everything recovery needs is in the action's fields.
+//! Each entry records its sequence number, time, actor (kind `human`, `llm`
+//! or `system`, and name), a typed [`Action`], a reason written for people,
+//! the previous entry's hash and its own hash: SHA-256 of the entry's JSON
+//! with `hash` set to zeros. Code never reads the reason back; everything
+//! recovery needs is in the action's fields.
 //!
-//! `evolution.anchor` vouches for the end of the log. An append writes the
-//! anchor with the new entry as *pending*, then the log, then the anchor with
-//! the new entry as its head. So after a crash the anchor names either the
-//! log's last entry or, as pending, exactly the entry that was being appended;
-//! anything else (an entry appended or cut off by hand, a deleted or garbled
-//! anchor) is tampering. The registry and the kernel store each record the
-//! log position they reflect, so the log and their state vouch for each other
-//! (see [`LogPosition::tail`]). See `docs/formats/evolution-log.md`.
+//! The entries live in a segmented log (`log/evolution/`, see
+//! [`pxos_fs::seglog`]): one record per entry, appended in place and synced,
+//! sealed into PXI segments of 256. An append costs the same at any length.
+//! The segmented log's head is the anchor: it names the end of the log and,
+//! while an append is under way, the entry being appended, so after a crash
+//! the log ends at its head or, as pending, exactly at the entry that was
+//! being appended; anything else (an entry appended or cut off by hand, a
+//! deleted or garbled head) is tampering. The registry and the kernel store
+//! each record the log position they reflect, so the log and their state
+//! vouch for each other (see [`LogPosition::tail`]): cutting the log, its
+//! head and its anchor back together is still caught. A log written by
+//! pxOS 0.1 (`evolution.png` and `evolution.anchor`) is verified and migrated
+//! on first use. See `docs/formats/evolution-log.md`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use pxos_fs::WriteLock;
-use pxos_pixel::{EncodeOptions, Hash256, Kind, Limits, durable};
+use pxos_fs::seglog::{self, SegLog};
+use pxos_pixel::{Hash256, Kind, Limits, durable};
 use serde::{Deserialize, Serialize};
 
 use crate::cartridge::Creator;
@@ -333,6 +338,7 @@ impl LogPosition {
     }
 }
 
+/// The single-file log of pxOS 0.1 (`evolution.png`), read only to migrate it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogFile {
@@ -342,7 +348,7 @@ struct LogFile {
     entries: Vec<LogEntry>,
 }
 
-/// `evolution.anchor`: the head the log must end at, and the entry being appended.
+/// The anchor of pxOS 0.1 (`evolution.anchor`), read only to migrate it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Anchor {
@@ -353,13 +359,13 @@ struct Anchor {
 
 /// The entries of a verified log, shared with the log's cache.
 #[derive(Clone, Debug)]
-pub struct Entries(Arc<LogFile>);
+pub struct Entries(Arc<Vec<LogEntry>>);
 
 impl std::ops::Deref for Entries {
     type Target = [LogEntry];
 
     fn deref(&self) -> &[LogEntry] {
-        &self.0.entries
+        &self.0
     }
 }
 
@@ -367,6 +373,11 @@ impl std::ops::Deref for Entries {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verification {
     pub entries: u64,
+    /// Entries checked by this run (all with `--full`; otherwise those since
+    /// the last verified checkpoint).
+    pub checked: u64,
+    /// The entry this run started from.
+    pub from: u64,
     pub problems: Vec<String>,
     /// Notes that are not problems (an append interrupted before its anchor).
     pub notes: Vec<String>,
@@ -378,8 +389,7 @@ impl Verification {
     }
 }
 
-/// What identifies one version of a file on disk: both log files are only
-/// ever replaced by rename, so a new version has a new inode.
+/// What identifies one version of a file on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
     len: u64,
@@ -402,11 +412,13 @@ impl Stamp {
     }
 }
 
-/// The last verification in this process, kept while neither file changes.
+/// The last full read in this process, kept while the head and the open
+/// segment stay the same files (the head is only ever replaced by rename,
+/// and sealed segments are checked against it).
 #[derive(Debug)]
 struct Verified {
     stamps: (Option<Stamp>, Option<Stamp>),
-    file: Arc<LogFile>,
+    entries: Arc<Vec<LogEntry>>,
     report: Verification,
 }
 
@@ -420,85 +432,116 @@ pub struct EvolutionLog {
 }
 
 impl EvolutionLog {
+    /// Opens the log in `dir`, migrating a pxOS 0.1 log first (which must verify).
     pub fn open(dir: &Path) -> Result<EvolutionLog> {
         std::fs::create_dir_all(dir).map_err(|err| Error::from(err).with_path(dir))?;
-        Ok(EvolutionLog {
+        let log = EvolutionLog {
             dir: dir.to_path_buf(),
             cache: Arc::new(Mutex::new(None)),
-        })
+        };
+        if log.legacy_path().is_file() || log.legacy_anchor_path().is_file() {
+            let _lock = WriteLock::acquire(&dir.join("lock"))?;
+            log.migrate()?;
+        }
+        Ok(log)
     }
 
-    /// The log file (`evolution.png`).
+    /// The segmented log's folder (`evolution/`).
     pub fn log_path(&self) -> PathBuf {
+        self.dir.join("evolution")
+    }
+
+    /// The anchor: the segmented log's head (`evolution/head.json`).
+    pub fn anchor_path(&self) -> PathBuf {
+        self.segments().head_path()
+    }
+
+    fn legacy_path(&self) -> PathBuf {
         self.dir.join("evolution.png")
     }
 
-    /// The anchor file (`evolution.anchor`).
-    pub fn anchor_path(&self) -> PathBuf {
+    fn legacy_anchor_path(&self) -> PathBuf {
         self.dir.join("evolution.anchor")
     }
 
-    fn load(&self) -> Result<LogFile> {
-        let path = self.log_path();
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(LogFile {
-                    format: LOG_FORMAT.into(),
-                    version: LOG_VERSION,
-                    head: LogPosition::default(),
-                    entries: Vec::new(),
-                });
-            }
-            Err(err) => return Err(Error::from(err).with_path(&path)),
-        };
-        decode_log(&bytes).map_err(|err| err.with_path(&path))
+    /// The segmented log the entries live in.
+    pub fn segments(&self) -> SegLog {
+        SegLog::new(&self.log_path())
     }
 
-    /// Reads and verifies the log, or reuses this process's last verification
-    /// when neither file changed since.
-    fn read_verified(&self) -> Result<(Arc<LogFile>, Verification)> {
-        let stamps = (Stamp::of(&self.log_path()), Stamp::of(&self.anchor_path()));
+    fn stamps(&self) -> (Option<Stamp>, Option<Stamp>) {
+        let log = self.segments();
+        let head = Stamp::of(&log.head_path());
+        let sealed = log.head().map(|h| h.sealed).unwrap_or(0);
+        (head, Stamp::of(&log.open_path(sealed)))
+    }
+
+    /// Reads every entry and checks the whole log, or reuses this process's
+    /// last reading when neither the head nor the open segment changed since.
+    fn read_verified(&self) -> Result<(Arc<Vec<LogEntry>>, Verification)> {
+        let stamps = self.stamps();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(verified) = cache.as_ref()
                 && verified.stamps == stamps
-                && stamps.0.is_some()
             {
-                return Ok((verified.file.clone(), verified.report.clone()));
+                return Ok((verified.entries.clone(), verified.report.clone()));
             }
         }
-        let file = Arc::new(self.load()?);
-        let report = self.check(&file)?;
+        let mut entries = Vec::new();
+        let mut checker = Checker::default();
+        let report = self.segments().verify(true, &mut |record| {
+            let entry = checker.check(record)?;
+            entries.push(entry);
+            Ok(())
+        })?;
+        let report = self.to_report(report);
+        let entries = Arc::new(entries);
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Verified {
             stamps,
-            file: file.clone(),
+            entries: entries.clone(),
             report: report.clone(),
         });
-        Ok((file, report))
+        Ok((entries, report))
+    }
+
+    fn to_report(&self, report: seglog::Verification) -> Verification {
+        Verification {
+            entries: report.records,
+            checked: report.checked,
+            from: report.from,
+            problems: report
+                .problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", self.log_path().display()))
+                .collect(),
+            notes: report.notes,
+        }
     }
 
     /// Every entry, in order (not verified; see [`EvolutionLog::verify`]).
     pub fn entries(&self) -> Result<Vec<LogEntry>> {
-        Ok(self.read_verified()?.0.entries.clone())
+        Ok(self.read_verified()?.0.as_ref().clone())
     }
 
     /// Every entry, after checking the whole log; a log that does not verify
     /// is an error ([`Error::Tampered`]) naming its problems. Shared, not
     /// copied: one command reads the log once.
     pub fn verified_entries(&self) -> Result<Entries> {
-        let (file, report) = self.read_verified()?;
+        let (entries, report) = self.read_verified()?;
         if !report.is_ok() {
             return Err(Error::Tampered(format!(
-                "{}: the evolution log does not verify: {}",
-                self.log_path().display(),
+                "the evolution log does not verify: {}",
                 report.problems.join("; ")
             )));
         }
-        Ok(Entries(file))
+        Ok(Entries(entries))
     }
 
-    /// Appends an entry. Refuses to build on a log that does not verify.
+    /// Appends an entry. Refuses to build on a log that does not verify: the
+    /// head, the open segment's chain and the last entry are checked (the
+    /// sealed segments are checked by [`EvolutionLog::verify`]); the cost
+    /// does not grow with the log.
     pub fn append(&self, actor: Actor, action: Action, reason: &str) -> Result<LogEntry> {
         actor.check().map_err(Error::Usage)?;
         if let Action::Note { label } = &action
@@ -509,146 +552,287 @@ impl EvolutionLog {
             )));
         }
         let _lock = WriteLock::acquire(&self.dir.join("lock"))?;
-        let mut file = self.load()?;
-        let report = self.check(&file)?;
-        if !report.is_ok() {
-            return Err(Error::Tampered(format!(
-                "{}: the evolution log does not verify ({}); refusing to append to it",
-                self.log_path().display(),
-                report.problems.join("; ")
-            )));
-        }
-        let old_head = LogPosition::end_of(&file.entries);
+        let log = self.segments();
+        let refuse = |why: String| {
+            Error::Tampered(format!(
+                "{}: the evolution log does not verify ({why}); refusing to append to it",
+                self.log_path().display()
+            ))
+        };
+        let last = log.last().map_err(|err| refuse(err.to_string()))?;
+        let (seq, prev) = match &last {
+            None => (0, Hash256::ZERO),
+            Some(record) => {
+                let entry = Checker::default().check(record).map_err(refuse)?;
+                (entry.seq + 1, entry.hash)
+            }
+        };
         let mut entry = LogEntry {
-            seq: file.entries.len() as u64,
+            seq,
             time: pxos_fs::time::now_rfc3339(),
             actor,
             action,
             reason: reason.to_string(),
-            prev: old_head.hash,
+            prev,
             hash: Hash256::ZERO,
         };
         entry.hash = entry.compute_hash();
-        file.entries.push(entry.clone());
-        file.head = LogPosition::end_of(&file.entries);
-        let json = serde_json::to_vec_pretty(&file).expect("the log serializes");
-        let png = pxos_pixel::encode_to_vec(&json, &EncodeOptions::kind(Kind::Table))?;
-        self.write_anchor(
-            old_head,
-            Some(file.head),
-            pxos_pixel::durable::label::EVOLUTION_ANCHOR_INTENT,
-        )?;
-        durable::write_atomic(
-            self.log_path(),
-            &png,
-            pxos_pixel::durable::label::EVOLUTION_LOG,
-        )
-        .map_err(|err| Error::from(err).with_path(self.log_path()))?;
-        self.write_anchor(
-            file.head,
-            None,
-            pxos_pixel::durable::label::EVOLUTION_ANCHOR,
-        )?;
-        // What was verified plus one well-formed entry is verified: keep it.
-        let stamps = (Stamp::of(&self.log_path()), Stamp::of(&self.anchor_path()));
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Verified {
-            stamps,
-            report: Verification {
-                entries: file.entries.len() as u64,
-                ..Verification::default()
-            },
-            file: Arc::new(file),
-        });
+        let body = serde_json::to_vec(&entry).expect("entries serialize");
+        let record = log.append(&body).map_err(|err| match err.is_bad_input() {
+            true => refuse(err.to_string()),
+            false => Error::from(err),
+        })?;
+        if record.index != entry.seq {
+            return Err(refuse(format!(
+                "entry {} landed as record {}",
+                entry.seq, record.index
+            )));
+        }
+        // What was read plus one well-formed entry is still verified: keep it.
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(verified) = cache.as_mut()
+            && verified.report.is_ok()
+            && verified.entries.len() as u64 == entry.seq
+        {
+            let mut entries = verified.entries.as_ref().clone();
+            entries.push(entry.clone());
+            verified.entries = Arc::new(entries);
+            verified.report.entries += 1;
+            verified.stamps = self.stamps();
+        } else {
+            *cache = None;
+        }
         Ok(entry)
     }
 
-    fn write_anchor(
-        &self,
-        head: LogPosition,
-        pending: Option<LogPosition>,
-        label: durable::Label,
-    ) -> Result<()> {
-        let anchor = Anchor {
-            format: ANCHOR_FORMAT.into(),
-            head,
-            pending,
-        };
-        let mut json = serde_json::to_vec(&anchor).expect("the anchor serializes");
-        json.push(b'\n');
-        durable::write_atomic(self.anchor_path(), &json, label)
-            .map_err(|err| Error::from(err).with_path(self.anchor_path()))
+    /// Where the log ends, reading only its head and its last segment.
+    pub fn end(&self) -> Result<LogPosition> {
+        match self.segments().last()? {
+            None => Ok(LogPosition::default()),
+            Some(record) => {
+                let entry = decode_entry(&record.body)?;
+                Ok(LogPosition {
+                    count: record.index + 1,
+                    hash: entry.hash,
+                })
+            }
+        }
     }
 
-    /// Checks the chain, every hash, the head and the anchor.
+    /// Checks that the log still passes through `position` (what a state
+    /// built from it recorded), reading one segment: a log cut back, even
+    /// with its head, or rewritten below that point fails. `Err` says how.
+    pub fn check_position(
+        &self,
+        position: &LogPosition,
+    ) -> Result<std::result::Result<(), String>> {
+        let end = self.end()?;
+        if position.count > end.count {
+            return Ok(Err(format!(
+                "it reflects {} log entries, but the log has only {}: the log was cut short, deleted or replaced",
+                position.count, end.count
+            )));
+        }
+        if position.count == 0 {
+            return Ok(Ok(()));
+        }
+        let records = self.segments().read_from(position.count - 1)?;
+        let at = match records.first() {
+            Some(record) => decode_entry(&record.body)?.hash,
+            None => Hash256::ZERO,
+        };
+        if at != position.hash {
+            return Ok(Err(format!(
+                "it reflects log entry {} with hash {}, but that entry's hash is {}: the log was rewritten",
+                position.count - 1,
+                position.hash.short(),
+                at.short()
+            )));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Checks the chain, every hash, every segment and the head.
     pub fn verify(&self) -> Result<Verification> {
         Ok(self.read_verified()?.1)
     }
 
-    fn check(&self, file: &LogFile) -> Result<Verification> {
+    /// Checks the log from the last verified checkpoint on (`full`: from the
+    /// start), and moves the checkpoint when it is clean.
+    pub fn verify_from_checkpoint(&self, full: bool) -> Result<Verification> {
+        let mut checker = Checker::default();
+        let report = self
+            .segments()
+            .verify(full, &mut |record| checker.check(record).map(drop))?;
+        Ok(self.to_report(report))
+    }
+
+    /// Turns a pxOS 0.1 log into the segmented log (the caller holds the
+    /// lock). The old log must verify; it is kept under `legacy/`. The new
+    /// log is built in a staging folder and renamed into place, so a crash
+    /// leaves the old log (migrated again next time) or the new one.
+    fn migrate(&self) -> Result<()> {
+        let label = durable::label::EVOLUTION_MIGRATE;
+        if !self.log_path().exists() && self.legacy_path().is_file() {
+            let file = self.load_legacy()?;
+            let report = self.check_legacy(&file)?;
+            if !report.is_ok() {
+                return Err(Error::Tampered(format!(
+                    "{}: the evolution log written by pxOS 0.1 does not verify, so it is not upgraded: {}",
+                    self.legacy_path().display(),
+                    report.problems.join("; ")
+                )));
+            }
+            durable::crash_point(&format!("{label}.create-temp"));
+            let staging = self.dir.join(format!(
+                "{}{}-evolution",
+                durable::TEMP_PREFIX,
+                std::process::id()
+            ));
+            let (temp, ()) =
+                durable::Temporary::create(staging.clone(), |path| std::fs::create_dir(path))
+                    .map_err(|err| Error::from(err).with_path(&staging))?;
+            let mut bodies = file
+                .entries
+                .iter()
+                .map(|entry| serde_json::to_vec(entry).expect("entries serialize"));
+            SegLog::new(&staging).create_from(&mut bodies)?;
+            durable::crash_point(&format!("{label}.write-temp"));
+            durable::crash_point(&format!("{label}.fsync-temp"));
+            durable::crash_point(&format!("{label}.rename"));
+            temp.persist(&self.log_path())
+                .map_err(|err| Error::from(err).with_path(self.log_path()))?;
+            durable::sync_dir(&self.dir).map_err(|err| Error::from(err).with_path(&self.dir))?;
+            durable::crash_point(&format!("{label}.fsync-dir"));
+        }
+        // Keep the old files, out of the way.
+        let legacy = self.dir.join("legacy");
+        for old in [self.legacy_path(), self.legacy_anchor_path()] {
+            if old.is_file() {
+                std::fs::create_dir_all(&legacy)
+                    .map_err(|err| Error::from(err).with_path(&legacy))?;
+                let name = old.file_name().expect("a file name");
+                std::fs::rename(&old, legacy.join(name))
+                    .map_err(|err| Error::from(err).with_path(&old))?;
+            }
+        }
+        if legacy.is_dir() {
+            durable::sync_dir(&legacy).map_err(|err| Error::from(err).with_path(&legacy))?;
+            durable::sync_dir(&self.dir).map_err(|err| Error::from(err).with_path(&self.dir))?;
+        }
+        Ok(())
+    }
+
+    fn load_legacy(&self) -> Result<LogFile> {
+        let path = self.legacy_path();
+        let bytes = std::fs::read(&path).map_err(|err| Error::from(err).with_path(&path))?;
+        decode_log(&bytes).map_err(|err| err.with_path(&path))
+    }
+
+    fn check_legacy(&self, file: &LogFile) -> Result<Verification> {
         let mut report = Verification {
             entries: file.entries.len() as u64,
             ..Verification::default()
         };
-        let mut prev = Hash256::ZERO;
-        for (index, entry) in file.entries.iter().enumerate() {
-            if entry.seq != index as u64 {
-                report.problems.push(format!("entry {index} carries sequence number {} (entries were removed, inserted or reordered)", entry.seq));
+        let mut checker = Checker::default();
+        for entry in &file.entries {
+            if let Err(why) = checker.check_entry(entry) {
+                report.problems.push(why);
             }
-            if entry.prev != prev {
-                report.problems.push(format!("entry {index} does not chain to the entry before it (removed, inserted or reordered)"));
-            }
-            if entry.compute_hash() != entry.hash {
-                report.problems.push(format!(
-                    "entry {index} was edited (its hash does not match its contents)"
-                ));
-            }
-            prev = entry.hash;
         }
         let end = LogPosition::end_of(&file.entries);
         if file.head != end {
             report.problems.push(format!(
-                "the log head says {} entries ending in {}, but the entries end at {} ({}): entries were cut off or added",
-                file.head.count,
-                file.head.hash.short(),
-                end.count,
-                end.hash.short()
+                "the log head says {} entries, but the entries end at {}",
+                file.head.count, end.count
             ));
         }
-        let anchor_path = self.anchor_path();
+        let anchor_path = self.legacy_anchor_path();
         match read_bounded(&anchor_path, MAX_ANCHOR_BYTES) {
             Ok(bytes) => match decode_anchor(&bytes) {
-                Err(why) => report.problems.push(format!(
-                    "{}: the anchor is damaged ({why}): it was edited or replaced",
-                    anchor_path.display()
-                )),
-                Ok(anchor) if anchor.head == end => {}
-                Ok(anchor) if anchor.pending == Some(end) => report.notes.push(format!(
-                    "the last append (entry {}) was interrupted before the anchor named it; the next append completes it",
-                    end.count.saturating_sub(1)
-                )),
+                Err(why) => report
+                    .problems
+                    .push(format!("the anchor is damaged ({why})")),
+                Ok(anchor) if anchor.head == end || anchor.pending == Some(end) => {}
                 Ok(anchor) => report.problems.push(format!(
-                    "the anchor ({}) says the log ends after {} entries at {}, but {} ends after {} at {}: entries were appended, cut off or replaced by hand",
-                    anchor_path.display(),
-                    anchor.head.count,
-                    anchor.head.hash.short(),
-                    self.log_path().display(),
-                    end.count,
-                    end.hash.short()
+                    "the anchor says the log ends after {} entries, but it ends after {}",
+                    anchor.head.count, end.count
                 )),
             },
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 if !file.entries.is_empty() {
-                    report.problems.push(format!(
-                        "the anchor {} is missing, but the log has {} entries: it was deleted",
-                        anchor_path.display(),
-                        file.entries.len()
-                    ));
+                    report
+                        .problems
+                        .push("the anchor is missing, but the log has entries".into());
                 }
             }
             Err(err) => return Err(Error::from(err).with_path(&anchor_path)),
         }
         Ok(report)
     }
+}
+
+/// Checks entries one after another: each parses, carries its sequence
+/// number, its own hash, and chains to the one before.
+#[derive(Default)]
+struct Checker {
+    prev: Option<(u64, Hash256)>,
+}
+
+impl Checker {
+    fn check(&mut self, record: &seglog::Record) -> std::result::Result<LogEntry, String> {
+        let entry = decode_entry(&record.body).map_err(|err| err.to_string())?;
+        if entry.seq != record.index {
+            return Err(format!(
+                "entry {} carries sequence number {} (entries were removed, inserted or reordered)",
+                record.index, entry.seq
+            ));
+        }
+        self.check_entry(&entry)?;
+        Ok(entry)
+    }
+
+    fn check_entry(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
+        let index = entry.seq;
+        let result = match self.prev {
+            Some((seq, _)) if seq + 1 != index => Err(format!(
+                "entry {index} follows entry {seq} (entries were removed, inserted or reordered)"
+            )),
+            Some((_, hash)) if entry.prev != hash => Err(format!(
+                "entry {index} does not chain to the entry before it (removed, inserted or reordered)"
+            )),
+            None if index == 0 && entry.prev != Hash256::ZERO => {
+                Err("entry 0 does not start the chain (entries were removed before it)".to_string())
+            }
+            _ if entry.compute_hash() != entry.hash => Err(format!(
+                "entry {index} was edited (its hash does not match its contents)"
+            )),
+            _ => Ok(()),
+        };
+        self.prev = Some((index, entry.hash));
+        result
+    }
+}
+
+/// Decodes and validates one entry's JSON.
+fn decode_entry(bytes: &[u8]) -> Result<LogEntry> {
+    let entry: LogEntry = serde_json::from_slice(bytes)
+        .map_err(|err| Error::Format(format!("a log entry is not valid: {err}")))?;
+    check_fields(&entry)?;
+    Ok(entry)
+}
+
+fn check_fields(entry: &LogEntry) -> Result<()> {
+    entry
+        .actor
+        .check()
+        .map_err(|why| Error::Format(format!("entry {}: {why}", entry.seq)))?;
+    if let Some(cartridge) = entry.action.cartridge() {
+        crate::cartridge::check_name(&cartridge.name)
+            .and_then(|()| crate::cartridge::check_semver(&cartridge.version))
+            .map_err(|err| Error::Format(format!("entry {}: {err}", entry.seq)))?;
+    }
+    Ok(())
 }
 
 /// Largest anchor file read (a real one is about 250 bytes).
@@ -677,10 +861,16 @@ fn decode_anchor(bytes: &[u8]) -> std::result::Result<Anchor, String> {
     Ok(anchor)
 }
 
-/// Decodes and validates a log file's bytes (a PXI of kind `table`). Every
-/// field is checked: a damaged or hostile file is an error, never a panic.
+/// Decodes and validates a pxOS 0.1 log file's bytes (a PXI of kind
+/// `table`). Every field is checked: a damaged or hostile file is an error,
+/// never a panic.
 pub fn decode_log_bytes(bytes: &[u8]) -> Result<Vec<LogEntry>> {
     Ok(decode_log(bytes)?.entries)
+}
+
+/// Decodes and validates one record of the segmented log.
+pub fn decode_entry_bytes(bytes: &[u8]) -> Result<LogEntry> {
+    decode_entry(bytes)
 }
 
 fn decode_log(bytes: &[u8]) -> Result<LogFile> {
@@ -706,15 +896,7 @@ fn decode_log(bytes: &[u8]) -> Result<LogFile> {
         )));
     }
     for entry in &file.entries {
-        entry
-            .actor
-            .check()
-            .map_err(|why| Error::Format(format!("entry {}: {why}", entry.seq)))?;
-        if let Some(cartridge) = entry.action.cartridge() {
-            crate::cartridge::check_name(&cartridge.name)
-                .and_then(|()| crate::cartridge::check_semver(&cartridge.version))
-                .map_err(|err| Error::Format(format!("entry {}: {err}", entry.seq)))?;
-        }
+        check_fields(entry)?;
     }
     Ok(file)
 }

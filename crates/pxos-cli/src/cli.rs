@@ -838,8 +838,15 @@ pub struct LogArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
-    /// Check the hash chain, the head and the anchor (exit 1 if tampered).
-    Verify,
+    /// Check the hash chain, the segments and the head from the last verified
+    /// checkpoint on, and that the registry and kernel store still find their
+    /// place in the log (exit 1 if tampered).
+    Verify {
+        /// Check every entry from the first, and replay the registry and the
+        /// kernel store against the whole log.
+        #[arg(long)]
+        full: bool,
+    },
     /// Record a note in the log.
     Note {
         /// What to record.
@@ -1046,24 +1053,46 @@ pub enum FsCommand {
         /// Host file to write [default: the path's last component].
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Read it as it was in snapshot N (`pxos fs log` lists them).
+        #[arg(long, value_name = "N")]
+        at: Option<u64>,
     },
     /// Print a file's content to stdout (verified).
     Cat {
         /// PixelFS path.
         path: String,
+        /// Read it as it was in snapshot N.
+        #[arg(long, value_name = "N")]
+        at: Option<u64>,
     },
     /// List a directory.
     Ls {
         /// PixelFS directory.
         #[arg(default_value = "/")]
         dir: String,
+        /// List it as it was in snapshot N.
+        #[arg(long, value_name = "N")]
+        at: Option<u64>,
     },
     /// Show the tree of a directory.
     Tree {
         /// PixelFS directory.
         #[arg(default_value = "/")]
         dir: String,
+        /// Show it as it was in snapshot N.
+        #[arg(long, value_name = "N")]
+        at: Option<u64>,
     },
+    /// List the snapshots, newest first: every committed tree is kept.
+    Log {
+        /// Show at most N snapshots.
+        #[arg(long, short = 'n', value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// What changed between snapshots A and B [default B: the current one].
+    Diff { a: u64, b: Option<u64> },
+    /// Make snapshot N's tree current again, as a new snapshot (nothing is deleted).
+    Revert { snapshot: u64 },
     /// Find entries by path, file id (0x1234abcd) or boot-pixel PNG.
     Resolve {
         /// A path, a file id or a PNG file.
@@ -1095,9 +1124,11 @@ pub enum FsCommand {
         #[arg(long)]
         apply: bool,
     },
-    /// Write the boot pixel (1x1 PNG of the file id colour) of an entry.
+    /// Write the boot pixel (1x1 PNG of the file id colour) of an entry, or
+    /// with `/` the project boot pixel: the root directory's hash, which
+    /// addresses the whole tree (`fs resolve PIXEL.png` lists it).
     BootPixel {
-        /// PixelFS path.
+        /// PixelFS path, or `/` for the whole tree.
         path: String,
         /// The PNG to write.
         #[arg(short, long)]

@@ -72,6 +72,14 @@ impl Error {
         }
     }
 
+    /// The I/O error kind, when this is an I/O error.
+    pub fn root_io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self.root() {
+            Error::Io(err) => Some(err.kind()),
+            _ => None,
+        }
+    }
+
     /// True when the answer is a clean "no such thing".
     pub fn is_not_found(&self) -> bool {
         match self {

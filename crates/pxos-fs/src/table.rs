@@ -237,6 +237,12 @@ impl PathTable {
         Ok(self.entries.insert(entry.path.clone(), entry))
     }
 
+    /// Inserts an entry read from a checked directory tree (which cannot
+    /// hold a file under a file), without the checks of [`PathTable::insert`].
+    pub(crate) fn insert_from_tree(&mut self, entry: Entry) {
+        self.entries.insert(entry.path.clone(), entry);
+    }
+
     /// Removes the entry at `path`.
     pub fn remove(&mut self, path: &str) -> Option<Entry> {
         self.entries.remove(path)

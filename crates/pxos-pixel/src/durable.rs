@@ -97,12 +97,16 @@ labels! {
     BOOT_SCREEN = "boot-screen";
     /// `pxos cart pack`'s cartridge.
     CART_PACK = "cart-pack";
-    /// The log's anchor, naming the new head.
-    EVOLUTION_ANCHOR = "evolution-anchor";
-    /// The log's anchor, naming the entry being appended.
-    EVOLUTION_ANCHOR_INTENT = "evolution-anchor-intent";
-    /// The evolution log.
-    EVOLUTION_LOG = "evolution-log";
+    /// The evolution log's migration from one PXI to a segmented log (a staging folder renamed into place).
+    EVOLUTION_MIGRATE = "evolution-migrate";
+    /// PixelFS's root reference (`HEAD`).
+    FS_HEAD = "fs-head";
+    /// A PixelFS pack of small objects.
+    FS_PACK = "fs-pack";
+    /// A PixelFS pack's index (an accelerator, rebuilt from the pack).
+    FS_PACK_INDEX = "fs-pack-index";
+    /// A PixelFS directory (tree object) written on its own.
+    FS_TREE = "fs-tree";
     /// Genesis's compliance report.
     GENESIS_COMPLIANCE = "genesis-compliance";
     /// A kernel image in the kernel store.
@@ -131,8 +135,6 @@ labels! {
     MARKER = "marker";
     /// `pxos run --memory`'s image.
     MEMORY = "memory";
-    /// PixelFS's path table.
-    PATH_TABLE = "path-table";
     /// `pxos pixel decode`'s output (and `fs get`'s).
     PIXEL_DECODE = "pixel-decode";
     /// `pxos pixel encode`'s output (and PixelFS objects).
@@ -149,6 +151,16 @@ labels! {
     REGISTRY_INTENT = "registry-intent";
     /// A program's screen (`run --screen`, `debug`'s `screen`, `kernel boot --screen`, `demo evolve`).
     SCREEN = "screen";
+    /// A segmented log's records, appended in place (an append label: see [`crash_points`]).
+    SEGLOG_APPEND = "seglog-append";
+    /// A segmented log's verified checkpoint.
+    SEGLOG_CHECKPOINT = "seglog-checkpoint";
+    /// A segmented log's head, naming the new end.
+    SEGLOG_HEAD = "seglog-head";
+    /// A segmented log's head, naming the record being appended.
+    SEGLOG_HEAD_INTENT = "seglog-head-intent";
+    /// A sealed segment of a segmented log.
+    SEGLOG_SEGMENT = "seglog-segment";
     /// `pxos vram build`'s image.
     VRAM = "vram";
     /// `pxos vram diff`'s image.
@@ -349,18 +361,27 @@ impl AtomicFile {
     }
 }
 
-/// The crash points an [`AtomicFile`] with `label` passes, in order.
+/// Labels of writes that append in place ([`append_synced`]) rather than replace.
+pub const APPEND_LABELS: &[Label] = &[label::SEGLOG_APPEND];
+
+/// The crash points a write with `label` passes, in order: an [`AtomicFile`]'s
+/// five, or for an append label [`append_synced`]'s five.
 pub fn crash_points(label: Label) -> Vec<String> {
-    [
-        "create-temp",
-        "write-temp",
-        "fsync-temp",
-        "rename",
-        "fsync-dir",
-    ]
-    .iter()
-    .map(|point| format!("{label}.{point}"))
-    .collect()
+    let points: &[&str] = if APPEND_LABELS.contains(&label) {
+        &["open", "write-half", "write", "fsync", "synced"]
+    } else {
+        &[
+            "create-temp",
+            "write-temp",
+            "fsync-temp",
+            "rename",
+            "fsync-dir",
+        ]
+    };
+    points
+        .iter()
+        .map(|point| format!("{label}.{point}"))
+        .collect()
 }
 
 /// Removes the temporaries that dead processes left beside `target`
@@ -417,6 +438,34 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8], label: Label) -> io::R
     let mut file = AtomicFile::create(path, label)?;
     file.write_all(bytes)?;
     file.commit()
+}
+
+/// Appends `bytes` to the file at `path` (created when missing) and makes
+/// them durable before returning (fdatasync; the folder too when the file is
+/// new). A crash can leave a torn tail: a prefix of `bytes` after the old end,
+/// which the reader of the file must recognise. Crash points `LABEL.open`,
+/// `LABEL.write-half` (half of `bytes` written), `LABEL.write`, `LABEL.fsync`
+/// and `LABEL.synced`.
+pub fn append_synced(path: &Path, bytes: &[u8], label: Label) -> io::Result<()> {
+    crash_point(&format!("{label}.open"));
+    let existed = path.exists();
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    file.write_all(first)?;
+    crash_point(&format!("{label}.write-half"));
+    file.write_all(second)?;
+    crash_point(&format!("{label}.write"));
+    file.sync_data()?;
+    if !existed {
+        sync_dir(&parent_dir(path))?;
+    }
+    crash_point(&format!("{label}.fsync"));
+    drop(file);
+    crash_point(&format!("{label}.synced"));
+    Ok(())
 }
 
 /// Fsyncs a directory so a rename inside it is durable.

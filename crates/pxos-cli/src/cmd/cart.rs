@@ -398,16 +398,42 @@ pub fn genesis(
 pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> {
     let log = evolution_log(global)?;
     match &args.command {
-        Some(LogCommand::Verify) => {
-            let mut verification = log.verify()?;
+        Some(LogCommand::Verify { full }) => {
+            let mut verification = log.verify_from_checkpoint(*full)?;
             if verification.is_ok() {
-                // The log and the state built from it must vouch for each other.
+                // The log and the state built from it must vouch for each
+                // other: a log cut back with its head is caught here.
                 let stores = pxos_boot::boot::HomeStores::open(&home(global)?)?;
-                if let Err(err) = stores.registry.check_against_log() {
-                    verification.problems.push(err.to_string());
-                }
-                if let Err(err) = stores.kernels.state() {
-                    verification.problems.push(err.to_string());
+                if *full {
+                    if let Err(err) = stores.registry.check_against_log() {
+                        verification.problems.push(err.to_string());
+                    }
+                    if let Err(err) = stores.kernels.state() {
+                        verification.problems.push(err.to_string());
+                    }
+                } else {
+                    use pxos_cart::Checkpointed;
+                    let positions = [
+                        (
+                            stores.registry.state_path(),
+                            stores.registry.checkpoint()?.map(|s| s.position()),
+                        ),
+                        (
+                            stores.kernels.state_path(),
+                            stores.kernels.checkpoint()?.map(|s| s.position()),
+                        ),
+                    ];
+                    for (path, position) in positions {
+                        if let Some(position) = position
+                            && let Err(why) = log.check_position(&position)?
+                        {
+                            verification.problems.push(format!(
+                                "{} and {} disagree: {why}",
+                                path.display(),
+                                log.log_path().display()
+                            ));
+                        }
+                    }
                 }
             }
             for problem in &verification.problems {
@@ -415,9 +441,9 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                     format!("{} {problem}", output.bad("TAMPERED"))
                 })?;
             }
-            output.emit(json!({"type": "log-verify", "ok": verification.is_ok(), "entries": verification.entries, "notes": verification.notes}), || {
+            output.emit(json!({"type": "log-verify", "ok": verification.is_ok(), "entries": verification.entries, "checked": verification.checked, "from": verification.from, "full": full, "notes": verification.notes}), || {
                 if verification.is_ok() {
-                    format!("{} {} entries, chain intact", output.good("ok"), verification.entries)
+                    format!("{} {} entries, chain intact ({} checked from entry {})", output.good("ok"), verification.entries, verification.checked, verification.from)
                 } else {
                     format!("the evolution log does NOT verify, or the state disagrees with it ({} problems)", verification.problems.len())
                 }

@@ -1,6 +1,5 @@
 //! `pxos fs ...`: PixelFS.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -12,6 +11,7 @@ use crate::Outcome;
 use crate::cli::{AddArgs, FsCommand, Global};
 use crate::home::fs_root;
 use crate::output::{Output, human_bytes};
+use pxos_pixel::text::escape;
 
 pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outcome> {
     let root = fs_root(global)?;
@@ -89,9 +89,10 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
         FsCommand::Get {
             path,
             output: target,
+            at,
         } => {
             let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
-            let entry = fs.get(path)?;
+            let entry = fs.get_at(path, *at)?;
             let target = match target {
                 Some(target) => target.clone(),
                 None => path.rsplit('/').next().unwrap_or("out").into(),
@@ -102,7 +103,7 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             })?;
             Ok(Outcome::Success)
         }
-        FsCommand::Cat { path } => {
+        FsCommand::Cat { path, at } => {
             if output.json {
                 bail!(
                     Usage,
@@ -110,28 +111,113 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
                 );
             }
             let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
-            let entry = fs.get(path)?;
+            let entry = fs.get_at(path, *at)?;
             let mut stdout = std::io::stdout().lock();
             fs.read_to(&entry, &mut stdout)?;
             stdout.flush()?;
             Ok(Outcome::Success)
         }
-        FsCommand::Ls { dir } => ls(
+        FsCommand::Ls { dir, at } => ls(
             &PixelFs::open(&root)?.with_limits(global.pixel_limits()),
             dir,
+            *at,
             output,
         ),
-        FsCommand::Tree { dir } => tree(
+        FsCommand::Tree { dir, at } => tree(
             &PixelFs::open(&root)?.with_limits(global.pixel_limits()),
             dir,
+            *at,
             output,
         ),
+        FsCommand::Log { limit } => {
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
+            let head = fs.head()?;
+            let snapshots = fs.snapshots()?;
+            let limit = limit.map_or(usize::MAX, |n| n as usize);
+            for snapshot in snapshots.iter().rev().take(limit) {
+                let current = snapshot.snapshot == head.snapshot;
+                output.emit(
+                    json!({"type": "snapshot", "snapshot": snapshot, "current": current}),
+                    || {
+                        let mut paths = snapshot.paths.join(" ");
+                        if snapshot.changes > snapshot.paths.len() as u64 {
+                            paths.push_str(&format!(
+                                " (+{} more)",
+                                snapshot.changes - snapshot.paths.len() as u64
+                            ));
+                        }
+                        format!(
+                            "{}{:>6}  {}  {:<10} {} files, {}  root {}  {}",
+                            if current { "*" } else { " " },
+                            snapshot.snapshot,
+                            snapshot.time,
+                            escape(&snapshot.op),
+                            snapshot.files,
+                            human_bytes(snapshot.bytes),
+                            snapshot.root.short(),
+                            escape(&paths)
+                        )
+                    },
+                )?;
+            }
+            Ok(Outcome::Success)
+        }
+        FsCommand::Diff { a, b } => {
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
+            let b = match b {
+                Some(b) => *b,
+                None => fs.head()?.snapshot,
+            };
+            let changes = fs.diff(*a, b)?;
+            for change in &changes {
+                output.emit(json!({"type": "change", "change": change}), || {
+                    let mark = match change.status {
+                        "added" => output.good("A"),
+                        "removed" => output.bad("D"),
+                        _ => "M".to_string(),
+                    };
+                    format!("{mark} {}", escape(&change.path))
+                })?;
+            }
+            output.emit(
+                json!({"type": "diff-summary", "from": a, "to": b, "changes": changes.len()}),
+                || {
+                    format!(
+                        "{} changes from snapshot {a} to snapshot {b}",
+                        changes.len()
+                    )
+                },
+            )?;
+            Ok(Outcome::Success)
+        }
+        FsCommand::Revert { snapshot } => {
+            let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
+            let before = fs.head()?;
+            let head = fs.revert(*snapshot)?;
+            output.emit(json!({"type": "revert", "to": snapshot, "snapshot": head.snapshot, "root": head.root, "files": head.files}), || {
+                if head.snapshot == before.snapshot {
+                    format!("snapshot {snapshot}'s tree is already current (snapshot {})", head.snapshot)
+                } else {
+                    format!("snapshot {} now holds snapshot {snapshot}'s tree ({} files); snapshots {}..={} stay readable with --at", head.snapshot, head.files, snapshot + 1, before.snapshot)
+                }
+            })?;
+            Ok(Outcome::Success)
+        }
         FsCommand::Resolve { query } => {
             let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
+            // A project boot pixel: the root of a snapshot.
+            if let Some(snapshot) = fs.resolve_root(query)? {
+                output.emit(json!({"type": "resolved-root", "query": query, "snapshot": snapshot.snapshot, "root": snapshot.root}), || {
+                    format!("{query} -> the root of snapshot {} ({}, {} files)", snapshot.snapshot, snapshot.root, snapshot.files)
+                })?;
+                return tree(&fs, "/", Some(snapshot.snapshot), output);
+            }
             for entry in fs.resolve(query)? {
-                let object = fs.object_path(&entry.sha256);
+                let object = fs
+                    .object_location(&entry.sha256)?
+                    .unwrap_or_else(|| "MISSING".into());
                 output.emit(json!({"type": "resolved", "query": query, "entry": entry_json(&entry), "object": object}), || {
-                    format!("{} -> {} {} -> {}", query, entry.path, entry.file_id, object.display())
+                    format!("{} -> {} {} -> {}", query, entry.path, entry.file_id, object)
                 })?;
             }
             Ok(Outcome::Success)
@@ -139,13 +225,17 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
         FsCommand::Info { path } => {
             let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.get(path)?;
-            let object = fs.object_path(&entry.sha256);
-            let object_len = std::fs::metadata(&object).map(|m| m.len()).ok();
+            let location = fs.object_location(&entry.sha256)?;
+            let object = location.clone().unwrap_or_else(|| "MISSING".into());
+            let object_len = location
+                .as_ref()
+                .and_then(|l| std::fs::metadata(l.split('#').next().unwrap_or(l)).ok())
+                .map(|m| m.len());
             output.emit(json!({"type": "entry", "entry": entry_json(&entry), "object": object, "object_len": object_len}), || {
                 format!(
                     "{}\n  type         {}\n  description  {}\n  size         {} ({} bytes)\n  sha256       {}\n  file id      {}\n  colour       {}\n  created      {}\n  object       {} ({})",
                     entry.path, entry.kind, entry.description, human_bytes(entry.size), entry.size, entry.sha256,
-                    entry.file_id, entry.color, entry.created, object.display(),
+                    entry.file_id, entry.color, entry.created, object,
                     object_len.map(human_bytes).unwrap_or_else(|| "MISSING".into())
                 )
             })?;
@@ -202,8 +292,9 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
         FsCommand::Rm { path } => {
             let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
             let entry = fs.remove(path)?;
-            output.emit(json!({"type": "removed", "entry": entry_json(&entry), "object_kept": fs.object_path(&entry.sha256)}), || {
-                format!("unlinked {} (object {} kept; `pxos fs gc` lists unreferenced objects)", entry.path, entry.file_id)
+            let snapshot = fs.head()?.snapshot;
+            output.emit(json!({"type": "removed", "entry": entry_json(&entry), "snapshot": snapshot}), || {
+                format!("unlinked {} in snapshot {snapshot} (its object is kept: earlier snapshots still hold it)", entry.path)
             })?;
             Ok(Outcome::Success)
         }
@@ -236,6 +327,16 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
             output: target,
         } => {
             let fs = PixelFs::open(&root)?.with_limits(global.pixel_limits());
+            if path == "/" {
+                let head = fs.head()?;
+                let rgba = head.root.0[..4].try_into().expect("4 bytes");
+                pxos_fs::write_boot_pixel(target, rgba)?;
+                let color = format!("#{}", &head.root.to_hex()[..8]);
+                output.emit(json!({"type": "boot-pixel", "path": "/", "output": target, "snapshot": head.snapshot, "root": head.root, "color": color}), || {
+                    format!("wrote {} (1x1, colour {color}: the root of snapshot {}, {} files; `pxos fs resolve {}` lists the tree)", target.display(), head.snapshot, head.files, target.display())
+                })?;
+                return Ok(Outcome::Success);
+            }
             let entry = fs.get(path)?;
             pxos_fs::write_boot_pixel(target, entry.rgba())?;
             output.emit(json!({"type": "boot-pixel", "path": path, "output": target, "file_id": entry.file_id, "color": entry.color}), || {
@@ -316,40 +417,36 @@ fn normalize_dir(dir: &str) -> Result<String> {
     Ok(trimmed.to_string())
 }
 
-fn ls(fs: &PixelFs, dir: &str, output: &Output) -> Result<Outcome> {
-    let table = fs.table()?;
+fn ls(fs: &PixelFs, dir: &str, at: Option<u64>, output: &Output) -> Result<Outcome> {
     let base = normalize_dir(dir)?;
-    if let Some(entry) = table.get(&base) {
-        output.emit(json!({"type": "entry", "entry": entry_json(entry)}), || {
-            line(entry, &entry.path)
-        })?;
+    if !base.is_empty()
+        && let Ok(entry) = fs.get_at(&base, at)
+    {
+        output.emit(
+            json!({"type": "entry", "entry": entry_json(&entry)}),
+            || line(&entry, &entry.path),
+        )?;
         return Ok(Outcome::Success);
     }
-    let mut dirs = BTreeSet::new();
-    let mut files = Vec::new();
-    for entry in table.under(if base.is_empty() { "/" } else { &base }) {
-        let rest = &entry.path[base.len() + 1..];
-        match rest.split_once('/') {
-            Some((child, _)) => {
-                dirs.insert(child.to_string());
-            }
-            None => files.push(entry),
+    let Some(children) = fs.list_dir(if base.is_empty() { "/" } else { &base }, at)? else {
+        return Err(pxos_fs::Error::NotFound(format!("no such path in PixelFS: {dir}")).into());
+    };
+    for (name, node) in &children {
+        if let pxos_fs::tree::Node::Dir { files, bytes, .. } = node {
+            output.emit(
+                json!({"type": "dir", "path": format!("{base}/{name}"), "files": files, "bytes": bytes}),
+                || format!("{}/", escape(name)),
+            )?;
         }
     }
-    if dirs.is_empty() && files.is_empty() && !base.is_empty() {
-        return Err(pxos_fs::Error::NotFound(format!("no such path in PixelFS: {dir}")).into());
-    }
-    for child in &dirs {
-        output.emit(
-            json!({"type": "dir", "path": format!("{base}/{child}")}),
-            || format!("{}/", child),
-        )?;
-    }
-    for entry in files {
-        let name = &entry.path[base.len() + 1..];
-        output.emit(json!({"type": "entry", "entry": entry_json(entry)}), || {
-            line(entry, name)
-        })?;
+    for (name, node) in &children {
+        if let pxos_fs::tree::Node::File(meta) = node {
+            let entry = meta.entry(&format!("{base}/{name}"));
+            output.emit(
+                json!({"type": "entry", "entry": entry_json(&entry)}),
+                || line(&entry, name),
+            )?;
+        }
     }
     Ok(Outcome::Success)
 }
@@ -364,13 +461,11 @@ fn line(entry: &Entry, name: &str) -> String {
     )
 }
 
-fn tree(fs: &PixelFs, dir: &str, output: &Output) -> Result<Outcome> {
-    let table = fs.table()?;
+fn tree(fs: &PixelFs, dir: &str, at: Option<u64>, output: &Output) -> Result<Outcome> {
     let base = normalize_dir(dir)?;
-    let entries: Vec<&Entry> = table
-        .under(if base.is_empty() { "/" } else { &base })
-        .collect();
-    if entries.is_empty() && !base.is_empty() {
+    let listed = fs.list_under(if base.is_empty() { "/" } else { &base }, at)?;
+    let entries: Vec<Entry> = listed.clone().unwrap_or_default();
+    if listed.is_none() {
         return Err(
             pxos_fs::Error::NotFound(format!("no such directory in PixelFS: {dir}")).into(),
         );

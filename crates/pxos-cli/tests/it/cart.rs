@@ -118,14 +118,15 @@ fn hostile_cartridges_are_exit_code_one() {
 
 #[test]
 fn a_crash_at_every_log_append_write_leaves_old_or_new_and_verifies() {
-    let mut points =
-        pxos_pixel::durable::crash_points(pxos_pixel::durable::label::EVOLUTION_ANCHOR_INTENT);
-    points.extend(pxos_pixel::durable::crash_points(
-        pxos_pixel::durable::label::EVOLUTION_LOG,
-    ));
-    points.extend(pxos_pixel::durable::crash_points(
-        pxos_pixel::durable::label::EVOLUTION_ANCHOR,
-    ));
+    use pxos_pixel::durable::{crash_points, label};
+    let points: Vec<String> = [
+        label::SEGLOG_HEAD_INTENT,
+        label::SEGLOG_APPEND,
+        label::SEGLOG_HEAD,
+    ]
+    .into_iter()
+    .flat_map(crash_points)
+    .collect();
     for point in &points {
         let home = Home::new(&format!("logcrash-{point}"));
         home.ok(&["log", "note", "first", "--actor", "ada"]);

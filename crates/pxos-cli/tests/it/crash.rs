@@ -7,10 +7,19 @@ use crate::support::{Home, temporaries_under};
 
 #[test]
 fn a_crash_at_every_write_point_leaves_old_or_new_table() {
-    let mut points = pxos_pixel::durable::crash_points(pxos_pixel::durable::label::PATH_TABLE);
-    points.extend(pxos_pixel::durable::crash_points(
-        pxos_pixel::durable::label::PIXEL_ENCODE,
-    ));
+    use pxos_pixel::durable::{crash_points, label};
+    // The object, the directories on its path, the snapshot record, HEAD.
+    let points: Vec<String> = [
+        label::PIXEL_ENCODE,
+        label::FS_TREE,
+        label::SEGLOG_HEAD_INTENT,
+        label::SEGLOG_APPEND,
+        label::SEGLOG_HEAD,
+        label::FS_HEAD,
+    ]
+    .into_iter()
+    .flat_map(crash_points)
+    .collect();
     let mut saw_new = 0;
     let mut saw_old = 0;
     for point in &points {
@@ -60,10 +69,10 @@ fn a_crash_at_every_write_point_leaves_old_or_new_table() {
         );
         assert_eq!(home.ok(&["fs", "cat", "/new"]), "added when the crash came");
     }
-    // Crashes before the rename keep the old table; after it, the new one.
+    // Crashes before HEAD's rename keep the old tree; after it, the new one.
     assert_eq!(
         saw_new, 1,
-        "only a crash after the table rename shows the new table"
+        "only a crash after HEAD's rename shows the new tree"
     );
     assert_eq!(saw_old, points.len() - 1);
 }

@@ -22,7 +22,7 @@ fn same_content_twice_is_one_object() {
     let second = fs.add_file("/two", &b, &AddOptions::default()).unwrap();
     assert!(first.new_object && !second.new_object);
     assert_eq!(first.entry.sha256, second.entry.sha256);
-    assert_eq!(fs.objects().unwrap().len(), 1);
+    assert!(fs.object_path(&first.entry.sha256).is_file());
     assert_eq!(fs.table().unwrap().len(), 2);
     // Adding the same thing again changes nothing.
     let again = fs.add_file("/one", &a, &AddOptions::default()).unwrap();
@@ -47,7 +47,7 @@ fn same_content_twice_is_one_object() {
 }
 
 #[test]
-fn rm_keeps_the_object_and_gc_lists_exactly_it() {
+fn rm_keeps_the_object_and_gc_lists_exactly_what_no_snapshot_reaches() {
     let dir = TempDir::new("gc");
     let fs = PixelFs::init(&dir.0.join("fs")).unwrap();
     fs.add_file(
@@ -56,7 +56,7 @@ fn rm_keeps_the_object_and_gc_lists_exactly_it() {
         &AddOptions::default(),
     )
     .unwrap();
-    let doomed = fs
+    let dropped = fs
         .add_file(
             "/drop",
             &write(&dir.0, "d", b"drop me"),
@@ -64,11 +64,27 @@ fn rm_keeps_the_object_and_gc_lists_exactly_it() {
         )
         .unwrap();
     assert!(fs.gc(false).unwrap().is_empty());
+    let before_rm = fs.head().unwrap().snapshot;
     fs.remove("/drop").unwrap();
     assert!(fs.get("/drop").unwrap_err().is_not_found());
+    // The earlier snapshot still holds it, so gc keeps it.
+    assert!(fs.gc(false).unwrap().is_empty());
+    assert_eq!(
+        fs.get_at("/drop", Some(before_rm)).unwrap().sha256,
+        dropped.entry.sha256
+    );
+    // An object nothing reaches (a write that never committed) is garbage.
+    let (orphan, _) = fs
+        .store()
+        .put_loose(
+            b"never committed",
+            pxos_pixel::Kind::Blob,
+            pxos_pixel::durable::label::FS_TREE,
+        )
+        .unwrap();
     let listed = fs.gc(false).unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].sha256, doomed.entry.sha256);
+    assert_eq!(listed[0].sha256, orphan.to_hex());
     assert!(listed[0].path.is_file(), "dry run deletes nothing");
     let removed = fs.gc(true).unwrap();
     assert_eq!(removed, listed);
@@ -77,8 +93,12 @@ fn rm_keeps_the_object_and_gc_lists_exactly_it() {
     assert!(
         std::fs::read_to_string(fs.root().join("gc.log"))
             .unwrap()
-            .contains(&doomed.entry.sha256)
+            .contains(&orphan.to_hex())
     );
+    // Every snapshot still reads back.
+    for snapshot in fs.snapshots().unwrap() {
+        fs.table_at(Some(snapshot.snapshot)).unwrap();
+    }
 }
 
 #[test]
