@@ -559,13 +559,16 @@ impl EvolutionLog {
                 self.log_path().display()
             ))
         };
-        let last = log.last().map_err(|err| refuse(err.to_string()))?;
+        // Every entry of the last segment (at most 256) is checked.
+        let tail = log.tail().map_err(|err| refuse(err.to_string()))?;
+        let mut checker = Checker::default();
+        let mut last = None;
+        for record in &tail {
+            last = Some(checker.check(record).map_err(refuse)?);
+        }
         let (seq, prev) = match &last {
             None => (0, Hash256::ZERO),
-            Some(record) => {
-                let entry = Checker::default().check(record).map_err(refuse)?;
-                (entry.seq + 1, entry.hash)
-            }
+            Some(entry) => (entry.seq + 1, entry.hash),
         };
         let mut entry = LogEntry {
             seq,
@@ -598,6 +601,8 @@ impl EvolutionLog {
             entries.push(entry.clone());
             verified.entries = Arc::new(entries);
             verified.report.entries += 1;
+            // The append completed any interrupted one and dropped a torn tail.
+            verified.report.notes.clear();
             verified.stamps = self.stamps();
         } else {
             *cache = None;
@@ -782,35 +787,52 @@ struct Checker {
 impl Checker {
     fn check(&mut self, record: &seglog::Record) -> std::result::Result<LogEntry, String> {
         let entry = decode_entry(&record.body).map_err(|err| err.to_string())?;
+        let chained = self.check_entry(&entry);
         if entry.seq != record.index {
-            return Err(format!(
+            let seq = format!(
                 "entry {} carries sequence number {} (entries were removed, inserted or reordered)",
                 record.index, entry.seq
-            ));
+            );
+            return Err(match chained {
+                Ok(()) => seq,
+                Err(more) => format!("{seq}; {more}"),
+            });
         }
-        self.check_entry(&entry)?;
-        Ok(entry)
+        chained.map(|()| entry)
     }
 
     fn check_entry(&mut self, entry: &LogEntry) -> std::result::Result<(), String> {
         let index = entry.seq;
-        let result = match self.prev {
-            Some((seq, _)) if seq + 1 != index => Err(format!(
-                "entry {index} follows entry {seq} (entries were removed, inserted or reordered)"
-            )),
-            Some((_, hash)) if entry.prev != hash => Err(format!(
-                "entry {index} does not chain to the entry before it (removed, inserted or reordered)"
-            )),
-            None if index == 0 && entry.prev != Hash256::ZERO => {
-                Err("entry 0 does not start the chain (entries were removed before it)".to_string())
+        let mut problems = Vec::new();
+        match self.prev {
+            Some((seq, hash)) => {
+                if seq + 1 != index {
+                    problems.push(format!(
+                        "entry {index} follows entry {seq} (entries were removed, inserted or reordered)"
+                    ));
+                }
+                if entry.prev != hash {
+                    problems.push(format!(
+                        "entry {index} does not chain to the entry before it (removed, inserted or reordered)"
+                    ));
+                }
             }
-            _ if entry.compute_hash() != entry.hash => Err(format!(
+            None if index == 0 && entry.prev != Hash256::ZERO => problems.push(
+                "entry 0 does not start the chain (entries were removed before it)".to_string(),
+            ),
+            None => {}
+        }
+        if entry.compute_hash() != entry.hash {
+            problems.push(format!(
                 "entry {index} was edited (its hash does not match its contents)"
-            )),
-            _ => Ok(()),
-        };
+            ));
+        }
         self.prev = Some((index, entry.hash));
-        result
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 

@@ -252,7 +252,16 @@ impl SegLog {
         let bytes = match read_bounded(&path, MAX_STATE_BYTES) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                if self.has_records() {
+                    return Err(Error::Format(format!(
+                        "the log head {} is missing, but the log has records: it was deleted",
+                        path.display()
+                    )));
+                }
                 return Ok(Head::empty(self.segment_records));
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::Format(format!("the log head is damaged: {err}")));
             }
             Err(err) => return Err(Error::from(err).with_path(&path)),
         };
@@ -263,6 +272,21 @@ impl SegLog {
             Error::Format(format!("the log head is damaged: {why}")).with_path(&path)
         })?;
         Ok(head)
+    }
+
+    /// True when any segment file exists (sealed, or open and not empty).
+    fn has_records(&self) -> bool {
+        if self.dir.join("segments").is_dir() {
+            return true;
+        }
+        fs::read_dir(&self.dir).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.starts_with("open-")
+                    && name.ends_with(".log")
+                    && entry.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        })
     }
 
     fn write_head(&self, head: &Head, label: durable::Label) -> Result<()> {
@@ -531,6 +555,22 @@ impl SegLog {
         Ok((header, Hash256::of(&payload), hash))
     }
 
+    /// The records of the open segment, or of the last sealed one when the
+    /// open one is empty: the end of the log, read in bounded time.
+    pub fn tail(&self) -> Result<Vec<Record>> {
+        let head = self.head()?;
+        let (reached, open) = self.settle(&head)?;
+        let records: Vec<Record> = open
+            .records
+            .into_iter()
+            .filter(|r| r.index < reached.count)
+            .collect();
+        if !records.is_empty() || head.sealed == 0 {
+            return Ok(records);
+        }
+        self.read_from(head.sealed_end.count - u64::from(head.segment_records))
+    }
+
     /// Every record.
     pub fn read_all(&self) -> Result<Vec<Record>> {
         self.read_from(0)
@@ -562,6 +602,7 @@ impl SegLog {
         let mut report = Verification::default();
         let head = match self.head() {
             Ok(head) => head,
+            Err(err) if err.root_io_kind().is_some() => return Err(err),
             Err(err) => {
                 report.problems.push(err.to_string());
                 return Ok(report);
@@ -622,6 +663,7 @@ impl SegLog {
                     };
                     prev_segment = hash;
                 }
+                Err(err) if err.root_io_kind().is_some() => return Err(err),
                 Err(err) => {
                     report.problems.push(err.to_string());
                     report.records = head.end.count;
@@ -638,13 +680,31 @@ impl SegLog {
                 head.sealed_end.hash.short()
             ));
         }
-        match self.settle(&head) {
-            Ok((reached, open)) => {
+        match self.read_open(head.sealed, head.sealed_end) {
+            Ok(open) => {
+                let reached = Position {
+                    count: head.sealed_end.count + open.records.len() as u64,
+                    hash: open.records.last().map_or(head.sealed_end.hash, |r| r.hash),
+                };
                 report.records = reached.count;
+                for record in &open.records {
+                    report.checked += 1;
+                    if let Err(why) = check(record) {
+                        report.problems.push(format!("record {}: {why}", record.index));
+                    }
+                }
                 if Some(reached) == head.pending {
                     report.notes.push(format!(
                         "the last append (record {}) was interrupted before the head named it; the next append completes it",
                         reached.count - 1
+                    ));
+                } else if reached != head.end {
+                    report.problems.push(format!(
+                        "the head says the log ends after {} records at {}, but the records end after {} at {}: records were appended, cut off or replaced by hand",
+                        head.end.count,
+                        head.end.hash.short(),
+                        reached.count,
+                        reached.hash.short()
                     ));
                 }
                 if open.torn > 0 {
@@ -653,15 +713,8 @@ impl SegLog {
                         open.torn
                     ));
                 }
-                for record in open.records.iter().filter(|r| r.index < reached.count) {
-                    report.checked += 1;
-                    if let Err(why) = check(record) {
-                        report
-                            .problems
-                            .push(format!("record {}: {why}", record.index));
-                    }
-                }
             }
+            Err(err) if err.root_io_kind().is_some() => return Err(err),
             Err(err) => {
                 report.records = head.end.count;
                 report.problems.push(err.to_string());

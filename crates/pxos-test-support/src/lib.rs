@@ -195,6 +195,52 @@ pub fn replace_in_table(path: &Path, from: &str, to: &str) {
     write_table_bytes(path, text.replace(from, to).as_bytes());
 }
 
+/// The records of a segmented log (`log/evolution`, `fs/snapshots`) whose
+/// records all sit in its open segment, as JSON values.
+pub fn read_log_records(dir: &Path) -> Vec<serde_json::Value> {
+    let open = dir.join("open-00000000.log");
+    let text = std::fs::read_to_string(&open).unwrap_or_else(|e| panic!("{}: {e}", open.display()));
+    text.lines()
+        .map(|line| serde_json::from_str(&line[65..]).expect("a record is JSON"))
+        .collect()
+}
+
+/// Edits a segmented log by hand the way a careful attacker would: `edit`
+/// gets `{"entries": [...], "head": {"count": N}}`; the records are written
+/// back with their chain hashes recomputed, so only pxOS's own checks (entry
+/// hashes, the head, cross-checks) can tell. When `edit` changes `head`
+/// (its `count`, or adds `"fix": true`), the head is rewritten to end after
+/// `count` records, consistently (the attacker fixed the head too);
+/// otherwise the head is left alone. The log
+/// must not have sealed segments.
+pub fn edit_log(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let head_path = dir.join("head.json");
+    let mut head: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head_path).unwrap()).unwrap();
+    assert_eq!(head["sealed"], 0, "edit_log edits open segments only");
+    let count = head["end"]["count"].clone();
+    let mut value = serde_json::json!({"entries": read_log_records(dir), "head": {"count": count}});
+    edit(&mut value);
+    let mut prev = [0u8; 32];
+    let mut text = String::new();
+    let mut chain = vec![prev];
+    for entry in value["entries"].as_array().expect("entries") {
+        let body = serde_json::to_string(entry).unwrap();
+        let mut bytes = prev.to_vec();
+        bytes.extend_from_slice(body.as_bytes());
+        prev = pxos_pixel::sha256(&bytes);
+        chain.push(prev);
+        text.push_str(&format!("{} {body}\n", pxos_pixel::hex(&prev)));
+    }
+    std::fs::write(dir.join("open-00000000.log"), text).unwrap();
+    if value["head"] != serde_json::json!({"count": count}) {
+        let n = value["head"]["count"].as_u64().expect("a count") as usize;
+        head["end"] = serde_json::json!({"count": n, "hash": pxos_pixel::hex(&chain[n])});
+        head["pending"] = serde_json::Value::Null;
+        std::fs::write(&head_path, serde_json::to_vec(&head).unwrap()).unwrap();
+    }
+}
+
 /// Width, height and RGB bytes of a PNG (expanded to 8-bit RGB).
 pub fn read_png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use pxos_cart::{Action, Actor, ActorKind, CartRef, EvolutionLog, LogEntry, LogPosition};
 use pxos_pixel::Hash256;
-use pxos_test_support::{TempDir, edit_table, read_table, write_table};
+use pxos_test_support::{TempDir, edit_log, read_log_records};
 
 pub fn human(name: &str) -> Actor {
     Actor::human(name)
@@ -49,10 +49,10 @@ fn fresh_log(dir: &Path) -> EvolutionLog {
     log
 }
 
-/// Appends a well-formed entry by hand (correct seq, prev and hash, head
-/// updated), leaving the anchor alone: a forgery only the anchor can catch.
-pub fn forge_entry(log_file: &Path, actor: Actor, action: Action) {
-    edit_table(log_file, |value| {
+/// Appends a well-formed entry by hand (correct seq, prev and hash, record
+/// chain recomputed), leaving the head alone: a forgery only the head can catch.
+pub fn forge_entry(log_dir: &Path, actor: Actor, action: Action) {
+    edit_log(&log_dir.join("evolution"), |value| {
         let entries: Vec<LogEntry> = serde_json::from_value(value["entries"].clone()).unwrap();
         let last = entries.last().unwrap();
         let mut entry = LogEntry {
@@ -67,7 +67,6 @@ pub fn forge_entry(log_file: &Path, actor: Actor, action: Action) {
         entry.hash = entry.compute_hash();
         let mut entries = entries;
         entries.push(entry);
-        value["head"] = serde_json::to_value(LogPosition::end_of(&entries)).unwrap();
         value["entries"] = serde_json::to_value(&entries).unwrap();
     });
 }
@@ -88,13 +87,24 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
     assert_eq!(entries[1].actor.kind, ActorKind::Llm);
     assert_eq!(entries[0].action.name(), "pack");
 
-    let file = |dir: &Path| dir.join("evolution.png");
+    let records = |dir: &Path| dir.join("evolution");
+    let head = |dir: &Path| dir.join("evolution/head.json");
     let tamperings: Vec<(&str, Edit, &str)> = vec![
         (
             "edit",
             Box::new(move |d| {
-                edit_table(&file(d), |v| {
+                edit_log(&records(d), |v| {
                     v["entries"][1]["reason"] = "nothing to see".into()
+                })
+            }),
+            "was edited",
+        ),
+        (
+            "edit-and-fix-head",
+            Box::new(move |d| {
+                edit_log(&records(d), |v| {
+                    v["entries"][1]["reason"] = "nothing to see".into();
+                    v["head"]["fix"] = true.into();
                 })
             }),
             "was edited",
@@ -102,7 +112,7 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
         (
             "reorder",
             Box::new(move |d| {
-                edit_table(&file(d), |v| {
+                edit_log(&records(d), |v| {
                     v["entries"].as_array_mut().unwrap().swap(0, 1)
                 })
             }),
@@ -111,7 +121,7 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
         (
             "insert",
             Box::new(move |d| {
-                edit_table(&file(d), |v| {
+                edit_log(&records(d), |v| {
                     let copy = v["entries"][0].clone();
                     v["entries"].as_array_mut().unwrap().insert(1, copy);
                 })
@@ -121,28 +131,17 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
         (
             "truncate",
             Box::new(move |d| {
-                edit_table(&file(d), |v| {
+                edit_log(&records(d), |v| {
                     v["entries"].as_array_mut().unwrap().pop();
                 })
             }),
             "cut off",
         ),
         (
-            "truncate-and-fix-head",
-            Box::new(move |d| {
-                edit_table(&file(d), |v| {
-                    v["entries"].as_array_mut().unwrap().pop();
-                    let last = v["entries"][1]["hash"].clone();
-                    v["head"] = serde_json::json!({"count": 2, "hash": last});
-                })
-            }),
-            "appended, cut off or replaced by hand",
-        ),
-        (
-            "forged-append-anchor-untouched",
+            "forged-append-head-untouched",
             Box::new(move |d| {
                 forge_entry(
-                    &file(d),
+                    d,
                     human("eve"),
                     Action::Promote {
                         cartridge: cart("1.3.0"),
@@ -154,24 +153,24 @@ fn the_log_chains_and_catches_every_kind_of_tampering() {
             "appended, cut off or replaced by hand",
         ),
         (
-            "anchor-deleted",
-            Box::new(|d| std::fs::remove_file(d.join("evolution.anchor")).unwrap()),
+            "head-deleted",
+            Box::new(move |d| std::fs::remove_file(head(d)).unwrap()),
             "is missing",
         ),
         (
-            "anchor-not-utf8",
-            Box::new(|d| std::fs::write(d.join("evolution.anchor"), [0xff, 0xfe, 0x00]).unwrap()),
-            "not UTF-8",
+            "head-not-utf8",
+            Box::new(move |d| std::fs::write(head(d), [0xff, 0xfe, 0x00]).unwrap()),
+            "head is damaged",
         ),
         (
-            "anchor-huge",
-            Box::new(|d| std::fs::write(d.join("evolution.anchor"), vec![b' '; 1 << 20]).unwrap()),
+            "head-huge",
+            Box::new(move |d| std::fs::write(head(d), vec![b' '; 1 << 20]).unwrap()),
             "larger than",
         ),
         (
-            "anchor-garbage",
-            Box::new(|d| std::fs::write(d.join("evolution.anchor"), "ok\n").unwrap()),
-            "the anchor is damaged",
+            "head-garbage",
+            Box::new(move |d| std::fs::write(head(d), "ok\n").unwrap()),
+            "head is damaged",
         ),
     ];
     for (name, edit, expected) in tamperings {
@@ -201,18 +200,16 @@ fn an_append_interrupted_before_its_anchor_is_completed_by_the_next_one() {
     let dir = TempDir::new("log-interrupted");
     let log_dir = dir.join("log");
     let log = fresh_log(&log_dir);
-    let entries = log.entries().unwrap();
-    // The anchor as the crash leaves it: the old head, the new entry pending.
-    let old = LogPosition::end_of(&entries[..2]);
-    let new = LogPosition::end_of(&entries);
-    std::fs::write(
-        log_dir.join("evolution.anchor"),
-        serde_json::to_vec(
-            &serde_json::json!({"format": "pxos-evolution-anchor", "head": old, "pending": new}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    // The head as the crash leaves it: the old end, the new record pending.
+    let head_path = log.anchor_path();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head_path).unwrap()).unwrap();
+    let lines = std::fs::read_to_string(log_dir.join("evolution/open-00000000.log")).unwrap();
+    let second_hash = lines.lines().nth(1).unwrap()[..64].to_string();
+    let mut head = saved.clone();
+    head["pending"] = saved["end"].clone();
+    head["end"] = serde_json::json!({"count": 2, "hash": second_hash});
+    std::fs::write(&head_path, serde_json::to_vec(&head).unwrap()).unwrap();
     let verification = log.verify().unwrap();
     assert!(verification.is_ok(), "{verification:?}");
     assert!(
@@ -226,18 +223,14 @@ fn an_append_interrupted_before_its_anchor_is_completed_by_the_next_one() {
         verification.is_ok() && verification.notes.is_empty(),
         "{verification:?}"
     );
+    assert_eq!(log.entries().unwrap().len(), 4);
 
-    // A pending entry that is not the log's last one is tampering.
-    let entries = log.entries().unwrap();
-    let elsewhere = LogPosition {
-        count: 9,
-        hash: Hash256::of(b"elsewhere"),
-    };
-    std::fs::write(
-        log_dir.join("evolution.anchor"),
-        serde_json::to_vec(&serde_json::json!({"format": "pxos-evolution-anchor", "head": LogPosition::end_of(&entries[..3]), "pending": elsewhere})).unwrap(),
-    )
-    .unwrap();
+    // A pending end that is not where the records end is tampering.
+    let mut head: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head_path).unwrap()).unwrap();
+    head["end"]["count"] = 3.into();
+    head["pending"] = serde_json::json!({"count": 4, "hash": Hash256::of(b"elsewhere")});
+    std::fs::write(&head_path, serde_json::to_vec(&head).unwrap()).unwrap();
     assert!(!log.verify().unwrap().is_ok());
 }
 
@@ -246,11 +239,10 @@ fn entries_are_typed_and_validated_on_load() {
     let dir = TempDir::new("log-typed");
     let log_dir = dir.join("log");
     fresh_log(&log_dir);
-    let path = log_dir.join("evolution.png");
-    let value = read_table(&path);
-    assert_eq!(value["version"], 2);
+    let records = log_dir.join("evolution");
+    let value = read_log_records(&records);
     assert_eq!(
-        value["entries"][0]["action"]["pack"]["cartridge"]["version"],
+        value[0]["action"]["pack"]["cartridge"]["version"],
         "1.0.0"
     );
 
@@ -266,74 +258,114 @@ fn entries_are_typed_and_validated_on_load() {
             serde_json::json!("promote"),
             "expected struct variant",
         ),
+        ("empty actor", serde_json::json!(""), "actor name"),
+        ("escape in a version", serde_json::json!("1.0\u{1b}"), "entry 0"),
+        ("not an entry", serde_json::json!({"format": "something else"}), "not valid"),
     ];
     for (name, bad, expected) in damaged {
         let log = fresh_log(&log_dir);
-        edit_table(&path, |v| {
-            if name == "short hash" {
-                v["entries"][0]["hash"] = bad;
-            } else {
-                v["entries"][0]["action"] = bad;
-            }
+        edit_log(&records, |v| match name {
+            "short hash" => v["entries"][0]["hash"] = bad,
+            "empty actor" => v["entries"][0]["actor"]["name"] = bad,
+            "escape in a version" => v["entries"][0]["action"]["pack"]["cartridge"]["version"] = bad,
+            "not an entry" => v["entries"][0] = bad,
+            _ => v["entries"][0]["action"] = bad,
         });
-        let err = log.verify().unwrap_err();
+        let report = log.verify().unwrap();
         assert!(
-            err.is_bad_input() && err.to_string().contains(expected),
-            "{name}: {err}"
+            report.problems.iter().any(|p| p.contains(expected) && p.contains("evolution")),
+            "{name}: {report:?}"
         );
-        assert!(
-            err.to_string().contains("evolution.png"),
-            "{name}: names the file: {err}"
-        );
+        assert!(log.verified_entries().is_err(), "{name}");
+        assert!(log.append(human("ada"), note("x"), "").is_err(), "{name}");
     }
-    // An empty actor name, a control character in a cartridge version: refused.
-    let log = fresh_log(&log_dir);
-    edit_table(&path, |v| v["entries"][0]["actor"]["name"] = "".into());
-    assert!(log.verify().unwrap_err().to_string().contains("actor name"));
-    let log = fresh_log(&log_dir);
-    edit_table(&path, |v| {
-        v["entries"][0]["action"]["pack"]["cartridge"]["version"] = "1.0\u{1b}".into()
-    });
-    assert!(log.verify().is_err());
-    // A version 1 log is named as such.
-    let log = fresh_log(&log_dir);
-    edit_table(&path, |v| v["version"] = 1.into());
-    assert!(
-        log.verify()
-            .unwrap_err()
-            .to_string()
-            .contains("format version 1")
-    );
-    // Not a log at all.
-    let log = fresh_log(&log_dir);
-    write_table(&path, &serde_json::json!({"format": "something else"}));
-    assert!(log.verify().unwrap_err().is_bad_input());
     // Appends refuse bad actor names and note labels.
     let log = fresh_log(&log_dir);
     assert!(log.append(human(""), note("x"), "").is_err());
     assert!(log.append(human("ada"), note("a\nb"), "").is_err());
 }
 
+/// A log as pxOS 0.1 wrote it: one PXI table and an anchor.
+fn legacy_log(dir: &Path, entries: &[LogEntry]) {
+    std::fs::create_dir_all(dir).unwrap();
+    pxos_test_support::write_table(
+        &dir.join("evolution.png"),
+        &serde_json::json!({"format": "pxos-evolution-log", "version": 2,
+            "head": LogPosition::end_of(entries), "entries": entries}),
+    );
+    std::fs::write(
+        dir.join("evolution.anchor"),
+        serde_json::json!({"format": "pxos-evolution-anchor", "head": LogPosition::end_of(entries), "pending": null}).to_string(),
+    )
+    .unwrap();
+}
+
 #[test]
-fn actor_names_are_checked_at_their_edges() {
-    let dir = TempDir::new("log-actor-names");
-    let log = fresh_log(&dir.join("log"));
-    let longest = "a".repeat(pxos_cart::log::MAX_ACTOR_NAME);
-    assert!(log.append(human(&longest), note("edge"), "").is_ok());
-    for bad in [
-        String::new(),
-        "   ".to_string(),
-        "a".repeat(pxos_cart::log::MAX_ACTOR_NAME + 1),
-        "line\nbreak".to_string(),
-    ] {
-        let err = log.append(human(&bad), note("edge"), "").unwrap_err();
-        assert!(err.to_string().contains("actor name"), "{bad:?}: {err}");
+fn a_log_written_by_pxos_0_1_is_verified_and_migrated_on_first_use() {
+    let dir = TempDir::new("log-migrate");
+    let entries = fresh_log(&dir.join("new")).entries().unwrap();
+    let log_dir = dir.join("log");
+    legacy_log(&log_dir, &entries);
+    let log = EvolutionLog::open(&log_dir).unwrap();
+    assert_eq!(log.entries().unwrap(), entries);
+    assert!(log.verify().unwrap().is_ok());
+    assert!(!log_dir.join("evolution.png").exists());
+    assert!(log_dir.join("legacy/evolution.png").is_file());
+    assert!(log_dir.join("legacy/evolution.anchor").is_file());
+    log.append(human("ada"), note("after"), "migrated").unwrap();
+    assert_eq!(EvolutionLog::open(&log_dir).unwrap().entries().unwrap().len(), 4);
+
+    // A tampered 0.1 log is not migrated: opening it is an error naming it.
+    let bad_dir = dir.join("bad");
+    let mut edited = entries.clone();
+    edited[1].reason = "rewritten".into();
+    legacy_log(&bad_dir, &edited);
+    let err = EvolutionLog::open(&bad_dir).unwrap_err();
+    assert!(
+        matches!(err, pxos_cart::Error::Tampered(_)) && err.to_string().contains("was edited"),
+        "{err}"
+    );
+    assert!(bad_dir.join("evolution.png").is_file(), "nothing moved");
+    // A version 1 file is named as such.
+    let old_dir = dir.join("v1");
+    legacy_log(&old_dir, &entries);
+    pxos_test_support::edit_table(&old_dir.join("evolution.png"), |v| v["version"] = 1.into());
+    let err = EvolutionLog::open(&old_dir).unwrap_err();
+    assert!(err.to_string().contains("format version 1"), "{err}");
+}
+
+#[test]
+fn appends_seal_segments_and_verify_resumes_from_the_checkpoint() {
+    let dir = TempDir::new("log-segments");
+    let log_dir = dir.join("log");
+    let log = EvolutionLog::open(&log_dir).unwrap();
+    let per = pxos_fs::seglog::DEFAULT_SEGMENT_RECORDS as usize;
+    for i in 0..per * 2 + 5 {
+        log.append(human("ada"), note("n"), &format!("entry {i}")).unwrap();
     }
-    // The same rule holds for an entry already in a file.
-    let path = dir.join("log/evolution.png");
-    edit_table(&path, |v| v["entries"][0]["actor"]["name"] = "x\ty".into());
-    let err = pxos_cart::log::decode_log_bytes(&std::fs::read(&path).unwrap()).unwrap_err();
-    assert!(err.to_string().contains("actor name"), "{err}");
+    assert!(log_dir.join("evolution/segments/00000001.png").is_file());
+    let full = log.verify_from_checkpoint(true).unwrap();
+    assert!(full.is_ok() && full.checked == (per * 2 + 5) as u64, "{full:?}");
+    let incremental = log.verify_from_checkpoint(false).unwrap();
+    assert!(incremental.is_ok(), "{incremental:?}");
+    assert_eq!(incremental.from, (per * 2) as u64);
+    assert!(incremental.checked <= 6, "{incremental:?}");
+    let entries = log.verified_entries().unwrap();
+    assert_eq!(entries.len(), per * 2 + 5);
+    assert_eq!(entries[per].reason, format!("entry {per}"));
+    // A sealed segment replaced by another (valid) PXI is caught, by the
+    // full check and by the incremental one (the checkpoint's own segment).
+    let first = log_dir.join("evolution/segments/00000000.png");
+    let second = log_dir.join("evolution/segments/00000001.png");
+    let saved = std::fs::read(&second).unwrap();
+    std::fs::copy(&first, &second).unwrap();
+    assert!(!log.verify_from_checkpoint(true).unwrap().is_ok());
+    let incremental = log.verify_from_checkpoint(false).unwrap();
+    assert!(!incremental.is_ok() || !incremental.notes.is_empty(), "{incremental:?}");
+    // (A new process: this one's cache keys on the head and the open segment.)
+    assert!(EvolutionLog::open(&log_dir).unwrap().verified_entries().is_err());
+    std::fs::write(&second, saved).unwrap();
+    assert!(log.verify_from_checkpoint(false).unwrap().is_ok());
 }
 
 #[test]
@@ -373,7 +405,7 @@ fn an_unreadable_log_or_anchor_is_an_error_not_an_empty_log() {
     as_folder(&log.anchor_path(), &|| {
         assert!(EvolutionLog::open(&log_dir).unwrap().verify().is_err());
     });
-    as_folder(&log.log_path(), &|| {
+    as_folder(&log.log_path().join("open-00000000.log"), &|| {
         assert!(EvolutionLog::open(&log_dir).unwrap().entries().is_err());
     });
     assert!(

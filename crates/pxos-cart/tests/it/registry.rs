@@ -43,8 +43,8 @@ impl Home {
         out
     }
 
-    fn log_file(&self) -> PathBuf {
-        self.dir.join("log/evolution.png")
+    fn log_dir(&self) -> PathBuf {
+        self.dir.join("log")
     }
 
     fn registry_file(&self) -> PathBuf {
@@ -177,7 +177,7 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
     let registry = history(&home);
     let target = registry.find("default@1.2.0").unwrap();
     forge_entry(
-        &home.log_file(),
+        &home.log_dir(),
         human("eve"),
         Action::Promote {
             cartridge: target.cart_ref(),
@@ -185,17 +185,9 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
             forced: false,
         },
     );
-    let entries =
-        pxos_cart::log::decode_log_bytes(&std::fs::read(home.log_file()).unwrap()).unwrap();
-    let end = pxos_cart::LogPosition::end_of(&entries);
-    std::fs::write(
-        home.dir.join("log/evolution.anchor"),
-        serde_json::to_vec(
-            &serde_json::json!({"format": "pxos-evolution-anchor", "head": end, "pending": null}),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    pxos_test_support::edit_log(&home.log_dir().join("evolution"), |v| {
+        v["head"]["count"] = v["entries"].as_array().unwrap().len().into();
+    });
     assert!(
         registry.log().verify().unwrap().is_ok(),
         "the forgery is well formed"
@@ -205,7 +197,7 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
         matches!(err, pxos_cart::Error::Tampered(_))
             && err.to_string().contains("never began that change")
             && err.to_string().contains("registry.png")
-            && err.to_string().contains("evolution.png"),
+            && err.to_string().contains("evolution"),
         "{err}"
     );
     let report = registry.fsck(false).unwrap();
@@ -231,8 +223,7 @@ fn a_forged_log_entry_or_a_hand_edited_registry_is_tampering() {
     // The log and its anchor deleted together while cartridges are registered.
     let home = Home::new("deleted");
     let registry = history(&home);
-    std::fs::remove_file(home.log_file()).unwrap();
-    std::fs::remove_file(home.dir.join("log/evolution.anchor")).unwrap();
+    std::fs::remove_dir_all(home.log_dir().join("evolution")).unwrap();
     assert!(
         registry.log().verify().unwrap().is_ok(),
         "an empty log verifies on its own"
