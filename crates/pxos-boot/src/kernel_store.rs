@@ -419,6 +419,12 @@ impl KernelStore {
         Ok(self.file.load()?)
     }
 
+    /// Checks, reading only the end of the log, that it still passes through
+    /// the kernel store's checkpoint and holds no change it never began.
+    pub fn check_tail(&self) -> Result<()> {
+        Ok(self.file.check_tail()?)
+    }
+
     /// The current state: the checkpoint checked against the verified log,
     /// with the one kernel entry a crash may have left unapplied replayed.
     pub fn state(&self) -> Result<State> {

@@ -152,6 +152,45 @@ pub fn reconcile<S: Checkpointed>(
     Ok(state)
 }
 
+/// The half of [`reconcile`] that reads only the end of the log: the log
+/// still passes through the checkpoint's position, and the entries after it
+/// hold at most the one change of this state's domain that its intent
+/// began. A hand-edited checkpoint needs the full replay to be caught.
+pub fn check_tail<S: Checkpointed>(
+    state: &S,
+    log: &EvolutionLog,
+) -> Result<std::result::Result<(), String>> {
+    let position = state.position();
+    if let Err(why) = log.check_position(&position)? {
+        return Ok(Err(why));
+    }
+    let tail = log.entries_from(position.count)?;
+    let unapplied: Vec<&LogEntry> = tail
+        .iter()
+        .filter(|e| e.action.domain() == S::DOMAIN)
+        .collect();
+    Ok(match unapplied.as_slice() {
+        [] => Ok(()),
+        [entry]
+            if state.intent().is_some_and(|intent| {
+                intent.actor == entry.actor && intent.action == entry.action
+            }) =>
+        {
+            Ok(())
+        }
+        [entry] => Err(format!(
+            "log entry {} ({} by {}) changes it, but it never began that change",
+            entry.seq,
+            entry.action.name(),
+            entry.actor
+        )),
+        many => Err(format!(
+            "the log has {} changes for it after its checkpoint, but a crash leaves at most one",
+            many.len()
+        )),
+    })
+}
+
 /// Moves a damaged checkpoint aside as `NAME.damaged-<unix seconds>`; returns
 /// where it went. Nothing is deleted.
 pub fn keep_aside(path: &Path) -> std::io::Result<PathBuf> {
@@ -302,6 +341,14 @@ impl<S: Checkpointed> CheckpointFile<S> {
             S::WHAT,
             S::FSCK
         ))
+    }
+
+    /// [`check_tail`] on the saved checkpoint (nothing to check when there is none).
+    pub fn check_tail(&self) -> Result<()> {
+        let Some(state) = self.load()? else {
+            return Ok(());
+        };
+        check_tail(&state, &self.log)?.map_err(|why| self.disagree(why))
     }
 
     /// The state: the checkpoint, checked against the verified log.

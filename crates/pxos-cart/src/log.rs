@@ -610,6 +610,20 @@ impl EvolutionLog {
         Ok(entry)
     }
 
+    /// The entries from `seq` on, reading from the segment that holds it.
+    pub fn entries_from(&self, seq: u64) -> Result<Vec<LogEntry>> {
+        let mut checker = Checker::default();
+        self.segments()
+            .read_from(seq)?
+            .iter()
+            .map(|record| {
+                checker
+                    .check(record)
+                    .map_err(|why| Error::Tampered(format!("{}: {why}", self.log_path().display())))
+            })
+            .collect()
+    }
+
     /// Where the log ends, reading only its head and its last segment.
     pub fn end(&self) -> Result<LogPosition> {
         match self.segments().last()? {

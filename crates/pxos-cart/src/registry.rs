@@ -417,6 +417,12 @@ impl Registry {
         self.file.state()
     }
 
+    /// Checks, reading only the end of the log, that it still passes through
+    /// the registry's checkpoint and holds no change the registry never began.
+    pub fn check_tail(&self) -> Result<()> {
+        self.file.check_tail()
+    }
+
     /// Checks that the registry and the log agree, without changing anything.
     pub fn check_against_log(&self) -> Result<()> {
         self.state().map(|_| ())

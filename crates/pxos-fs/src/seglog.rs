@@ -690,7 +690,9 @@ impl SegLog {
                 for record in &open.records {
                     report.checked += 1;
                     if let Err(why) = check(record) {
-                        report.problems.push(format!("record {}: {why}", record.index));
+                        report
+                            .problems
+                            .push(format!("record {}: {why}", record.index));
                     }
                 }
                 if Some(reached) == head.pending {

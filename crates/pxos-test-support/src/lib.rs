@@ -241,6 +241,20 @@ pub fn edit_log(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     }
 }
 
+/// Replaces text inside a segmented log's records (asserting it is there),
+/// chain recomputed and head left alone, as [`edit_log`] does.
+pub fn replace_in_log(dir: &Path, from: &str, to: &str) {
+    edit_log(dir, |value| {
+        let text = value["entries"].to_string();
+        assert!(
+            text.contains(from),
+            "{} does not contain {from:?}",
+            dir.display()
+        );
+        value["entries"] = serde_json::from_str(&text.replace(from, to)).expect("still JSON");
+    });
+}
+
 /// Width, height and RGB bytes of a PNG (expanded to 8-bit RGB).
 pub fn read_png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -212,11 +212,7 @@ fn deleted_history_and_a_tampered_log_fail_their_checks() {
 
     // §7: the evolution log is edited by hand.
     let (_dir, home, record) = variant("s7", |_, _| {});
-    pxos_test_support::replace_in_table(
-        &home.join("log/evolution.png"),
-        "variant",
-        "nothing happened",
-    );
+    pxos_test_support::replace_in_log(&home.join("log/evolution"), "variant", "nothing happened");
     let failed = failed_sections(&home, &record);
     assert!(failed.iter().any(|f| f.starts_with("§7")), "{failed:?}");
 }

@@ -241,10 +241,7 @@ fn entries_are_typed_and_validated_on_load() {
     fresh_log(&log_dir);
     let records = log_dir.join("evolution");
     let value = read_log_records(&records);
-    assert_eq!(
-        value[0]["action"]["pack"]["cartridge"]["version"],
-        "1.0.0"
-    );
+    assert_eq!(value[0]["action"]["pack"]["cartridge"]["version"], "1.0.0");
 
     let damaged: Vec<(&str, serde_json::Value, &str)> = vec![
         ("short hash", serde_json::json!("abc"), "is not a SHA-256"),
@@ -259,21 +256,34 @@ fn entries_are_typed_and_validated_on_load() {
             "expected struct variant",
         ),
         ("empty actor", serde_json::json!(""), "actor name"),
-        ("escape in a version", serde_json::json!("1.0\u{1b}"), "entry 0"),
-        ("not an entry", serde_json::json!({"format": "something else"}), "not valid"),
+        (
+            "escape in a version",
+            serde_json::json!("1.0\u{1b}"),
+            "entry 0",
+        ),
+        (
+            "not an entry",
+            serde_json::json!({"format": "something else"}),
+            "not valid",
+        ),
     ];
     for (name, bad, expected) in damaged {
         let log = fresh_log(&log_dir);
         edit_log(&records, |v| match name {
             "short hash" => v["entries"][0]["hash"] = bad,
             "empty actor" => v["entries"][0]["actor"]["name"] = bad,
-            "escape in a version" => v["entries"][0]["action"]["pack"]["cartridge"]["version"] = bad,
+            "escape in a version" => {
+                v["entries"][0]["action"]["pack"]["cartridge"]["version"] = bad
+            }
             "not an entry" => v["entries"][0] = bad,
             _ => v["entries"][0]["action"] = bad,
         });
         let report = log.verify().unwrap();
         assert!(
-            report.problems.iter().any(|p| p.contains(expected) && p.contains("evolution")),
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains(expected) && p.contains("evolution")),
             "{name}: {report:?}"
         );
         assert!(log.verified_entries().is_err(), "{name}");
@@ -313,7 +323,14 @@ fn a_log_written_by_pxos_0_1_is_verified_and_migrated_on_first_use() {
     assert!(log_dir.join("legacy/evolution.png").is_file());
     assert!(log_dir.join("legacy/evolution.anchor").is_file());
     log.append(human("ada"), note("after"), "migrated").unwrap();
-    assert_eq!(EvolutionLog::open(&log_dir).unwrap().entries().unwrap().len(), 4);
+    assert_eq!(
+        EvolutionLog::open(&log_dir)
+            .unwrap()
+            .entries()
+            .unwrap()
+            .len(),
+        4
+    );
 
     // A tampered 0.1 log is not migrated: opening it is an error naming it.
     let bad_dir = dir.join("bad");
@@ -341,11 +358,15 @@ fn appends_seal_segments_and_verify_resumes_from_the_checkpoint() {
     let log = EvolutionLog::open(&log_dir).unwrap();
     let per = pxos_fs::seglog::DEFAULT_SEGMENT_RECORDS as usize;
     for i in 0..per * 2 + 5 {
-        log.append(human("ada"), note("n"), &format!("entry {i}")).unwrap();
+        log.append(human("ada"), note("n"), &format!("entry {i}"))
+            .unwrap();
     }
     assert!(log_dir.join("evolution/segments/00000001.png").is_file());
     let full = log.verify_from_checkpoint(true).unwrap();
-    assert!(full.is_ok() && full.checked == (per * 2 + 5) as u64, "{full:?}");
+    assert!(
+        full.is_ok() && full.checked == (per * 2 + 5) as u64,
+        "{full:?}"
+    );
     let incremental = log.verify_from_checkpoint(false).unwrap();
     assert!(incremental.is_ok(), "{incremental:?}");
     assert_eq!(incremental.from, (per * 2) as u64);
@@ -361,9 +382,17 @@ fn appends_seal_segments_and_verify_resumes_from_the_checkpoint() {
     std::fs::copy(&first, &second).unwrap();
     assert!(!log.verify_from_checkpoint(true).unwrap().is_ok());
     let incremental = log.verify_from_checkpoint(false).unwrap();
-    assert!(!incremental.is_ok() || !incremental.notes.is_empty(), "{incremental:?}");
+    assert!(
+        !incremental.is_ok() || !incremental.notes.is_empty(),
+        "{incremental:?}"
+    );
     // (A new process: this one's cache keys on the head and the open segment.)
-    assert!(EvolutionLog::open(&log_dir).unwrap().verified_entries().is_err());
+    assert!(
+        EvolutionLog::open(&log_dir)
+            .unwrap()
+            .verified_entries()
+            .is_err()
+    );
     std::fs::write(&second, saved).unwrap();
     assert!(log.verify_from_checkpoint(false).unwrap().is_ok());
 }

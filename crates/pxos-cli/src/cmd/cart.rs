@@ -412,27 +412,11 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                         verification.problems.push(err.to_string());
                     }
                 } else {
-                    use pxos_cart::Checkpointed;
-                    let positions = [
-                        (
-                            stores.registry.state_path(),
-                            stores.registry.checkpoint()?.map(|s| s.position()),
-                        ),
-                        (
-                            stores.kernels.state_path(),
-                            stores.kernels.checkpoint()?.map(|s| s.position()),
-                        ),
-                    ];
-                    for (path, position) in positions {
-                        if let Some(position) = position
-                            && let Err(why) = log.check_position(&position)?
-                        {
-                            verification.problems.push(format!(
-                                "{} and {} disagree: {why}",
-                                path.display(),
-                                log.log_path().display()
-                            ));
-                        }
+                    if let Err(err) = stores.registry.check_tail() {
+                        verification.problems.push(err.to_string());
+                    }
+                    if let Err(err) = stores.kernels.check_tail() {
+                        verification.problems.push(err.to_string());
                     }
                 }
             }

@@ -64,6 +64,31 @@ fn store_with_file(home: &Home) {
     home.ok(&["fs", "add", "/a.txt", &s(&home.scratch("in.txt"))]);
 }
 
+fn source_tree(home: &Home) {
+    let dir = home.scratch("tree/sub");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "packed a").unwrap();
+    std::fs::write(home.scratch("tree/b.txt"), "packed b").unwrap();
+}
+
+/// A log whose head says segments hold 2 records, with one record: the next
+/// append seals a segment.
+fn log_with_small_segments(home: &Home) {
+    home.ok(&["log", "note", "first", "--actor", "ada"]);
+    let head = home.home().join("log/evolution/head.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    value["segment_records"] = 2.into();
+    std::fs::write(&head, serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
+/// The same log grown past a sealed segment, never verified since.
+fn log_with_a_sealed_segment(home: &Home) {
+    log_with_small_segments(home);
+    home.ok(&["log", "note", "second", "--actor", "ada"]);
+    home.ok(&["log", "note", "third", "--actor", "ada"]);
+}
+
 fn cart_dir(home: &Home) {
     let dir = home.scratch("cart");
     std::fs::create_dir_all(&dir).unwrap();
@@ -192,7 +217,7 @@ fn scenario(label: Label) -> Option<Scenario> {
             },
             "out.pxa",
         ),
-        "evolution-anchor" | "evolution-anchor-intent" | "evolution-log" => state(
+        "seglog-head" | "seglog-head-intent" | "seglog-append" => state(
             |h| {
                 h.ok(&["log", "note", "first", "--actor", "ada"]);
             },
@@ -234,7 +259,22 @@ fn scenario(label: Label) -> Option<Scenario> {
             },
             "out.png",
         ),
-        "path-table" => state(store_with_file, |h, round| {
+        "evolution-migrate" => state(crate::support::release_home, |_, _| {
+            args(&["log", "verify"])
+        }),
+        "fs-pack" | "fs-pack-index" => state(source_tree, |h, round| {
+            args(&[
+                "fs",
+                "add-dir",
+                &s(&h.scratch("tree")),
+                &format!("/d{round}"),
+            ])
+        }),
+        "seglog-segment" => state(log_with_small_segments, |_, round| {
+            args(&["log", "note", &format!("note {round}"), "--actor", "ada"])
+        }),
+        "seglog-checkpoint" => state(log_with_a_sealed_segment, |_, _| args(&["log", "verify"])),
+        "fs-head" | "fs-tree" => state(store_with_file, |h, round| {
             args(&[
                 "fs",
                 "add",

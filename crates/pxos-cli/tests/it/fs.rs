@@ -70,9 +70,10 @@ fn discover_the_project_tree_then_tree_resolve_and_dedup() {
     let fsck = json_lines(&home.ok(&["fs", "fsck", "--json"]));
     let report = &fsck.last().unwrap()["report"];
     assert_eq!(report["entries"].as_u64().unwrap(), files + 1);
+    // One object per distinct content, plus one per directory version.
     assert!(
-        report["objects"].as_u64().unwrap() <= files,
-        "dedup keeps objects <= files"
+        report["objects"].as_u64().unwrap() <= files + report["trees"].as_u64().unwrap(),
+        "dedup keeps file objects <= files: {report}"
     );
 
     // get and cat give back the exact bytes.
@@ -123,7 +124,7 @@ fn fsck_finds_a_planted_corruption() {
 }
 
 #[test]
-fn rm_then_gc_dry_run_lists_exactly_the_unreferenced_object() {
+fn rm_keeps_earlier_snapshots_whole_and_gc_lists_exactly_what_a_crashed_add_left() {
     let home = Home::new("gc");
     let keep = home.scratch("keep.txt");
     let drop = home.scratch("drop.txt");
@@ -131,19 +132,38 @@ fn rm_then_gc_dry_run_lists_exactly_the_unreferenced_object() {
     std::fs::write(&drop, "drop").unwrap();
     home.ok(&["fs", "init"]);
     home.ok(&["fs", "add", "/keep", keep.to_str().unwrap()]);
-    let added = json_lines(&home.ok(&["fs", "add", "/drop", drop.to_str().unwrap(), "--json"]));
-    let sha = added[0]["entry"]["sha256"].as_str().unwrap().to_string();
-    assert!(
+    home.ok(&["fs", "add", "/drop", drop.to_str().unwrap()]);
+    let no_garbage = |home: &Home| {
         json_lines(&home.ok(&["fs", "gc", "--dry-run", "--json"]))
             .iter()
             .all(|l| l["type"] != "gc")
-    );
+    };
+    assert!(no_garbage(&home));
     home.ok(&["fs", "rm", "/drop"]);
     home.fails(1, &["fs", "info", "/drop"]);
+    // The snapshot before the rm still holds it, so gc keeps its object.
+    assert!(no_garbage(&home));
+    let cat = home
+        .pxos()
+        .args(["fs", "cat", "/drop", "--at", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, b"drop");
+    // An add killed after its object was written, before anything named it.
+    let orphan = home.scratch("orphan.txt");
+    std::fs::write(&orphan, "never committed").unwrap();
+    let crashed = home
+        .pxos()
+        .env("PXOS_CRASH_AT", "fs-tree.create-temp")
+        .args(["fs", "add", "/orphan", orphan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&crashed.stderr).contains("crash injected"));
+    home.fails(1, &["fs", "info", "/orphan"]);
     let listed = json_lines(&home.ok(&["fs", "gc", "--dry-run", "--json"]));
     let objects: Vec<&serde_json::Value> = listed.iter().filter(|l| l["type"] == "gc").collect();
-    assert_eq!(objects.len(), 1);
-    assert_eq!(objects[0]["sha256"], sha.as_str());
+    assert_eq!(objects.len(), 1, "{listed:?}");
+    let sha = objects[0]["sha256"].as_str().unwrap().to_string();
     assert_eq!(objects[0]["removed"], false);
     // Plain gc is also a dry run; only --apply deletes.
     home.ok(&["fs", "gc"]);
@@ -156,6 +176,8 @@ fn rm_then_gc_dry_run_lists_exactly_the_unreferenced_object() {
     home.ok(&["fs", "gc", "--apply"]);
     assert!(!object.exists());
     home.ok(&["fs", "cat", "/keep"]);
+    home.ok(&["fs", "cat", "/drop", "--at", "2"]);
+    assert!(home.ok(&["fs", "fsck"]).contains("clean"));
 }
 
 #[test]

@@ -5,22 +5,7 @@
 //! and the next boot works. When a release changes an on-disk format, this is
 //! the test its migration must pass.
 
-use std::path::Path;
-
-use crate::support::{Home, json_lines, repo_root};
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use crate::support::{Home, copy_tree, json_lines, repo_root};
 
 #[test]
 fn a_home_written_by_release_0_1_0_still_reads_and_verifies() {

@@ -100,7 +100,7 @@ pub use pxos_test_support::random_bytes;
 /// Edits the evolution log by hand: replaces `from` with `to` in its JSON and
 /// writes it back as a valid pixel file (only the chain can tell).
 pub fn hand_edit_log(home: &Home, from: &str, to: &str) {
-    pxos_test_support::replace_in_table(&home.home().join("log/evolution.png"), from, to);
+    pxos_test_support::replace_in_log(&home.home().join("log/evolution"), from, to);
 }
 
 /// The current cartridge's record, from `pxos status --json`.
@@ -339,4 +339,26 @@ pub fn temporaries_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// Copies a folder recursively.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A home as release 0.1.0 wrote it (`tests/fixtures/home-0.1.0`).
+pub fn release_home(home: &Home) {
+    copy_tree(
+        &repo_root().join("crates/pxos-cli/tests/fixtures/home-0.1.0"),
+        &home.home(),
+    );
 }

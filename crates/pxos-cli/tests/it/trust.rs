@@ -409,11 +409,11 @@ fn tampered_state_is_refused_with_the_file_named_never_a_panic() {
     // A log entry with a short hash.
     let home = Home::new("tamper-log-sha");
     home.ok(&["boot", "-q"]);
-    pxos_test_support::edit_table(&home.home().join("log/evolution.png"), |v| {
+    pxos_test_support::edit_log(&home.home().join("log/evolution"), |v| {
         v["entries"][0]["hash"] = "abc".into()
     });
     let stderr = home.fails(1, &["log", "verify"]);
-    assert!(stderr.contains("evolution.png"), "{stderr}");
+    assert!(stderr.contains("log/evolution"), "{stderr}");
 }
 
 #[test]
@@ -467,10 +467,6 @@ fn cart_test_and_lineage_default_to_the_current_cartridge() {
     assert!(stderr.contains("no current cartridge"), "{stderr}");
 }
 
-fn write_anchor(home: &Home, value: serde_json::Value) {
-    std::fs::write(home.home().join("log/evolution.anchor"), value.to_string()).unwrap();
-}
-
 #[test]
 fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     let home = promoted_home("forged");
@@ -480,10 +476,10 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
         .unwrap()["record"]
         .clone();
     let current_record = current(&home);
-    // A promote entry with a correct prev and hash; the anchor left alone.
-    let log_file = home.home().join("log/evolution.png");
+    // A promote entry with a correct prev and hash; the head left alone.
+    let log_dir = home.home().join("log/evolution");
     let forge = |home: &Home| {
-        pxos_test_support::edit_table(&log_file, |v| {
+        pxos_test_support::edit_log(&log_dir, |v| {
             let entries: Vec<pxos_cart::LogEntry> =
                 serde_json::from_value(v["entries"].clone()).unwrap();
             let last = entries.last().unwrap();
@@ -503,7 +499,6 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
             entry.hash = entry.compute_hash();
             let mut entries = entries;
             entries.push(entry);
-            v["head"] = serde_json::to_value(pxos_cart::LogPosition::end_of(&entries)).unwrap();
             v["entries"] = serde_json::to_value(&entries).unwrap();
         });
         let _ = home;
@@ -513,8 +508,9 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("evolution.anchor") && stdout.contains("evolution.png"),
-        "names both files: {stdout}"
+        stdout.contains("log/evolution")
+            && stdout.contains("appended, cut off or replaced by hand"),
+        "names the log and what is wrong: {stdout}"
     );
     let stderr = home.fails(1, &["status"]);
     assert!(stderr.contains("does not verify"), "{stderr}");
@@ -533,42 +529,41 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     // Appending refuses; nothing changed.
     home.fails(1, &["log", "note", "cover it up"]);
 
-    // The same forgery with the anchor rewritten to match: the log verifies on
-    // its own, but the registry never began that change.
-    let entries = pxos_cart::log::decode_log_bytes(&std::fs::read(&log_file).unwrap()).unwrap();
-    write_anchor(
-        &home,
-        serde_json::json!({"format": "pxos-evolution-anchor", "head": pxos_cart::LogPosition::end_of(&entries), "pending": null}),
-    );
-    let out = home.run(&["log", "verify"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("registry.png") && stdout.contains("never began"),
-        "{stdout}"
-    );
+    // The same forgery with the head rewritten to match: the log verifies on
+    // its own, but the registry never began that change (found by the
+    // incremental check, which reads only the end of the log, and by --full).
+    pxos_test_support::edit_log(&log_dir, |v| {
+        v["head"]["count"] = v["entries"].as_array().unwrap().len().into();
+    });
+    for args in [&["log", "verify"][..], &["log", "verify", "--full"]] {
+        let out = home.run(args);
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("registry.png") && stdout.contains("never began"),
+            "{args:?}: {stdout}"
+        );
+    }
     assert_eq!(home.run(&["status"]).status.code(), Some(1));
 
     // The log and its anchor deleted together while cartridges are registered.
     let home = promoted_home("deleted-log");
-    std::fs::remove_file(home.home().join("log/evolution.png")).unwrap();
-    std::fs::remove_file(home.home().join("log/evolution.anchor")).unwrap();
+    std::fs::remove_dir_all(home.home().join("log/evolution")).unwrap();
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1), "not 'ok 0 entries'");
     assert!(String::from_utf8_lossy(&out.stdout).contains("deleted or replaced"));
-    // A non-UTF-8 anchor: a tamper report (exit 1), not an i/o error.
+    // A non-UTF-8 head: a tamper report (exit 1), not an i/o error.
     let home = promoted_home("anchor-bytes");
-    std::fs::write(
-        home.home().join("log/evolution.anchor"),
-        [0xff, 0xfe, 0x00, 0x80],
-    )
-    .unwrap();
+    let head = home.home().join("log/evolution/head.json");
+    std::fs::write(&head, [0xff, 0xfe, 0x00, 0x80]).unwrap();
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not UTF-8"));
-    // A missing anchor.
-    std::fs::remove_file(home.home().join("log/evolution.anchor")).unwrap();
-    assert_eq!(home.run(&["log", "verify"]).status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("head is damaged"));
+    // A missing head.
+    std::fs::remove_file(&head).unwrap();
+    let out = home.run(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is missing"));
 }
 
 /// The glyphs of `text` in the console font, as the boot draws them.

@@ -107,7 +107,7 @@ fn scenarios() -> Vec<Scenario> {
                 "kernel-state",
                 "boot-screen",
                 "boot-log",
-                "evolution-log",
+                "seglog-append",
             ],
         },
         Scenario {
@@ -137,7 +137,7 @@ fn scenarios() -> Vec<Scenario> {
                 "registry-cartridge",
                 "registry-intent",
                 "registry",
-                "evolution-log",
+                "seglog-append",
             ],
         },
         Scenario {
@@ -155,7 +155,7 @@ fn scenarios() -> Vec<Scenario> {
                 ])
             },
             atomic: true,
-            labels: &["registry-intent", "registry", "evolution-log"],
+            labels: &["registry-intent", "registry", "seglog-append"],
         },
         Scenario {
             name: "rollback",
@@ -181,7 +181,7 @@ fn scenarios() -> Vec<Scenario> {
                 ])
             },
             atomic: true,
-            labels: &["registry-intent", "registry", "evolution-log"],
+            labels: &["registry-intent", "registry", "seglog-append"],
         },
         Scenario {
             name: "kernel-install",
@@ -204,7 +204,7 @@ fn scenarios() -> Vec<Scenario> {
                 "kernel-image",
                 "kernel-intent",
                 "kernel-state",
-                "evolution-log",
+                "seglog-append",
             ],
         },
         Scenario {
@@ -224,7 +224,7 @@ fn scenarios() -> Vec<Scenario> {
                 args(&["kernel", "switch", "2", "--actor", "ada"])
             },
             atomic: true,
-            labels: &["kernel-intent", "kernel-state", "evolution-log"],
+            labels: &["kernel-intent", "kernel-state", "seglog-append"],
         },
         Scenario {
             name: "boot-adopts-and-evolves",
@@ -240,7 +240,7 @@ fn scenarios() -> Vec<Scenario> {
                 "kernel-image",
                 "kernel-intent",
                 "kernel-state",
-                "evolution-log",
+                "seglog-append",
                 "boot-screen",
             ],
         },
@@ -254,7 +254,7 @@ fn scenarios() -> Vec<Scenario> {
                 args(&["boot"])
             },
             atomic: false,
-            labels: &["kernel-intent", "kernel-state", "evolution-log"],
+            labels: &["kernel-intent", "kernel-state", "seglog-append"],
         },
     ]
 }
