@@ -708,6 +708,8 @@ impl EvolutionLog {
                 durable::TEMP_PREFIX,
                 std::process::id()
             ));
+            // A staging folder a crashed migration left goes first.
+            durable::remove_stale_temporaries_beside(&staging);
             let (temp, ()) =
                 durable::Temporary::create(staging.clone(), |path| std::fs::create_dir(path))
                     .map_err(|err| Error::from(err).with_path(&staging))?;

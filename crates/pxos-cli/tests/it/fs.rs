@@ -233,3 +233,143 @@ fn add_dir_adds_under_a_destination_and_refuses_bad_paths() {
     );
     assert!(stderr.contains("is a file"), "{stderr}");
 }
+
+#[test]
+fn four_writers_in_parallel_lose_nothing() {
+    let home = Home::new("fs-parallel");
+    home.ok(&["fs", "init"]);
+    // Four processes, each adding 500 files (one batch each), and beside
+    // them four threads of single adds racing for the same lock.
+    let mut sources = Vec::new();
+    for writer in 0..4 {
+        let dir = home.scratch(&format!("w{writer}"));
+        for file in 0..500 {
+            let sub = dir.join(format!("d{}", file / 50));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(sub.join(format!("f{file}.txt")), format!("{writer}/{file}")).unwrap();
+        }
+        sources.push(dir);
+    }
+    let batches: Vec<std::process::Child> = sources
+        .iter()
+        .enumerate()
+        .map(|(writer, dir)| {
+            home.pxos()
+                .args([
+                    "fs",
+                    "add-dir",
+                    dir.to_str().unwrap(),
+                    &format!("/w{writer}"),
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let home = &home;
+            scope.spawn(move || {
+                for n in 0..10 {
+                    let file = home.scratch(&format!("single-{thread}-{n}.txt"));
+                    std::fs::write(&file, format!("single {thread} {n}")).unwrap();
+                    home.ok(&[
+                        "fs",
+                        "add",
+                        &format!("/single/t{thread}/{n}.txt"),
+                        file.to_str().unwrap(),
+                    ]);
+                }
+            });
+        }
+    });
+    for mut child in batches {
+        assert!(child.wait().unwrap().success());
+    }
+    let fsck = json_lines(&home.ok(&["fs", "fsck", "--json"]));
+    let report = &fsck.last().unwrap()["report"];
+    assert_eq!(report["entries"], 4 * 500 + 4 * 10, "{report}");
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
+    // One snapshot per commit: init, four batches, forty adds.
+    assert_eq!(report["snapshots"], 1 + 4 + 40, "{report}");
+    let cat = home
+        .pxos()
+        .args(["fs", "cat", "/w3/d9/f499.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, b"3/499");
+}
+
+#[test]
+fn every_earlier_snapshot_reads_back_exactly() {
+    let home = Home::new("fs-snapshots");
+    home.ok(&["fs", "init"]);
+    // A history of adds, replacements, removals and a revert; after each
+    // commit, what the tree held, path by path.
+    let mut expected: Vec<std::collections::BTreeMap<String, String>> = vec![Default::default()];
+    let mut now = std::collections::BTreeMap::new();
+    let mut rng = pxos_test_support::Rng::new(15);
+    for step in 0..40 {
+        let path = format!("/d{}/e{}/f{}.txt", rng.below(3), rng.below(3), rng.below(4));
+        if now.contains_key(&path) && rng.below(3) == 0 {
+            home.ok(&["fs", "rm", &path]);
+            now.remove(&path);
+        } else {
+            let text = format!("step {step}");
+            let file = home.scratch("in.txt");
+            std::fs::write(&file, &text).unwrap();
+            let out = home.run(&["fs", "add", &path, file.to_str().unwrap(), "--replace"]);
+            assert!(out.status.success());
+            now.insert(path, text);
+        }
+        expected.push(now.clone());
+    }
+    home.ok(&["fs", "revert", "10"]);
+    expected.push(expected[10].clone());
+    for (snapshot, files) in expected.iter().enumerate() {
+        let at = snapshot.to_string();
+        let listed = json_lines(&home.ok(&["fs", "tree", "/", "--at", &at, "--json"]));
+        let paths: Vec<&str> = listed
+            .iter()
+            .map(|l| l["entry"]["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            files.keys().map(String::as_str).collect::<Vec<_>>(),
+            "snapshot {at}"
+        );
+        for (path, text) in files {
+            let cat = home
+                .pxos()
+                .args(["fs", "cat", path, "--at", &at])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&cat.stdout),
+                *text,
+                "{path} at {at}"
+            );
+        }
+    }
+    // diff names exactly what changed.
+    let diff = json_lines(&home.ok(&["fs", "diff", "10", "20", "--json"]));
+    let changed: std::collections::BTreeSet<&str> = diff
+        .iter()
+        .filter(|l| l["type"] == "change")
+        .map(|l| l["change"]["path"].as_str().unwrap())
+        .collect();
+    let truth: std::collections::BTreeSet<&str> = expected[10]
+        .keys()
+        .chain(expected[20].keys())
+        .filter(|p| expected[10].get(*p) != expected[20].get(*p))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(changed, truth);
+    // The project boot pixel resolves to the whole current tree.
+    let pixel = home.scratch("root.png");
+    home.ok(&["fs", "boot-pixel", "/", "-o", pixel.to_str().unwrap()]);
+    let resolved = json_lines(&home.ok(&["fs", "resolve", pixel.to_str().unwrap(), "--json"]));
+    assert_eq!(resolved[0]["type"], "resolved-root");
+    assert_eq!(resolved[0]["snapshot"], expected.len() - 1);
+    assert_eq!(resolved.len() - 1, expected.last().unwrap().len());
+}

@@ -5,15 +5,12 @@
 //! and the next boot works. When a release changes an on-disk format, this is
 //! the test its migration must pass.
 
-use crate::support::{Home, copy_tree, json_lines, repo_root};
+use crate::support::{Home, json_lines, release_home};
 
 #[test]
 fn a_home_written_by_release_0_1_0_still_reads_and_verifies() {
     let home = Home::new("release-home");
-    copy_tree(
-        &repo_root().join("crates/pxos-cli/tests/fixtures/home-0.1.0"),
-        &home.home(),
-    );
+    release_home(&home);
     // Every store verifies.
     assert!(
         home.ok(&["log", "verify"])
@@ -22,6 +19,11 @@ fn a_home_written_by_release_0_1_0_still_reads_and_verifies() {
     home.ok(&["cart", "fsck"]);
     home.ok(&["kernel", "fsck"]);
     home.ok(&["fs", "fsck"]);
+    // Migrated in place; the old files are kept, not deleted.
+    assert!(home.home().join("fs/legacy/paths-v1.png").is_file());
+    assert!(home.home().join("log/legacy/evolution.png").is_file());
+    assert!(home.home().join("log/legacy/evolution.anchor").is_file());
+    assert!(home.ok(&["fs", "log"]).contains("migrate"));
     // Every path, with its bytes.
     let listing = home.ok(&["fs", "ls", "/docs"]);
     for name in ["a.txt", "b.md", "note.txt"] {
@@ -59,4 +61,73 @@ fn a_home_written_by_release_0_1_0_still_reads_and_verifies() {
     home.ok(&["boot", "-q"]);
     home.ok(&["run", "hello"]);
     assert!(home.ok(&["log", "verify"]).contains("chain intact"));
+}
+
+/// Every path, log entry and cartridge of the fixture is there and verifies.
+fn all_there(home: &Home, context: &str) {
+    let verify = home.ok(&["log", "verify", "--full"]);
+    assert!(
+        verify.contains("8 entries, chain intact"),
+        "{context}: {verify}"
+    );
+    let entries = json_lines(&home.ok(&["--json", "log"]));
+    assert_eq!(entries.len(), 8, "{context}");
+    assert_eq!(entries[4]["actor"]["name"], "fixture", "{context}");
+    let fsck = home.ok(&["fs", "fsck"]);
+    assert!(fsck.contains("clean"), "{context}: {fsck}");
+    for (path, bytes) in [("/docs/a.txt", &b"one\n"[..])] {
+        let cat = home.pxos().args(["fs", "cat", path]).output().unwrap();
+        assert_eq!(cat.stdout, bytes, "{context}: {path}");
+    }
+    let listing = home.ok(&["fs", "ls", "/docs"]);
+    for name in ["a.txt", "b.md", "note.txt"] {
+        assert!(listing.contains(name), "{context}: {listing}");
+    }
+    home.ok(&["cart", "fsck"]);
+    let carts = home.ok(&["cart", "list"]);
+    assert!(carts.contains("default@1.1.0"), "{context}: {carts}");
+}
+
+#[test]
+fn the_migration_is_atomic_at_every_write_point() {
+    // What the first commands pass while they migrate the stores.
+    let first_commands: [&[&str]; 2] = [&["fs", "ls", "/docs"], &["log", "verify"]];
+    for command in first_commands {
+        let traced = Home::new("migrate-trace");
+        release_home(&traced);
+        let trace = traced.scratch("trace.txt");
+        let out = traced
+            .pxos()
+            .env("PXOS_CRASH_TRACE", &trace)
+            .args(command)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command:?}");
+        let points: Vec<String> = std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert!(
+            points.len() >= 10,
+            "{command:?} migrated nothing: {points:?}"
+        );
+        all_there(&traced, "after a clean migration");
+        for point in &points {
+            let home = Home::new(&format!("migrate-{}", point.replace(['#', '.'], "-")));
+            release_home(&home);
+            let out = home
+                .pxos()
+                .env("PXOS_CRASH_AT", point)
+                .args(command)
+                .output()
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("crash injected"),
+                "{point}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            all_there(&home, point);
+        }
+    }
 }
