@@ -542,7 +542,7 @@ pub fn console(root: &Path) -> Result<Console> {
 /// The hypervisor for a world unpacked at `root`: its messages and font.
 pub fn world_hypervisor(home: &Path, root: &Path) -> Result<Hypervisor> {
     Ok(
-        Hypervisor::new(&home.join("run").join("executions.log"), messages(root)?)
+        Hypervisor::new(&home.join("run").join("executions"), messages(root)?)
             .with_console(console(root)?),
     )
 }

@@ -49,7 +49,7 @@ pub fn demo_evolve(home: &Path, out_dir: &Path, actor: Actor) -> Result<EvolveRe
     let log = EvolutionLog::open(&home.join("log"))?;
     let store = KernelStore::open(&home.join("kernels"), log)?;
     let hypervisor = Hypervisor::new(
-        &home.join("run").join("executions.log"),
+        &home.join("run").join("executions"),
         pxos_vm::default_messages(),
     );
     let fs = PixelFs::open_or_init(&home.join("fs"))?;

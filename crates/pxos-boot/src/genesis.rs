@@ -104,7 +104,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         .ok()
         .map(|(m, _)| m);
     let mut hypervisor = Hypervisor::new(
-        &workspace.join("executions.log"),
+        &workspace.join("executions"),
         messages(&tree).unwrap_or_default(),
     );
     if let Ok(console) = console(&tree) {

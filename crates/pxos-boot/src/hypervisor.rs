@@ -6,8 +6,9 @@
 //! answers: success or not, output, cycles, trap, and the record's id.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use pxos_fs::seglog::SegLog;
 
 use pxos_vm::{
     Caps, Config, Console, Exit, KernelRequest, Machine, ProgramImage, Screen, StdHost, Storage,
@@ -232,8 +233,9 @@ pub struct Hypervisor {
 }
 
 impl Hypervisor {
-    /// A hypervisor appending its execution records to `log_path` (JSON lines),
-    /// printing `messages` with the built-in console font.
+    /// A hypervisor appending its execution records to the segmented log in
+    /// folder `log_path` (`run/executions`), printing `messages` with the
+    /// built-in console font.
     pub fn new(log_path: &Path, messages: BTreeMap<u32, String>) -> Hypervisor {
         Hypervisor {
             log_path: log_path.to_path_buf(),
@@ -339,25 +341,24 @@ impl Hypervisor {
         execution.finish()
     }
 
-    /// Appends one execution record; returns its id (a line number). Logging
-    /// failures do not stop the program's answer: the id is then 0.
+    /// Appends one execution record; returns its id (its record number
+    /// from 1). Logging failures do not stop the program's answer: the id
+    /// is then 0. The cost does not grow with the log.
     fn record(&self, line: serde_json::Value) -> u64 {
-        let id = std::fs::read_to_string(&self.log_path)
-            .map(|t| t.lines().count() as u64 + 1)
-            .unwrap_or(1);
-        let mut line = line;
-        line["id"] = id.into();
-        let written = (|| -> std::io::Result<()> {
-            if let Some(dir) = self.log_path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log_path)?;
-            writeln!(file, "{line}")
+        let written = (|| -> Result<u64, pxos_fs::Error> {
+            let parent = self.log_path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent)
+                .map_err(|err| pxos_fs::Error::from(err).with_path(parent))?;
+            let _lock = pxos_fs::WriteLock::acquire(&self.log_path.with_extension("lock"))?;
+            migrate_lines(&self.log_path)?;
+            let log = SegLog::new(&self.log_path);
+            let id = log.end()?.count + 1;
+            let mut line = line;
+            line["id"] = id.into();
+            log.append(line.to_string().as_bytes())?;
+            Ok(id)
         })();
-        if written.is_ok() { id } else { 0 }
+        written.unwrap_or(0)
     }
 }
 
@@ -548,4 +549,50 @@ impl Storage for Confined {
     fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
         self.inner.module(id)
     }
+}
+
+/// Moves the JSON-lines execution log of pxOS 0.1 (`executions.log` beside
+/// the folder) into the segmented log, once, keeping the old file under
+/// `legacy/` (the caller holds the log's lock, `executions.lock`). Built in a staging folder
+/// and renamed into place, so a crash leaves the old file or the new log.
+fn migrate_lines(dir: &Path) -> Result<(), pxos_fs::Error> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let legacy = parent.join("executions.log");
+    if !legacy.is_file() {
+        return Ok(());
+    }
+    let log = SegLog::new(dir);
+    if !log.exists() {
+        let text = std::fs::read_to_string(&legacy)
+            .map_err(|err| pxos_fs::Error::from(err).with_path(&legacy))?;
+        let staging = parent.join(format!(
+            "{}{}-executions",
+            pxos_pixel::durable::TEMP_PREFIX,
+            std::process::id()
+        ));
+        pxos_pixel::durable::remove_stale_temporaries_beside(&staging);
+        let (temp, ()) = pxos_pixel::durable::Temporary::create(staging.clone(), |path| {
+            std::fs::create_dir(path)
+        })
+        .map_err(|err| pxos_fs::Error::from(err).with_path(&staging))?;
+        SegLog::new(&staging).create_from(
+            &mut text
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| line.as_bytes().to_vec()),
+        )?;
+        temp.persist(dir)
+            .map_err(|err| pxos_fs::Error::from(err).with_path(dir))?;
+        pxos_pixel::durable::sync_dir(parent)
+            .map_err(|err| pxos_fs::Error::from(err).with_path(parent))?;
+    }
+    let kept = parent.join("legacy");
+    std::fs::create_dir_all(&kept).map_err(|err| pxos_fs::Error::from(err).with_path(&kept))?;
+    std::fs::rename(&legacy, kept.join("executions.log"))
+        .map_err(|err| pxos_fs::Error::from(err).with_path(&legacy))?;
+    pxos_pixel::durable::sync_dir(parent)
+        .map_err(|err| pxos_fs::Error::from(err).with_path(parent))?;
+    Ok(())
 }

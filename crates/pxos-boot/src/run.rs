@@ -172,7 +172,7 @@ pub fn prepare_file(
     let mut hypervisor = match &root {
         Some(root) => world_hypervisor(home, root)?,
         None => Hypervisor::new(
-            &home.join("run").join("executions.log"),
+            &home.join("run").join("executions"),
             pxos_vm::default_messages(),
         ),
     };

@@ -136,6 +136,13 @@ pub(crate) fn fsck(fs: &PixelFs) -> Result<FsckReport> {
                 continue;
             }
         };
+        if !fs.store.index_matches(&pack, &entries) {
+            problem(
+                &mut report,
+                pack.with_extension("idx").display().to_string(),
+                "the pack's index does not match the pack (remove it: the next read rebuilds it from the pack)".into(),
+            );
+        }
         let mut members = Vec::with_capacity(entries.len());
         for entry in entries {
             report.objects += 1;
@@ -179,6 +186,16 @@ pub(crate) fn fsck(fs: &PixelFs) -> Result<FsckReport> {
     } else {
         Vec::new()
     };
+    if let (Some(head), None, true) = (&head, snapshots.last(), verification.is_ok()) {
+        problem(
+            &mut report,
+            "snapshots".into(),
+            format!(
+                "HEAD names snapshot {} but the snapshot log is empty: the log was deleted",
+                head.snapshot
+            ),
+        );
+    }
     if let (Some(head), Some(last)) = (&head, snapshots.last()) {
         if last.snapshot == head.snapshot + 1 && last.parent == head.root {
             report.notes.push(format!(

@@ -181,6 +181,31 @@ impl Store {
         self.try_index(pack, &idx)
     }
 
+    /// The object count a pack's own table declares (one band read).
+    fn pack_count(&self, pack: &Path) -> Result<u64> {
+        let mut reader = PixelReader::open(pack, &self.limits)
+            .map_err(|err| Error::Pixel(err).with_path(pack))?;
+        let head = reader
+            .read_at(0, 16)
+            .map_err(|err| Error::Pixel(err).with_path(pack))?;
+        if head.get(..8) != Some(&PACK_MAGIC[..]) {
+            return Err(Error::Format("not a PixelFS pack".into()).with_path(pack));
+        }
+        Ok(u64::from_le_bytes(head[8..16].try_into().expect("8 bytes")))
+    }
+
+    /// True when `pack`'s index lists exactly the pack's own table.
+    pub fn index_matches(&self, pack: &Path, entries: &[PackEntry]) -> bool {
+        let Ok(index) = self.try_index(pack, &pack.with_extension("idx")) else {
+            return false;
+        };
+        index.count == entries.len() as u64
+            && entries
+                .iter()
+                .enumerate()
+                .all(|(i, entry)| index.entry(i as u64) == Some(*entry))
+    }
+
     fn try_index(&self, pack: &Path, idx: &Path) -> Result<PackIndex> {
         let mut file = File::open(idx).map_err(|err| Error::from(err).with_path(idx))?;
         let mut head = [0u8; 16];
@@ -191,6 +216,7 @@ impl Store {
         if &head[..8] != INDEX_MAGIC
             || count > PACK_MAX_OBJECTS
             || len != 16 + count * INDEX_ENTRY as u64
+            || self.pack_count(pack)? != count
         {
             return Err(Error::Format("the pack index does not match".into()).with_path(idx));
         }
@@ -317,6 +343,17 @@ impl Store {
                 }
                 let mut reader = PixelReader::open(&pack, &self.limits)
                     .map_err(|err| Error::Pixel(err).with_path(&pack))?;
+                if offset
+                    .checked_add(len)
+                    .is_none_or(|end| end > reader.header().payload_len)
+                {
+                    return Err(Error::Format(format!(
+                        "the index of this pack places object {} outside it (remove {} and it is rebuilt)",
+                        sha.short(),
+                        pack.with_extension("idx").display()
+                    ))
+                    .with_path(&pack));
+                }
                 let bytes = reader
                     .read_at(offset, len as usize)
                     .map_err(|err| Error::Pixel(err).with_path(&pack))?;

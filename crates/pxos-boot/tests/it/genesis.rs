@@ -261,7 +261,7 @@ fn genesis_10_reads_the_log_itself() {
 #[test]
 fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
     let dir = TempDir::new("sandbox");
-    let hypervisor = Hypervisor::new(&dir.join("executions.log"), pxos_vm::default_messages());
+    let hypervisor = Hypervisor::new(&dir.join("executions"), pxos_vm::default_messages());
     let sandbox = Sandbox::experimental(10_000, "/sandbox/test");
     let run = |source: &str| {
         let assembled = asm::assemble("t", source).unwrap();

@@ -110,7 +110,7 @@ pub fn run(command: &KernelCommand, global: &Global, output: &Output) -> Result<
         }
         KernelCommand::Boot { fuel, screen } => {
             let hypervisor = Hypervisor::new(
-                &home.join("run").join("executions.log"),
+                &home.join("run").join("executions"),
                 pxos_vm::default_messages(),
             );
             let report = store.boot(&hypervisor, storage(&home), None, *fuel)?;

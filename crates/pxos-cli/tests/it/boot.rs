@@ -161,7 +161,8 @@ fn run_a_program_of_the_current_cartridge_and_inspect() {
     home.ok(&["boot", "-q"]);
     let inspect = json_lines(&home.ok(&["inspect", "--json"]));
     assert_eq!(inspect[0]["kernel"]["version"], "default@1.0.0");
-    let log = std::fs::read_to_string(home.home().join("run/executions.log")).unwrap();
+    let log =
+        std::fs::read_to_string(home.home().join("run/executions/open-00000000.log")).unwrap();
     assert!(
         log.contains("programs/hello.png"),
         "every execution is logged: {log}"

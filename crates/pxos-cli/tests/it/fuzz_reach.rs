@@ -41,6 +41,12 @@ const TARGETS: &[Target] = &[
         parser: Reach::Parser,
     },
     Target {
+        name: "tree_object",
+        body: pxos_fs::fuzz::tree_object,
+        cases: 2000,
+        parser: Reach::Parser,
+    },
+    Target {
         name: "cart_unpack",
         body: pxos_cart::fuzz::cart_unpack,
         cases: 1500,
@@ -190,6 +196,7 @@ macro_rules! seeded {
 seeded!(
     pxi_decode,
     path_table,
+    tree_object,
     cart_unpack,
     evolution_log,
     registry_state,

@@ -205,8 +205,7 @@ fn every_program_run_goes_through_the_hypervisor() {
         .write_all(b"step\nquit\n")
         .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
-    let records =
-        json_lines(&std::fs::read_to_string(home.home().join("run/executions.log")).unwrap());
+    let records = pxos_test_support::read_log_records(&home.home().join("run/executions"));
     assert_eq!(records.len(), 3, "{records:?}");
     assert!(
         records
@@ -217,8 +216,7 @@ fn every_program_run_goes_through_the_hypervisor() {
     // --trusted lifts it, and says so in the record.
     home.ok(&["run", pwn.to_str().unwrap(), "--trusted"]);
     assert_eq!(home.ok(&["fs", "cat", "/docs/pwned"]), "/docs");
-    let records =
-        json_lines(&std::fs::read_to_string(home.home().join("run/executions.log")).unwrap());
+    let records = pxos_test_support::read_log_records(&home.home().join("run/executions"));
     assert_eq!(records[3]["lifted_by_trusted_flag"], true);
     assert!(
         records[3]["sandbox"]

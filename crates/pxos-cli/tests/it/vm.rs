@@ -265,8 +265,7 @@ fn syscalls_reach_pixelfs_files_and_modules() {
     let run = lines.iter().find(|l| l["type"] == "run").unwrap();
     assert_eq!(run["registers"][11], 1, "FILE_WRITE succeeded");
     assert_eq!(home.ok(&["fs", "cat", "/out/copy.txt"]), "from pixels");
-    let records = std::fs::read_to_string(home.home().join("run/executions.log")).unwrap();
-    let records = json_lines(&records);
+    let records = pxos_test_support::read_log_records(&home.home().join("run/executions"));
     assert_eq!(records.len(), 2, "both runs are recorded");
     assert_eq!(records[0]["lifted_by_trusted_flag"], false);
     assert_eq!(records[1]["lifted_by_trusted_flag"], true);

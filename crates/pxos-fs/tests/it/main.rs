@@ -255,3 +255,184 @@ fn hostile_path_tables_are_refused() {
             .contains("not a path table")
     );
 }
+
+/// A store with loose objects, a pack and a few snapshots.
+fn store_with_history(dir: &Path) -> PixelFs {
+    let fs = PixelFs::init(&dir.join("fs")).unwrap();
+    let mut batch = pxos_fs::Batch::new();
+    for i in 0..20 {
+        batch.bytes(
+            format!("/pack/d{}/f{i}.txt", i % 3),
+            format!("packed {i}").into_bytes(),
+            pxos_pixel::Kind::Text,
+            None,
+        );
+    }
+    fs.add_batch(batch, &AddOptions::default(), "add-dir", &mut |_| {})
+        .unwrap();
+    fs.add_file(
+        "/loose/big.bin",
+        &write(dir, "big", &vec![7u8; 300_000]),
+        &AddOptions::default(),
+    )
+    .unwrap();
+    fs
+}
+
+#[test]
+fn batches_pack_small_files_and_read_them_back() {
+    let dir = TempDir::new("packs");
+    let fs = store_with_history(&dir.0);
+    assert_eq!(fs.store().pack_files().unwrap().len(), 1);
+    for i in 0..20 {
+        let entry = fs.get(&format!("/pack/d{}/f{i}.txt", i % 3)).unwrap();
+        let mut out = Vec::new();
+        fs.read_to(&entry, &mut out).unwrap();
+        assert_eq!(out, format!("packed {i}").as_bytes());
+        assert!(
+            fs.object_location(&entry.sha256)
+                .unwrap()
+                .unwrap()
+                .contains("packs/")
+        );
+    }
+    let big = fs.get("/loose/big.bin").unwrap();
+    assert!(
+        fs.object_path(&big.sha256).is_file(),
+        "large files stay loose"
+    );
+    let head = fs.head().unwrap();
+    assert_eq!((head.files, head.snapshot), (21, 2));
+    let report = fs.fsck().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // The same batch again is unchanged: no new snapshot, no new pack.
+    let mut batch = pxos_fs::Batch::new();
+    batch.bytes(
+        "/pack/d0/f0.txt".into(),
+        b"packed 0".to_vec(),
+        pxos_pixel::Kind::Text,
+        None,
+    );
+    let added = fs
+        .add_batch(batch, &AddOptions::default(), "add-dir", &mut |_| {})
+        .unwrap();
+    assert_eq!(added[0].status, AddStatus::Unchanged);
+    assert_eq!(fs.head().unwrap().snapshot, 2);
+    // A lost or damaged index is only an accelerator: rebuilt from the pack.
+    let pack = fs.store().pack_files().unwrap().remove(0);
+    for damage in [
+        None,
+        Some(vec![0u8; 7]),
+        Some(b"PXPKIX1\n\x05\0\0\0\0\0\0\0".to_vec()),
+    ] {
+        match &damage {
+            None => std::fs::remove_file(pack.with_extension("idx")).unwrap(),
+            Some(bytes) => std::fs::write(pack.with_extension("idx"), bytes).unwrap(),
+        }
+        let fresh = PixelFs::open(fs.root()).unwrap();
+        let entry = fresh.get("/pack/d1/f7.txt").unwrap();
+        let mut out = Vec::new();
+        fresh.read_to(&entry, &mut out).unwrap();
+        assert_eq!(out, b"packed 7", "{damage:?}");
+        assert!(fresh.fsck().unwrap().is_clean());
+    }
+}
+
+#[test]
+fn damaged_or_hostile_stores_are_reported_never_a_panic() {
+    type Damage = fn(&PixelFs);
+    let damages: Vec<(&str, Damage, &str)> = vec![
+        (
+            "HEAD garbage",
+            |fs| std::fs::write(fs.root().join("HEAD"), "{").unwrap(),
+            "HEAD",
+        ),
+        (
+            "HEAD names another root",
+            |fs| {
+                let mut head = fs.head().unwrap();
+                head.root = pxos_pixel::Hash256::of(b"elsewhere");
+                std::fs::write(fs.root().join("HEAD"), serde_json::to_vec(&head).unwrap()).unwrap();
+            },
+            "HEAD",
+        ),
+        (
+            "a directory object replaced by other valid pixels",
+            |fs| {
+                let root = fs.head().unwrap().root;
+                let object = fs.object_path(&root.to_hex());
+                let png = pxos_pixel::encode_to_vec(
+                    b"{\"format\":\"pxos-tree\",\"version\":1,\"entries\":[]}",
+                    &pxos_pixel::EncodeOptions::kind(pxos_pixel::Kind::Table),
+                )
+                .unwrap();
+                std::fs::write(object, png).unwrap();
+            },
+            "other content",
+        ),
+        (
+            "a pack byte flipped",
+            |fs| {
+                let pack = fs.store().pack_files().unwrap().remove(0);
+                let mut bytes = std::fs::read(&pack).unwrap();
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x40;
+                std::fs::write(pack, bytes).unwrap();
+            },
+            "pack",
+        ),
+        (
+            "a snapshot record edited",
+            |fs| {
+                pxos_test_support::edit_log(&fs.root().join("snapshots"), |v| {
+                    v["entries"][1]["op"] = "nothing happened".into()
+                })
+            },
+            "snapshots",
+        ),
+        (
+            "the snapshot log deleted",
+            |fs| std::fs::remove_dir_all(fs.root().join("snapshots")).unwrap(),
+            "snapshot",
+        ),
+    ];
+    for (name, damage, expected) in damages {
+        let dir = TempDir::new("hostile-store");
+        let fs = store_with_history(&dir.0);
+        damage(&fs);
+        // Every reader answers, with an error or a report; gc keeps everything.
+        let fresh = PixelFs::open(fs.root());
+        if let Ok(fresh) = &fresh {
+            let report = fresh.fsck();
+            match report {
+                Ok(report) => {
+                    assert!(!report.is_clean(), "{name}: fsck found nothing");
+                    assert!(
+                        report
+                            .problems
+                            .iter()
+                            .any(|p| p.subject.contains(expected) || p.message.contains(expected)),
+                        "{name}: {report:?}"
+                    );
+                }
+                Err(err) => assert!(err.to_string().contains(expected), "{name}: {err}"),
+            }
+            let _ = fresh.table();
+            let _ = fresh.get("/pack/d1/f7.txt");
+            let _ = fresh.snapshots();
+            let _ = fresh.diff(0, 1);
+            if let Ok(garbage) = fresh.gc(false) {
+                assert!(garbage.is_empty(), "{name}: gc would delete {garbage:?}");
+            }
+            let added = fresh.add_file(
+                "/after",
+                &write(&dir.0, "after", b"x"),
+                &AddOptions::default(),
+            );
+            assert!(
+                added.is_err() || name == "a pack byte flipped",
+                "{name}: a write built on damage"
+            );
+        }
+    }
+}
