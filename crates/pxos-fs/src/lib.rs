@@ -248,7 +248,7 @@ impl PixelFs {
 
     /// The same store, decoding its objects under `limits`.
     pub fn with_limits(mut self, limits: Limits) -> PixelFs {
-        self.store.set_limits(limits.clone());
+        self.store.set_limits(limits);
         self.limits = limits;
         self
     }
