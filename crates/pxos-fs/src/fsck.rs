@@ -136,7 +136,12 @@ pub(crate) fn fsck(fs: &PixelFs) -> Result<FsckReport> {
                 continue;
             }
         };
-        if !fs.store.index_matches(&pack, &entries) {
+        if !pack.with_extension("idx").exists() {
+            report.notes.push(format!(
+                "{} has no index (an interrupted write); the next read rebuilds it",
+                pack.display()
+            ));
+        } else if !fs.store.index_matches(&pack, &entries) {
             problem(
                 &mut report,
                 pack.with_extension("idx").display().to_string(),

@@ -305,8 +305,10 @@ fn the_sandbox_confines_writes_caps_fuel_and_refuses_self_modify() {
             .any(|w| w.contains("SELF_MODIFY") && w.contains("sandbox")),
         "{evolve:?}"
     );
-    let log = std::fs::read_to_string(dir.join("executions.log")).unwrap();
-    assert_eq!(log.lines().count(), 5, "every execution is logged");
+    let records = pxos_test_support::read_log_records(&dir.join("executions"));
+    assert_eq!(records.len(), 5, "every execution is logged");
+    assert_eq!(records[3]["id"], 4);
+    assert_eq!(records[3]["outcome"], "trapped", "{}", records[3]);
 }
 
 #[test]

@@ -22,7 +22,7 @@ impl Store {
         let log = EvolutionLog::open(&dir.join("log")).unwrap();
         Store {
             store: KernelStore::open(&dir.join("kernels"), log.clone()).unwrap(),
-            hypervisor: Hypervisor::new(&dir.join("executions.log"), pxos_vm::default_messages()),
+            hypervisor: Hypervisor::new(&dir.join("executions"), pxos_vm::default_messages()),
             log,
         }
     }

@@ -119,7 +119,7 @@ fn stage_zero_catches_a_tampered_world() {
     let run = std::fs::read_dir(home.home().join("run"))
         .unwrap()
         .flatten()
-        .find(|e| e.path().is_dir())
+        .find(|e| e.path().join("boot").is_dir())
         .unwrap()
         .path();
     std::fs::write(run.join("boot/policy.pxasm"), "; changed\n").unwrap();

@@ -151,3 +151,106 @@ fn stale_temporaries_of_a_crashed_writer_are_removed_by_the_next_write() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "some bytes");
 }
+
+/// The files under `/`, path and content, as `fs tree --json` and `fs cat` give them.
+fn tree_state(home: &Home) -> Vec<(String, String)> {
+    crate::support::json_lines(&home.ok(&["fs", "tree", "/", "--json"]))
+        .iter()
+        .map(|l| {
+            let path = l["entry"]["path"].as_str().unwrap().to_string();
+            let out = home.pxos().args(["fs", "cat", &path]).output().unwrap();
+            (path, String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_crash_at_every_write_point_of_rm_discover_and_revert_leaves_old_or_new() {
+    let setup = |home: &Home| {
+        let tree = home.scratch("tree");
+        for (i, dir) in ["a", "a/b", "c"].iter().enumerate() {
+            std::fs::create_dir_all(tree.join(dir)).unwrap();
+            std::fs::write(
+                tree.join(dir).join(format!("f{i}.txt")),
+                format!("file {i}"),
+            )
+            .unwrap();
+        }
+        let one = home.scratch("one.txt");
+        std::fs::write(&one, "one").unwrap();
+        home.ok(&["fs", "add", "/keep/one.txt", one.to_str().unwrap()]);
+        home.ok(&["fs", "add", "/gone/one.txt", one.to_str().unwrap()]);
+    };
+    type Op = fn(&Home) -> Vec<String>;
+    let ops: [(&str, Op); 3] = [
+        ("rm", |_| {
+            vec!["fs".into(), "rm".into(), "/gone/one.txt".into()]
+        }),
+        ("discover", |h| {
+            vec![
+                "fs".into(),
+                "discover".into(),
+                h.scratch("tree").to_str().unwrap().into(),
+                "--prefix".into(),
+                "/found".into(),
+            ]
+        }),
+        ("revert", |_| vec!["fs".into(), "revert".into(), "1".into()]),
+    ];
+    for (name, op) in ops {
+        // The points a clean run passes, and the old and new trees.
+        let clean = Home::new(&format!("crash-{name}-clean"));
+        setup(&clean);
+        let old = tree_state(&clean);
+        let trace = clean.scratch("trace.txt");
+        let out = clean
+            .pxos()
+            .env("PXOS_CRASH_TRACE", &trace)
+            .args(op(&clean))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}");
+        let new = tree_state(&clean);
+        assert_ne!(old, new, "{name} changed nothing");
+        let points: Vec<String> = std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert!(
+            points.iter().any(|p| p.starts_with("fs-head.")),
+            "{name}: {points:?}"
+        );
+        for point in &points {
+            let home = Home::new(&format!("crash-{name}-{}", point.replace(['#', '.'], "-")));
+            setup(&home);
+            let out = home
+                .pxos()
+                .env("PXOS_CRASH_AT", point)
+                .args(op(&home))
+                .output()
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("crash injected"),
+                "{name} {point}"
+            );
+            // Old or new, never a mix; the store checks; the next run works.
+            let after = tree_state(&home);
+            assert!(after == old || after == new, "{name} {point}: {after:?}");
+            assert!(home.ok(&["fs", "fsck"]).contains("clean"), "{name} {point}");
+            let again = home.run(&op(&home).iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(
+                again.status.success() || name == "rm",
+                "{name} {point}: {}",
+                String::from_utf8_lossy(&again.stderr)
+            );
+            assert_eq!(
+                tree_state(&home),
+                new,
+                "{name} {point}: the next run completes it"
+            );
+            assert!(home.ok(&["fs", "fsck"]).contains("clean"));
+            assert!(temporaries_under(&home.dir).is_empty(), "{name} {point}");
+        }
+    }
+}
