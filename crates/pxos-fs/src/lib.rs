@@ -579,6 +579,18 @@ impl PixelFs {
         }))
     }
 
+    /// The PXI file that holds an object and where the object's bytes start
+    /// in its payload: the object's own file at 0, or its pack at the
+    /// object's offset. `None` when the store does not hold it.
+    pub fn object_pxi(&self, sha256: &str) -> Result<Option<(PathBuf, u64)>> {
+        let sha = Hash256::parse(sha256)
+            .ok_or_else(|| Error::Usage(format!("{sha256} is not a sha256")))?;
+        Ok(self.store.locate(&sha)?.map(|location| match location {
+            Location::Loose(path) => (path, 0),
+            Location::Packed { pack, offset, .. } => (pack, offset),
+        }))
+    }
+
     /// Adds one host file at `path`.
     pub fn add_file(&self, path: &str, source: &Path, options: &AddOptions) -> Result<Added> {
         check_path(path)?;

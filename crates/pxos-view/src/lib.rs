@@ -628,6 +628,25 @@ fn fs_entry(shared: &Shared, query: &Query) -> Result<(pxos_fs::PixelFs, pxos_fs
     Ok((fs, entry))
 }
 
+/// The PXI holding an entry's object (its own file, or its pack) and the
+/// object's offset in that PXI's payload.
+fn object_pxi(
+    fs: &pxos_fs::PixelFs,
+    entry: &pxos_fs::Entry,
+) -> Result<(std::path::PathBuf, u64), Bad> {
+    match fs.object_pxi(&entry.sha256) {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(bad(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the object of {} is missing (run `pxos fs fsck`)",
+                entry.path
+            ),
+        )),
+        Err(err) => Err(bad(status_of(err.kind()), err.to_string())),
+    }
+}
+
 async fn fs_tree(State(shared): Shared_) -> Response {
     blocking(move || {
         let fs = tri!(open_fs(&shared));
@@ -646,7 +665,7 @@ async fn fs_info(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response {
     blocking(move || {
         let query = tri!(Query::parse(raw));
         let (fs, entry) = tri!(fs_entry(&shared, &query));
-        let object = fs.object_path(&entry.sha256);
+        let (object, offset) = tri!(object_pxi(&fs, &entry));
         let reader = match pxos_pixel::PixelReader::open(&object, &shared.limits) {
             Ok(reader) => reader,
             Err(err) => return fail(status_of(err.kind()), format!("{}: {err}", entry.path)),
@@ -662,6 +681,9 @@ async fn fs_info(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response {
                 "sha256": pxos_pixel::hex(&h.sha256),
             },
             "file_len": file_len,
+            "file": object,
+            "packed": object.parent().is_some_and(|p| p.ends_with("packs")),
+            "offset": offset,
         }))
         .into_response()
     })
@@ -672,7 +694,20 @@ async fn fs_preview(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response
     blocking(move || {
         let query = tri!(Query::parse(raw));
         let (fs, entry) = tri!(fs_entry(&shared, &query));
-        let object = fs.object_path(&entry.sha256);
+        let (object, _) = tri!(object_pxi(&fs, &entry));
+        if object.parent().is_some_and(|p| p.ends_with("packs")) {
+            // A packed object has no PXI of its own: show the pixels it would
+            // have as one (its bytes, at most 256 KiB, verified on the way).
+            let mut bytes = Vec::new();
+            if let Err(err) = fs.read_to(&entry, &mut bytes) {
+                return fail(status_of(err.kind()), err.to_string());
+            }
+            let kind = entry.kind.parse().unwrap_or(pxos_pixel::Kind::Blob);
+            return match pxos_pixel::encode_to_vec(&bytes, &pxos_pixel::EncodeOptions::kind(kind)) {
+                Ok(bytes) => png(bytes),
+                Err(err) => fail(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+            };
+        }
         match std::fs::metadata(&object) {
             Ok(meta) if meta.len() > MAX_PREVIEW => fail(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -711,9 +746,9 @@ async fn fs_hex(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response {
             );
         }
         let length = length.min(entry.size - offset);
-        let object = fs.object_path(&entry.sha256);
+        let (object, base) = tri!(object_pxi(&fs, &entry));
         let bytes = match pxos_pixel::PixelReader::open(&object, &shared.limits)
-            .and_then(|mut reader| reader.read_at(offset, length as usize))
+            .and_then(|mut reader| reader.read_at(base + offset, length as usize))
         {
             Ok(bytes) => bytes,
             Err(err) => return fail(status_of(err.kind()), format!("{}: {err}", entry.path)),

@@ -649,3 +649,24 @@ fn view_open_without_a_desktop_says_so_and_serves() {
     );
     assert!(out.starts_with("pxos view: http://127.0.0.1:"), "{out}");
 }
+
+#[test]
+fn packed_files_show_their_header_bytes_and_pixels() {
+    let home = Home::new("view-packed");
+    let dir = home.scratch("tree");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/a.txt"), "packed bytes, read through the pack").unwrap();
+    std::fs::write(dir.join("b.txt"), "another").unwrap();
+    home.ok(&["fs", "add-dir", dir.to_str().unwrap(), "/t"]);
+    let view = View::start(&home);
+    let (status, info) = view.json("/api/fs/info?path=/t/sub/a.txt");
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["packed"], true, "{info}");
+    let (status, hex) = view.json("/api/fs/hex?path=/t/sub/a.txt&offset=7&length=5");
+    assert_eq!(status, 200, "{hex}");
+    assert_eq!(hex["rows"][0]["ascii"], "bytes", "{hex}");
+    let (status, png) = view.get("/api/fs/preview.png?path=/t/sub/a.txt");
+    assert_eq!(status, 200);
+    let (_, payload) = pxos_pixel::decode_from_slice(&png, &Default::default()).unwrap();
+    assert_eq!(payload, b"packed bytes, read through the pack");
+}
