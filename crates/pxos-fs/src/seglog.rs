@@ -296,12 +296,22 @@ impl SegLog {
             .map_err(|err| Error::from(err).with_path(self.head_path()))
     }
 
-    /// Reads the open segment's complete lines, checking their chain from `start`.
-    fn read_open(&self, sealed: u64, start: Position) -> Result<OpenSegment> {
+    /// Reads the open segment's complete lines, checking their chain from the
+    /// head's sealed end.
+    /// At most `segment_records` full records and one torn one are read.
+    fn read_open(&self, head: &Head) -> Result<OpenSegment> {
+        let (sealed, start) = (head.sealed, head.sealed_end);
         let path = self.open_path(sealed);
-        let bytes = match read_bounded(&path, (MAX_RECORD as u64 + 66) * 65_536) {
+        let limit = (u64::from(head.segment_records) + 1) * (MAX_RECORD as u64 + 66);
+        let bytes = match read_bounded(&path, limit) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::Format(format!(
+                    "the open segment holds more than its head allows: {err}"
+                ))
+                .with_path(&path));
+            }
             Err(err) => return Err(Error::from(err).with_path(&path)),
         };
         let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -318,7 +328,7 @@ impl SegLog {
     /// records really reach, counting an append that was durable but not yet
     /// in the head. Damage is an error.
     fn settle(&self, head: &Head) -> Result<(Position, OpenSegment)> {
-        let open = self.read_open(head.sealed, head.sealed_end)?;
+        let open = self.read_open(head)?;
         let reached = Position {
             count: head.sealed_end.count + open.records.len() as u64,
             hash: open.records.last().map_or(head.sealed_end.hash, |r| r.hash),
@@ -412,7 +422,7 @@ impl SegLog {
 
     /// Seals the full open segment into a PXI and starts the next.
     fn seal(&self, head: &mut Head) -> Result<()> {
-        let open = self.read_open(head.sealed, head.sealed_end)?;
+        let open = self.read_open(head)?;
         let header = SegmentHeader {
             format: SEGMENT_FORMAT.into(),
             version: 1,
@@ -680,7 +690,7 @@ impl SegLog {
                 head.sealed_end.hash.short()
             ));
         }
-        match self.read_open(head.sealed, head.sealed_end) {
+        match self.read_open(&head) {
             Ok(open) => {
                 let reached = Position {
                     count: head.sealed_end.count + open.records.len() as u64,
@@ -1004,6 +1014,16 @@ mod tests {
         fs::write(&a, &bytes_a).unwrap();
         fs::write(&b, &bytes_b).unwrap();
         assert!(log.verify(true, &mut ok).unwrap().is_ok());
+        // An open segment larger than its head allows is refused unread.
+        let big = fs::File::create(&open).unwrap();
+        big.set_len(4 * (MAX_RECORD as u64 + 66)).unwrap();
+        let err = log.append(b"g").unwrap_err();
+        assert!(
+            err.to_string().contains("more than its head allows"),
+            "{err}"
+        );
+        assert!(!log.verify(true, &mut ok).unwrap().is_ok());
+        fs::write(&open, &text).unwrap();
         // A hostile head.
         fs::write(log.head_path(), "{\"format\":\"pxos-seglog\"}").unwrap();
         assert!(log.append(b"g").is_err());
