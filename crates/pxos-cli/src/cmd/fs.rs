@@ -139,11 +139,14 @@ pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outc
                 output.emit(
                     json!({"type": "snapshot", "snapshot": snapshot, "current": current}),
                     || {
-                        let mut paths = snapshot.paths.join(" ");
-                        if snapshot.changes > snapshot.paths.len() as u64 {
+                        // Three paths on the line; --json has the first 16.
+                        let shown: Vec<&str> =
+                            snapshot.paths.iter().take(3).map(String::as_str).collect();
+                        let mut paths = shown.join(" ");
+                        if snapshot.changes > shown.len() as u64 {
                             paths.push_str(&format!(
                                 " (+{} more)",
-                                snapshot.changes - snapshot.paths.len() as u64
+                                snapshot.changes - shown.len() as u64
                             ));
                         }
                         format!(
