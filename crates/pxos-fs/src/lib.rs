@@ -92,6 +92,20 @@ pub struct Snapshot {
     pub bytes: u64,
 }
 
+impl FsHead {
+    /// The parent of the first snapshot: nothing, at number 0.
+    fn before_first() -> FsHead {
+        FsHead {
+            format: HEAD_FORMAT.into(),
+            version: 1,
+            snapshot: 0,
+            root: Hash256::ZERO,
+            files: 0,
+            bytes: 0,
+        }
+    }
+}
+
 impl Snapshot {
     fn head(&self) -> FsHead {
         FsHead {
@@ -330,20 +344,7 @@ impl PixelFs {
                 let (root, _) =
                     self.store
                         .put_loose(&empty.encode(), Kind::Table, durable::label::FS_TREE)?;
-                self.record_and_point(
-                    &FsHead {
-                        format: HEAD_FORMAT.into(),
-                        version: 1,
-                        snapshot: 0,
-                        root: Hash256::ZERO,
-                        files: 0,
-                        bytes: 0,
-                    },
-                    true,
-                    (root, 0, 0),
-                    "init",
-                    &[],
-                )
+                self.record_and_point(&FsHead::before_first(), true, (root, 0, 0), "init", &[])
             }
         }
     }
@@ -408,6 +409,17 @@ impl PixelFs {
         json.push(b'\n');
         durable::write_atomic(&path, &json, durable::label::FS_HEAD)
             .map_err(|err| Error::from(err).with_path(&path))
+    }
+
+    /// Writes an editor's changed directories as loose objects (one add or
+    /// rm); returns the new root and its totals.
+    fn write_trees_loose(&self, editor: Editor<'_>) -> Result<(Hash256, u64, u64)> {
+        editor.commit(&mut |bytes| {
+            Ok(self
+                .store
+                .put_loose(&bytes, Kind::Table, durable::label::FS_TREE)?
+                .0)
+        })
     }
 
     /// Commits a new root (the caller holds the lock and read `expected`):
@@ -615,12 +627,7 @@ impl PixelFs {
         };
         let added = stage(&mut editor, path, meta, options.replace, new_object)?;
         if added.status != AddStatus::Unchanged {
-            let written = editor.commit(&mut |bytes| {
-                Ok(self
-                    .store
-                    .put_loose(&bytes, Kind::Table, durable::label::FS_TREE)?
-                    .0)
-            })?;
+            let written = self.write_trees_loose(editor)?;
             self.commit(&head, written, "add", &[path.to_string()])?;
         }
         Ok(added)
@@ -899,12 +906,7 @@ impl PixelFs {
         let meta = editor
             .remove(path)?
             .ok_or_else(|| Error::NotFound(format!("no such path in PixelFS: {path}")))?;
-        let written = editor.commit(&mut |bytes| {
-            Ok(self
-                .store
-                .put_loose(&bytes, Kind::Table, durable::label::FS_TREE)?
-                .0)
-        })?;
+        let written = self.write_trees_loose(editor)?;
         self.commit(&head, written, "rm", &[path.to_string()])?;
         Ok(meta.entry(path))
     }

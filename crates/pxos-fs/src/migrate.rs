@@ -12,7 +12,7 @@ use pxos_pixel::{Hash256, Kind, durable};
 
 use crate::error::{Error, Result};
 use crate::tree::{Editor, FileMeta};
-use crate::{FsHead, HEAD_FORMAT, MARKER, MARKER_CONTENT, PathTable, PixelFs, TABLE_FILE};
+use crate::{FsHead, MARKER, MARKER_CONTENT, PathTable, PixelFs, TABLE_FILE};
 
 /// Migrates the store (the caller holds the lock; there is no `HEAD` and no snapshot).
 pub(crate) fn migrate(fs: &PixelFs) -> Result<FsHead> {
@@ -37,16 +37,8 @@ pub(crate) fn migrate(fs: &PixelFs) -> Result<FsHead> {
         Ok(sha)
     })?;
     fs.store.write_pack(&pack)?;
-    let none = FsHead {
-        format: HEAD_FORMAT.into(),
-        version: 1,
-        snapshot: 0,
-        root: Hash256::ZERO,
-        files: 0,
-        bytes: 0,
-    };
     let head = fs.record_and_point(
-        &none,
+        &FsHead::before_first(),
         true,
         written,
         &format!("migrate from path table generation {}", table.generation),
