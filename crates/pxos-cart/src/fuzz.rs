@@ -108,6 +108,7 @@ pub fn action(u: &mut Unstructured<'_>) -> Action {
                 },
                 file_len: u.int_in_range(0..=1 << 20).unwrap_or(0),
                 as_current: u.arbitrary().unwrap_or(false),
+                origin: None,
             }
         }
         3 => {

@@ -20,6 +20,6 @@ pub use checkpoint::{Checkpointed, FsckReport, Intent};
 pub use error::{Error, Result};
 pub use log::{
     Action, Actor, ActorKind, CartRef, Domain, Entries, EvolutionLog, KernelOutcome, LogEntry,
-    LogPosition, SwitchCause,
+    LogPosition, Origin, SwitchCause,
 };
 pub use registry::{GenesisRun, Record, Registry, RollbackOutcome, Status};

@@ -155,6 +155,22 @@ pub enum KernelOutcome {
     },
 }
 
+/// Where a registered cartridge came from: the remote it was pulled from,
+/// and what that remote said of it (for people; locally it is experimental
+/// until a local Genesis pass and a person promote it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// The remote's name in this home.
+    pub remote: String,
+    /// The remote's URL (never with credentials).
+    pub url: String,
+    /// The Genesis result recorded where it was pushed from, if any.
+    pub genesis_passed: Option<bool>,
+    /// Its status where it was pushed from (`current`, `experimental`, ...).
+    pub status: String,
+}
+
 /// What an entry records. Recovery replays these fields; it never reads prose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -170,6 +186,9 @@ pub enum Action {
         creator: Creator,
         file_len: u64,
         as_current: bool,
+        /// Where it came from, when it was pulled from a remote.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     /// Genesis ran on one exact cartridge.
     GenesisCheck {

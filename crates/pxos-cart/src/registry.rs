@@ -214,6 +214,7 @@ impl State {
                 creator,
                 file_len,
                 as_current,
+                ..
             } => {
                 if self.index(&cartridge.id()).is_some() {
                     return Err(format!("it registers {} a second time", cartridge.id()));
@@ -619,6 +620,19 @@ impl Registry {
         reason: &str,
         make_current: bool,
     ) -> Result<Record> {
+        self.register_from(path, actor, reason, make_current, None)
+    }
+
+    /// [`Registry::register`], recording where the cartridge came from
+    /// (a pull from a remote registers it experimental, whatever it was there).
+    pub fn register_from(
+        &self,
+        path: &Path,
+        actor: Actor,
+        reason: &str,
+        make_current: bool,
+        origin: Option<crate::log::Origin>,
+    ) -> Result<Record> {
         let (manifest, sha) = read_manifest(path, &self.limits)?;
         // A full decode: never register a damaged cartridge.
         pxos_pixel::verify_file(path, &self.limits.pixel, &mut |_| {})?;
@@ -658,6 +672,7 @@ impl Registry {
                 .map_err(|err| Error::from(err).with_path(&stored))?
                 .len(),
             as_current: make_current && state.current.is_none(),
+            origin,
         };
         self.commit(&mut state, actor, action, reason)?;
         Ok(state.record(&id).cloned().expect("just registered"))

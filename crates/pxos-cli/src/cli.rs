@@ -268,6 +268,52 @@ pub enum Command {
     /// InfiniteMap: a sparse, unbounded 2D pixel space stored as PXI tiles in the home.
     #[command(subcommand)]
     Map(MapCommand),
+    /// Remotes: S3-compatible object storage (such as a Garage cluster) to push
+    /// PixelFS and cartridges to, or read-only http(s) places to read pixels from.
+    /// pxOS contacts no host but the remotes added here.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote. Credentials come from the environment (AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, or PXOS_REMOTE_<NAME>_KEY_ID and _SECRET), or are kept in
+    /// HOME/credentials.json (mode 0600) with --key-id and --secret-file or --secret-stdin.
+    Add {
+        /// The remote's name (such as origin).
+        name: String,
+        /// s3://BUCKET/PREFIX, or https://HOST/PATH (read-only).
+        url: String,
+        /// The S3 endpoint, such as http://127.0.0.1:3900 [default: AWS].
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The S3 region [default: us-east-1; Garage's is usually garage].
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// List the remotes (never their secrets).
+    List,
+    /// Remove a remote and its stored credentials (nothing on the remote is touched).
+    Remove {
+        name: String,
+    },
+}
+
+/// An access key to store for a remote.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The access key id to store.
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
+    /// Read the secret key from this file.
+    #[arg(long, value_name = "FILE", requires = "key_id")]
+    pub secret_file: Option<PathBuf>,
+    /// Read the secret key from stdin.
+    #[arg(long, requires = "key_id", conflicts_with = "secret_file")]
+    pub secret_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -735,6 +781,23 @@ pub enum CartCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// Send a registered cartridge, with its lineage and Genesis record, to a remote.
+    Push {
+        /// NAME@VERSION.
+        cartridge: String,
+        /// The remote [default: the only one, or origin].
+        remote: Option<String>,
+    },
+    /// Fetch a cartridge from a remote (its hash checked) and register it as
+    /// experimental; it becomes current only by `cart test` and a person's `cart promote`.
+    Pull {
+        /// NAME@VERSION.
+        cartridge: String,
+        /// The remote [default: the only one, or origin].
+        remote: Option<String>,
+        #[command(flatten)]
+        actor: ActorArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -834,6 +897,10 @@ pub struct LogArgs {
     /// Only entries about this cartridge (NAME or NAME@VERSION).
     #[arg(long)]
     pub cart: Option<String>,
+    /// Show the network log instead: every request to a remote (time, method,
+    /// URL without credentials, bytes, status).
+    #[arg(long, conflicts_with_all = ["actor", "cart"])]
+    pub network: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -965,18 +1032,19 @@ pub enum PixelCommand {
     },
     /// Show the header of a PXI image.
     Info {
-        /// The PXI image.
+        /// The PXI image: a file, or an s3:// or https:// URL under a remote.
         input: PathBuf,
     },
     /// Decode completely and check the SHA-256 (exit 1 if damaged).
     Verify {
-        /// The PXI images.
+        /// The PXI images: files, or s3:// or https:// URLs under a remote.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
-    /// Read LENGTH bytes at OFFSET without decoding the whole image.
+    /// Read LENGTH bytes at OFFSET without decoding the whole image (over a
+    /// remote: ranged GETs of the header, the index and the bands read).
     Read {
-        /// The PXI image.
+        /// The PXI image: a file, or an s3:// or https:// URL under a remote.
         input: PathBuf,
         /// Payload offset in bytes.
         #[arg(long)]
@@ -1093,6 +1161,37 @@ pub enum FsCommand {
     Diff { a: u64, b: Option<u64> },
     /// Make snapshot N's tree current again, as a new snapshot (nothing is deleted).
     Revert { snapshot: u64 },
+    /// Send the current root and every object it reaches that REMOTE lacks, then
+    /// move the remote's reference (refused with "the remote moved" if another push won).
+    Push {
+        /// The remote [default: the only one, or origin].
+        remote: Option<String>,
+    },
+    /// Fetch REMOTE's root and what it reaches (every object checked against its
+    /// hash first) and make it the current tree, as a new snapshot.
+    Pull {
+        /// The remote [default: the only one, or origin].
+        remote: Option<String>,
+        /// Pull even if this home has a tree it never pushed (it stays in `fs log`).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add URL as a remote (named origin) and pull its PixelFS into this home.
+    Clone {
+        /// s3://BUCKET/PREFIX.
+        url: String,
+        /// The S3 endpoint, such as http://127.0.0.1:3900.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The S3 region.
+        #[arg(long)]
+        region: Option<String>,
+        /// The name to give the remote.
+        #[arg(long, default_value = "origin")]
+        name: String,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
     /// Find entries by path, file id (0x1234abcd) or boot-pixel PNG.
     Resolve {
         /// A path, a file id or a PNG file.

@@ -931,6 +931,30 @@ impl PixelFs {
         )
     }
 
+    /// Makes `root` (a tree that came from elsewhere, such as a remote)
+    /// the current one, as a new snapshot made by `op`, when `HEAD` is still
+    /// `expected` (a compare-and-swap). Every directory and file under it must
+    /// be in the store first.
+    pub fn set_root(&self, expected: &FsHead, root: Hash256, op: &str) -> Result<FsHead> {
+        let _lock = self.lock()?;
+        self.settle_head()?;
+        let mut missing = None;
+        tree::walk_files(&self.store, &root, "", &mut |path, meta| {
+            if missing.is_none() && !self.store.contains(&meta.sha256)? {
+                missing = Some(path.to_string());
+            }
+            Ok(())
+        })?;
+        if let Some(path) = missing {
+            return Err(Error::Format(format!(
+                "the tree {} is not whole here: the object of {path} is missing",
+                root.short()
+            )));
+        }
+        let (files, bytes) = tree::load(&self.store, &root)?.totals();
+        self.commit(expected, (root, files, bytes), op, &[])
+    }
+
     /// What changed between snapshots `a` and `b` (subtrees with equal hashes are skipped).
     pub fn diff(&self, a: u64, b: u64) -> Result<Vec<Change>> {
         let (ra, rb) = (self.snapshot(a)?.root, self.snapshot(b)?.root);

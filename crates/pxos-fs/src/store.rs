@@ -415,6 +415,68 @@ impl Store {
         Ok((sha, size, true))
     }
 
+    /// Where a download in progress is kept (`incoming/NAME.part`): it
+    /// survives an interrupted pull, which then resumes from its length.
+    pub fn incoming_path(&self, name: &str) -> PathBuf {
+        self.root.join("incoming").join(format!("{name}.part"))
+    }
+
+    /// Checks a loose object fetched from elsewhere (a full decode: the
+    /// payload must hash to `sha`) and moves it into the store. Nothing
+    /// enters the store unchecked.
+    pub fn import_loose(&self, sha: &Hash256, part: &Path) -> Result<()> {
+        let decoded = pxos_pixel::verify_file(part, &self.limits, &mut |_| {})
+            .map_err(|err| Error::Format(format!("object {} is damaged: {err}", sha.short())))?;
+        if decoded.header.sha256 != sha.0 {
+            return Err(Error::Format(format!(
+                "object {} holds other content than its name says ({})",
+                sha.short(),
+                Hash256(decoded.header.sha256).short()
+            )));
+        }
+        let target = self.loose_path(sha);
+        let dir = target.parent().expect("object has a parent");
+        fs::create_dir_all(dir).map_err(|err| Error::from(err).with_path(dir))?;
+        durable::persist_file(part, &target, durable::label::FS_IMPORT)
+            .map_err(|err| Error::from(err).with_path(&target))
+    }
+
+    /// Checks a pack fetched from elsewhere (a full decode, its table, and
+    /// every object's hash) and moves it into the store with a new index.
+    pub fn import_pack(&self, sha: &Hash256, part: &Path) -> Result<PathBuf> {
+        let decoded = pxos_pixel::verify_file(part, &self.limits, &mut |_| {})
+            .map_err(|err| Error::Format(format!("pack {} is damaged: {err}", sha.short())))?;
+        if decoded.header.sha256 != sha.0 {
+            return Err(Error::Format(format!(
+                "pack {} holds other content than its name says",
+                sha.short()
+            )));
+        }
+        let entries = self.read_pack_table(part)?;
+        let mut reader = PixelReader::open(part, &self.limits)
+            .map_err(|err| Error::Pixel(err).with_path(part))?;
+        for entry in &entries {
+            let bytes = reader
+                .read_at(entry.offset, entry.len as usize)
+                .map_err(|err| Error::Pixel(err).with_path(part))?;
+            if Hash256::of(&bytes) != entry.sha {
+                return Err(Error::Format(format!(
+                    "pack {} lists object {} but holds other bytes for it",
+                    sha.short(),
+                    entry.sha.short()
+                )));
+            }
+        }
+        let dir = self.packs_dir();
+        fs::create_dir_all(&dir).map_err(|err| Error::from(err).with_path(&dir))?;
+        let target = dir.join(format!("{}.png", sha.to_hex()));
+        durable::persist_file(part, &target, durable::label::FS_IMPORT)
+            .map_err(|err| Error::from(err).with_path(&target))?;
+        write_index(&target.with_extension("idx"), &entries)?;
+        self.forget_packs();
+        Ok(target)
+    }
+
     /// Writes one pack holding `objects` (sorted and deduplicated here) and
     /// its index. Returns the pack's path.
     pub fn write_pack(&self, objects: &BTreeMap<Hash256, (Kind, Vec<u8>)>) -> Result<PathBuf> {

@@ -107,6 +107,8 @@ labels! {
     FS_PACK_INDEX = "fs-pack-index";
     /// A PixelFS directory (tree object) written on its own.
     FS_TREE = "fs-tree";
+    /// An object or pack fetched from a remote, checked, then renamed into the store.
+    FS_IMPORT = "fs-import";
     /// Genesis's compliance report.
     GENESIS_COMPLIANCE = "genesis-compliance";
     /// A kernel image in the kernel store.
@@ -149,6 +151,12 @@ labels! {
     REGISTRY_CARTRIDGE = "registry-cartridge";
     /// The registry state, with the change it is about to log.
     REGISTRY_INTENT = "registry-intent";
+    /// The remotes the user added (`remotes.json`).
+    REMOTE_CONFIG = "remote-config";
+    /// Remote credentials (`credentials.json`, mode 0600).
+    REMOTE_CREDENTIALS = "remote-credentials";
+    /// What this home last saw of a remote's reference (`remotes/NAME/*.json`).
+    REMOTE_TRACKING = "remote-tracking";
     /// A program's screen (`run --screen`, `debug`'s `screen`, `kernel boot --screen`, `demo evolve`).
     SCREEN = "screen";
     /// A segmented log's records, appended in place (an append label: see [`crash_points`]).
@@ -431,6 +439,23 @@ fn process_runs(pid: u32) -> bool {
         }
         None => false,
     }
+}
+
+/// Moves a finished file that was written elsewhere in the same file system
+/// (a download resumed across runs, checked by the caller) to `target`:
+/// fsync, rename, fsync the folder. The five crash points are an
+/// [`AtomicFile`]'s, so a label serves either.
+pub fn persist_file(source: &Path, target: &Path, label: Label) -> io::Result<()> {
+    crash_point(&format!("{label}.create-temp"));
+    let file = File::open(source)?;
+    crash_point(&format!("{label}.write-temp"));
+    crash_point(&format!("{label}.fsync-temp"));
+    file.sync_all()?;
+    drop(file);
+    crash_point(&format!("{label}.rename"));
+    fs::rename(source, target)?;
+    crash_point(&format!("{label}.fsync-dir"));
+    sync_dir(&parent_dir(target))
 }
 
 /// Writes `bytes` to `path` atomically.

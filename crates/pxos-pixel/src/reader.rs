@@ -17,10 +17,16 @@ use crate::index::Index;
 use crate::limits::Limits;
 use crate::png_chunks::{PNG_SIGNATURE, read_chunk};
 
+/// Something a [`PixelReader`] can read from: a file, or a remote object
+/// fetched by ranges.
+pub trait Source: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> Source for T {}
+
 /// An open PXI file for random reads.
 pub struct PixelReader {
     path: PathBuf,
-    file: File,
+    file: Box<dyn Source>,
     file_len: u64,
     header: Header,
     geometry: Geometry,
@@ -37,9 +43,28 @@ impl PixelReader {
         Self::open_inner(path, limits).map_err(|err| err.with_path(path))
     }
 
+    /// Opens a PXI held by `source` (`file_len` bytes), named `name` in errors.
+    pub fn from_source(
+        source: Box<dyn Source>,
+        file_len: u64,
+        name: &Path,
+        limits: &Limits,
+    ) -> Result<PixelReader> {
+        Self::open_source(source, file_len, name, limits).map_err(|err| err.with_path(name))
+    }
+
     fn open_inner(path: &Path, limits: &Limits) -> Result<PixelReader> {
-        let mut file = File::open(path)?;
+        let file = File::open(path)?;
         let file_len = file.metadata()?.len();
+        Self::open_source(Box::new(file), file_len, path, limits)
+    }
+
+    fn open_source(
+        mut file: Box<dyn Source>,
+        file_len: u64,
+        path: &Path,
+        limits: &Limits,
+    ) -> Result<PixelReader> {
         if file_len == 0 {
             return Err(Error::format("the file is empty"));
         }

@@ -465,6 +465,7 @@ fn the_registry_state_refuses_entries_that_cannot_follow() {
                 },
                 file_len: 10,
                 as_current,
+                origin: None,
             },
         )
     };

@@ -215,6 +215,22 @@ pub fn run(command: &CartCommand, global: &Global, output: &Output) -> Result<Ou
                 },
             )?;
         }
+        CartCommand::Push { cartridge, remote } => {
+            return super::remote::cart_push(cartridge, remote.as_deref(), global, output);
+        }
+        CartCommand::Pull {
+            cartridge,
+            remote,
+            actor: who,
+        } => {
+            return super::remote::cart_pull(
+                cartridge,
+                remote.as_deref(),
+                actor(who),
+                global,
+                output,
+            );
+        }
         CartCommand::Fsck { repair } => {
             let report = registry(global)?.fsck(*repair)?;
             return fsck_report(

@@ -16,6 +16,25 @@ use pxos_pixel::text::escape;
 pub fn run(command: &FsCommand, global: &Global, output: &Output) -> Result<Outcome> {
     let root = fs_root(global)?;
     match command {
+        FsCommand::Push { remote } => super::remote::fs_push(remote.as_deref(), global, output),
+        FsCommand::Pull { remote, force } => {
+            super::remote::fs_pull(remote.as_deref(), *force, global, output)
+        }
+        FsCommand::Clone {
+            url,
+            endpoint,
+            region,
+            name,
+            key,
+        } => super::remote::fs_clone(
+            url,
+            endpoint.as_deref(),
+            region.as_deref(),
+            name,
+            key,
+            global,
+            output,
+        ),
         FsCommand::Init => {
             let existed = PixelFs::open(&root).is_ok();
             let fs = PixelFs::init(&root)?.with_limits(global.pixel_limits());

@@ -8,6 +8,7 @@ mod kernel;
 mod llm;
 mod map;
 mod pixel;
+mod remote;
 mod tour;
 mod view;
 mod vm;
@@ -108,10 +109,12 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Kernel(command) => kernel::run(command, &cli.global, output),
         Command::Demo(command) => demo::run(command, &cli.global, output),
         Command::Cart(command) => cart::run(command, &cli.global, output),
+        Command::Log(args) if args.network => remote::network_log(&cli.global, output),
         Command::Log(args) => cart::log(args, &cli.global, output),
         Command::Vram(command) => vram::run(command, &cli.global, output),
         Command::View { port, open } => view::serve(*port, *open, &cli.global, output),
         Command::Map(command) => map::run(command, &cli.global, output),
+        Command::Remote(command) => remote::run(command, &cli.global, output),
         Command::X86(command) => x86::run(command, output),
         Command::Llm(command) => llm::run(command, &cli.global, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {

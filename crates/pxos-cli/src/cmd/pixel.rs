@@ -43,8 +43,26 @@ pub fn run(command: &PixelCommand, global: &Global, output: &Output) -> Result<O
             input,
             output: target,
         } => decode(input, target, &limits, output),
-        PixelCommand::Info { input } => info(input, &limits, output),
-        PixelCommand::Verify { inputs } => verify(inputs, &limits, output),
+        PixelCommand::Info { input } => match url_of(input) {
+            Some(url) => super::remote::pixel_info(url, global, output),
+            None => info(input, &limits, output),
+        },
+        PixelCommand::Verify { inputs } => verify(inputs, global, output),
+        PixelCommand::Read {
+            input,
+            offset,
+            length,
+            output: target,
+            hex: as_hex,
+        } if url_of(input).is_some() => super::remote::pixel_read(
+            url_of(input).expect("a URL"),
+            *offset,
+            *length,
+            target.as_deref(),
+            *as_hex,
+            global,
+            output,
+        ),
         PixelCommand::Read {
             input,
             offset,
@@ -192,9 +210,21 @@ fn info(input: &Path, limits: &Limits, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-fn verify(inputs: &[PathBuf], limits: &Limits, output: &Output) -> Result<Outcome> {
+/// The URL a pixel command was given in place of a file, if it was.
+fn url_of(input: &Path) -> Option<&str> {
+    input
+        .to_str()
+        .filter(|text| pxos_remote::pixel::is_url(text))
+}
+
+fn verify(inputs: &[PathBuf], global: &Global, output: &Output) -> Result<Outcome> {
+    let limits = &global.pixel_limits();
     let mut all_good = true;
     for input in inputs {
+        if let Some(url) = url_of(input) {
+            all_good &= super::remote::pixel_verify(url, global, output)?;
+            continue;
+        }
         let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
         let progress = output.progress(size, "verifying");
         let result = pxos_pixel::verify_file(input, limits, &mut |done| progress.set(done));

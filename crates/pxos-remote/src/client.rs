@@ -1,0 +1,604 @@
+//! One open remote: an `object_store` client (S3 with SigV4, or plain
+//! HTTP(S) for read-only remotes) whose every request passes through the
+//! network log, with timeouts and a few retries, driven from synchronous
+//! code through its own Tokio runtime.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService,
+    ReqwestConnector,
+};
+use object_store::http::{HttpBuilder, HttpStore};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as Key;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, Location, RemoteConfig};
+use crate::error::{Error, Result};
+use crate::netlog::{NetLog, NetRecord, redact};
+
+/// Bytes in one part of a multipart upload, and in one ranged GET of a download.
+pub const PART: u64 = 16 << 20;
+/// Objects at most this big are sent in one PUT.
+pub const SINGLE_PUT_MAX: u64 = PART;
+/// Requests in flight at once.
+pub const CONCURRENCY: usize = 8;
+
+/// The request timeout: `PXOS_REMOTE_TIMEOUT` seconds, 30 by default. A
+/// server that stalls fails the request after this long (then two retries).
+pub fn timeout() -> Duration {
+    let seconds = std::env::var("PXOS_REMOTE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && *s < 86_400.0)
+        .unwrap_or(30.0);
+    Duration::from_secs_f64(seconds)
+}
+
+#[derive(Debug)]
+struct LoggingConnector {
+    log: Arc<NetLog>,
+    remote: String,
+}
+
+impl HttpConnector for LoggingConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(LoggingService {
+            inner,
+            log: self.log.clone(),
+            remote: self.remote.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct LoggingService {
+    inner: HttpClient,
+    log: Arc<NetLog>,
+    remote: String,
+}
+
+#[async_trait]
+impl HttpService for LoggingService {
+    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let method = req.method().to_string();
+        let url = redact(&req.uri().to_string());
+        let sent = req.body().content_length() as u64;
+        let time = pxos_fs::time::now_rfc3339();
+        let started = Instant::now();
+        let result = self.inner.execute(req).await;
+        let (status, received, error) = match &result {
+            Ok(response) => (
+                Some(response.status().as_u16()),
+                response
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+                None,
+            ),
+            Err(err) => (None, None, Some(err.to_string())),
+        };
+        self.log.record(&NetRecord {
+            time,
+            remote: self.remote.clone(),
+            method,
+            url,
+            sent,
+            received,
+            status,
+            ms: started.elapsed().as_millis() as u64,
+            error,
+        });
+        result
+    }
+}
+
+enum Backend {
+    S3(Arc<AmazonS3>),
+    Http(Arc<HttpStore>),
+}
+
+/// An object a listing found.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The key below the remote's prefix.
+    pub rel: String,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// An open remote.
+pub struct Remote {
+    pub config: RemoteConfig,
+    backend: Backend,
+    /// The key prefix (`PREFIX/` or empty).
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+    log: Arc<NetLog>,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.log.sync();
+    }
+}
+
+/// A multipart upload under way, kept so an interrupted push resumes it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadState {
+    key: String,
+    upload_id: String,
+    size: u64,
+    part: u64,
+    /// ETags of the parts sent, in order.
+    parts: Vec<String>,
+}
+
+impl Remote {
+    /// Opens remote `name` of `home` (credentials from the environment or the 0600 file).
+    pub fn open(home: &Path, name: &str) -> Result<Remote> {
+        let remotes = config::Remotes::load(home)?;
+        let config = remotes.get(name)?.clone();
+        Remote::connect(home, config)
+    }
+
+    /// Connects to a remote described by `config` (it must be one the user added).
+    pub fn connect(home: &Path, config: RemoteConfig) -> Result<Remote> {
+        let log = Arc::new(NetLog::open(home)?);
+        let connector = || LoggingConnector {
+            log: log.clone(),
+            remote: config.name.clone(),
+        };
+        let options = ClientOptions::new()
+            .with_allow_http(true)
+            .with_timeout(timeout())
+            .with_connect_timeout(Duration::from_secs(5).min(timeout()));
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 2,
+            retry_timeout: timeout() * 3,
+        };
+        let (backend, prefix) = match config::parse_url(&config.url)? {
+            Location::S3 { bucket, prefix } => {
+                let (credentials, _) = config::credentials(home, &config.name)?;
+                let credentials = credentials.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no credentials for remote {:?}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                         or add them with `pxos remote add ... --key-id ID --secret-file FILE`",
+                        config.name
+                    ))
+                })?;
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(&bucket)
+                    .with_region(config.region.as_deref().unwrap_or("us-east-1"))
+                    .with_access_key_id(&credentials.key_id)
+                    .with_secret_access_key(&credentials.secret)
+                    .with_virtual_hosted_style_request(false)
+                    .with_client_options(options)
+                    .with_retry(retry)
+                    .with_http_connector(connector());
+                if let Some(endpoint) = &config.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                let store = builder
+                    .build()
+                    .map_err(|err| Error::Usage(format!("remote {:?}: {err}", config.name)))?;
+                (Backend::S3(Arc::new(store)), prefix)
+            }
+            Location::Http { base } => {
+                let store = HttpBuilder::new()
+                    .with_url(&base)
+                    .with_client_options(options)
+                    .with_retry(retry)
+                    .with_http_connector(connector())
+                    .build()
+                    .map_err(|err| Error::Usage(format!("remote {:?}: {err}", config.name)))?;
+                (Backend::Http(Arc::new(store)), String::new())
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|err| Error::Io(format!("cannot start the network runtime: {err}")))?;
+        Ok(Remote {
+            config,
+            backend,
+            prefix: if prefix.is_empty() {
+                prefix
+            } else {
+                format!("{prefix}/")
+            },
+            runtime,
+            log,
+        })
+    }
+
+    fn store(&self) -> Arc<dyn ObjectStore> {
+        match &self.backend {
+            Backend::S3(store) => store.clone(),
+            Backend::Http(store) => store.clone(),
+        }
+    }
+
+    fn key(&self, rel: &str) -> Key {
+        Key::from(format!("{}{rel}", self.prefix))
+    }
+
+    /// True when this remote can be written (an S3 remote).
+    pub fn writable(&self) -> bool {
+        matches!(self.backend, Backend::S3(_))
+    }
+
+    fn network(&self, what: &str, rel: &str, err: object_store::Error) -> Error {
+        Error::Network(format!(
+            "{what} {}{rel} on remote {:?}: {err}",
+            self.prefix, self.config.name
+        ))
+    }
+
+    /// Runs a future on this remote's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// The whole object, or None when it does not exist.
+    pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        let store = self.store();
+        let key = self.key(rel);
+        self.block_on(async move {
+            match store.get(&key).await {
+                Ok(result) => {
+                    let expected = result.meta.size;
+                    let bytes = result.bytes().await?;
+                    if bytes.len() as u64 != expected {
+                        return Err(object_store::Error::Generic {
+                            store: "pxos",
+                            source: format!(
+                                "the response held {} of {expected} bytes",
+                                bytes.len()
+                            )
+                            .into(),
+                        });
+                    }
+                    Ok(Some(bytes.to_vec()))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(err) => Err(err),
+            }
+        })
+        .map_err(|err| self.network("GET", rel, err))
+    }
+
+    /// Bytes `range` of an object; a short answer is an error, not data.
+    pub fn get_range(&self, rel: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        let store = self.store();
+        let key = self.key(rel);
+        let want = range.end - range.start;
+        let bytes = self
+            .block_on(async move { store.get_range(&key, range).await })
+            .map_err(|err| self.network("GET (range)", rel, err))?;
+        if bytes.len() as u64 != want {
+            return Err(Error::Remote(format!(
+                "{rel}: asked for {want} bytes, got {} (a truncated response)",
+                bytes.len()
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// The size of an object, or None.
+    pub fn head(&self, rel: &str) -> Result<Option<u64>> {
+        let store = self.store();
+        let key = self.key(rel);
+        self.block_on(async move {
+            match store.head(&key).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(err) => Err(err),
+            }
+        })
+        .map_err(|err| self.network("HEAD", rel, err))
+    }
+
+    pub fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        self.check_writable()?;
+        let store = self.store();
+        let key = self.key(rel);
+        self.block_on(async move { store.put(&key, PutPayload::from(bytes)).await })
+            .map(|_| ())
+            .map_err(|err| self.network("PUT", rel, err))
+    }
+
+    /// PUTs many small objects, [`CONCURRENCY`] at a time.
+    pub fn put_many(&self, items: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.check_writable()?;
+        let store = self.store();
+        let prefix = self.prefix.clone();
+        self.block_on(async move {
+            futures::stream::iter(items)
+                .map(|(rel, bytes)| {
+                    let store = store.clone();
+                    let key = Key::from(format!("{prefix}{rel}"));
+                    async move {
+                        store
+                            .put(&key, PutPayload::from(bytes))
+                            .await
+                            .map_err(|err| (rel, err))
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .map(|_| ())
+        .map_err(|(rel, err)| self.network("PUT", &rel, err))
+    }
+
+    /// GETs many small objects, [`CONCURRENCY`] at a time (None: not there).
+    pub fn get_many(&self, rels: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let store = self.store();
+        let prefix = self.prefix.clone();
+        let rels = rels.to_vec();
+        self.block_on(async move {
+            futures::stream::iter(rels)
+                .map(|rel| {
+                    let store = store.clone();
+                    let key = Key::from(format!("{prefix}{rel}"));
+                    async move {
+                        let got = async {
+                            let result = store.get(&key).await?;
+                            let expected = result.meta.size;
+                            let bytes = result.bytes().await?;
+                            if bytes.len() as u64 != expected {
+                                return Err(object_store::Error::Generic {
+                                    store: "pxos",
+                                    source: format!(
+                                        "the response held {} of {expected} bytes",
+                                        bytes.len()
+                                    )
+                                    .into(),
+                                });
+                            }
+                            Ok(bytes.to_vec())
+                        }
+                        .await;
+                        match got {
+                            Ok(bytes) => Ok(Some(bytes)),
+                            Err(object_store::Error::NotFound { .. }) => Ok(None),
+                            Err(err) => Err((rel, err)),
+                        }
+                    }
+                })
+                .buffered(CONCURRENCY)
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .map_err(|(rel, err)| self.network("GET", &rel, err))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable() {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "remote {:?} is an http(s) remote: it can be read, not written",
+                self.config.name
+            )))
+        }
+    }
+
+    /// Every object under `rel_prefix` (keys below the remote's prefix), after `offset` when given.
+    pub fn list(&self, rel_prefix: &str, offset: Option<&str>) -> Result<Vec<Listed>> {
+        let store = self.store();
+        let prefix = self.key(rel_prefix);
+        let offset = offset.map(|o| self.key(o));
+        let strip = self.prefix.clone();
+        self.block_on(async move {
+            let stream = match &offset {
+                Some(offset) => store.list_with_offset(Some(&prefix), offset),
+                None => store.list(Some(&prefix)),
+            };
+            stream
+                .map_ok(|meta| Listed {
+                    rel: meta
+                        .location
+                        .as_ref()
+                        .strip_prefix(&strip)
+                        .unwrap_or(meta.location.as_ref())
+                        .to_string(),
+                    size: meta.size,
+                    modified: meta.last_modified.into(),
+                })
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .map_err(|err| self.network("LIST", rel_prefix, err))
+    }
+
+    /// Uploads host file `path` as `rel`. Large files go in parts; the parts
+    /// sent are remembered in `resume` so an interrupted upload goes on
+    /// where it stopped.
+    pub fn upload_file(
+        &self,
+        rel: &str,
+        path: &Path,
+        resume: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        self.check_writable()?;
+        let size = std::fs::metadata(path)
+            .map_err(|err| Error::io(err, path))?
+            .len();
+        if size <= SINGLE_PUT_MAX {
+            let bytes = std::fs::read(path).map_err(|err| Error::io(err, path))?;
+            self.put(rel, bytes)?;
+            progress(size);
+            return Ok(());
+        }
+        let Backend::S3(s3) = &self.backend else {
+            unreachable!("checked writable")
+        };
+        let key = self.key(rel);
+        let mut state: UploadState = std::fs::read(resume)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|s: &UploadState| s.key == key.as_ref() && s.size == size && s.part == PART)
+            .map(Ok)
+            .unwrap_or_else(|| -> Result<UploadState> {
+                let s3 = s3.clone();
+                let target = key.clone();
+                let upload_id = self
+                    .block_on(async move { s3.create_multipart(&target).await })
+                    .map_err(|err| self.network("POST (multipart)", rel, err))?;
+                Ok(UploadState {
+                    key: key.as_ref().to_string(),
+                    upload_id,
+                    size,
+                    part: PART,
+                    parts: Vec::new(),
+                })
+            })?;
+        save_state(resume, &state)?;
+        progress(state.parts.len() as u64 * PART);
+        let parts = size.div_ceil(PART);
+        let file = std::fs::File::open(path).map_err(|err| Error::io(err, path))?;
+        // Parts go in batches of CONCURRENCY; the state is saved after each.
+        while (state.parts.len() as u64) < parts {
+            let first = state.parts.len() as u64;
+            let batch: Vec<u64> = (first..parts.min(first + CONCURRENCY as u64)).collect();
+            let mut payloads = Vec::new();
+            for &index in &batch {
+                let start = index * PART;
+                let len = PART.min(size - start) as usize;
+                let mut buf = vec![0u8; len];
+                std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start)
+                    .map_err(|err| Error::io(err, path))?;
+                payloads.push((index, buf));
+            }
+            let s3c = s3.clone();
+            let keyc = key.clone();
+            let id = state.upload_id.clone();
+            let sent: Vec<PartId> = self
+                .block_on(async move {
+                    futures::stream::iter(payloads)
+                        .map(|(index, buf)| {
+                            let (s3, key, id) = (s3c.clone(), keyc.clone(), id.clone());
+                            async move {
+                                s3.put_part(&key, &id, index as usize, PutPayload::from(buf))
+                                    .await
+                            }
+                        })
+                        .buffered(CONCURRENCY)
+                        .try_collect()
+                        .await
+                })
+                .map_err(|err| self.network("PUT (part)", rel, err))?;
+            state.parts.extend(sent.into_iter().map(|p| p.content_id));
+            save_state(resume, &state)?;
+            progress((state.parts.len() as u64 * PART).min(size));
+        }
+        let parts: Vec<PartId> = state
+            .parts
+            .iter()
+            .map(|content_id| PartId {
+                content_id: content_id.clone(),
+            })
+            .collect();
+        let s3 = s3.clone();
+        let id = state.upload_id.clone();
+        self.block_on(async move { s3.complete_multipart(&key, &id, parts).await })
+            .map_err(|err| self.network("POST (complete)", rel, err))?;
+        let _ = std::fs::remove_file(resume);
+        Ok(())
+    }
+
+    /// Downloads object `rel` of `size` bytes into `part`, resuming from the
+    /// bytes `part` already holds, in ranged GETs. The caller checks the bytes.
+    pub fn download(
+        &self,
+        rel: &str,
+        size: u64,
+        part: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let dir = part.parent().expect("a part file has a folder");
+        std::fs::create_dir_all(dir).map_err(|err| Error::io(err, dir))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(part)
+            .map_err(|err| Error::io(err, part))?;
+        let mut have = file.metadata().map_err(|err| Error::io(err, part))?.len();
+        if have > size {
+            // Not a prefix of this object: start again.
+            file.set_len(0).map_err(|err| Error::io(err, part))?;
+            have = 0;
+        }
+        progress(have);
+        let ranges: Vec<Range<u64>> = (have..size)
+            .step_by(PART as usize)
+            .map(|start| start..(start + PART).min(size))
+            .collect();
+        for batch in ranges.chunks(CONCURRENCY) {
+            let store = self.store();
+            let key = self.key(rel);
+            let batch = batch.to_vec();
+            let chunks: Vec<_> = self
+                .block_on(async move {
+                    futures::stream::iter(batch)
+                        .map(|range| {
+                            let (store, key) = (store.clone(), key.clone());
+                            async move {
+                                let want = range.end - range.start;
+                                let bytes = store.get_range(&key, range).await?;
+                                Ok::<_, object_store::Error>((want, bytes))
+                            }
+                        })
+                        .buffered(CONCURRENCY)
+                        .try_collect()
+                        .await
+                })
+                .map_err(|err| self.network("GET (range)", rel, err))?;
+            for (want, bytes) in chunks {
+                if bytes.len() as u64 != want {
+                    return Err(Error::Remote(format!(
+                        "{rel}: asked for {want} bytes, got {} (a truncated response)",
+                        bytes.len()
+                    )));
+                }
+                file.write_all(&bytes).map_err(|err| Error::io(err, part))?;
+                have += want;
+                progress(have);
+            }
+        }
+        file.sync_data().map_err(|err| Error::io(err, part))?;
+        Ok(())
+    }
+}
+
+fn save_state(path: &Path, state: &UploadState) -> Result<()> {
+    let dir = path.parent().expect("state has a folder");
+    std::fs::create_dir_all(dir).map_err(|err| Error::io(err, dir))?;
+    let json = serde_json::to_vec(state).expect("state serializes");
+    pxos_pixel::durable::write_atomic(path, &json, pxos_pixel::durable::label::REMOTE_TRACKING)
+        .map_err(|err| Error::io(err, path))
+}
