@@ -65,6 +65,7 @@ fn read_meta(remote: &Remote, id: &str) -> Result<Option<CartMeta>> {
 
 /// Pushes cartridge `query` (NAME@VERSION) of `registry` to `remote`.
 pub fn push(registry: &Registry, remote: &Remote, query: &str, meter: &dyn Meter) -> Result<CartReport> {
+    remote.require_s3("take a cartridge")?;
     let record = registry.find(query)?;
     let path = registry.path_of(&record);
     let bytes = std::fs::metadata(&path)

@@ -28,10 +28,21 @@ use crate::config::{self, Location, RemoteConfig};
 use crate::error::{Error, Result};
 use crate::netlog::{NetLog, NetRecord, redact};
 
-/// Bytes in one part of a multipart upload, and in one ranged GET of a download.
-pub const PART: u64 = 16 << 20;
-/// Objects at most this big are sent in one PUT.
-pub const SINGLE_PUT_MAX: u64 = PART;
+/// Bytes in one part of a multipart upload, and in one ranged GET of a
+/// download: 16 MiB, or `PXOS_REMOTE_PART_MIB` (5 to 1024; S3's smallest
+/// part is 5 MiB).
+pub fn part_size() -> u64 {
+    std::env::var("PXOS_REMOTE_PART_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|mib| (5..=1024).contains(mib))
+        .unwrap_or(16)
+        << 20
+}
+/// Objects at most this big are sent in one PUT (larger ones go in parts).
+pub const SINGLE_PUT_MAX: u64 = 16 << 20;
+/// Parts sent between two saves of a multipart upload's state.
+const PART_BATCH: usize = 4;
 /// Requests in flight at once.
 pub const CONCURRENCY: usize = 8;
 
@@ -395,6 +406,19 @@ impl Remote {
         .map_err(|(rel, err)| self.network("GET", &rel, err))
     }
 
+    /// Refuses `what` on an http(s) remote, which can be read by URL but
+    /// neither listed nor written.
+    pub fn require_s3(&self, what: &str) -> Result<()> {
+        if self.writable() {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "remote {:?} is an http(s) remote: it can be read, not written or listed, so it cannot {what}",
+                self.config.name
+            )))
+        }
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.writable() {
             Ok(())
@@ -458,10 +482,11 @@ impl Remote {
             unreachable!("checked writable")
         };
         let key = self.key(rel);
+        let part = part_size();
         let mut state: UploadState = std::fs::read(resume)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|s: &UploadState| s.key == key.as_ref() && s.size == size && s.part == PART)
+            .filter(|s: &UploadState| s.key == key.as_ref() && s.size == size && s.part == part)
             .map(Ok)
             .unwrap_or_else(|| -> Result<UploadState> {
                 let s3 = s3.clone();
@@ -473,22 +498,22 @@ impl Remote {
                     key: key.as_ref().to_string(),
                     upload_id,
                     size,
-                    part: PART,
+                    part,
                     parts: Vec::new(),
                 })
             })?;
         save_state(resume, &state)?;
-        progress(state.parts.len() as u64 * PART);
-        let parts = size.div_ceil(PART);
+        progress(state.parts.len() as u64 * part);
+        let parts = size.div_ceil(part);
         let file = std::fs::File::open(path).map_err(|err| Error::io(err, path))?;
-        // Parts go in batches of CONCURRENCY; the state is saved after each.
+        // Parts go in batches; the state is saved after each.
         while (state.parts.len() as u64) < parts {
             let first = state.parts.len() as u64;
-            let batch: Vec<u64> = (first..parts.min(first + CONCURRENCY as u64)).collect();
+            let batch: Vec<u64> = (first..parts.min(first + PART_BATCH as u64)).collect();
             let mut payloads = Vec::new();
             for &index in &batch {
-                let start = index * PART;
-                let len = PART.min(size - start) as usize;
+                let start = index * part;
+                let len = part.min(size - start) as usize;
                 let mut buf = vec![0u8; len];
                 std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start)
                     .map_err(|err| Error::io(err, path))?;
@@ -514,7 +539,8 @@ impl Remote {
                 .map_err(|err| self.network("PUT (part)", rel, err))?;
             state.parts.extend(sent.into_iter().map(|p| p.content_id));
             save_state(resume, &state)?;
-            progress((state.parts.len() as u64 * PART).min(size));
+            progress((state.parts.len() as u64 * part).min(size));
+            pxos_pixel::durable::crash_point("remote-upload.part-batch");
         }
         let parts: Vec<PartId> = state
             .parts
@@ -555,8 +581,8 @@ impl Remote {
         }
         progress(have);
         let ranges: Vec<Range<u64>> = (have..size)
-            .step_by(PART as usize)
-            .map(|start| start..(start + PART).min(size))
+            .step_by(part_size() as usize)
+            .map(|start| start..(start + part_size()).min(size))
             .collect();
         for batch in ranges.chunks(CONCURRENCY) {
             let store = self.store();

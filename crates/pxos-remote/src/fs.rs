@@ -117,6 +117,7 @@ fn inventory(remote: &Remote, dir: &str) -> Result<HashMap<String, u64>> {
 
 /// Pushes the current PixelFS root and everything it reaches to `remote`.
 pub fn push(home: &Path, fs: &PixelFs, remote: &Remote, meter: &dyn Meter) -> Result<PushReport> {
+    remote.require_s3("take a PixelFS push")?;
     let name = remote.config.name.clone();
     let head = fs.head()?;
     let theirs = refs::read(remote, FS_REF)?;
@@ -223,7 +224,7 @@ pub fn push(home: &Path, fs: &PixelFs, remote: &Remote, meter: &dyn Meter) -> Re
     let (small, large): (Vec<_>, Vec<_>) = send_loose
         .into_iter()
         .partition(|(_, path)| size_of(path) <= crate::client::SINGLE_PUT_MAX);
-    for batch in small.chunks(CONCURRENCY * 8) {
+    for batch in small.chunks(CONCURRENCY * 2) {
         let mut items = Vec::with_capacity(batch.len());
         for (sha, path) in batch {
             let bytes = std::fs::read(path).map_err(|err| Error::io(err, path))?;
@@ -234,6 +235,7 @@ pub fn push(home: &Path, fs: &PixelFs, remote: &Remote, meter: &dyn Meter) -> Re
         report.objects_sent += batch.len() as u64;
         sent.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
         meter.position(sent.load(std::sync::atomic::Ordering::Relaxed));
+        durable::crash_point("fs-push.batch");
     }
     for (sha, path) in &large {
         let base = sent.load(std::sync::atomic::Ordering::Relaxed);
@@ -400,6 +402,7 @@ pub fn pull(
     force: bool,
     meter: &dyn Meter,
 ) -> Result<PullReport> {
+    remote.require_s3("serve a PixelFS pull")?;
     let name = remote.config.name.clone();
     let theirs = refs::read(remote, FS_REF)?.ok_or_else(|| {
         Error::NotFound(format!(

@@ -83,7 +83,8 @@ fn slot_dir(name: &str, seq: u64) -> String {
 /// The slots from `from` on.
 fn read_slots(remote: &Remote, name: &str, from: u64) -> Result<BTreeMap<u64, Slot>> {
     let base = format!("refs/{name}/");
-    let offset = (from > 0).then(|| format!("{base}{:020}", from - 1) + "/~");
+    // After every key of slot `from - 1` (its names all sort before "zz").
+    let offset = (from > 0).then(|| format!("{base}{:020}/zz", from - 1));
     let mut slots: BTreeMap<u64, Slot> = BTreeMap::new();
     for listed in remote.list(&base, offset.as_deref())? {
         let Some(rest) = listed.rel.strip_prefix(&base) else {

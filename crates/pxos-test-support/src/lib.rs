@@ -13,6 +13,8 @@
 //! * [`require_tool`]: a tool on PATH; under `CI=true` a missing one fails.
 
 use std::path::{Path, PathBuf};
+
+pub mod garage;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh, empty temporary directory, removed on drop.

@@ -474,6 +474,9 @@ pub fn pixel_verify(url: &str, global: &Global, output: &Output) -> Result<bool>
                 json!({"type": "verify", "input": url, "ok": false, "error": err.to_string()}),
                 || format!("{} {url}: {err}", output.bad("DAMAGED")),
             )?;
+            if !output.json {
+                eprintln!("pxos: error: {url}: {err}");
+            }
             Ok(false)
         }
         Err(err) => Err(err.into()),

@@ -14,6 +14,7 @@ mod hostile;
 mod llm;
 mod pixel;
 mod release_home;
+mod remote;
 mod support;
 mod trust;
 mod trust_crash;
