@@ -4,6 +4,8 @@
 //! * `cargo xtask setup`: installs the system tools the tests use (optipng, file, QEMU,
 //!   and the Python packages openai and numpy).
 //! * `cargo xtask big`: the 1 GiB round trip and random reads through the real binary.
+//! * `cargo xtask bench-remote`: push and pull against a 3-node Garage cluster,
+//!   with rclone syncing the same data to the same cluster as the reference.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,8 +24,9 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "setup" => setup(),
         "big" => big(&root),
+        "bench-remote" => bench_remote(&root),
         _ => {
-            eprintln!("usage: cargo xtask <ci|setup|big>");
+            eprintln!("usage: cargo xtask <ci|setup|big|bench-remote>");
             std::process::exit(2);
         }
     }
@@ -37,6 +40,8 @@ const TOOLS: &[(&str, &str)] = &[
     // llama-cpp-python builds llama.cpp from source.
     ("g++", "g++"),
     ("make", "make"),
+    // The remote benchmark's reference (`cargo xtask bench-remote`).
+    ("rclone", "rclone"),
     // `pxos view` is tested end to end in headless Chromium over WebDriver.
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
@@ -170,7 +175,25 @@ fn setup() -> Result<()> {
         apt(&install)?;
     }
     setup_python()?;
+    setup_garage()?;
     setup_llama_cpp();
+    Ok(())
+}
+
+/// Garage 2.5.0, the S3-compatible store the remote tests run a cluster of:
+/// `cargo install` builds it (about 12-17 minutes on 2 cores), once per machine.
+fn setup_garage() -> Result<()> {
+    if on_path("garage") {
+        println!("xtask: garage present");
+        return Ok(());
+    }
+    println!("xtask: cargo install garage 2.5.0 (once per machine)");
+    let started = Instant::now();
+    run(Command::new("cargo").args(["install", "garage", "--version", "2.5.0", "--locked"]))?;
+    println!(
+        "xtask: garage installed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -358,6 +381,184 @@ fn big_in(pxos: &Path, dir: &Path) -> Result<()> {
         "xtask: 1 GiB round trip identical; 4 KiB read at offset {offset} in {elapsed:.1?} (whole process)"
     );
     Ok(())
+}
+
+/// Push and pull throughput against a 3-node Garage cluster, rclone as the reference.
+fn bench_remote(root: &Path) -> Result<()> {
+    use pxos_test_support::garage::Garage;
+    step(
+        "build",
+        Command::new("cargo").args(["build", "--release", "-p", "pxos-cli"]),
+    )?;
+    let pxos = root.join("target/release/pxos");
+    let garage =
+        Garage::start("bench", "bench").context("garage is needed (cargo xtask setup)")?;
+    let dir = std::env::temp_dir().join(format!("pxos-bench-remote-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = bench_remote_in(&pxos, &garage, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir: &Path) -> Result<()> {
+    let endpoint = garage.endpoint(0);
+    let env = |command: &mut Command, home: &Path| {
+        command
+            .env("PXOS_HOME", home)
+            .env("AWS_ACCESS_KEY_ID", &garage.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &garage.secret)
+            .env("RCLONE_CONFIG_GARAGE_TYPE", "s3")
+            .env("RCLONE_CONFIG_GARAGE_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_GARAGE_ENDPOINT", &endpoint)
+            .env("RCLONE_CONFIG_GARAGE_REGION", "garage")
+            .env("RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID", &garage.key_id)
+            .env("RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY", &garage.secret);
+    };
+    let pxos_in = |home: &Path, args: &[&str]| -> Result<f64> {
+        let mut command = Command::new(pxos);
+        env(&mut command, home);
+        let started = Instant::now();
+        run(command.args(args))?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let rclone = |args: &[&str]| -> Result<f64> {
+        let mut command = Command::new("rclone");
+        env(&mut command, dir);
+        // Some machines set a CA bundle for AWS tools, which rclone's S3
+        // client cannot load for a plain-http endpoint.
+        command.env_remove("AWS_CA_BUNDLE");
+        let started = Instant::now();
+        run(command.args(args).args(["--transfers", "8", "--checkers", "8", "-q"]))?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let rows: std::cell::RefCell<Vec<String>> = Default::default();
+    let row = |what: &str, bytes: u64, ours: f64, theirs: f64| {
+        let line = format!(
+            "| {what} | {ours:.2} s ({:.0} MB/s) | {theirs:.2} s ({:.0} MB/s) | {:.2}x |",
+            bytes as f64 / ours / 1e6,
+            bytes as f64 / theirs / 1e6,
+            theirs / ours
+        );
+        println!("xtask: {line}");
+        rows.borrow_mut().push(line);
+    };
+    // One 1 GiB PXI.
+    let big = dir.join("big.bin");
+    write_random(&big, 1 << 30)?;
+    let home = dir.join("home-big");
+    let remote = |home: &Path, prefix: &str| -> Result<f64> {
+        pxos_in(
+            home,
+            &["remote", "add", "origin", &format!("s3://bench/{prefix}"), "--endpoint", &endpoint, "--region", "garage", "-q"],
+        )
+    };
+    remote(&home, "big")?;
+    pxos_in(&home, &["fs", "add", "/big.bin", big.to_str().unwrap(), "-q"])?;
+    std::fs::remove_file(&big)?;
+    let object = find_png(&home.join("fs/objects"))?.context("the big object")?;
+    let object_len = std::fs::metadata(&object)?.len();
+    let push = pxos_in(&home, &["fs", "push", "-q"])?;
+    let rclone_push = rclone(&["copy", object.to_str().unwrap(), "garage:bench/rclone-big"])?;
+    row("push, one 1 GiB PXI", object_len, push, rclone_push);
+    let home2 = dir.join("home-big-2");
+    let pull = pxos_in(
+        &home2,
+        &["fs", "clone", "s3://bench/big", "--endpoint", &endpoint, "--region", "garage", "-q"],
+    )?;
+    let rclone_pull = rclone(&["copy", "garage:bench/rclone-big", dir.join("rclone-big").to_str().unwrap()])?;
+    row("pull, one 1 GiB PXI", object_len, pull, rclone_pull);
+    std::fs::remove_dir_all(&home2)?;
+    std::fs::remove_dir_all(dir.join("rclone-big"))?;
+    // A 4 KiB read of the remote PXI.
+    let hex = object
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        + object.file_stem().unwrap().to_str().unwrap();
+    let url = format!("s3://bench/big/objects/{hex}.png");
+    let mut times = Vec::new();
+    let mut fetched = 0;
+    for i in 0..7u64 {
+        let mut command = Command::new(pxos);
+        env(&mut command, &home);
+        let offset = (i * 150_000_007) % ((1 << 30) - 4096);
+        let started = Instant::now();
+        let output = command
+            .args(["pixel", "read", &url, "--offset", &offset.to_string(), "--length", "4096", "--json"])
+            .output()?;
+        times.push(started.elapsed().as_secs_f64());
+        if !output.status.success() {
+            bail!("remote read failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        fetched = value["fetched"].as_u64().unwrap_or(0);
+    }
+    times.sort_by(f64::total_cmp);
+    let line = format!(
+        "| 4 KiB read of the remote 1 GiB PXI (whole process) | {:.1} ms median of 7 | {} fetched of {} |",
+        times[3] * 1e3,
+        fetched,
+        object_len
+    );
+    println!("xtask: {line}");
+    rows.borrow_mut().push(line);
+    std::fs::remove_dir_all(&home)?;
+    // Many small files, at two sizes.
+    for count in [100u64, 10_000] {
+        let small = dir.join(format!("small-{count}"));
+        let mut total = 0u64;
+        let mut state = count;
+        for i in 0..count {
+            let sub = small.join(format!("d{:03}", i % 100));
+            std::fs::create_dir_all(&sub)?;
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = 512 + (state >> 54) as usize;
+            let bytes: Vec<u8> = (0..len).map(|j| (state >> (j % 56)) as u8 ^ j as u8).collect();
+            total += bytes.len() as u64;
+            std::fs::write(sub.join(format!("f{i:05}.bin")), bytes)?;
+        }
+        let home = dir.join(format!("home-small-{count}"));
+        remote(&home, &format!("small-{count}"))?;
+        pxos_in(&home, &["fs", "add-dir", small.to_str().unwrap(), "/small", "-q"])?;
+        let push = pxos_in(&home, &["fs", "push", "-q"])?;
+        let rclone_push = rclone(&["copy", small.to_str().unwrap(), &format!("garage:bench/rclone-small-{count}")])?;
+        row(&format!("push, {count} small files"), total, push, rclone_push);
+        let home2 = dir.join(format!("home-small-{count}-2"));
+        let pull = pxos_in(
+            &home2,
+            &["fs", "clone", &format!("s3://bench/small-{count}"), "--endpoint", &endpoint, "--region", "garage", "-q"],
+        )?;
+        let back = dir.join(format!("rclone-small-{count}"));
+        let rclone_pull = rclone(&["copy", &format!("garage:bench/rclone-small-{count}"), back.to_str().unwrap()])?;
+        row(&format!("pull, {count} small files"), total, pull, rclone_pull);
+    }
+    println!("\n| benchmark | pxos | rclone (same data, same cluster) | rclone time / pxos time |\n|---|---|---|---|");
+    for line in rows.borrow().iter() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The largest `.png` under `dir` (the big file's object, beside small trees).
+fn find_png(dir: &Path) -> Result<Option<std::path::PathBuf>> {
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let found = if path.is_dir() {
+            find_png(&path)?
+        } else {
+            path.extension().is_some_and(|e| e == "png").then_some(path)
+        };
+        if let Some(found) = found {
+            let len = std::fs::metadata(&found)?.len();
+            if best.as_ref().is_none_or(|(b, _)| len > *b) {
+                best = Some((len, found));
+            }
+        }
+    }
+    Ok(best.map(|(_, path)| path))
 }
 
 fn write_random(path: &Path, len: u64) -> Result<()> {

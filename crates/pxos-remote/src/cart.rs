@@ -64,7 +64,13 @@ fn read_meta(remote: &Remote, id: &str) -> Result<Option<CartMeta>> {
 }
 
 /// Pushes cartridge `query` (NAME@VERSION) of `registry` to `remote`.
-pub fn push(registry: &Registry, remote: &Remote, query: &str, meter: &dyn Meter) -> Result<CartReport> {
+pub fn push(
+    home: &Path,
+    registry: &Registry,
+    remote: &Remote,
+    query: &str,
+    meter: &dyn Meter,
+) -> Result<CartReport> {
     remote.require_s3("take a cartridge")?;
     let record = registry.find(query)?;
     let path = registry.path_of(&record);
@@ -95,12 +101,12 @@ pub fn push(registry: &Registry, remote: &Remote, query: &str, meter: &dyn Meter
         }
     }
     meter.phase("push", bytes);
-    let resume = Path::new(&path).with_extension("upload.json");
-    let resume = std::env::temp_dir().join(format!(
-        "pxos-upload-{}-{}",
-        std::process::id(),
-        resume.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    ));
+    // A large cartridge goes in parts; an interrupted push resumes them.
+    let resume = home
+        .join("remotes")
+        .join(&remote.config.name)
+        .join("uploads")
+        .join(format!("{}.pxa.json", record.sha256.to_hex()));
     remote.upload_file(&pxa_key(&record.sha256), &path, &resume, &|n| meter.position(n))?;
     let (mut lineage, _) = registry.lineage(&record.id)?;
     lineage.retain(|r| r.id != record.id);

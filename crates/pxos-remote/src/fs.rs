@@ -178,6 +178,7 @@ pub fn push(home: &Path, fs: &PixelFs, remote: &Remote, meter: &dyn Meter) -> Re
             }
         }
     }
+    let (loose_count, pack_count) = (loose.len(), packs.len());
     let have_objects = inventory(remote, "objects")?;
     let have_packs = inventory(remote, "packs")?;
     let send_packs: Vec<(String, PathBuf)> = packs
@@ -193,9 +194,7 @@ pub fn push(home: &Path, fs: &PixelFs, remote: &Remote, meter: &dyn Meter) -> Re
         .into_iter()
         .filter(|(sha, _)| !have_objects.contains_key(&format!("{}.png", sha.to_hex())))
         .collect();
-    report.skipped = (trees.len() + files.len()) as u64
-        - send_loose.len() as u64
-        - send_packs.len() as u64;
+    report.skipped = (loose_count - send_loose.len() + pack_count - send_packs.len()) as u64;
     let size_of = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let total: u64 = send_packs.iter().map(|(_, p)| size_of(p)).sum::<u64>()
         + send_loose.iter().map(|(_, p)| size_of(p)).sum::<u64>();

@@ -280,7 +280,13 @@ pub fn cart_push(
     let home = home(global)?;
     let stores = pxos_boot::boot::HomeStores::open(&home)?;
     let remote = open_remote(&home, remote)?;
-    let report = pxos_remote::cart::push(&stores.registry, &remote, cartridge, &Bar::new(output))?;
+    let report = pxos_remote::cart::push(
+        &home,
+        &stores.registry,
+        &remote,
+        cartridge,
+        &Bar::new(output),
+    )?;
     output.emit(json!({"type": "cart-push", "report": report}), || {
         if report.up_to_date {
             format!("{} is on {} already", report.cartridge, report.remote)
