@@ -391,8 +391,7 @@ fn bench_remote(root: &Path) -> Result<()> {
         Command::new("cargo").args(["build", "--release", "-p", "pxos-cli"]),
     )?;
     let pxos = root.join("target/release/pxos");
-    let garage =
-        Garage::start("bench", "bench").context("garage is needed (cargo xtask setup)")?;
+    let garage = Garage::start("bench", "bench").context("garage is needed (cargo xtask setup)")?;
     let dir = std::env::temp_dir().join(format!("pxos-bench-remote-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -401,7 +400,11 @@ fn bench_remote(root: &Path) -> Result<()> {
     result
 }
 
-fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir: &Path) -> Result<()> {
+fn bench_remote_in(
+    pxos: &Path,
+    garage: &pxos_test_support::garage::Garage,
+    dir: &Path,
+) -> Result<()> {
     let endpoint = garage.endpoint(0);
     let env = |command: &mut Command, home: &Path| {
         command
@@ -429,7 +432,9 @@ fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir:
         // client cannot load for a plain-http endpoint.
         command.env_remove("AWS_CA_BUNDLE");
         let started = Instant::now();
-        run(command.args(args).args(["--transfers", "8", "--checkers", "8", "-q"]))?;
+        run(command
+            .args(args)
+            .args(["--transfers", "8", "--checkers", "8", "-q"]))?;
         Ok(started.elapsed().as_secs_f64())
     };
     let rows: std::cell::RefCell<Vec<String>> = Default::default();
@@ -450,11 +455,24 @@ fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir:
     let remote = |home: &Path, prefix: &str| -> Result<f64> {
         pxos_in(
             home,
-            &["remote", "add", "origin", &format!("s3://bench/{prefix}"), "--endpoint", &endpoint, "--region", "garage", "-q"],
+            &[
+                "remote",
+                "add",
+                "origin",
+                &format!("s3://bench/{prefix}"),
+                "--endpoint",
+                &endpoint,
+                "--region",
+                "garage",
+                "-q",
+            ],
         )
     };
     remote(&home, "big")?;
-    pxos_in(&home, &["fs", "add", "/big.bin", big.to_str().unwrap(), "-q"])?;
+    pxos_in(
+        &home,
+        &["fs", "add", "/big.bin", big.to_str().unwrap(), "-q"],
+    )?;
     std::fs::remove_file(&big)?;
     let object = find_png(&home.join("fs/objects"))?.context("the big object")?;
     let object_len = std::fs::metadata(&object)?.len();
@@ -464,9 +482,22 @@ fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir:
     let home2 = dir.join("home-big-2");
     let pull = pxos_in(
         &home2,
-        &["fs", "clone", "s3://bench/big", "--endpoint", &endpoint, "--region", "garage", "-q"],
+        &[
+            "fs",
+            "clone",
+            "s3://bench/big",
+            "--endpoint",
+            &endpoint,
+            "--region",
+            "garage",
+            "-q",
+        ],
     )?;
-    let rclone_pull = rclone(&["copy", "garage:bench/rclone-big", dir.join("rclone-big").to_str().unwrap()])?;
+    let rclone_pull = rclone(&[
+        "copy",
+        "garage:bench/rclone-big",
+        dir.join("rclone-big").to_str().unwrap(),
+    ])?;
     row("pull, one 1 GiB PXI", object_len, pull, rclone_pull);
     std::fs::remove_dir_all(&home2)?;
     std::fs::remove_dir_all(dir.join("rclone-big"))?;
@@ -486,11 +517,23 @@ fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir:
         let offset = (i * 150_000_007) % ((1 << 30) - 4096);
         let started = Instant::now();
         let output = command
-            .args(["pixel", "read", &url, "--offset", &offset.to_string(), "--length", "4096", "--json"])
+            .args([
+                "pixel",
+                "read",
+                &url,
+                "--offset",
+                &offset.to_string(),
+                "--length",
+                "4096",
+                "--json",
+            ])
             .output()?;
         times.push(started.elapsed().as_secs_f64());
         if !output.status.success() {
-            bail!("remote read failed: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "remote read failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         let value: serde_json::Value = serde_json::from_slice(&output.stdout)?;
         fetched = value["fetched"].as_u64().unwrap_or(0);
@@ -513,28 +556,64 @@ fn bench_remote_in(pxos: &Path, garage: &pxos_test_support::garage::Garage, dir:
         for i in 0..count {
             let sub = small.join(format!("d{:03}", i % 100));
             std::fs::create_dir_all(&sub)?;
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let len = 512 + (state >> 54) as usize;
-            let bytes: Vec<u8> = (0..len).map(|j| (state >> (j % 56)) as u8 ^ j as u8).collect();
+            let bytes: Vec<u8> = (0..len)
+                .map(|j| (state >> (j % 56)) as u8 ^ j as u8)
+                .collect();
             total += bytes.len() as u64;
             std::fs::write(sub.join(format!("f{i:05}.bin")), bytes)?;
         }
         let home = dir.join(format!("home-small-{count}"));
         remote(&home, &format!("small-{count}"))?;
-        pxos_in(&home, &["fs", "add-dir", small.to_str().unwrap(), "/small", "-q"])?;
+        pxos_in(
+            &home,
+            &["fs", "add-dir", small.to_str().unwrap(), "/small", "-q"],
+        )?;
         let push = pxos_in(&home, &["fs", "push", "-q"])?;
-        let rclone_push = rclone(&["copy", small.to_str().unwrap(), &format!("garage:bench/rclone-small-{count}")])?;
-        row(&format!("push, {count} small files"), total, push, rclone_push);
+        let rclone_push = rclone(&[
+            "copy",
+            small.to_str().unwrap(),
+            &format!("garage:bench/rclone-small-{count}"),
+        ])?;
+        row(
+            &format!("push, {count} small files"),
+            total,
+            push,
+            rclone_push,
+        );
         let home2 = dir.join(format!("home-small-{count}-2"));
         let pull = pxos_in(
             &home2,
-            &["fs", "clone", &format!("s3://bench/small-{count}"), "--endpoint", &endpoint, "--region", "garage", "-q"],
+            &[
+                "fs",
+                "clone",
+                &format!("s3://bench/small-{count}"),
+                "--endpoint",
+                &endpoint,
+                "--region",
+                "garage",
+                "-q",
+            ],
         )?;
         let back = dir.join(format!("rclone-small-{count}"));
-        let rclone_pull = rclone(&["copy", &format!("garage:bench/rclone-small-{count}"), back.to_str().unwrap()])?;
-        row(&format!("pull, {count} small files"), total, pull, rclone_pull);
+        let rclone_pull = rclone(&[
+            "copy",
+            &format!("garage:bench/rclone-small-{count}"),
+            back.to_str().unwrap(),
+        ])?;
+        row(
+            &format!("pull, {count} small files"),
+            total,
+            pull,
+            rclone_pull,
+        );
     }
-    println!("\n| benchmark | pxos | rclone (same data, same cluster) | rclone time / pxos time |\n|---|---|---|---|");
+    println!(
+        "\n| benchmark | pxos | rclone (same data, same cluster) | rclone time / pxos time |\n|---|---|---|---|"
+    );
     for line in rows.borrow().iter() {
         println!("{line}");
     }

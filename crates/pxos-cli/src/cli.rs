@@ -297,9 +297,7 @@ pub enum RemoteCommand {
     /// List the remotes (never their secrets).
     List,
     /// Remove a remote and its stored credentials (nothing on the remote is touched).
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 /// An access key to store for a remote.

@@ -441,6 +441,29 @@ impl Store {
             .map_err(|err| Error::from(err).with_path(&target))
     }
 
+    /// Moves a loose object fetched from elsewhere into the store when the
+    /// caller already decoded it in full (as it arrived) and found payload
+    /// hash `decoded`, which must be `sha`.
+    pub fn import_loose_decoded(
+        &self,
+        sha: &Hash256,
+        part: &Path,
+        decoded: [u8; 32],
+    ) -> Result<()> {
+        if decoded != sha.0 {
+            return Err(Error::Format(format!(
+                "object {} holds other content than its name says ({})",
+                sha.short(),
+                Hash256(decoded).short()
+            )));
+        }
+        let target = self.loose_path(sha);
+        let dir = target.parent().expect("object has a parent");
+        fs::create_dir_all(dir).map_err(|err| Error::from(err).with_path(dir))?;
+        durable::persist_file(part, &target, durable::label::FS_IMPORT)
+            .map_err(|err| Error::from(err).with_path(&target))
+    }
+
     /// Checks a pack fetched from elsewhere (a full decode, its table, and
     /// every object's hash) and moves it into the store with a new index.
     pub fn import_pack(&self, sha: &Hash256, part: &Path) -> Result<PathBuf> {

@@ -53,7 +53,7 @@ pub use header::{
 pub use index::{BandEntry, Index};
 pub use limits::Limits;
 pub use plain::{PlainColor, plain_png};
-pub use reader::PixelReader;
+pub use reader::{PixelReader, Source};
 pub use view::render_view;
 
 /// The 32-bit content identifier of a payload: the first four bytes of its SHA-256.

@@ -107,7 +107,9 @@ pub fn push(
         .join(&remote.config.name)
         .join("uploads")
         .join(format!("{}.pxa.json", record.sha256.to_hex()));
-    remote.upload_file(&pxa_key(&record.sha256), &path, &resume, &|n| meter.position(n))?;
+    remote.upload_file(&pxa_key(&record.sha256), &path, &resume, &|n| {
+        meter.position(n)
+    })?;
     let (mut lineage, _) = registry.lineage(&record.id)?;
     lineage.retain(|r| r.id != record.id);
     let genesis = registry.genesis_run(&record.sha256)?;
@@ -144,7 +146,10 @@ pub fn pull(
         )));
     }
     let meta = read_meta(remote, id)?.ok_or_else(|| {
-        Error::NotFound(format!("remote {:?} has no cartridge {id}", remote.config.name))
+        Error::NotFound(format!(
+            "remote {:?} has no cartridge {id}",
+            remote.config.name
+        ))
     })?;
     let sha = meta.record.sha256;
     let mut report = CartReport {
@@ -202,7 +207,10 @@ pub fn pull(
         genesis_passed: meta.genesis.as_ref().map(|g| g.passed),
         status: meta.record.status.name().to_string(),
     };
-    let reason = format!("pulled from remote {} ({})", remote.config.name, remote.config.url);
+    let reason = format!(
+        "pulled from remote {} ({})",
+        remote.config.name, remote.config.url
+    );
     let record = registry.register_from(&part, actor, &reason, false, Some(origin))?;
     let _ = std::fs::remove_file(&part);
     report.status = Some(record.status.name().to_string());

@@ -13,8 +13,7 @@ use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::client::{
-    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService,
-    ReqwestConnector,
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
 };
 use object_store::http::{HttpBuilder, HttpStore};
 use object_store::multipart::{MultipartStore, PartId};
@@ -566,11 +565,28 @@ impl Remote {
         part: &Path,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<()> {
+        self.download_checked(rel, size, part, progress, |_| Ok(()))
+    }
+
+    /// [`Remote::download`], with `check` reading the file while it arrives
+    /// (from another thread): the end of the object is fetched first and
+    /// served from memory, the rest as it is written, so a PXI is decoded
+    /// and hashed alongside the transfer instead of after it. `check` sees
+    /// exactly the bytes that end up in `part`.
+    pub fn download_checked<T: Send>(
+        &self,
+        rel: &str,
+        size: u64,
+        part: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+        check: impl FnOnce(Box<dyn pxos_pixel::Source>) -> Result<T> + Send,
+    ) -> Result<T> {
         let dir = part.parent().expect("a part file has a folder");
         std::fs::create_dir_all(dir).map_err(|err| Error::io(err, dir))?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(part)
             .map_err(|err| Error::io(err, part))?;
         let mut have = file.metadata().map_err(|err| Error::io(err, part))?.len();
@@ -580,44 +596,157 @@ impl Remote {
             have = 0;
         }
         progress(have);
-        let ranges: Vec<Range<u64>> = (have..size)
-            .step_by(part_size() as usize)
-            .map(|start| start..(start + part_size()).min(size))
+        let chunk = part_size();
+        // The tail (the PXI index lives there) first.
+        let tail_start = size.saturating_sub(TAIL).max(have);
+        let tail = if tail_start < size {
+            self.get_range(rel, tail_start..size)?
+        } else {
+            Vec::new()
+        };
+        let (sender, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+        let reader = Growing {
+            file: file.try_clone().map_err(|err| Error::io(err, part))?,
+            pos: 0,
+            size,
+            prefix: have,
+            tail_start,
+            tail: tail.clone(),
+            chunk: (have, bytes::Bytes::new()),
+            chunks,
+        };
+        let ranges: Vec<Range<u64>> = (have..tail_start)
+            .step_by(chunk as usize)
+            .map(|start| start..(start + chunk).min(tail_start))
             .collect();
-        for batch in ranges.chunks(CONCURRENCY) {
-            let store = self.store();
-            let key = self.key(rel);
-            let batch = batch.to_vec();
-            let chunks: Vec<_> = self
-                .block_on(async move {
-                    futures::stream::iter(batch)
+        std::thread::scope(|scope| {
+            let checker = scope.spawn(move || check(Box::new(reader)));
+            let fetched = (|| -> Result<()> {
+                let store = self.store();
+                let key = self.key(rel);
+                self.block_on(async {
+                    // Each range arrives as the response's own chunks (no copy
+                    // into one buffer); they are written and handed on in order.
+                    let mut stream = futures::stream::iter(ranges)
                         .map(|range| {
                             let (store, key) = (store.clone(), key.clone());
                             async move {
                                 let want = range.end - range.start;
-                                let bytes = store.get_range(&key, range).await?;
-                                Ok::<_, object_store::Error>((want, bytes))
+                                let options = object_store::GetOptions {
+                                    range: Some(range.into()),
+                                    ..Default::default()
+                                };
+                                let result = store.get_opts(&key, options).await?;
+                                let parts: Vec<bytes::Bytes> =
+                                    result.into_stream().try_collect().await?;
+                                Ok::<_, object_store::Error>((want, parts))
                             }
                         })
-                        .buffered(CONCURRENCY)
-                        .try_collect()
-                        .await
-                })
-                .map_err(|err| self.network("GET (range)", rel, err))?;
-            for (want, bytes) in chunks {
-                if bytes.len() as u64 != want {
-                    return Err(Error::Remote(format!(
-                        "{rel}: asked for {want} bytes, got {} (a truncated response)",
-                        bytes.len()
-                    )));
-                }
-                file.write_all(&bytes).map_err(|err| Error::io(err, part))?;
-                have += want;
-                progress(have);
-            }
+                        .buffered(CONCURRENCY);
+                    while let Some(next) = stream.next().await {
+                        let (want, parts) =
+                            next.map_err(|err| self.network("GET (range)", rel, err))?;
+                        let got: u64 = parts.iter().map(|p| p.len() as u64).sum();
+                        if got != want {
+                            return Err(Error::Remote(format!(
+                                "{rel}: asked for {want} bytes, got {got} (a truncated response)"
+                            )));
+                        }
+                        for piece in parts {
+                            file.write_all(&piece).map_err(|err| Error::io(err, part))?;
+                            // A checker that stopped (it found damage) just stops listening.
+                            let _ = sender.send(piece);
+                        }
+                        have += want;
+                        progress(have);
+                    }
+                    Ok(())
+                })?;
+                file.write_all(&tail).map_err(|err| Error::io(err, part))?;
+                progress(size);
+                file.sync_data().map_err(|err| Error::io(err, part))
+            })();
+            // Closing the channel ends (or, after a failure, fails) the checker's reads.
+            drop(sender);
+            let checked = checker
+                .join()
+                .unwrap_or_else(|_| Err(Error::Io(format!("the check of {rel} panicked"))));
+            fetched.and(checked)
+        })
+    }
+}
+
+/// Bytes at the end of an object fetched before the rest.
+const TAIL: u64 = 1 << 20;
+
+/// A file being downloaded, read as it arrives: the bytes it held before
+/// (`prefix`) from the file, the new ones from the downloader's chunks in
+/// order (a step back is read from the file, where they were written
+/// first), and the tail from memory.
+struct Growing {
+    file: std::fs::File,
+    pos: u64,
+    size: u64,
+    prefix: u64,
+    tail_start: u64,
+    tail: Vec<u8>,
+    /// The current chunk and the offset it starts at.
+    chunk: (u64, bytes::Bytes),
+    chunks: std::sync::mpsc::Receiver<bytes::Bytes>,
+}
+
+impl std::io::Read for Growing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.size || buf.is_empty() {
+            return Ok(0);
         }
-        file.sync_data().map_err(|err| Error::io(err, part))?;
-        Ok(())
+        if self.pos >= self.tail_start {
+            let from = (self.pos - self.tail_start) as usize;
+            let n = buf.len().min(self.tail.len() - from);
+            buf[..n].copy_from_slice(&self.tail[from..from + n]);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let limit = buf.len().min((self.tail_start - self.pos) as usize);
+        if self.pos < self.prefix || self.pos < self.chunk.0 {
+            // Already in the file.
+            let end = if self.pos < self.prefix {
+                self.prefix
+            } else {
+                self.chunk.0
+            };
+            let n = limit.min((end - self.pos) as usize);
+            let n = std::os::unix::fs::FileExt::read_at(&self.file, &mut buf[..n], self.pos)?;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        while self.pos >= self.chunk.0 + self.chunk.1.len() as u64 {
+            let next = self
+                .chunks
+                .recv()
+                .map_err(|_| std::io::Error::other("the download stopped"))?;
+            let start = self.chunk.0 + self.chunk.1.len() as u64;
+            self.chunk = (start, next);
+        }
+        let from = (self.pos - self.chunk.0) as usize;
+        let n = limit.min(self.chunk.1.len() - from);
+        buf[..n].copy_from_slice(&self.chunk.1[from..from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Growing {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(at) => Some(at),
+            std::io::SeekFrom::End(delta) => self.size.checked_add_signed(delta),
+            std::io::SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
+        };
+        self.pos = target.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        Ok(self.pos)
     }
 }
 

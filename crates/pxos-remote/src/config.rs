@@ -286,9 +286,8 @@ fn read_credentials_file(home: &Path) -> Result<Option<CredentialsFile>> {
     }
     let bytes = std::fs::read(&path).map_err(|err| Error::io(err, &path))?;
     // The parse error is not shown: it could quote a secret.
-    let file: CredentialsFile = serde_json::from_slice(&bytes).map_err(|_| {
-        Error::BadInput(format!("{}: not a pxOS credentials file", path.display()))
-    })?;
+    let file: CredentialsFile = serde_json::from_slice(&bytes)
+        .map_err(|_| Error::BadInput(format!("{}: not a pxOS credentials file", path.display())))?;
     if file.format != CREDENTIALS_FORMAT || file.version != 1 {
         return Err(Error::BadInput(format!(
             "{}: not a pxOS credentials file (version 1)",

@@ -49,7 +49,6 @@ impl Error {
             Error::Pixel(err) => err.kind(),
         }
     }
-
 }
 
 impl fmt::Display for Error {

@@ -68,7 +68,9 @@ pub struct PullReport {
 
 /// What a home last saw of a remote's reference (`remotes/NAME/fs.json`).
 fn tracking_path(home: &Path, remote: &str) -> PathBuf {
-    home.join("remotes").join(remote).join(format!("{FS_REF}.json"))
+    home.join("remotes")
+        .join(remote)
+        .join(format!("{FS_REF}.json"))
 }
 
 pub fn read_tracking(home: &Path, remote: &str) -> Result<Option<RefValue>> {
@@ -239,9 +241,12 @@ pub fn push(home: &Path, fs: &PixelFs, remote: &Remote, meter: &dyn Meter) -> Re
     for (sha, path) in &large {
         let base = sent.load(std::sync::atomic::Ordering::Relaxed);
         let resume = uploads.join(format!("{}.json", sha.to_hex()));
-        remote.upload_file(&format!("objects/{}.png", sha.to_hex()), path, &resume, &|n| {
-            meter.position(base + n)
-        })?;
+        remote.upload_file(
+            &format!("objects/{}.png", sha.to_hex()),
+            path,
+            &resume,
+            &|n| meter.position(base + n),
+        )?;
         sent.fetch_add(size_of(path), std::sync::atomic::Ordering::Relaxed);
         report.objects_sent += 1;
     }
@@ -286,8 +291,7 @@ fn remote_objects(remote: &Remote, local_packs: &HashSet<String>) -> Result<Remo
         let Some(bytes) = remote.get(&idx)? else {
             continue;
         };
-        if bytes.len() < 16 || &bytes[..8] != INDEX_MAGIC || (bytes.len() - 16) % INDEX_ENTRY != 0
-        {
+        if bytes.len() < 16 || &bytes[..8] != INDEX_MAGIC || (bytes.len() - 16) % INDEX_ENTRY != 0 {
             return Err(Error::Remote(format!("{idx} is not a pack index")));
         }
         for entry in bytes[16..].chunks_exact(INDEX_ENTRY) {
@@ -358,9 +362,8 @@ impl Fetcher<'_> {
                 .collect();
             let bodies = self.remote.get_many(&rels)?;
             for ((sha, _), (rel, body)) in batch.iter().zip(rels.iter().zip(bodies)) {
-                let body = body.ok_or_else(|| {
-                    Error::Remote(format!("{rel} was listed but is gone"))
-                })?;
+                let body =
+                    body.ok_or_else(|| Error::Remote(format!("{rel} was listed but is gone")))?;
                 let part = store.incoming_path(&sha.to_hex());
                 let dir = part.parent().expect("incoming has a folder");
                 std::fs::create_dir_all(dir).map_err(|err| Error::io(err, dir))?;
@@ -378,12 +381,35 @@ impl Fetcher<'_> {
             let rel = format!("objects/{}.png", sha.to_hex());
             let part = store.incoming_path(&sha.to_hex());
             let base = self.fetched_bytes;
-            self.remote
-                .download(&rel, size, &part, &|n| self.meter.position(base + n))?;
-            store.import_loose(&sha, &part).map_err(|err| {
-                let _ = std::fs::remove_file(&part);
-                Error::Remote(format!("{rel}: {err}"))
-            })?;
+            let limits = *self.fs.limits();
+            // Decoded and hashed while it arrives.
+            let decoded = self.remote.download_checked(
+                &rel,
+                size,
+                &part,
+                &|n| self.meter.position(base + n),
+                |source| {
+                    pxos_pixel::decode(
+                        std::io::BufReader::with_capacity(1 << 20, source),
+                        &mut std::io::sink(),
+                        &limits,
+                        &mut |_| {},
+                    )
+                    .map_err(|err| Error::Remote(format!("{rel}: {err}")))
+                },
+            );
+            let imported = decoded.and_then(|decoded| {
+                store
+                    .import_loose_decoded(&sha, &part, decoded.header.sha256)
+                    .map_err(|err| Error::Remote(format!("{rel}: {err}")))
+            });
+            if let Err(err) = imported {
+                // A part that does not check is not resumed from.
+                if matches!(err, Error::Remote(_)) {
+                    let _ = std::fs::remove_file(&part);
+                }
+                return Err(err);
+            }
             self.fetched_bytes += size;
             self.objects_fetched += 1;
         }
@@ -441,7 +467,9 @@ pub fn pull(
         .collect();
     let objects = remote_objects(remote, &local_packs)?;
     if !fs.store().contains(&theirs.root)?
-        && !objects.loose.contains_key(&format!("{}.png", theirs.root.to_hex()))
+        && !objects
+            .loose
+            .contains_key(&format!("{}.png", theirs.root.to_hex()))
         && !objects.packed.contains_key(&theirs.root)
     {
         return Err(Error::Remote(format!(

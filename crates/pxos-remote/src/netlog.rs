@@ -126,7 +126,9 @@ mod tests {
     #[test]
     fn redaction_drops_users_and_signatures() {
         assert_eq!(
-            redact("http://user:pw@127.0.0.1:3900/b/k?list-type=2&X-Amz-Signature=abc&X-Amz-Credential=GK1"),
+            redact(
+                "http://user:pw@127.0.0.1:3900/b/k?list-type=2&X-Amz-Signature=abc&X-Amz-Credential=GK1"
+            ),
             "http://127.0.0.1:3900/b/k?list-type=2"
         );
         assert_eq!(redact("https://h/p"), "https://h/p");

@@ -25,9 +25,9 @@ const CACHED_BLOCKS: usize = 8;
 
 impl RemoteFile {
     pub fn open(remote: std::sync::Arc<Remote>, rel: &str, block: u64) -> Result<RemoteFile> {
-        let len = remote
-            .head(rel)?
-            .ok_or_else(|| Error::NotFound(format!("remote {:?} has no {rel}", remote.config.name)))?;
+        let len = remote.head(rel)?.ok_or_else(|| {
+            Error::NotFound(format!("remote {:?} has no {rel}", remote.config.name))
+        })?;
         Ok(RemoteFile {
             remote,
             rel: rel.to_string(),
@@ -123,7 +123,9 @@ pub fn open_url(home: &Path, url: &str) -> Result<(Remote, String)> {
             .unwrap_or_default(),
     };
     if rel.is_empty() {
-        return Err(Error::Usage(format!("{url} names a remote, not an image in it")));
+        return Err(Error::Usage(format!(
+            "{url} names a remote, not an image in it"
+        )));
     }
     let remote = Remote::connect(home, config.clone())?;
     Ok((remote, rel))

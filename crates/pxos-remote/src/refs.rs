@@ -125,9 +125,9 @@ fn hint(remote: &Remote, name: &str) -> u64 {
 
 fn read_commit(remote: &Remote, name: &str, seq: u64) -> Result<RefValue> {
     let rel = format!("{}commit.json", slot_dir(name, seq));
-    let bytes = remote.get(&rel)?.ok_or_else(|| {
-        Error::Remote(format!("{rel} was listed but cannot be read"))
-    })?;
+    let bytes = remote
+        .get(&rel)?
+        .ok_or_else(|| Error::Remote(format!("{rel} was listed but cannot be read")))?;
     let value: RefValue = serde_json::from_slice(&bytes)
         .map_err(|err| Error::Remote(format!("{rel} is not a reference value: {err}")))?;
     if value.seq != seq {
@@ -158,7 +158,9 @@ fn read_state(remote: &Remote, name: &str) -> Result<State> {
         .rev()
         .find(|(_, s)| s.committed)
         .map(|(seq, _)| *seq);
-    let head = head_seq.map(|seq| read_commit(remote, name, seq)).transpose()?;
+    let head = head_seq
+        .map(|seq| read_commit(remote, name, seq))
+        .transpose()?;
     let now = SystemTime::now();
     let in_flight = slots
         .iter()
@@ -268,7 +270,9 @@ pub fn swap(
         }
         // Back off by a random amount so the tied writers do not meet again.
         let jitter = u64::from_str_radix(&value.nonce[..4], 16).unwrap_or(0) % 200;
-        std::thread::sleep(Duration::from_millis(50 + jitter * (u64::from(attempt) + 1)));
+        std::thread::sleep(Duration::from_millis(
+            50 + jitter * (u64::from(attempt) + 1),
+        ));
     }
     Err(Error::Moved(format!(
         "pushes to {name} kept colliding; try again"
@@ -278,6 +282,12 @@ pub fn swap(
 fn describe(value: Option<&RefValue>) -> String {
     match value {
         None => "nothing (never pushed)".into(),
-        Some(v) => format!("slot {} (root {}, pushed {} by {})", v.seq, v.root.short(), v.time, v.by),
+        Some(v) => format!(
+            "slot {} (root {}, pushed {} by {})",
+            v.seq,
+            v.root.short(),
+            v.time,
+            v.by
+        ),
     }
 }

@@ -132,7 +132,16 @@ impl Garage {
         for b in [bucket, "localhost"] {
             cluster.retry(
                 0,
-                &["bucket", "allow", "--read", "--write", "--owner", b, "--key", "pxos-test"],
+                &[
+                    "bucket",
+                    "allow",
+                    "--read",
+                    "--write",
+                    "--owner",
+                    b,
+                    "--key",
+                    "pxos-test",
+                ],
             );
         }
         cluster.retry(0, &["bucket", "website", "--allow", "localhost"]);

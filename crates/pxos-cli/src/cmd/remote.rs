@@ -87,7 +87,10 @@ fn add_remote(
     if let Some(endpoint) = endpoint
         && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
     {
-        bail!(Usage, "--endpoint {endpoint}: an endpoint is an http:// or https:// URL");
+        bail!(
+            Usage,
+            "--endpoint {endpoint}: an endpoint is an http:// or https:// URL"
+        );
     }
     let credentials = read_key(key)?;
     let mut remotes = Remotes::load(home)?;
@@ -161,7 +164,12 @@ pub fn run(command: &RemoteCommand, global: &Global, output: &Output) -> Result<
             config::forget_credentials(&home, name)?;
             output.emit(
                 json!({"type": "remote-remove", "name": removed.name, "url": removed.url}),
-                || format!("removed remote {} ({}); nothing on it was touched", removed.name, removed.url),
+                || {
+                    format!(
+                        "removed remote {} ({}); nothing on it was touched",
+                        removed.name, removed.url
+                    )
+                },
             )?;
         }
     }
@@ -227,7 +235,12 @@ fn pull_into(home: &Path, name: &str, force: bool, global: &Global, output: &Out
     Ok(())
 }
 
-pub fn fs_pull(remote: Option<&str>, force: bool, global: &Global, output: &Output) -> Result<Outcome> {
+pub fn fs_pull(
+    remote: Option<&str>,
+    force: bool,
+    global: &Global,
+    output: &Output,
+) -> Result<Outcome> {
     let home = home(global)?;
     let name = match remote {
         Some(name) => name.to_string(),

@@ -175,8 +175,18 @@ fn with_remote(home: &Home) {
     std::fs::write(home.scratch("secret"), secret).unwrap();
     let prefix = home.dir.file_name().unwrap().to_str().unwrap().to_string();
     home.ok(&[
-        "remote", "add", "origin", &format!("s3://pxos/{prefix}"), "--endpoint", &endpoint,
-        "--region", "garage", "--key-id", &key_id, "--secret-file", &s(&home.scratch("secret")),
+        "remote",
+        "add",
+        "origin",
+        &format!("s3://pxos/{prefix}"),
+        "--endpoint",
+        &endpoint,
+        "--region",
+        "garage",
+        "--key-id",
+        &key_id,
+        "--secret-file",
+        &s(&home.scratch("secret")),
     ]);
 }
 
@@ -212,12 +222,27 @@ fn scenario(label: Label) -> Option<Scenario> {
     };
     Some(match label.name() {
         "remote-config" => state(nothing, |_, round| {
-            args(&["remote", "add", &format!("r{round}"), "s3://pxos/x", "--endpoint", "http://127.0.0.1:9"])
+            args(&[
+                "remote",
+                "add",
+                &format!("r{round}"),
+                "s3://pxos/x",
+                "--endpoint",
+                "http://127.0.0.1:9",
+            ])
         }),
         "remote-credentials" => state(secret_file, |h, round| {
             args(&[
-                "remote", "add", &format!("r{round}"), "s3://pxos/x", "--endpoint", "http://127.0.0.1:9",
-                "--key-id", "GKtest", "--secret-file", &s(&h.scratch("secret")),
+                "remote",
+                "add",
+                &format!("r{round}"),
+                "s3://pxos/x",
+                "--endpoint",
+                "http://127.0.0.1:9",
+                "--key-id",
+                "GKtest",
+                "--secret-file",
+                &s(&h.scratch("secret")),
             ])
         }),
         "remote-tracking" => state(pushable, |_, _| args(&["fs", "push"])),
@@ -575,7 +600,11 @@ fn every_crash_point_of_every_durable_write_is_hit() {
     let mut points = 0;
     let garage = pxos_test_support::garage::Garage::start("crash-points", "pxos");
     if let Some(garage) = &garage {
-        *GARAGE.lock().unwrap() = Some((garage.endpoint(0), garage.key_id.clone(), garage.secret.clone()));
+        *GARAGE.lock().unwrap() = Some((
+            garage.endpoint(0),
+            garage.key_id.clone(),
+            garage.secret.clone(),
+        ));
     }
     let mut skipped = 0;
     for &label in label::ALL {

@@ -71,7 +71,10 @@ fn assert_no_secret(home: &Home, garage: &Garage, outputs: &[String]) {
         );
     }
     for output in outputs {
-        assert!(!output.contains(&garage.secret), "an output holds the secret key");
+        assert!(
+            !output.contains(&garage.secret),
+            "an output holds the secret key"
+        );
     }
 }
 
@@ -86,12 +89,21 @@ fn ten_thousand_files_push_and_clone_byte_identical() {
         let dir = source.join(format!("d{d:02}"));
         std::fs::create_dir_all(&dir).unwrap();
         for f in 0..100 {
-            std::fs::write(dir.join(format!("f{f:02}.txt")), format!("file {d}/{f}\n").repeat(f + 1))
-                .unwrap();
+            std::fs::write(
+                dir.join(format!("f{f:02}.txt")),
+                format!("file {d}/{f}\n").repeat(f + 1),
+            )
+            .unwrap();
         }
     }
     a.ok(&["fs", "add-dir", s(&source), "/tree", "-q"]);
-    add_remote(&a, &garage, "origin", "s3://pxos/worlds/one", &garage.endpoint(0));
+    add_remote(
+        &a,
+        &garage,
+        "origin",
+        "s3://pxos/worlds/one",
+        &garage.endpoint(0),
+    );
     let pushed = json_lines(&a.ok(&["fs", "push", "--json"]))[0]["report"].clone();
     assert_eq!(pushed["up_to_date"], false);
     assert_eq!(pushed["seq"], 1);
@@ -104,12 +116,26 @@ fn ten_thousand_files_push_and_clone_byte_identical() {
     let secret = b.scratch("secret");
     std::fs::write(&secret, &garage.secret).unwrap();
     let cloned = b.ok(&[
-        "fs", "clone", "s3://pxos/worlds/one", "--endpoint", &garage.endpoint(1), "--region",
-        "garage", "--key-id", &garage.key_id, "--secret-file", s(&secret), "--json",
+        "fs",
+        "clone",
+        "s3://pxos/worlds/one",
+        "--endpoint",
+        &garage.endpoint(1),
+        "--region",
+        "garage",
+        "--key-id",
+        &garage.key_id,
+        "--secret-file",
+        s(&secret),
+        "--json",
     ]);
     let report = json_lines(&cloned)[0]["report"].clone();
     assert_eq!(report["root"], root_of(&a));
-    assert_eq!(root_of(&b), root_of(&a), "the same root: every byte of every file");
+    assert_eq!(
+        root_of(&b),
+        root_of(&a),
+        "the same root: every byte of every file"
+    );
     // Every object's hash checks, and the files read back exactly.
     assert!(b.ok(&["fs", "fsck"]).contains("0 problems"));
     for (d, f) in [(0, 0), (42, 17), (99, 99)] {
@@ -124,10 +150,17 @@ fn ten_thousand_files_push_and_clone_byte_identical() {
 
     // B changes a file and pushes; A pulls it.
     std::fs::write(b.scratch("new.txt"), "from b").unwrap();
-    b.ok(&["fs", "add", "/tree/d00/f00.txt", s(&b.scratch("new.txt")), "--replace", "-q"]);
+    b.ok(&[
+        "fs",
+        "add",
+        "/tree/d00/f00.txt",
+        s(&b.scratch("new.txt")),
+        "--replace",
+        "-q",
+    ]);
     b.ok(&["fs", "push"]);
     let pulled = json_lines(&a.ok(&["fs", "pull", "--json"]))[0]["report"].clone();
-    assert_eq!(pulled["objects_fetched"].as_u64().unwrap() >= 1, true, "{pulled}");
+    assert!(pulled["objects_fetched"].as_u64().unwrap() >= 1, "{pulled}");
     assert_eq!(a.ok(&["fs", "cat", "/tree/d00/f00.txt"]), "from b");
     assert_eq!(root_of(&a), root_of(&b));
 
@@ -137,14 +170,21 @@ fn ten_thousand_files_push_and_clone_byte_identical() {
     for record in &log {
         let request = &record["request"];
         assert_eq!(request["remote"], "origin");
-        assert!(request["url"].as_str().unwrap().starts_with(&garage.endpoint(0)));
+        assert!(
+            request["url"]
+                .as_str()
+                .unwrap()
+                .starts_with(&garage.endpoint(0))
+        );
         assert!(request["status"].as_u64().is_some(), "{request}");
     }
     assert!(log.iter().any(|r| r["request"]["method"] == "PUT"));
     let listed = a.ok(&["remote", "list", "--json"]);
     assert!(listed.contains("\"credentials\":\"file\""), "{listed}");
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(a.home().join("credentials.json")).unwrap().permissions(),
+        &std::fs::metadata(a.home().join("credentials.json"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     assert_no_secret(&a, &garage, &[listed, cloned]);
@@ -165,13 +205,25 @@ fn a_pulled_cartridge_is_experimental_until_genesis_and_a_person() {
     });
     let id = format!("{name}@1.1.0");
     a.ok(&["cart", "test", &id]);
-    add_remote(&a, &garage, "origin", "s3://pxos/carts", &garage.endpoint(0));
+    add_remote(
+        &a,
+        &garage,
+        "origin",
+        "s3://pxos/carts",
+        &garage.endpoint(0),
+    );
     let pushed = json_lines(&a.ok(&["cart", "push", &id, "--json"]))[0]["report"].clone();
     assert_eq!(pushed["genesis_passed_there"], true);
 
     let b = Home::new("remote-cart-b");
     b.ok(&["boot", "-q"]);
-    add_remote(&b, &garage, "origin", "s3://pxos/carts", &garage.endpoint(2));
+    add_remote(
+        &b,
+        &garage,
+        "origin",
+        "s3://pxos/carts",
+        &garage.endpoint(2),
+    );
     let pulled = json_lines(&b.ok(&["cart", "pull", &id, "--json"]))[0]["report"].clone();
     assert_eq!(pulled["status"], "experimental");
     assert_eq!(pulled["sha256"], pushed["sha256"], "the same hash");
@@ -267,7 +319,8 @@ fn proxy(upstream: u16, truncate: bool) -> Proxy {
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(client.try_clone().unwrap());
                 let mut client = client;
-                while let Some(head) = read_head(&mut reader) {
+                // One request per connection (the response says `connection: close`).
+                if let Some(head) = read_head(&mut reader) {
                     let body = read_body(&mut reader, &head);
                     count.fetch_add(1, Ordering::SeqCst);
                     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
@@ -285,18 +338,26 @@ fn proxy(upstream: u16, truncate: bool) -> Proxy {
                     } else {
                         read_body(&mut from_server, &response_head)
                     };
-                    let request_line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
-                    let object = request_line.contains("/objects/") || request_line.contains("/packs/");
+                    let request_line = String::from_utf8_lossy(&head)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let object =
+                        request_line.contains("/objects/") || request_line.contains("/packs/");
                     let cut = truncate && is_get && object && response_body.len() > 1;
                     // Keep-alive is dropped: one request per connection.
                     let text = String::from_utf8_lossy(&response_head)
                         .replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n");
                     let _ = client.write_all(text.as_bytes());
-                    let sent = if cut { &response_body[..response_body.len() / 2] } else { &response_body[..] };
+                    let sent = if cut {
+                        &response_body[..response_body.len() / 2]
+                    } else {
+                        &response_body[..]
+                    };
                     let _ = client.write_all(sent);
                     let _ = client.flush();
                     let _ = client.shutdown(std::net::Shutdown::Both);
-                    return;
                 }
             });
         }
@@ -317,13 +378,27 @@ fn the_network_log_lists_every_request_and_nothing_goes_out_without_a_remote() {
     let url = format!("http://127.0.0.1:{port}/x.png");
     let refused = fresh.fails(1, &["pixel", "info", &url]);
     assert!(refused.contains("not under any remote"), "{refused}");
-    fresh.fails(1, &["pixel", "read", "s3://pxos/x.png", "--offset", "0", "--length", "1"]);
+    fresh.fails(
+        1,
+        &[
+            "pixel",
+            "read",
+            "s3://pxos/x.png",
+            "--offset",
+            "0",
+            "--length",
+            "1",
+        ],
+    );
     fresh.fails(1, &["pixel", "verify", &url]);
     let none = fresh.fails(2, &["fs", "push"]);
     assert!(none.contains("no remote is configured"), "{none}");
     fresh.fails(2, &["fs", "pull"]);
     fresh.fails(2, &["cart", "push", "x@1.0.0"]);
-    assert!(listener.accept().is_err(), "a command connected without a remote");
+    assert!(
+        listener.accept().is_err(),
+        "a command connected without a remote"
+    );
     assert!(!fresh.home().join("log/network.jsonl").exists());
     assert_eq!(fresh.ok(&["log", "--network"]), "");
 
@@ -335,7 +410,13 @@ fn the_network_log_lists_every_request_and_nothing_goes_out_without_a_remote() {
     let a = Home::new("remote-netlog");
     std::fs::write(a.scratch("f"), "counted").unwrap();
     a.ok(&["fs", "add", "/f", s(&a.scratch("f")), "-q"]);
-    add_remote(&a, &garage, "counted", "s3://pxos/counted", &format!("http://127.0.0.1:{}", counting.port));
+    add_remote(
+        &a,
+        &garage,
+        "counted",
+        "s3://pxos/counted",
+        &format!("http://127.0.0.1:{}", counting.port),
+    );
     a.ok(&["fs", "push"]);
     a.ok(&["fs", "push"]);
     let records = json_lines(&a.ok(&["log", "--network", "--json"]));
@@ -372,9 +453,18 @@ fn hostile_remotes_give_clear_errors_and_corrupt_nothing() {
 
     // 1. Truncated responses (a proxy cuts every object body in half).
     let cutter = proxy(garage.nodes[0].s3_port, true);
-    add_remote(&b, &garage, "cut", "s3://pxos/h", &format!("http://127.0.0.1:{}", cutter.port));
+    add_remote(
+        &b,
+        &garage,
+        "cut",
+        "s3://pxos/h",
+        &format!("http://127.0.0.1:{}", cutter.port),
+    );
     let err = b.fails(2, &["fs", "pull", "cut"]);
-    assert!(err.to_lowercase().contains("network") || err.contains("truncated"), "{err}");
+    assert!(
+        err.to_lowercase().contains("network") || err.contains("truncated"),
+        "{err}"
+    );
     check_intact(&b);
 
     // 2. A server that stalls: the timeout applies.
@@ -386,7 +476,13 @@ fn hostile_remotes_give_clear_errors_and_corrupt_nothing() {
             held.push(conn);
         }
     });
-    add_remote(&b, &garage, "stall", "s3://pxos/h", &format!("http://127.0.0.1:{stall_port}"));
+    add_remote(
+        &b,
+        &garage,
+        "stall",
+        "s3://pxos/h",
+        &format!("http://127.0.0.1:{stall_port}"),
+    );
     let started = Instant::now();
     let output = b
         .pxos()
@@ -397,7 +493,10 @@ fn hostile_remotes_give_clear_errors_and_corrupt_nothing() {
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("network"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(30), "the timeout did not apply");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the timeout did not apply"
+    );
     check_intact(&b);
 
     // 3. An object whose bytes do not match its hash (another valid PXI under its name).
@@ -422,11 +521,17 @@ fn hostile_remotes_give_clear_errors_and_corrupt_nothing() {
 
     // 4. A reference naming an object the remote does not have.
     let refs = remote.list("refs/fs/", None).unwrap();
-    let commit = refs.iter().rev().find(|l| l.rel.ends_with("commit.json")).unwrap();
+    let commit = refs
+        .iter()
+        .rev()
+        .find(|l| l.rel.ends_with("commit.json"))
+        .unwrap();
     let mut value: serde_json::Value =
         serde_json::from_slice(&remote.get(&commit.rel).unwrap().unwrap()).unwrap();
     value["root"] = serde_json::Value::String("ab".repeat(32));
-    remote.put(&commit.rel, serde_json::to_vec(&value).unwrap()).unwrap();
+    remote
+        .put(&commit.rel, serde_json::to_vec(&value).unwrap())
+        .unwrap();
     let err = b.fails(1, &["fs", "pull", "origin"]);
     assert!(err.contains("has no such object"), "{err}");
     check_intact(&b);
@@ -503,8 +608,17 @@ fn a_push_survives_a_node_killed_midway_and_a_clone_verifies() {
     let secret = b.scratch("secret");
     std::fs::write(&secret, &garage.secret).unwrap();
     b.ok(&[
-        "fs", "clone", "s3://pxos/kill", "--endpoint", &garage.endpoint(1), "--region", "garage",
-        "--key-id", &garage.key_id, "--secret-file", s(&secret),
+        "fs",
+        "clone",
+        "s3://pxos/kill",
+        "--endpoint",
+        &garage.endpoint(1),
+        "--region",
+        "garage",
+        "--key-id",
+        &garage.key_id,
+        "--secret-file",
+        s(&secret),
     ]);
     assert_eq!(root_of(&b), root_of(&a));
     assert!(b.ok(&["fs", "fsck"]).contains("0 problems"));
@@ -521,7 +635,13 @@ fn remote_pixels_are_read_by_ranges_and_resume() {
     let payload = pxos_test_support::random_bytes(11, 20 << 20);
     std::fs::write(a.scratch("big.bin"), &payload).unwrap();
     a.ok(&["fs", "add", "/big.bin", s(&a.scratch("big.bin")), "-q"]);
-    add_remote(&a, &garage, "origin", "s3://pxos/pixels", &garage.endpoint(0));
+    add_remote(
+        &a,
+        &garage,
+        "origin",
+        "s3://pxos/pixels",
+        &garage.endpoint(0),
+    );
     a.ok(&["fs", "push"]);
     let sha = json_lines(&a.ok(&["fs", "info", "/big.bin", "--json"]))[0]["entry"]["sha256"]
         .as_str()
@@ -537,7 +657,11 @@ fn remote_pixels_are_read_by_ranges_and_resume() {
         pxos_pixel::hex(&payload[12_345_678..12_345_678 + 4096])
     );
     let fetched = read["fetched"].as_u64().unwrap();
-    assert!(fetched < 1 << 20, "a 4 KiB read fetched {fetched} bytes of {}", read["file_len"]);
+    assert!(
+        fetched < 1 << 20,
+        "a 4 KiB read fetched {fetched} bytes of {}",
+        read["file_len"]
+    );
     let info = json_lines(&a.ok(&["pixel", "info", &url, "--json"]))[0].clone();
     assert_eq!(info["header"]["sha256"], sha.as_str());
     assert!(a.ok(&["pixel", "verify", &url]).contains("ok"));
@@ -564,8 +688,14 @@ fn remote_pixels_are_read_by_ranges_and_resume() {
     let web = garage.web(0);
     a.ok(&["remote", "add", "web", &web]);
     let read = json_lines(&a.ok(&[
-        "pixel", "read", &format!("{web}/pictures/p.png"), "--offset", "1000000", "--length",
-        "4096", "--json",
+        "pixel",
+        "read",
+        &format!("{web}/pictures/p.png"),
+        "--offset",
+        "1000000",
+        "--length",
+        "4096",
+        "--json",
     ]))[0]
         .clone();
     assert_eq!(
@@ -574,12 +704,21 @@ fn remote_pixels_are_read_by_ranges_and_resume() {
     );
     assert!(read["fetched"].as_u64().unwrap() < 1 << 20, "{read}");
     let refused = a.fails(2, &["fs", "push", "web"]);
-    assert!(refused.contains("can be read, not written or listed"), "{refused}");
+    assert!(
+        refused.contains("can be read, not written or listed"),
+        "{refused}"
+    );
 
     // Resumption: a pull that was cut off after the first 5 MiB of the big
     // object (its part file stays) fetches only the rest.
     let b = Home::new("remote-pixels-b");
-    add_remote(&b, &garage, "origin", "s3://pxos/pixels", &garage.endpoint(1));
+    add_remote(
+        &b,
+        &garage,
+        "origin",
+        "s3://pxos/pixels",
+        &garage.endpoint(1),
+    );
     b.ok(&["fs", "init"]);
     let remote = pxos_remote::Remote::open(&a.home(), "origin").unwrap();
     let whole = remote.get(&format!("objects/{sha}.png")).unwrap().unwrap();
@@ -593,14 +732,22 @@ fn remote_pixels_are_read_by_ranges_and_resume() {
         .args(["fs", "pull"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let fetched: u64 = json_lines(&b.ok(&["log", "--network", "--json"]))
         .iter()
         .map(|r| &r["request"])
         .filter(|r| r["method"] == "GET" && r["url"].as_str().unwrap().contains(&sha))
         .map(|r| r["received"].as_u64().unwrap())
         .sum();
-    assert_eq!(fetched, whole.len() as u64 - (5 << 20), "only the missing bytes");
+    assert_eq!(
+        fetched,
+        whole.len() as u64 - (5 << 20),
+        "only the missing bytes"
+    );
     assert!(!part.exists());
     b.ok(&["fs", "get", "/big.bin", "-o", s(&b.scratch("big.out"))]);
     assert!(std::fs::read(b.scratch("big.out")).unwrap() == payload);
@@ -623,12 +770,24 @@ fn an_interrupted_push_resumes_without_sending_again_what_arrived() {
         .unwrap();
     }
     a.ok(&["fs", "add-dir", s(&source), "/many", "-q"]);
-    std::fs::write(a.scratch("big.bin"), pxos_test_support::random_bytes(5, 40 << 20)).unwrap();
+    std::fs::write(
+        a.scratch("big.bin"),
+        pxos_test_support::random_bytes(5, 40 << 20),
+    )
+    .unwrap();
     a.ok(&["fs", "add", "/big.bin", s(&a.scratch("big.bin")), "-q"]);
-    add_remote(&a, &garage, "origin", "s3://pxos/resume", &garage.endpoint(0));
+    add_remote(
+        &a,
+        &garage,
+        "origin",
+        "s3://pxos/resume",
+        &garage.endpoint(0),
+    );
     let push = |crash: Option<&str>| {
         let mut command = a.pxos();
-        command.env("PXOS_REMOTE_PART_MIB", "5").args(["fs", "push"]);
+        command
+            .env("PXOS_REMOTE_PART_MIB", "5")
+            .args(["fs", "push"]);
         if let Some(point) = crash {
             command.env("PXOS_CRASH_AT", point);
         }
@@ -643,7 +802,11 @@ fn an_interrupted_push_resumes_without_sending_again_what_arrived() {
             .collect();
         (output, puts)
     };
-    let objects = |puts: &[String]| puts.iter().filter(|u| u.contains("/objects/") && !u.contains("partNumber")).count();
+    let objects = |puts: &[String]| {
+        puts.iter()
+            .filter(|u| u.contains("/objects/") && !u.contains("partNumber"))
+            .count()
+    };
     let parts = |puts: &[String]| puts.iter().filter(|u| u.contains("partNumber")).count();
     // Cut off after the first batch of small objects...
     let (output, first) = push(Some("fs-push.batch"));
@@ -652,18 +815,36 @@ fn an_interrupted_push_resumes_without_sending_again_what_arrived() {
     // ...then after the first batch of the big object's parts (8 parts of 5 MiB)...
     let (output, second) = push(Some("remote-upload.part-batch"));
     assert!(String::from_utf8_lossy(&output.stderr).contains("crash injected"));
-    assert_eq!(objects(&second), 41 - 16, "the small objects that arrived are not sent again");
+    assert_eq!(
+        objects(&second),
+        41 - 16,
+        "the small objects that arrived are not sent again"
+    );
     assert_eq!(parts(&second), 4);
     // ...and the last push sends only the parts that are missing.
     let (output, third) = push(None);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(objects(&third), 0);
     let object_len = json_lines(&a.ok(&["fs", "info", "/big.bin", "--json"]))[0]["object_len"]
         .as_u64()
         .unwrap();
-    assert_eq!(parts(&third) as u64, object_len.div_ceil(5 << 20) - 4, "{third:?}");
+    assert_eq!(
+        parts(&third) as u64,
+        object_len.div_ceil(5 << 20) - 4,
+        "{third:?}"
+    );
     let b = Home::new("remote-resume-b");
-    add_remote(&b, &garage, "origin", "s3://pxos/resume", &garage.endpoint(2));
+    add_remote(
+        &b,
+        &garage,
+        "origin",
+        "s3://pxos/resume",
+        &garage.endpoint(2),
+    );
     b.ok(&["fs", "pull"]);
     assert_eq!(root_of(&b), root_of(&a));
     assert!(b.ok(&["fs", "fsck"]).contains("0 problems"));
