@@ -40,7 +40,8 @@ pub fn part_size() -> u64 {
 }
 /// Objects at most this big are sent in one PUT (larger ones go in parts).
 pub const SINGLE_PUT_MAX: u64 = 16 << 20;
-/// Parts sent between two saves of a multipart upload's state.
+/// Every this many parts, the crash point `remote-upload.part-batch` (tests
+/// interrupt an upload there).
 const PART_BATCH: usize = 4;
 /// Requests in flight at once.
 pub const CONCURRENCY: usize = 8;
@@ -315,6 +316,39 @@ impl Remote {
         Ok(bytes.to_vec())
     }
 
+    /// Several ranges of one object, fetched together; a short answer is an error.
+    pub fn get_ranges(&self, rel: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
+        let store = self.store();
+        let key = self.key(rel);
+        let wanted = ranges.to_vec();
+        let bodies = self
+            .block_on(async move {
+                futures::stream::iter(wanted)
+                    .map(|range| {
+                        let (store, key) = (store.clone(), key.clone());
+                        async move { store.get_range(&key, range).await }
+                    })
+                    .buffered(CONCURRENCY)
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .map_err(|err| self.network("GET (range)", rel, err))?;
+        ranges
+            .iter()
+            .zip(bodies)
+            .map(|(range, bytes)| {
+                let want = range.end - range.start;
+                if bytes.len() as u64 != want {
+                    return Err(Error::Remote(format!(
+                        "{rel}: asked for {want} bytes, got {} (a truncated response)",
+                        bytes.len()
+                    )));
+                }
+                Ok(bytes.to_vec())
+            })
+            .collect()
+    }
+
     /// The size of an object, or None.
     pub fn head(&self, rel: &str) -> Result<Option<u64>> {
         let store = self.store();
@@ -505,42 +539,37 @@ impl Remote {
         progress(state.parts.len() as u64 * part);
         let parts = size.div_ceil(part);
         let file = std::fs::File::open(path).map_err(|err| Error::io(err, path))?;
-        // Parts go in batches; the state is saved after each.
-        while (state.parts.len() as u64) < parts {
-            let first = state.parts.len() as u64;
-            let batch: Vec<u64> = (first..parts.min(first + PART_BATCH as u64)).collect();
-            let mut payloads = Vec::new();
-            for &index in &batch {
-                let start = index * part;
-                let len = part.min(size - start) as usize;
-                let mut buf = vec![0u8; len];
-                std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start)
-                    .map_err(|err| Error::io(err, path))?;
-                payloads.push((index, buf));
-            }
-            let s3c = s3.clone();
-            let keyc = key.clone();
-            let id = state.upload_id.clone();
-            let sent: Vec<PartId> = self
-                .block_on(async move {
-                    futures::stream::iter(payloads)
-                        .map(|(index, buf)| {
-                            let (s3, key, id) = (s3c.clone(), keyc.clone(), id.clone());
-                            async move {
-                                s3.put_part(&key, &id, index as usize, PutPayload::from(buf))
-                                    .await
-                            }
-                        })
-                        .buffered(CONCURRENCY)
-                        .try_collect()
-                        .await
+        // A sliding window of parts in flight; each finished part is
+        // recorded (in order) before the next one counts as sent.
+        let first = state.parts.len() as u64;
+        let id = state.upload_id.clone();
+        let file = &file;
+        let state = &mut state;
+        self.block_on(async {
+            let mut stream = futures::stream::iter(first..parts)
+                .map(|index| {
+                    let (s3, key, id) = (s3.clone(), key.clone(), id.clone());
+                    let start = index * part;
+                    let mut buf = vec![0u8; part.min(size - start) as usize];
+                    let read = std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, start);
+                    async move {
+                        read.map_err(|err| Error::io(err, path))?;
+                        s3.put_part(&key, &id, index as usize, PutPayload::from(buf))
+                            .await
+                            .map_err(|err| self.network("PUT (part)", rel, err))
+                    }
                 })
-                .map_err(|err| self.network("PUT (part)", rel, err))?;
-            state.parts.extend(sent.into_iter().map(|p| p.content_id));
-            save_state(resume, &state)?;
-            progress((state.parts.len() as u64 * part).min(size));
-            pxos_pixel::durable::crash_point("remote-upload.part-batch");
-        }
+                .buffered(CONCURRENCY);
+            while let Some(sent) = stream.next().await {
+                state.parts.push(sent?.content_id);
+                save_state(resume, state)?;
+                progress((state.parts.len() as u64 * part).min(size));
+                if state.parts.len() % PART_BATCH == 0 {
+                    pxos_pixel::durable::crash_point("remote-upload.part-batch");
+                }
+            }
+            Ok::<(), Error>(())
+        })?;
         let parts: Vec<PartId> = state
             .parts
             .iter()

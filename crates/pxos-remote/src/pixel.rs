@@ -9,34 +9,54 @@ use crate::client::Remote;
 use crate::config::Remotes;
 use crate::error::{Error, Result};
 
-/// A remote object as a file: ranged GETs of `block` bytes, a few kept.
+/// A remote object as a file: ranged GETs of whole `block`-byte blocks,
+/// up to 64 kept. A read that needs several missing blocks fetches them in
+/// one GET; opening fetches the first and the last block together (a PXI's
+/// header is at the start, its index at the end).
 pub struct RemoteFile {
     remote: std::sync::Arc<Remote>,
     rel: String,
     len: u64,
     pos: u64,
     block: u64,
-    cache: Vec<(u64, Vec<u8>)>,
+    cache: std::collections::BTreeMap<u64, Vec<u8>>,
+    /// Blocks in the order they were fetched (for eviction).
+    order: std::collections::VecDeque<u64>,
     /// Bytes fetched so far.
     pub fetched: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-const CACHED_BLOCKS: usize = 8;
+const CACHED_BLOCKS: usize = 64;
+/// Blocks fetched at least, from a missing one on (and at each end on open).
+const READAHEAD: u64 = 4;
+/// The most one read fetches at once.
+const MAX_SPAN: u64 = 16 << 20;
 
 impl RemoteFile {
     pub fn open(remote: std::sync::Arc<Remote>, rel: &str, block: u64) -> Result<RemoteFile> {
         let len = remote.head(rel)?.ok_or_else(|| {
             Error::NotFound(format!("remote {:?} has no {rel}", remote.config.name))
         })?;
-        Ok(RemoteFile {
+        let mut file = RemoteFile {
             remote,
             rel: rel.to_string(),
             len,
             pos: 0,
             block,
-            cache: Vec::new(),
+            cache: Default::default(),
+            order: Default::default(),
             fetched: Default::default(),
-        })
+        };
+        let last = len.saturating_sub(1) / block;
+        let mut ends: Vec<u64> = (0..READAHEAD.min(last + 1))
+            .chain(last.saturating_sub(READAHEAD - 1)..=last)
+            .collect();
+        ends.sort_unstable();
+        ends.dedup();
+        if len > 0 {
+            file.fetch_blocks(&ends)?;
+        }
+        Ok(file)
     }
 
     pub fn len(&self) -> u64 {
@@ -47,25 +67,36 @@ impl RemoteFile {
         self.len == 0
     }
 
-    fn block(&mut self, index: u64) -> std::io::Result<&[u8]> {
-        if let Some(at) = self.cache.iter().position(|(i, _)| *i == index) {
-            let entry = self.cache.remove(at);
-            self.cache.push(entry);
-        } else {
-            let start = index * self.block;
-            let end = (start + self.block).min(self.len);
-            let bytes = self
-                .remote
-                .get_range(&self.rel, start..end)
-                .map_err(std::io::Error::other)?;
-            self.fetched
-                .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if self.cache.len() == CACHED_BLOCKS {
-                self.cache.remove(0);
+    /// Fetches `blocks` (sorted), one GET per run of adjacent ones, the runs together.
+    fn fetch_blocks(&mut self, blocks: &[u64]) -> Result<()> {
+        let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
+        for &b in blocks {
+            match runs.last_mut() {
+                Some(run) if run.end == b => run.end = b + 1,
+                _ => runs.push(b..b + 1),
             }
-            self.cache.push((index, bytes));
         }
-        Ok(&self.cache.last().expect("just cached").1)
+        let ranges: Vec<std::ops::Range<u64>> = runs
+            .iter()
+            .map(|run| run.start * self.block..(run.end * self.block).min(self.len))
+            .collect();
+        let bodies = self.remote.get_ranges(&self.rel, &ranges)?;
+        for (run, body) in runs.into_iter().zip(bodies) {
+            self.fetched
+                .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for (i, b) in run.enumerate() {
+                let from = i * self.block as usize;
+                let to = (from + self.block as usize).min(body.len());
+                self.cache.insert(b, body[from..to].to_vec());
+                self.order.push_back(b);
+            }
+        }
+        while self.cache.len() > CACHED_BLOCKS {
+            if let Some(old) = self.order.pop_front() {
+                self.cache.remove(&old);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -74,12 +105,36 @@ impl Read for RemoteFile {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let (index, within) = (self.pos / self.block, (self.pos % self.block) as usize);
-        let block = self.block(index)?;
-        let take = (block.len() - within).min(buf.len());
-        buf[..take].copy_from_slice(&block[within..within + take]);
-        self.pos += take as u64;
-        Ok(take)
+        let end = (self.pos + buf.len() as u64)
+            .min(self.len)
+            .min(self.pos + MAX_SPAN);
+        let (first, last) = (self.pos / self.block, (end - 1) / self.block);
+        let mut missing: Vec<u64> = (first..=last)
+            .filter(|b| !self.cache.contains_key(b))
+            .collect();
+        if !missing.is_empty() {
+            // Read ahead: a chunk's data follows its 8-byte header.
+            let final_block = (self.len - 1) / self.block;
+            let ahead = (last + 1..=(first + READAHEAD - 1).min(final_block))
+                .filter(|b| !self.cache.contains_key(b));
+            missing.extend(ahead);
+        }
+        if !missing.is_empty() {
+            self.fetch_blocks(&missing).map_err(std::io::Error::other)?;
+        }
+        let mut done = 0;
+        while self.pos < end {
+            let b = self.pos / self.block;
+            let Some(block) = self.cache.get(&b) else {
+                break;
+            };
+            let within = (self.pos - b * self.block) as usize;
+            let n = (block.len() - within).min((end - self.pos) as usize);
+            buf[done..done + n].copy_from_slice(&block[within..within + n]);
+            done += n;
+            self.pos += n as u64;
+        }
+        Ok(done)
     }
 }
 
