@@ -564,7 +564,7 @@ impl Remote {
                 state.parts.push(sent?.content_id);
                 save_state(resume, state)?;
                 progress((state.parts.len() as u64 * part).min(size));
-                if state.parts.len() % PART_BATCH == 0 {
+                if state.parts.len().is_multiple_of(PART_BATCH) {
                     pxos_pixel::durable::crash_point("remote-upload.part-batch");
                 }
             }
