@@ -650,6 +650,17 @@ impl Remote {
             .collect();
         std::thread::scope(|scope| {
             let checker = scope.spawn(move || check(Box::new(reader)));
+            // Writeback alongside the transfer: a syncer flushes what has
+            // arrived every 128 MiB, so the final sync has little left to do.
+            let (flush, flushes) = std::sync::mpsc::channel::<()>();
+            let syncing = file.try_clone().map_err(|err| Error::io(err, part))?;
+            let syncer = scope.spawn(move || {
+                while flushes.recv().is_ok() {
+                    while flushes.try_recv().is_ok() {}
+                    let _ = syncing.sync_data();
+                }
+            });
+            let mut flushed = have;
             let fetched = (|| -> Result<()> {
                 let store = self.store();
                 let key = self.key(rel);
@@ -687,6 +698,10 @@ impl Remote {
                             let _ = sender.send(piece);
                         }
                         have += want;
+                        if have - flushed >= 128 << 20 {
+                            flushed = have;
+                            let _ = flush.send(());
+                        }
                         progress(have);
                     }
                     Ok(())
@@ -697,6 +712,8 @@ impl Remote {
             })();
             // Closing the channel ends (or, after a failure, fails) the checker's reads.
             drop(sender);
+            drop(flush);
+            let _ = syncer.join();
             let checked = checker
                 .join()
                 .unwrap_or_else(|_| Err(Error::Io(format!("the check of {rel} panicked"))));
