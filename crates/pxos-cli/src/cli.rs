@@ -277,9 +277,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteCommand {
-    /// Add a remote. Credentials come from the environment (AWS_ACCESS_KEY_ID and
-    /// AWS_SECRET_ACCESS_KEY, or PXOS_REMOTE_<NAME>_KEY_ID and _SECRET), or are kept in
-    /// HOME/credentials.json (mode 0600) with --key-id and --secret-file or --secret-stdin.
+    /// Add a remote. Its key is kept in HOME/credentials.json (mode 0600) with --key-id
+    /// and --secret-file or --secret-stdin; PXOS_REMOTE_<NAME>_KEY_ID and _SECRET override
+    /// it for one run, and AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY serve a remote with none.
     Add {
         /// The remote's name (such as origin).
         name: String,

@@ -253,20 +253,10 @@ pub enum CredentialSource {
     None,
 }
 
-/// The environment's credentials: `PXOS_REMOTE_<NAME>_KEY_ID` and
-/// `..._SECRET` for one remote, else `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
-fn from_env(name: &str) -> Option<Credentials> {
-    let upper = name.to_ascii_uppercase().replace('-', "_");
-    let pair = |id: &str, secret: &str| {
-        let key_id = std::env::var(id).ok().filter(|v| !v.is_empty())?;
-        let secret = std::env::var(secret).ok().filter(|v| !v.is_empty())?;
-        Some(Credentials { key_id, secret })
-    };
-    pair(
-        &format!("PXOS_REMOTE_{upper}_KEY_ID"),
-        &format!("PXOS_REMOTE_{upper}_SECRET"),
-    )
-    .or_else(|| pair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+fn env_pair(id: &str, secret: &str) -> Option<Credentials> {
+    let key_id = std::env::var(id).ok().filter(|v| !v.is_empty())?;
+    let secret = std::env::var(secret).ok().filter(|v| !v.is_empty())?;
+    Some(Credentials { key_id, secret })
 }
 
 fn read_credentials_file(home: &Path) -> Result<Option<CredentialsFile>> {
@@ -297,16 +287,27 @@ fn read_credentials_file(home: &Path) -> Result<Option<CredentialsFile>> {
     Ok(Some(file))
 }
 
-/// The credentials for remote `name`, and where they came from.
+/// The credentials for remote `name`, and where they came from: the most
+/// specific first. `PXOS_REMOTE_<NAME>_KEY_ID` and `..._SECRET` (this remote,
+/// this run), then the key stored for it in `credentials.json`, then
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (any remote).
 pub fn credentials(home: &Path, name: &str) -> Result<(Option<Credentials>, CredentialSource)> {
-    if let Some(found) = from_env(name) {
+    let upper = name.to_ascii_uppercase().replace('-', "_");
+    if let Some(found) = env_pair(
+        &format!("PXOS_REMOTE_{upper}_KEY_ID"),
+        &format!("PXOS_REMOTE_{upper}_SECRET"),
+    ) {
         return Ok((Some(found), CredentialSource::Environment));
     }
-    let found = read_credentials_file(home)?.and_then(|mut f| f.remotes.remove(name));
-    Ok(match found {
-        Some(found) => (Some(found), CredentialSource::File),
-        None => (None, CredentialSource::None),
-    })
+    if let Some(found) = read_credentials_file(home)?.and_then(|mut f| f.remotes.remove(name)) {
+        return Ok((Some(found), CredentialSource::File));
+    }
+    Ok(
+        match env_pair("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") {
+            Some(found) => (Some(found), CredentialSource::Environment),
+            None => (None, CredentialSource::None),
+        },
+    )
 }
 
 /// Stores credentials for `name` in `HOME/credentials.json`, created with mode 0600.

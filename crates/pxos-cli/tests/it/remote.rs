@@ -110,6 +110,43 @@ fn ten_thousand_files_push_and_clone_byte_identical() {
     // A second push sends nothing.
     let again = json_lines(&a.ok(&["fs", "push", "--json"]))[0]["report"].clone();
     assert_eq!(again["up_to_date"], true, "{again}");
+    // The stored key outranks a generic AWS key in the environment; a per-remote
+    // variable outranks the stored key (and a wrong one is refused, secret unshown).
+    let generic = a
+        .pxos()
+        .env("AWS_ACCESS_KEY_ID", "GKnotthisone")
+        .env("AWS_SECRET_ACCESS_KEY", "not-this-secret")
+        .args(["fs", "push"])
+        .output()
+        .unwrap();
+    assert!(
+        generic.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generic.stderr)
+    );
+    let wrong = a
+        .pxos()
+        .env("PXOS_REMOTE_ORIGIN_KEY_ID", "GKnotthisone")
+        .env("PXOS_REMOTE_ORIGIN_SECRET", "a-wrong-secret-value")
+        .args(["fs", "push"])
+        .output()
+        .unwrap();
+    let wrong_err = String::from_utf8_lossy(&wrong.stderr).into_owned();
+    assert_eq!(wrong.status.code(), Some(2), "{wrong_err}");
+    assert!(!wrong_err.contains("a-wrong-secret-value"), "{wrong_err}");
+    // A credentials file others can read is refused.
+    let credentials = a.home().join("credentials.json");
+    let mode = |m: u32| {
+        std::fs::set_permissions(
+            &credentials,
+            std::os::unix::fs::PermissionsExt::from_mode(m),
+        )
+        .unwrap()
+    };
+    mode(0o644);
+    let open = a.fails(1, &["fs", "push"]);
+    assert!(open.contains("can be read by others"), "{open}");
+    mode(0o600);
 
     // Cloned into a second home, through another node's endpoint.
     let b = Home::new("remote-tree-b");

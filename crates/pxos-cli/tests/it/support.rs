@@ -28,6 +28,9 @@ impl Home {
         command
             .env("PXOS_HOME", self.home())
             .env_remove("PXOS_CRASH_AT")
+            // Remote tests store their keys in the home; a developer's own must not win.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("NO_COLOR", "1");
         command
     }
@@ -275,6 +278,9 @@ impl Home {
             .args(args)
             .env("PXOS_HOME", self.home())
             .env_remove("PXOS_CRASH_AT")
+            // Remote tests store their keys in the home; a developer's own must not win.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
