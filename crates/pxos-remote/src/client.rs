@@ -275,28 +275,8 @@ impl Remote {
     pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let store = self.store();
         let key = self.key(rel);
-        self.block_on(async move {
-            match store.get(&key).await {
-                Ok(result) => {
-                    let expected = result.meta.size;
-                    let bytes = result.bytes().await?;
-                    if bytes.len() as u64 != expected {
-                        return Err(object_store::Error::Generic {
-                            store: "pxos",
-                            source: format!(
-                                "the response held {} of {expected} bytes",
-                                bytes.len()
-                            )
-                            .into(),
-                        });
-                    }
-                    Ok(Some(bytes.to_vec()))
-                }
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(err) => Err(err),
-            }
-        })
-        .map_err(|err| self.network("GET", rel, err))
+        self.block_on(async move { get_whole(store.as_ref(), &key).await })
+            .map_err(|err| self.network("GET", rel, err))
     }
 
     /// Bytes `range` of an object; a short answer is an error, not data.
@@ -408,28 +388,9 @@ impl Remote {
                     let store = store.clone();
                     let key = Key::from(format!("{prefix}{rel}"));
                     async move {
-                        let got = async {
-                            let result = store.get(&key).await?;
-                            let expected = result.meta.size;
-                            let bytes = result.bytes().await?;
-                            if bytes.len() as u64 != expected {
-                                return Err(object_store::Error::Generic {
-                                    store: "pxos",
-                                    source: format!(
-                                        "the response held {} of {expected} bytes",
-                                        bytes.len()
-                                    )
-                                    .into(),
-                                });
-                            }
-                            Ok(bytes.to_vec())
-                        }
-                        .await;
-                        match got {
-                            Ok(bytes) => Ok(Some(bytes)),
-                            Err(object_store::Error::NotFound { .. }) => Ok(None),
-                            Err(err) => Err((rel, err)),
-                        }
+                        get_whole(store.as_ref(), &key)
+                            .await
+                            .map_err(|err| (rel, err))
                     }
                 })
                 .buffered(CONCURRENCY)
@@ -794,6 +755,24 @@ impl std::io::Seek for Growing {
         })?;
         Ok(self.pos)
     }
+}
+
+/// A whole object (None: not there); a body shorter than its declared size is an error.
+async fn get_whole(store: &dyn ObjectStore, key: &Key) -> object_store::Result<Option<Vec<u8>>> {
+    let result = match store.get(key).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let expected = result.meta.size;
+    let bytes = result.bytes().await?;
+    if bytes.len() as u64 != expected {
+        return Err(object_store::Error::Generic {
+            store: "pxos",
+            source: format!("the response held {} of {expected} bytes", bytes.len()).into(),
+        });
+    }
+    Ok(Some(bytes.to_vec()))
 }
 
 fn save_state(path: &Path, state: &UploadState) -> Result<()> {

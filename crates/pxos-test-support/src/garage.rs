@@ -54,6 +54,25 @@ fn random_hex(bytes: usize) -> String {
     out
 }
 
+/// Starts `garage -c CONFIG server`, its output appended to `log` beside the config.
+fn spawn_server(garage: &Path, config: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("log"))
+        .unwrap();
+    Command::new(garage)
+        .arg("-c")
+        .arg(config)
+        .arg("server")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("garage server starts")
+}
+
 impl Garage {
     /// Starts a 3-node cluster with bucket `bucket` (and a bucket `localhost`
     /// served by the web endpoint, for http remotes). None (after a message)
@@ -86,17 +105,7 @@ impl Garage {
                 ),
             )
             .unwrap();
-            let log = std::fs::File::create(node_dir.join("log")).unwrap();
-            let child = Command::new(&garage)
-                .arg("-c")
-                .arg(&config)
-                .arg("server")
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("garage server starts");
+            let child = spawn_server(&garage, &config);
             nodes.push(Node {
                 config,
                 s3_port,
@@ -208,21 +217,7 @@ impl Garage {
 
     /// Restarts node `i` (after [`Garage::kill`]).
     pub fn restart(&mut self, i: usize) {
-        let node_dir = self.nodes[i].config.parent().unwrap().to_path_buf();
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(node_dir.join("log"))
-            .unwrap();
-        let child = Command::new(&self.garage)
-            .arg("-c")
-            .arg(&self.nodes[i].config)
-            .arg("server")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("garage server starts");
+        let child = spawn_server(&self.garage, &self.nodes[i].config);
         self.nodes[i].child = Some(child);
         self.retry(i, &["node", "id", "-q"]);
     }

@@ -391,15 +391,31 @@ pub fn network_log(global: &Global, output: &Output) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// `pxos pixel info URL`.
-pub fn pixel_info(url: &str, global: &Global, output: &Output) -> Result<Outcome> {
-    let home = home(global)?;
-    let limits = global.pixel_limits();
-    let (remote, rel) = pxos_remote::pixel::open_url(&home, url)?;
+/// A remote PXI under a remote the user added, open for random reads; its
+/// file length and the counter of bytes fetched.
+fn open_remote_pixel(
+    url: &str,
+    global: &Global,
+) -> Result<(
+    pxos_pixel::PixelReader,
+    u64,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+)> {
+    let (remote, rel) = pxos_remote::pixel::open_url(&home(global)?, url)?;
     let file = pxos_remote::pixel::RemoteFile::open(std::sync::Arc::new(remote), &rel, 64 << 10)?;
     let (len, fetched) = (file.len(), file.fetched.clone());
-    let mut reader =
-        pxos_pixel::PixelReader::from_source(Box::new(file), len, Path::new(url), &limits)?;
+    let reader = pxos_pixel::PixelReader::from_source(
+        Box::new(file),
+        len,
+        Path::new(url),
+        &global.pixel_limits(),
+    )?;
+    Ok((reader, len, fetched))
+}
+
+/// `pxos pixel info URL`.
+pub fn pixel_info(url: &str, global: &Global, output: &Output) -> Result<Outcome> {
+    let (mut reader, len, fetched) = open_remote_pixel(url, global)?;
     let header = reader.header().clone();
     let geometry = *reader.geometry();
     let metadata = reader.metadata()?;
@@ -437,13 +453,7 @@ pub fn pixel_read(
     global: &Global,
     output: &Output,
 ) -> Result<Outcome> {
-    let home = home(global)?;
-    let limits = global.pixel_limits();
-    let (remote, rel) = pxos_remote::pixel::open_url(&home, url)?;
-    let file = pxos_remote::pixel::RemoteFile::open(std::sync::Arc::new(remote), &rel, 64 << 10)?;
-    let (len, fetched) = (file.len(), file.fetched.clone());
-    let mut reader =
-        pxos_pixel::PixelReader::from_source(Box::new(file), len, Path::new(url), &limits)?;
+    let (mut reader, len, fetched) = open_remote_pixel(url, global)?;
     let bytes = reader.read_at(offset, length)?;
     let fetched = fetched.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(target) = target {
