@@ -56,6 +56,10 @@ pub struct Stage {
     /// store's current kernel (at most one stage has this).
     #[serde(default)]
     pub kernel: bool,
+    /// The shell stage: `pxos shell`, and `pxos boot` on a terminal, run its
+    /// program interactively (at most one stage has this).
+    #[serde(default)]
+    pub shell: bool,
 }
 
 /// A boot sequence (`boot/sequence.json`).
@@ -98,10 +102,16 @@ impl Sequence {
                     stage.name
                 )));
             }
+            if stage.kernel && stage.shell {
+                return Err(Error::Format(format!(
+                    "stage {} cannot be both the kernel and the shell stage",
+                    stage.name
+                )));
+            }
             if stage.path == BUILTIN_VERIFY {
-                if stage.kernel {
+                if stage.kernel || stage.shell {
                     return Err(Error::Format(format!(
-                        "stage {} cannot be both the verification and the kernel stage",
+                        "stage {} cannot be both the verification stage and the kernel or shell stage",
                         stage.name
                     )));
                 }
@@ -115,12 +125,22 @@ impl Sequence {
                 "a boot sequence has at most one kernel stage".into(),
             ));
         }
+        if sequence.stages.iter().filter(|s| s.shell).count() > 1 {
+            return Err(Error::Format(
+                "a boot sequence has at most one shell stage".into(),
+            ));
+        }
         Ok(sequence)
     }
 
     /// The kernel stage, if the sequence has one.
     pub fn kernel_stage(&self) -> Option<&Stage> {
         self.stages.iter().find(|s| s.kernel)
+    }
+
+    /// The shell stage, if the sequence has one.
+    pub fn shell_stage(&self) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.shell)
     }
 }
 
@@ -479,7 +499,7 @@ fn boot_kernel(
     Ok(None)
 }
 
-fn read_in(root: &Path, path: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_in(root: &Path, path: &str) -> Result<Vec<u8>> {
     let full: PathBuf = root.join(path);
     std::fs::read(&full)
         .map_err(|err| Error::Format(format!("{path}: cannot read it from the cartridge ({err})")))

@@ -36,7 +36,13 @@ pub struct Sandbox {
 }
 
 /// Syscalls a sandboxed program may make: no kernel changes.
-const SANDBOXED_SYSCALLS: [u16; 10] = [
+const SANDBOXED_SYSCALLS: [u16; 16] = [
+    syscall::READ_LINE,
+    syscall::LIST_DIR,
+    syscall::RUN,
+    syscall::INFO,
+    syscall::SCREEN_SAVE,
+    syscall::CLEAR,
     syscall::PRINT,
     syscall::RECT,
     syscall::VERSION_GET,
@@ -159,8 +165,9 @@ pub struct Launch<'a> {
     /// What ran, for the record (`default@1.0.0:boot/kernel.png`, a file path).
     pub name: String,
     pub image: &'a ProgramImage,
-    /// Arguments, in R1...
-    pub args: &'a [u32],
+    /// Arguments, passed by the calling convention
+    /// ([`pxos_vm::Machine::pass_arguments`]).
+    pub args: &'a [String],
     pub sandbox: Sandbox,
     pub storage: Box<dyn Storage>,
     /// A screen to draw on (carried over between boot stages).
@@ -169,6 +176,8 @@ pub struct Launch<'a> {
     pub on_print: Option<pxos_vm::PrintHook>,
     /// The kernel versions VERSION_GET and VERSION_LIST report.
     pub kernel: Option<KernelInfo>,
+    /// The interactive session (a shell's terminal and services).
+    pub session: Option<Box<dyn pxos_vm::Session>>,
 }
 
 /// What the version syscalls see.
@@ -197,6 +206,7 @@ impl<'a> Launch<'a> {
             screen: None,
             on_print: None,
             kernel: None,
+            session: None,
         }
     }
 }
@@ -269,6 +279,7 @@ impl Hypervisor {
             screen,
             on_print,
             kernel,
+            session,
         } = launch;
         let config = Config {
             memory_words: sandbox.memory_words,
@@ -288,21 +299,24 @@ impl Hypervisor {
         host.caps = sandbox.caps;
         host.console = Some(self.console.clone());
         host.on_print = on_print;
+        host.session = session;
         host.time = self.time;
         if let Some(kernel) = kernel {
             host.versions = kernel.versions;
             host.current_version = kernel.current;
         }
-        let (machine, ended) = match Machine::with_program(config, &image.words, image.entry) {
+        let loaded =
+            Machine::with_program(config, &image.words, image.entry).and_then(|mut machine| {
+                machine.pass_arguments(args)?;
+                Ok(machine)
+            });
+        let (machine, ended) = match loaded {
             Ok(mut machine) => {
                 if let Some(screen) = screen
                     && screen.width() == machine.screen().width()
                     && screen.height() == machine.screen().height()
                 {
                     *machine.screen_mut() = screen;
-                }
-                for (index, arg) in args.iter().take(15).enumerate() {
-                    machine.regs[index + 1] = *arg;
                 }
                 (Some(machine), None)
             }
@@ -528,6 +542,10 @@ struct Confined {
 impl Storage for Confined {
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
         self.inner.read_file(path)
+    }
+
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_dir(path)
     }
 
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {

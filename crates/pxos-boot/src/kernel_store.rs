@@ -688,6 +688,7 @@ impl KernelStore {
                         versions: state.kernels.iter().map(|k| k.id).collect(),
                         current: record.id,
                     }),
+                    session: None,
                 });
                 let failure = match (&result.trap_kind, &result.trap) {
                     (None, _) => {

@@ -5,7 +5,8 @@
 //! PixelFS; [`evolve::demo_evolve`] runs the seed 002 self-evolution cycle.
 //! [`boot`] runs boot sequences, with the kernel stage booting the kernel
 //! store's current kernel; [`hypervisor`] is the only way programs run;
-//! [`run`] places program runs (trusted or sandboxed); [`genesis`] holds the
+//! [`run`] places program runs (trusted or sandboxed); [`shell`] is the host's
+//! side of the world's interactive shell; [`genesis`] holds the
 //! executable constitution; [`world`] the embedded default world.
 
 pub mod boot;
@@ -16,6 +17,7 @@ pub mod genesis;
 pub mod hypervisor;
 pub mod kernel_store;
 pub mod run;
+pub mod shell;
 mod storage;
 pub mod world;
 

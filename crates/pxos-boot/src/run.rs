@@ -36,7 +36,11 @@ pub struct Prepared {
 
 impl Prepared {
     /// The launch for `image` with `args`.
-    pub fn launch<'a>(self, image: &'a ProgramImage, args: &'a [u32]) -> (Hypervisor, Launch<'a>) {
+    pub fn launch<'a>(
+        self,
+        image: &'a ProgramImage,
+        args: &'a [String],
+    ) -> (Hypervisor, Launch<'a>) {
         let mut launch = Launch::new(self.name, image, self.sandbox, self.storage);
         launch.args = args;
         (self.hypervisor, launch)
@@ -124,12 +128,12 @@ pub fn prepare_named(
     Ok((prepared, image))
 }
 
-/// Runs program `name` (see [`prepare_named`]) with `args` in R1...
+/// Runs program `name` (see [`prepare_named`]) with `args` (the calling convention of [`pxos_vm::Machine::pass_arguments`]).
 pub fn run_named(
     home: &Path,
     name: &str,
     cartridge: Option<&str>,
-    args: &[u32],
+    args: &[String],
     fuel: u64,
     on_print: Option<pxos_vm::PrintHook>,
 ) -> Result<(RunResult, Placement)> {

@@ -70,6 +70,19 @@ impl FsStorage {
 }
 
 impl Storage for FsStorage {
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
+        match self.fs.dir_names(path, None).map_err(fs_error)? {
+            Some(children) => Ok(children
+                .into_iter()
+                .map(|(name, dir)| if dir { format!("{name}/") } else { name })
+                .collect()),
+            None => Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("no directory {path} in PixelFS"),
+            )),
+        }
+    }
+
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
         let entry = self.fs.get(path).map_err(fs_error)?;
         if entry.size > u64::from(pxos_vm::MAX_FILE_BYTES) {
@@ -196,6 +209,10 @@ impl CartridgeStorage {
 impl Storage for CartridgeStorage {
     fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
         self.inner.read_file(path)
+    }
+
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list_dir(path)
     }
 
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {

@@ -161,6 +161,19 @@ pub enum Command {
         /// Boot this cartridge (NAME or NAME@VERSION) instead of the current one.
         #[arg(long)]
         cartridge: Option<String>,
+        /// End after the boot report, without the shell prompt (as when stdin
+        /// is not a terminal).
+        #[arg(long)]
+        no_shell: bool,
+    },
+    /// The shell of the running world: a prompt (help, ls, cat, run, ps,
+    /// kernel, log, screen, clear, exit) run by the world's shell program.
+    /// Reads commands from stdin, one per line, when it is not a terminal.
+    Shell {
+        /// The shell of this cartridge (NAME or NAME@VERSION) instead of the
+        /// current one's; a cartridge that is not current runs sandboxed.
+        #[arg(long)]
+        cartridge: Option<String>,
     },
     /// Show the current cartridge, experiments, history, kernel and log state.
     Status,
@@ -193,8 +206,9 @@ pub enum Command {
     Run {
         /// A program name, a program image or a .pxasm source.
         program: PathBuf,
-        /// Arguments, passed in R1, R2, ...
-        args: Vec<u32>,
+        /// Arguments for the program: R1 = their count, R2 = the address of
+        /// argv (pointers to NUL-terminated strings at the top of memory).
+        args: Vec<String>,
         /// Write the screen to this PNG when the program ends.
         #[arg(long)]
         screen: Option<PathBuf>,

@@ -556,6 +556,18 @@ impl PixelFs {
         ))
     }
 
+    /// The names in directory `dir` in snapshot `at`, sorted, each with
+    /// whether it is a directory. `None` when it is not a directory. Reads
+    /// the trees on the path to `dir` and no others.
+    pub fn dir_names(&self, dir: &str, at: Option<u64>) -> Result<Option<Vec<(String, bool)>>> {
+        Ok(self.list_dir(dir, at)?.map(|children| {
+            children
+                .into_iter()
+                .map(|(name, node)| (name, matches!(node, Node::Dir { .. })))
+                .collect()
+        }))
+    }
+
     /// The tree object of directory `dir` under `root`.
     fn find_dir(&self, root: &Hash256, dir: &str) -> Result<Option<Hash256>> {
         let mut sha = *root;

@@ -316,13 +316,37 @@ impl Console {
         (self.area[0], self.area[1] + row * self.font.height)
     }
 
-    /// Draws `text` as the next line (wrapping long lines, scrolling the text
-    /// area when it is full). Control characters show as the font's box.
-    pub fn print(&self, screen: &mut Screen, text: &str) {
+    /// Clears the text area; the next line prints at its top.
+    pub fn clear(&self, screen: &mut Screen) {
         let (left, top, columns, rows) = self.grid(screen);
+        screen.fill_rect(
+            left,
+            top,
+            columns * self.font.width,
+            rows * self.font.height,
+            0,
+        );
+        screen.text_row = 0;
+    }
+
+    /// Draws `text` as the next line, or lines when it holds newlines
+    /// (wrapping long lines, scrolling the text area when it is full). Other
+    /// control characters show as the font's box.
+    pub fn print(&self, screen: &mut Screen, text: &str) {
+        let (_, _, columns, rows) = self.grid(screen);
         if columns == 0 || rows == 0 {
             return;
         }
+        // A text of many lines draws only the ones that stay on screen.
+        let lines: Vec<&str> = text.split('\n').collect();
+        let skip = lines.len().saturating_sub(rows as usize);
+        for line in &lines[skip..] {
+            self.print_line(screen, line);
+        }
+    }
+
+    fn print_line(&self, screen: &mut Screen, text: &str) {
+        let (left, top, columns, rows) = self.grid(screen);
         let chars: Vec<char> = text.chars().collect();
         let lines: Vec<&[char]> = if chars.is_empty() {
             vec![&[]]

@@ -28,6 +28,8 @@ pub enum StorageErrorKind {
     Invalid,
     /// The store itself failed.
     Io,
+    /// This storage cannot do it (a listing of storage that has no directories).
+    Unsupported,
 }
 
 /// A failed storage operation: a kind (which becomes the syscall's error code)
@@ -54,6 +56,7 @@ impl StorageError {
             StorageErrorKind::TooLarge => error::TOO_LARGE,
             StorageErrorKind::Invalid => error::INVALID,
             StorageErrorKind::Io => error::IO,
+            StorageErrorKind::Unsupported => error::UNSUPPORTED,
         }
     }
 }
@@ -80,6 +83,53 @@ pub trait Storage {
         let _ = path;
         Ok(())
     }
+    /// The names in directory `path`, directories ending in `/`, sorted.
+    /// The default has no directories to list.
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
+        Err(StorageError::new(
+            StorageErrorKind::Unsupported,
+            format!("this storage has no directories to list ({path})"),
+        ))
+    }
+}
+
+/// What READ_LINE got from the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line, without its newline.
+    Line(String),
+    /// The end of input (EOF, Ctrl-D).
+    End,
+}
+
+/// A program that RUN started, after it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChildRun {
+    /// It ended in a trap (HALT otherwise).
+    pub trapped: bool,
+    /// Its execution record (0 when the record could not be written).
+    pub execution: u64,
+    /// What it printed.
+    pub output: Vec<String>,
+    /// The screen it ended with (it started from the caller's, and its
+    /// printed lines are drawn on it already).
+    pub screen: Option<crate::Screen>,
+}
+
+/// The interactive session around a program (a shell): what only the host
+/// can do for it. Without one, the session syscalls answer `UNSUPPORTED`.
+pub trait Session {
+    /// Shows `prompt` and reads one line.
+    fn read_line(&mut self, prompt: &str) -> LineRead;
+    /// Runs program `argv[0]` of the running world with `argv[1..]`, on a
+    /// copy of `screen`.
+    fn run(&mut self, argv: &[String], screen: &crate::Screen) -> Result<ChildRun, StorageError>;
+    /// Text for INFO `topic` ([`crate::isa::syscall::info`]), one item per line.
+    fn info(&mut self, topic: u32, count: u32) -> Result<String, StorageError>;
+    /// Saves `screen` as a PNG; returns where.
+    fn save_screen(&mut self, screen: &crate::Screen) -> Result<String, StorageError>;
+    /// Clears the terminal.
+    fn clear(&mut self);
 }
 
 /// Files and modules held in memory.
@@ -148,6 +198,10 @@ pub fn default_messages() -> BTreeMap<u32, String> {
 
 /// Longest string PRINT and file paths read from memory.
 pub const MAX_STRING: usize = 4096;
+/// Most arguments a program gets (its name included, for RUN).
+pub const MAX_ARGS: usize = 64;
+/// Most bytes of arguments a program gets (with their NULs).
+pub const MAX_ARG_BYTES: usize = 4096;
 /// Largest file FILE_READ/FILE_WRITE moves in one call.
 pub const MAX_FILE_BYTES: u32 = 16 << 20;
 
@@ -263,6 +317,8 @@ pub struct StdHost {
     pub caps: Caps,
     /// What the run has used of them.
     pub usage: Usage,
+    /// The interactive session, for READ_LINE, RUN, INFO, SCREEN_SAVE and CLEAR.
+    pub session: Option<Box<dyn Session>>,
 }
 
 impl Default for StdHost {
@@ -290,6 +346,7 @@ impl StdHost {
             on_print: None,
             caps: Caps::default(),
             usage: Usage::default(),
+            session: None,
         }
     }
 
@@ -342,10 +399,186 @@ impl StdHost {
         if let Some(console) = &self.console {
             console.print(machine.screen_mut(), &text);
         }
+        self.emit_line(text);
+        Ok(())
+    }
+
+    /// A printed line that is on the screen already: to the print hook and
+    /// the output.
+    fn record_print(&mut self, machine: &mut Machine, text: String) -> Result<(), Trap> {
+        self.charge(machine, Cap::HostMemory, text.len() as u64 + 24)?;
+        self.emit_line(text);
+        Ok(())
+    }
+
+    fn emit_line(&mut self, text: String) {
         if let Some(on_print) = &mut self.on_print {
             on_print(&text);
         }
         self.output.push(text);
+    }
+
+    fn session_mut(&mut self) -> &mut dyn Session {
+        self.session
+            .as_deref_mut()
+            .expect("session syscalls are answered only with a session")
+    }
+
+    /// Stores `bytes` NUL-terminated at `address`, packed four per word, when
+    /// they fit in `max` bytes and in memory; otherwise fails the syscall.
+    fn store_string(
+        &mut self,
+        machine: &mut Machine,
+        number: u16,
+        address: u32,
+        max: u32,
+        bytes: &[u8],
+    ) -> bool {
+        if bytes.len() as u64 + 1 > u64::from(max) {
+            let why = format!(
+                "{} bytes and the NUL do not fit in {max} bytes",
+                bytes.len()
+            );
+            self.fail(machine, number, error::TOO_LARGE, why);
+            return false;
+        }
+        let words = (bytes.len() + 1).div_ceil(4);
+        if u64::from(address) + words as u64 > machine.memory().len() as u64 {
+            let why = format!("buffer at {address} runs off memory");
+            self.fail(machine, number, error::BAD_ADDRESS, why);
+            return false;
+        }
+        for index in 0..words {
+            let mut word = [0u8; 4];
+            for (slot, byte) in word.iter_mut().zip(bytes.iter().skip(index * 4)) {
+                *slot = *byte;
+            }
+            machine.write_word(address + index as u32, u32::from_le_bytes(word));
+        }
+        true
+    }
+
+    fn read_line(&mut self, machine: &mut Machine) -> Result<(), Trap> {
+        let number = syscall::READ_LINE;
+        let r = machine.regs;
+        let Some(prompt) = machine.read_string(r[1], MAX_STRING) else {
+            let why = format!("prompt string at {} runs off memory", r[1]);
+            self.fail(machine, number, error::BAD_ADDRESS, why);
+            return Ok(());
+        };
+        let prompt = String::from_utf8_lossy(&prompt).into_owned();
+        let line = match self.session_mut().read_line(&prompt) {
+            LineRead::Line(line) => line.replace('\0', ""),
+            LineRead::End => {
+                self.fail(machine, number, error::END, "the end of input");
+                return Ok(());
+            }
+        };
+        // The typed line shows on the screen as the terminal showed it.
+        if let Some(console) = &self.console {
+            console.print(machine.screen_mut(), &format!("{prompt}{line}"));
+        }
+        if self.store_string(machine, number, r[2], r[3], line.as_bytes()) {
+            machine.regs[0] = 1;
+            machine.regs[1] = line.len() as u32;
+        }
+        Ok(())
+    }
+
+    fn list_dir(&mut self, machine: &mut Machine) -> Result<(), Trap> {
+        let number = syscall::LIST_DIR;
+        let r = machine.regs;
+        let Some(path) = machine.read_string(r[1], MAX_STRING) else {
+            self.fail(
+                machine,
+                number,
+                error::BAD_ADDRESS,
+                "path string runs off memory",
+            );
+            return Ok(());
+        };
+        let path = String::from_utf8_lossy(&path).into_owned();
+        let names = match self.storage.list_dir(&path) {
+            Ok(names) => names,
+            Err(err) => {
+                self.fail(machine, number, err.code(), err);
+                return Ok(());
+            }
+        };
+        // The first entries that fit; the rest are counted.
+        let mut text = String::new();
+        let mut shown = 0;
+        for name in &names {
+            let extra = name.len() + usize::from(!text.is_empty());
+            if text.len() + extra + 1 > r[3] as usize {
+                break;
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(name);
+            shown += 1;
+        }
+        self.charge(machine, Cap::BytesRead, text.len() as u64)?;
+        if self.store_string(machine, number, r[2], r[3], text.as_bytes()) {
+            machine.regs[0] = 1;
+            machine.regs[1] = text.len() as u32;
+            machine.regs[2] = (names.len() - shown) as u32;
+        }
+        Ok(())
+    }
+
+    fn run_child(&mut self, machine: &mut Machine) -> Result<(), Trap> {
+        let number = syscall::RUN;
+        let r = machine.regs;
+        if r[2] == 0 || r[2] > MAX_ARGS as u32 {
+            let why = format!(
+                "{} arguments (1 to {MAX_ARGS}, the program name first)",
+                r[2]
+            );
+            self.fail(machine, number, error::INVALID, why);
+            return Ok(());
+        }
+        let mut argv = Vec::new();
+        for index in 0..r[2] {
+            let text = machine
+                .read_word(r[1].wrapping_add(index))
+                .and_then(|at| machine.read_string(at, MAX_STRING));
+            match text {
+                Some(text) => argv.push(String::from_utf8_lossy(&text).into_owned()),
+                None => {
+                    let why = format!("argument {index} runs off memory");
+                    self.fail(machine, number, error::BAD_ADDRESS, why);
+                    return Ok(());
+                }
+            }
+        }
+        let screen = machine.screen().clone();
+        match self.session_mut().run(&argv, &screen) {
+            Ok(child) => {
+                match child.screen {
+                    Some(screen)
+                        if screen.width() == machine.screen().width()
+                            && screen.height() == machine.screen().height() =>
+                    {
+                        // Its lines are on its screen already.
+                        *machine.screen_mut() = screen;
+                        for line in child.output {
+                            self.record_print(machine, line)?;
+                        }
+                    }
+                    _ => {
+                        for line in child.output {
+                            self.print(machine, line)?;
+                        }
+                    }
+                }
+                machine.regs[0] = 1;
+                machine.regs[1] = u32::from(child.trapped);
+                machine.regs[2] = child.execution as u32;
+            }
+            Err(err) => self.fail(machine, number, err.code(), err),
+        }
         Ok(())
     }
 
@@ -548,6 +781,67 @@ impl Host for StdHost {
             syscall::YIELD => {
                 machine.regs[0] = 1;
                 return Ok(true);
+            }
+            syscall::READ_LINE
+            | syscall::RUN
+            | syscall::INFO
+            | syscall::SCREEN_SAVE
+            | syscall::CLEAR
+                if self.session.is_none() =>
+            {
+                self.fail(
+                    machine,
+                    number,
+                    error::UNSUPPORTED,
+                    "no interactive session here (`pxos shell`, or `pxos boot` on a terminal)",
+                );
+            }
+            syscall::READ_LINE => self.read_line(machine)?,
+            syscall::LIST_DIR => self.list_dir(machine)?,
+            syscall::RUN => self.run_child(machine)?,
+            syscall::INFO => {
+                let topic = r[1];
+                let text = match self.session_mut().info(topic, r[2]) {
+                    Ok(text) => text,
+                    Err(err) => {
+                        self.fail(machine, number, err.code(), err);
+                        return Ok(false);
+                    }
+                };
+                let lines: Vec<&str> = text.lines().collect();
+                // The newest lines are the last ones: keep those that fit.
+                let mut kept = lines.len();
+                let mut size = 0usize;
+                while kept > 0 && size + lines[kept - 1].len() + 1 <= r[4] as usize {
+                    size += lines[kept - 1].len() + 1;
+                    kept -= 1;
+                }
+                let dropped = kept;
+                let joined = lines[dropped..].join("\n");
+                if self.store_string(machine, number, r[3], r[4], joined.as_bytes()) {
+                    machine.regs[0] = 1;
+                    machine.regs[1] = joined.len() as u32;
+                    machine.regs[2] = dropped as u32;
+                }
+            }
+            syscall::SCREEN_SAVE => {
+                let saved = self.session_mut().save_screen(machine.screen());
+                match saved {
+                    Ok(path) => {
+                        if self.store_string(machine, number, r[1], r[2], path.as_bytes()) {
+                            machine.regs[0] = 1;
+                            machine.regs[1] = path.len() as u32;
+                        }
+                    }
+                    Err(err) => self.fail(machine, number, err.code(), err),
+                }
+            }
+            syscall::CLEAR => {
+                self.session_mut().clear();
+                if let Some(console) = &self.console {
+                    console.clear(machine.screen_mut());
+                }
+                machine.regs[0] = 1;
             }
             syscall::RUN_SLICE => self.fail(
                 machine,

@@ -228,8 +228,42 @@ pub mod syscall {
     /// for at most R2 instructions, saving its registers in the block; R0 = why
     /// it stopped (1 preempted, 2 syscall, 3 halted, 4 trapped), R1 = instructions.
     pub const RUN_SLICE: u16 = 60;
+    /// Read one line from the person at the terminal: show the prompt string
+    /// at R1, store the line (without its newline) NUL-terminated at R2, at
+    /// most R3 bytes with the NUL; R0 = 1 and R1 = its length in bytes.
+    pub const READ_LINE: u16 = 70;
+    /// List the PixelFS directory whose path string is at R1 into memory at
+    /// R2 (at most R3 bytes): one entry per line, directories ending in `/`,
+    /// NUL-terminated; R0 = 1, R1 = bytes, R2 = entries that did not fit.
+    pub const LIST_DIR: u16 = 71;
+    /// Run program argv[0] of the running world with its arguments: R1 =
+    /// address of argv (R2 words, each the address of a string); its output
+    /// is printed; R0 = 1, R1 = 0 when it halted or 1 when it trapped, R2 =
+    /// its execution record.
+    pub const RUN: u16 = 72;
+    /// Text about the running system into memory at R3 (at most R4 bytes,
+    /// NUL-terminated): R1 = 1 the executions of this session, 2 the kernel
+    /// and its history, 3 the last R2 evolution log entries; R0 = 1, R1 =
+    /// bytes, R2 = lines left out (the oldest).
+    pub const INFO: u16 = 73;
+    /// Save the screen as a PNG in the home; its path goes to memory at R1
+    /// (at most R2 bytes, NUL-terminated); R0 = 1, R1 = bytes.
+    pub const SCREEN_SAVE: u16 = 74;
+    /// Clear the console text area and the terminal; the next line prints at
+    /// the top.
+    pub const CLEAR: u16 = 75;
     /// Stage a replacement kernel from file id R1, applied after HALT; R0 = 1 or 0.
     pub const SELF_MODIFY: u16 = 99;
+
+    /// The topics of INFO (its R1).
+    pub mod info {
+        /// The executions of this session: the shell, and what it ran.
+        pub const EXECUTIONS: u32 = 1;
+        /// The running kernel and the kernel store's history.
+        pub const KERNEL: u32 = 2;
+        /// The last R2 entries of the evolution log.
+        pub const LOG: u32 = 3;
+    }
 
     /// Every syscall: (number, name, description).
     pub const ALL: &[(u16, &str, &str)] = &[
@@ -282,6 +316,36 @@ pub mod syscall {
             "VRAM OS only: run the process with control block R1 for at most R2 instructions; R0 = why it stopped, R1 = instructions",
         ),
         (
+            READ_LINE,
+            "READ_LINE",
+            "show the prompt string at R1, read a line into R2 (at most R3 bytes with its NUL); R0 = 1, R1 = length; `END` at the end of input",
+        ),
+        (
+            LIST_DIR,
+            "LIST_DIR",
+            "list the PixelFS directory named by the string at R1 into R2 (at most R3 bytes), one entry per line; R1 = bytes, R2 = entries left out",
+        ),
+        (
+            RUN,
+            "RUN",
+            "run program argv[0] of the running world: argv at R1, R2 entries; R1 = 0 halted or 1 trapped, R2 = execution record",
+        ),
+        (
+            INFO,
+            "INFO",
+            "text into R3 (at most R4 bytes): R1 = 1 this session's executions, 2 the kernel and its history, 3 the last R2 log entries; R1 = bytes, R2 = lines left out",
+        ),
+        (
+            SCREEN_SAVE,
+            "SCREEN_SAVE",
+            "save the screen PNG in the home; its path into R1 (at most R2 bytes); R1 = bytes",
+        ),
+        (
+            CLEAR,
+            "CLEAR",
+            "clear the console text area and the terminal",
+        ),
+        (
             SELF_MODIFY,
             "SELF_MODIFY",
             "stage a replacement kernel from file id R1 after HALT",
@@ -302,7 +366,8 @@ pub mod syscall {
         /// The sandbox does not allow this syscall, or this write, here.
         pub const DENIED: u32 = 1;
         /// This host cannot carry the call out here: SELF_MODIFY and
-        /// VERSION_SWITCH outside a kernel boot (nothing is staged).
+        /// VERSION_SWITCH outside a kernel boot (nothing is staged), the
+        /// session syscalls (READ_LINE, RUN, INFO, ...) without a session.
         pub const UNSUPPORTED: u32 = 2;
         /// No such message, file, module or kernel version.
         pub const NOT_FOUND: u32 = 3;
@@ -316,6 +381,8 @@ pub mod syscall {
         pub const IO: u32 = 7;
         /// There is no syscall with this number.
         pub const NO_SUCH_SYSCALL: u32 = 8;
+        /// No more input: the person ended it (EOF, Ctrl-D).
+        pub const END: u32 = 9;
 
         /// Every error code: (code, name, meaning).
         pub const ALL: &[(u32, &str, &str)] = &[
@@ -327,7 +394,7 @@ pub mod syscall {
             (
                 UNSUPPORTED,
                 "UNSUPPORTED",
-                "this host cannot carry the call out here (SELF_MODIFY and VERSION_SWITCH outside a kernel boot); nothing was staged",
+                "this host cannot carry the call out here (SELF_MODIFY and VERSION_SWITCH outside a kernel boot, the session syscalls READ_LINE to CLEAR without an interactive session); nothing was done",
             ),
             (
                 NOT_FOUND,
@@ -354,6 +421,11 @@ pub mod syscall {
                 NO_SUCH_SYSCALL,
                 "NO_SUCH_SYSCALL",
                 "there is no syscall with this number",
+            ),
+            (
+                END,
+                "END",
+                "no more input: the person ended it (EOF, Ctrl-D)",
             ),
         ];
 

@@ -268,6 +268,59 @@ impl Machine {
         Ok(machine)
     }
 
+    /// Passes `args` by the calling convention: R1 = their count, R2 = the
+    /// address of argv (count words, each the address of a NUL-terminated
+    /// UTF-8 string packed four bytes per word). The strings and argv sit at
+    /// the top of memory, in the stack region, and SP starts below them. A
+    /// program run without arguments gets R1 = 0 and R2 = SP.
+    pub fn pass_arguments(&mut self, args: &[String]) -> Result<(), LoadError> {
+        use crate::host::{MAX_ARG_BYTES, MAX_ARGS};
+        let bytes: usize = args.iter().map(|arg| arg.len() + 1).sum();
+        if args.len() > MAX_ARGS || bytes > MAX_ARG_BYTES {
+            return Err(LoadError(format!(
+                "{} arguments of {bytes} bytes with their NULs: a program takes at most {MAX_ARGS} arguments of {MAX_ARG_BYTES} bytes",
+                args.len()
+            )));
+        }
+        if let Some(arg) = args.iter().find(|arg| arg.contains('\0')) {
+            return Err(LoadError(format!(
+                "argument {arg:?} holds a NUL byte, which ends a PXVM string"
+            )));
+        }
+        let words: usize = args
+            .iter()
+            .map(|arg| (arg.len() + 1).div_ceil(4))
+            .sum::<usize>()
+            + args.len();
+        // The arguments take at most a quarter of the stack.
+        if words > self.config.stack_words as usize / 4 {
+            return Err(LoadError(format!(
+                "the arguments take {words} words, more than a quarter of the {}-word stack",
+                self.config.stack_words
+            )));
+        }
+        let mut at = self.sp as usize;
+        let mut addresses = Vec::with_capacity(args.len());
+        for arg in args {
+            let mut packed = arg.as_bytes().to_vec();
+            packed.push(0);
+            let count = packed.len().div_ceil(4);
+            at -= count;
+            for (index, chunk) in packed.chunks(4).enumerate() {
+                let mut word = [0u8; 4];
+                word[..chunk.len()].copy_from_slice(chunk);
+                self.memory[at + index] = u32::from_le_bytes(word);
+            }
+            addresses.push(at as u32);
+        }
+        at -= args.len();
+        self.memory[at..at + args.len()].copy_from_slice(&addresses);
+        self.sp = at as u32;
+        self.regs[1] = args.len() as u32;
+        self.regs[2] = at as u32;
+        Ok(())
+    }
+
     /// Copies `words` into the code region at `address`.
     pub fn load(&mut self, address: u32, words: &[u32]) -> Result<(), LoadError> {
         let end = address as usize + words.len();

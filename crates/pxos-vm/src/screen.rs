@@ -131,6 +131,53 @@ impl Screen {
         )
     }
 
+    /// Reads a screen back from a PNG that [`Screen::to_png`] wrote (or any
+    /// 8-bit RGB or RGBA PNG whose every pixel is a palette colour).
+    pub fn from_png(bytes: &[u8]) -> Result<Screen, String> {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let mut reader = decoder.read_info().map_err(|err| err.to_string())?;
+        let (width, height) = {
+            let info = reader.info();
+            (info.width, info.height)
+        };
+        let mut screen = Screen::new(width, height).map_err(|err| err.to_string())?;
+        let mut buffer = vec![
+            0;
+            reader
+                .output_buffer_size()
+                .ok_or("the image is too large")?
+        ];
+        let frame = reader
+            .next_frame(&mut buffer)
+            .map_err(|err| err.to_string())?;
+        let channels = match (frame.color_type, frame.bit_depth) {
+            (png::ColorType::Rgb, png::BitDepth::Eight) => 3,
+            (png::ColorType::Rgba, png::BitDepth::Eight) => 4,
+            (color, depth) => {
+                return Err(format!(
+                    "a {color:?} image of {depth:?} bits is not a screen (8-bit RGB or RGBA)"
+                ));
+            }
+        };
+        for (index, pixel) in buffer[..frame.buffer_size()]
+            .chunks_exact(channels)
+            .enumerate()
+        {
+            let colour = PALETTE
+                .iter()
+                .position(|rgb| rgb[..] == pixel[..3])
+                .ok_or_else(|| {
+                    format!(
+                        "pixel {index} (#{:02x}{:02x}{:02x}) is not a palette colour",
+                        pixel[0], pixel[1], pixel[2]
+                    )
+                })?;
+            screen.pixels[index] = colour as u8;
+        }
+        Ok(screen)
+    }
+
     /// A short content hash (FNV-1a of the colour indices), for spec files.
     pub fn hash(&self) -> String {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

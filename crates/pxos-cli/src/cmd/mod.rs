@@ -9,6 +9,7 @@ mod llm;
 mod map;
 mod pixel;
 mod remote;
+mod shell;
 mod tour;
 mod view;
 mod vm;
@@ -49,6 +50,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
             log,
             screen,
             cartridge,
+            no_shell,
         } => {
             let request = pxos_boot::boot::BootRequest {
                 dry_run: *dry_run,
@@ -57,8 +59,19 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
                 screen_file: screen.clone(),
                 cartridge: cartridge.clone(),
             };
-            boot::boot(&request, &cli.global, output)
+            let booted = boot::boot(&request, &cli.global, output)?;
+            // On a terminal the boot ends at the world's prompt.
+            let prompt = !*no_shell
+                && !*dry_run
+                && !output.json
+                && matches!(booted, Outcome::Success)
+                && std::io::IsTerminal::is_terminal(&std::io::stdin());
+            if prompt {
+                shell::after_boot(cartridge.clone(), &cli.global, output)?;
+            }
+            Ok(booted)
         }
+        Command::Shell { cartridge } => shell::shell(cartridge.clone(), &cli.global, output),
         Command::Status => boot::status(&cli.global, output),
         Command::Pixel(command) => pixel::run(command, &cli.global, output),
         Command::Fs(command) => fs::run(command, &cli.global, output),

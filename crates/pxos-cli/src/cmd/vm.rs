@@ -90,7 +90,7 @@ pub fn disasm(path: &Path, output: &Output) -> Result<Outcome> {
 
 /// What `pxos run` was asked for.
 pub struct RunOptions<'a> {
-    pub args: &'a [u32],
+    pub args: &'a [String],
     pub screen: Option<&'a Path>,
     pub memory: Option<&'a Path>,
     pub fuel: u64,

@@ -99,6 +99,17 @@ it did not do. Only a host refusal traps.\n\n| number | name | meaning |\n|---:|
     doc.push_str("\nSELF_MODIFY and VERSION_SWITCH stage a kernel change that the host applies after HALT. Only a kernel \
 boot applies them (the kernel stage of `pxos boot` for the current cartridge, and `pxos kernel boot`); every other \
 run (`pxos run`, `pxos debug`, other boot stages, sandboxes) answers `UNSUPPORTED` or `DENIED` and stages nothing.\n");
+    doc.push_str("\nThe session syscalls (READ_LINE, RUN, INFO, SCREEN_SAVE, CLEAR) act only in an interactive session \
+(the world's shell under `pxos shell`, or `pxos boot` on a terminal); everywhere else they answer `UNSUPPORTED`. RUN \
+places a program exactly as `pxos run NAME --cartridge C` would for the shell's cartridge, so a sandboxed shell runs \
+sandboxed programs. LIST_DIR reads PixelFS like FILE_READ.\n");
+    doc.push_str("\n## Calling convention\n\nA program starts with R1 = the number of its arguments and R2 = the address \
+of argv: R1 words, each the address of one argument, a NUL-terminated UTF-8 string packed four bytes per word \
+(little-endian), as `.string` stores them. The strings and argv sit at the top of memory, in the stack region, and SP \
+starts just below them; without arguments R1 = 0 and R2 = SP. Other registers start at 0. At most 64 arguments of \
+4096 bytes in all (NULs included), taking at most a quarter of the stack; an argument cannot hold a NUL byte. A run \
+whose arguments break these limits does not start (a host trap names the limit). `pxos run NAME ARGS...` and the \
+shell's `run NAME ARGS...` pass them this way.\n");
     doc.push_str("\n## Screen palette\n\n| index | swatch | RGB |\n|---:|---|---|\n");
     for (index, rgb) in PALETTE.iter().enumerate() {
         let _ = writeln!(

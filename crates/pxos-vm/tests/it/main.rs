@@ -6,5 +6,6 @@ mod hostile;
 mod isa_doc;
 mod round_trip;
 mod seed;
+mod session;
 mod spec;
 mod support;
