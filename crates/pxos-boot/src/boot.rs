@@ -588,6 +588,9 @@ pub struct HomeBoot {
     pub report: Report,
     /// The default world was installed by this boot.
     pub installed: bool,
+    /// A dry run on a fresh home: the default world a boot would install (it
+    /// was built and checked in a scratch folder outside the home).
+    pub would_install: bool,
     /// Genesis ran on the current cartridge for the first time: (passed, failed checks).
     pub genesis: Option<(bool, Vec<String>)>,
     pub screen_file: PathBuf,
@@ -628,6 +631,9 @@ impl HomeStores {
 /// cartridge, its own kernel module runs, and nothing is installed, counted
 /// or changed. [`HomeBoot::degraded`] says why.
 pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
+    if request.dry_run && is_fresh(home) {
+        return dry_run_fresh(home, request);
+    }
     let stores = HomeStores::open(home)?;
     let trusted = stores
         .log
@@ -781,12 +787,87 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     Ok(HomeBoot {
         report,
         installed,
+        would_install: false,
         genesis,
         screen_file,
         log_file,
         status: record.status,
         degraded,
         adopted_kernel,
+    })
+}
+
+/// A home with no evolution log and no registry: nothing was installed yet.
+fn is_fresh(home: &Path) -> bool {
+    !home.join("log").exists() && !home.join("carts").exists()
+}
+
+/// `pxos boot --dry-run` on a fresh home: builds and packs the default world
+/// in a scratch folder outside the home, checks its sequence and modules, and
+/// writes nothing to the home (not even the home folder).
+fn dry_run_fresh(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
+    let scratch = std::env::temp_dir().join(format!("pxos-dry-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (_temporary, ()) =
+        pxos_pixel::durable::Temporary::create(scratch.clone(), |path| std::fs::create_dir(path))
+            .map_err(|err| Error::io(err, &scratch))?;
+    let world = scratch.join("default");
+    crate::world::write_default_world(&world)?;
+    let packed = scratch.join("default.pxa");
+    pxos_cart::pack(&world, &packed, &pxos_cart::Limits::default())?;
+    let sha256 =
+        pxos_pixel::Hash256::of(&std::fs::read(&packed).map_err(|err| Error::io(err, &packed))?);
+    let root = scratch.join("unpacked");
+    pxos_cart::unpack(&packed, &root, &pxos_cart::Limits::default())?;
+    let (manifest, _) = pxos_cart::read_manifest(&packed, &pxos_cart::Limits::default())?;
+    let sequence = match &request.sequence_file {
+        Some(path) => Some(
+            Sequence::parse(&pxos_pixel::text::read_input(path)?)
+                .map_err(|err| err.with_path(path))?,
+        ),
+        None => None,
+    };
+    let hypervisor = world_hypervisor(&scratch, &root)?;
+    let options = BootOptions {
+        dry_run: true,
+        sequence,
+        hypervisor: &hypervisor,
+        sandbox: Sandbox::trusted(DEFAULT_STAGE_FUEL),
+        storage: &no_storage,
+        mounted: None,
+        kernels: None,
+    };
+    let report = boot(&root, &manifest, &sha256, &options)?;
+    let log_file = match &request.log_file {
+        Some(path) => {
+            let mut lines = serde_json::json!({"time": pxos_fs::time::now_rfc3339(), "cartridge": report.cartridge,
+                "sha256": report.sha256, "dry_run": true, "ok": report.ok(), "micros": report.micros,
+                "would_install": true}).to_string();
+            lines.push('\n');
+            for stage in &report.stages {
+                lines.push_str(&serde_json::to_string(stage).expect("a stage report serializes"));
+                lines.push('\n');
+            }
+            pxos_pixel::durable::write_atomic(
+                path,
+                lines.as_bytes(),
+                pxos_pixel::durable::label::BOOT_LOG,
+            )
+            .map_err(|err| Error::io(err, path))?;
+            Some(path.clone())
+        }
+        None => None,
+    };
+    Ok(HomeBoot {
+        report,
+        installed: false,
+        would_install: true,
+        genesis: None,
+        screen_file: home.join("boot").join("screen.png"),
+        log_file,
+        status: pxos_cart::Status::Current,
+        degraded: None,
+        adopted_kernel: None,
     })
 }
 

@@ -1067,9 +1067,14 @@ pub enum PixelCommand {
         /// Write the bytes to this file instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Print hex instead of raw bytes.
-        #[arg(long)]
+        /// Print the bytes as one hex string.
+        #[arg(long, conflicts_with = "raw")]
         hex: bool,
+        /// Write the raw bytes to stdout even when it is a terminal (a
+        /// terminal gets a hex dump, like `xxd`, otherwise; a pipe or a file
+        /// gets the raw bytes).
+        #[arg(long)]
+        raw: bool,
     },
     /// Write a viewable PNG of a PXI image (alpha made opaque, optionally scaled).
     View {

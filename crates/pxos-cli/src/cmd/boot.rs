@@ -37,6 +37,17 @@ pub fn boot(request: &BootRequest, global: &Global, output: &Output) -> Result<O
             },
         )?;
     }
+    if booted.would_install {
+        output.emit(
+            json!({"type": "would-install", "cartridge": report.cartridge, "sha256": report.sha256}),
+            || {
+                format!(
+                    "fresh home: a boot would install the built-in default world as {} (current); dry run: nothing written",
+                    report.cartridge
+                )
+            },
+        )?;
+    }
     if let Some((passed, failed)) = &booted.genesis {
         output.emit(
             json!({"type": "genesis", "cartridge": report.cartridge, "passed": passed, "failed": failed}),
@@ -201,10 +212,53 @@ pub fn status(global: &Global, output: &Output) -> Result<Outcome> {
 pub fn inspect(global: &Global, output: &Output) -> Result<Outcome> {
     let mut value = pxos_boot::run::inspect_self(&home(global)?)?;
     value["gpu"] = gpu_summary();
-    let text = serde_json::to_string_pretty(&value)?;
+    let text = inspect_text(&value);
     value["type"] = json!("inspect");
     output.emit(value, || text)?;
     Ok(Outcome::Success)
+}
+
+/// `inspect` as text: one `key: value` line per field, objects indented
+/// below their key, lists joined with commas.
+fn inspect_text(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    fn scalar(value: &Value) -> String {
+        match value {
+            Value::String(text) => esc(text).into_owned(),
+            Value::Null => "none".into(),
+            Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+                if items.is_empty() {
+                    "none".into()
+                } else {
+                    items.iter().map(scalar).collect::<Vec<_>>().join(", ")
+                }
+            }
+            other => esc(&other.to_string()).into_owned(),
+        }
+    }
+    fn lines(value: &Value, indent: usize, out: &mut String) {
+        let Value::Object(fields) = value else {
+            return;
+        };
+        let width = fields.keys().map(|k| k.len()).max().unwrap_or(0) + 1;
+        for (key, field) in fields {
+            match field {
+                Value::Object(_) => {
+                    out.push_str(&format!("{:indent$}{key}:\n", ""));
+                    lines(field, indent + 2, out);
+                }
+                _ => out.push_str(&format!(
+                    "{:indent$}{:<width$} {}\n",
+                    "",
+                    format!("{key}:"),
+                    scalar(field)
+                )),
+            }
+        }
+    }
+    let mut out = String::new();
+    lines(value, 0, &mut out);
+    out.trim_end().to_string()
 }
 
 /// The GPU adapter `pxos llm --device gpu` would use, or why there is none.

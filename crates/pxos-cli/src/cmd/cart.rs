@@ -473,6 +473,7 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
             })?;
         }
         None => {
+            let mut shown = 0usize;
             for entry in log.entries()? {
                 if let Some(actor) = &args.actor
                     && *actor != entry.actor.kind.name()
@@ -489,6 +490,7 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                         continue;
                     }
                 }
+                shown += 1;
                 output.emit(entry_json(&entry), || {
                     format!(
                         "#{:<4} {}  {:<6} {:<12} {:<16} {:<20} {}",
@@ -503,6 +505,23 @@ pub fn log(args: &LogArgs, global: &Global, output: &Output) -> Result<Outcome> 
                             .map_or("-".to_string(), CartRef::id)),
                         esc(&entry.reason)
                     )
+                })?;
+            }
+            // JSON Lines of nothing is an empty stream; text says so.
+            if shown == 0 && !output.json {
+                let mut filters = Vec::new();
+                if let Some(actor) = &args.actor {
+                    filters.push(format!("actor {}", esc(actor)));
+                }
+                if let Some(cart) = &args.cart {
+                    filters.push(format!("cartridge {}", esc(cart)));
+                }
+                output.emit(json!({}), || {
+                    if filters.is_empty() {
+                        "no entries: the evolution log is empty".to_string()
+                    } else {
+                        format!("no entries for {}", filters.join(" and "))
+                    }
                 })?;
             }
         }

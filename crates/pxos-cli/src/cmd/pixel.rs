@@ -54,12 +54,13 @@ pub fn run(command: &PixelCommand, global: &Global, output: &Output) -> Result<O
             length,
             output: target,
             hex: as_hex,
+            raw,
         } if url_of(input).is_some() => super::remote::pixel_read(
             url_of(input).expect("a URL"),
             *offset,
             *length,
             target.as_deref(),
-            *as_hex,
+            (*as_hex, *raw),
             global,
             output,
         ),
@@ -69,12 +70,13 @@ pub fn run(command: &PixelCommand, global: &Global, output: &Output) -> Result<O
             length,
             output: target,
             hex: as_hex,
+            raw,
         } => read(
             input,
             *offset,
             *length,
             target.as_deref(),
-            *as_hex,
+            (*as_hex, *raw),
             &limits,
             output,
         ),
@@ -258,7 +260,7 @@ fn read(
     offset: u64,
     length: usize,
     target: Option<&Path>,
-    as_hex: bool,
+    (as_hex, raw): (bool, bool),
     limits: &Limits,
     output: &Output,
 ) -> Result<Outcome> {
@@ -278,15 +280,55 @@ fn read(
     if output.json {
         output.emit(json!({"type": "read", "input": input, "offset": offset, "length": length, "hex": hex(&bytes), "indexed": reader.has_index()}), String::new)?;
     } else if target.is_none() {
-        let mut stdout = std::io::stdout().lock();
-        if as_hex {
-            writeln!(stdout, "{}", hex(&bytes))?;
-        } else {
-            stdout.write_all(&bytes)?;
-        }
-        stdout.flush()?;
+        print_bytes(&bytes, offset, as_hex, raw)?;
     }
     Ok(Outcome::Success)
+}
+
+/// What `pxos pixel read` prints: one hex string with `--hex`; raw bytes with
+/// `--raw` or when stdout is not a terminal; a hex dump like `xxd` on a
+/// terminal (offsets from `offset`), so binary never reaches one raw.
+pub fn print_bytes(bytes: &[u8], offset: u64, as_hex: bool, raw: bool) -> std::io::Result<()> {
+    use std::io::IsTerminal;
+    let mut stdout = std::io::stdout().lock();
+    if as_hex {
+        writeln!(stdout, "{}", hex(bytes))?;
+    } else if raw || !std::io::stdout().is_terminal() {
+        stdout.write_all(bytes)?;
+    } else {
+        stdout.write_all(hex_dump(bytes, offset).as_bytes())?;
+    }
+    stdout.flush()
+}
+
+/// `xxd`'s layout: the offset, 16 bytes in groups of two, then the bytes as
+/// ASCII with `.` for anything else.
+pub fn hex_dump(bytes: &[u8], offset: u64) -> String {
+    let mut out = String::new();
+    for (row, chunk) in bytes.chunks(16).enumerate() {
+        let mut line = format!("{:08x}:", offset + row as u64 * 16);
+        for (index, byte) in chunk.iter().enumerate() {
+            if index % 2 == 0 {
+                line.push(' ');
+            }
+            line.push_str(&format!("{byte:02x}"));
+        }
+        let width = 10 + 16 * 2 + 8;
+        while line.len() < width {
+            line.push(' ');
+        }
+        line.push(' ');
+        line.extend(chunk.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The header as JSON.

@@ -1,7 +1,7 @@
 //! `pxos remote ...`, and the remote halves of `fs push|pull|clone`,
 //! `cart push|pull`, `pixel info|read|verify URL` and `log --network`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -449,7 +449,7 @@ pub fn pixel_read(
     offset: u64,
     length: usize,
     target: Option<&Path>,
-    as_hex: bool,
+    (as_hex, raw): (bool, bool),
     global: &Global,
     output: &Output,
 ) -> Result<Outcome> {
@@ -465,13 +465,7 @@ pub fn pixel_read(
             String::new,
         )?;
     } else if target.is_none() {
-        let mut stdout = std::io::stdout().lock();
-        if as_hex {
-            writeln!(stdout, "{}", pxos_pixel::hex(&bytes))?;
-        } else {
-            stdout.write_all(&bytes)?;
-        }
-        stdout.flush()?;
+        super::pixel::print_bytes(&bytes, offset, as_hex, raw)?;
     }
     Ok(Outcome::Success)
 }

@@ -2,6 +2,10 @@
 
 use crate::support::{Home, json_lines};
 
+fn s(path: &std::path::Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
 #[test]
 fn boot_installs_and_boots_the_default_world_on_a_fresh_home() {
     let home = Home::new("boot");
@@ -135,11 +139,25 @@ fn stage_zero_catches_a_tampered_world() {
 #[test]
 fn run_a_program_of_the_current_cartridge_and_inspect() {
     let home = Home::new("run-named");
-    let out = home.ok(&["run", "hello", "3"]);
-    assert!(
-        out.contains("hello from a pixel program") && out.contains("halted after 38 instructions"),
-        "{out}"
-    );
+    // The argument reaches the program as a string (argc, argv): three squares.
+    let screen = home.scratch("hello.png");
+    let out = home.ok(&["run", "hello", "3", "--screen", s(&screen)]);
+    assert!(out.contains("hello from a pixel program"), "{out}");
+    let (width, _, rgb) = pxos_test_support::read_png_rgb(&screen);
+    let at = |x: u32, y: u32| {
+        let i = ((y * width + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    for square in 0..3 {
+        assert_eq!(
+            at(25 + 14 * square, 25),
+            [0xff, 0xff, 0x55],
+            "square {square}"
+        );
+    }
+    assert_eq!(at(25 + 14 * 3, 25), [0, 0, 0], "only three squares");
+    let refused = home.ok(&["run", "hello", "many"]);
+    assert!(refused.contains("usage: hello [N]"), "{refused}");
     let stderr = home.fails(1, &["run", "no-such-program"]);
     assert!(
         stderr.contains("has no program named 'no-such-program'"),
