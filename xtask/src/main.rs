@@ -2,7 +2,7 @@
 //!
 //! * `cargo xtask ci`: everything CI runs (setup, fmt, clippy, tests, benches once, fuzz targets).
 //! * `cargo xtask setup`: installs the system tools the tests use (optipng, file, QEMU,
-//!   and the Python packages openai and numpy).
+//!   tmux, Chromium, rclone, Garage, and the Python packages openai and numpy).
 //! * `cargo xtask big`: the 1 GiB round trip and random reads through the real binary.
 //! * `cargo xtask bench-remote`: push and pull against a 3-node Garage cluster,
 //!   with rclone syncing the same data to the same cluster as the reference.
@@ -45,6 +45,8 @@ const TOOLS: &[(&str, &str)] = &[
     // `pxos view` is tested end to end in headless Chromium over WebDriver.
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
+    // The shell is tested through a real terminal: tmux panes driven by send-keys.
+    ("tmux", "tmux"),
 ];
 
 /// Python packages the tests and benchmarks use: the official `openai`

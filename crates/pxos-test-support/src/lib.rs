@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod garage;
+pub mod tmux;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh, empty temporary directory, removed on drop.

@@ -152,6 +152,27 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let mut names: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|file| file.strip_prefix(&prefix))
+            .map(|rest| match rest.split_once('/') {
+                Some((dir, _)) => format!("{dir}/"),
+                None => rest.to_string(),
+            })
+            .collect();
+        names.dedup();
+        if names.is_empty() && prefix != "/" {
+            return Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("no directory {path}"),
+            ));
+        }
+        Ok(names)
+    }
+
     fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
         self.modules.get(&id).cloned().ok_or_else(|| {
             StorageError::new(

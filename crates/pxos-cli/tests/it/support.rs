@@ -368,3 +368,33 @@ pub fn release_home(home: &Home) {
         &home.home(),
     );
 }
+
+/// Whether the glyphs of `text` in the console font are drawn white at
+/// (`x0`, `y0`) of an RGB screen `width` pixels wide, as the console draws them.
+pub fn glyphs_at(rgb: &[u8], width: usize, text: &str, x0: usize, y0: usize) -> bool {
+    let font = pxos_vm::Font::builtin();
+    text.chars().enumerate().all(|(i, ch)| {
+        (0..8).all(|y| {
+            (0..8).all(|x| {
+                let at = ((y0 + y) * width + x0 + i * 8 + x) * 3;
+                let lit = rgb.get(at..at + 3) == Some(&[0xff, 0xff, 0xff][..]);
+                lit == font.lit(ch, x as u32, y as u32)
+            })
+        })
+    })
+}
+
+/// Whether some row of the console shows `text` from its left edge.
+pub fn console_shows(png: &Path, text: &str) -> bool {
+    let (width, _, rgb) = pxos_test_support::read_png_rgb(png);
+    let [left, top, _, height] = pxos_vm::DEFAULT_CONSOLE_AREA;
+    (0..height / 8).any(|row| {
+        glyphs_at(
+            &rgb,
+            width as usize,
+            text,
+            left as usize,
+            (top + row * 8) as usize,
+        )
+    })
+}

@@ -3,7 +3,7 @@
 //! and reported, never obeyed. One test per finding of the trust issue.
 
 use crate::support::{
-    Home, assemble, current, derive_world, evolving_cartridge, json_lines, shell_message,
+    Home, assemble, current, derive_world, evolving_cartridge, glyphs_at, json_lines, shell_message,
 };
 
 fn log_actions(home: &Home) -> Vec<String> {
@@ -562,20 +562,6 @@ fn a_forged_log_entry_does_not_change_the_current_cartridge() {
     let out = home.run(&["log", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is missing"));
-}
-
-/// The glyphs of `text` in the console font, as the boot draws them.
-fn glyphs_at(rgb: &[u8], width: usize, text: &str, x0: usize, y0: usize) -> bool {
-    let font = pxos_vm::Font::builtin();
-    text.chars().enumerate().all(|(i, ch)| {
-        (0..8).all(|y| {
-            (0..8).all(|x| {
-                let at = ((y0 + y) * width + x0 + i * 8 + x) * 3;
-                let lit = rgb[at..at + 3] == [0xff, 0xff, 0xff];
-                lit == font.lit(ch, x as u32, y as u32)
-            })
-        })
-    })
 }
 
 #[test]
