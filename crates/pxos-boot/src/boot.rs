@@ -716,13 +716,12 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     let mounted = fs.as_ref().and_then(|fs| fs.table().ok()).map(|t| t.len());
     let storage = || -> Box<dyn Storage> {
         match &fs {
-            Some(fs) => {
-                let mut storage = crate::storage::FsStorage::new(fs.clone(), home.join("tmp"));
-                // Read-only at boot: no path is writable.
-                storage.writable_prefix = Some("/.read-only-at-boot".into());
-                Box::new(storage)
-            }
-            None => no_storage(),
+            // Read-only at boot: no path is writable.
+            Some(fs) => Box::new(crate::storage::FsStorage::read_only(
+                fs.clone(),
+                home.join("tmp"),
+            )),
+            None => Box::new(crate::storage::NoPixelFs),
         }
     };
     let hypervisor = world_hypervisor(home, &root)?;

@@ -12,7 +12,7 @@ use pxos_pixel::Hash256;
 use pxos_vm::{ProgramImage, Storage};
 use serde::Serialize;
 
-use crate::boot::{HomeStores, load_module, no_storage, unpacked, world_hypervisor};
+use crate::boot::{HomeStores, load_module, unpacked, world_hypervisor};
 use crate::error::{Error, Result};
 use crate::hypervisor::{Hypervisor, Launch, RunResult, Sandbox};
 
@@ -50,7 +50,7 @@ impl Prepared {
 fn pixelfs_storage(home: &Path) -> Box<dyn Storage> {
     match pxos_fs::PixelFs::open(&home.join("fs")) {
         Ok(fs) => Box::new(crate::storage::FsStorage::new(fs, home.join("tmp"))),
-        Err(_) => no_storage(),
+        Err(_) => Box::new(crate::storage::NoPixelFs),
     }
 }
 

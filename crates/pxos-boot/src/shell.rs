@@ -14,9 +14,7 @@ use std::rc::Rc;
 
 use pxos_vm::{ChildRun, LineRead, Screen, Session, Storage, StorageError, StorageErrorKind};
 
-use crate::boot::{
-    HomeStores, Sequence, load_module, no_storage, read_in, unpacked, world_hypervisor,
-};
+use crate::boot::{HomeStores, Sequence, load_module, read_in, unpacked, world_hypervisor};
 use crate::error::{Error, Result};
 use crate::hypervisor::{Launch, RunResult, Sandbox};
 use crate::storage::{CartridgeStorage, FsStorage};
@@ -316,13 +314,9 @@ pub fn run_shell(
     };
     let fs = pxos_fs::PixelFs::open(&home.join("fs")).ok();
     let inner: Box<dyn Storage> = match fs {
-        Some(fs) => {
-            let mut storage = FsStorage::new(fs, home.join("tmp"));
-            // The shell reads PixelFS; it writes nothing there.
-            storage.writable_prefix = Some("/.read-only-in-the-shell".into());
-            Box::new(storage)
-        }
-        None => no_storage(),
+        // The shell reads PixelFS; it writes nothing there.
+        Some(fs) => Box::new(FsStorage::read_only(fs, home.join("tmp"))),
+        None => Box::new(crate::storage::NoPixelFs),
     };
     let screen_path = screen_file(home);
     let mut screen = std::fs::read(&screen_path)

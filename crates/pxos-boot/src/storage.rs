@@ -33,6 +33,8 @@ pub struct FsStorage {
     pub registered: BTreeMap<u32, String>,
     /// Paths FILE_WRITE may write under; `None` allows all.
     pub writable_prefix: Option<String>,
+    /// Refuses every write (the boot's stages and the shell read PixelFS only).
+    pub read_only: bool,
     scratch: PathBuf,
 }
 
@@ -43,7 +45,16 @@ impl FsStorage {
             fs,
             registered: BTreeMap::new(),
             writable_prefix: None,
+            read_only: false,
             scratch,
+        }
+    }
+
+    /// Storage that reads `fs` and refuses every write.
+    pub fn read_only(fs: PixelFs, scratch: PathBuf) -> FsStorage {
+        FsStorage {
+            read_only: true,
+            ..FsStorage::new(fs, scratch)
         }
     }
 
@@ -96,7 +107,18 @@ impl Storage for FsStorage {
         Ok(bytes)
     }
 
+    fn check_write(&self, path: &str) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::new(
+                StorageErrorKind::Denied,
+                format!("PixelFS is mounted read-only here; {path} was not written"),
+            ));
+        }
+        Ok(())
+    }
+
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.check_write(path)?;
         pxos_fs::check_path(path)
             .map_err(|err| StorageError::new(StorageErrorKind::Invalid, err.to_string()))?;
         if let Some(prefix) = &self.writable_prefix
@@ -211,6 +233,10 @@ impl Storage for CartridgeStorage {
         self.inner.read_file(path)
     }
 
+    fn check_write(&self, path: &str) -> Result<(), StorageError> {
+        self.inner.check_write(path)
+    }
+
     fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
         self.inner.list_dir(path)
     }
@@ -224,5 +250,90 @@ impl Storage for CartridgeStorage {
             Some(words) => Ok(words),
             None => self.inner.module(id),
         }
+    }
+}
+
+/// The storage of a home that has no PixelFS yet: an empty root, no files,
+/// and writes refused (a write that went nowhere must not report success).
+pub struct NoPixelFs;
+
+impl Storage for NoPixelFs {
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, StorageError> {
+        Err(StorageError::new(
+            StorageErrorKind::NotFound,
+            format!("no {path}: this home has no PixelFS yet (`pxos fs init`)"),
+        ))
+    }
+
+    fn check_write(&self, path: &str) -> Result<(), StorageError> {
+        Err(StorageError::new(
+            StorageErrorKind::Denied,
+            format!("this home has no PixelFS yet (`pxos fs init`); {path} was not written"),
+        ))
+    }
+
+    fn write_file(&mut self, path: &str, _bytes: &[u8]) -> Result<(), StorageError> {
+        self.check_write(path)
+    }
+
+    fn module(&mut self, id: u32) -> Result<Vec<u32>, StorageError> {
+        Err(StorageError::new(
+            StorageErrorKind::NotFound,
+            format!("no module with id {id}: this home has no PixelFS yet"),
+        ))
+    }
+
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, StorageError> {
+        if path == "/" {
+            Ok(Vec::new())
+        } else {
+            Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("no directory {path}: this home has no PixelFS yet"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_storage_refuses_every_path_and_writes_nothing() {
+        let dir = pxos_test_support::TempDir::new("read-only-storage");
+        let fs = PixelFs::init(&dir.join("fs")).unwrap();
+        let mut storage = FsStorage::read_only(fs.clone(), dir.join("tmp"));
+        // The folder names the boot and the shell once used as an "unwritable"
+        // prefix are no side door.
+        for path in [
+            "/x",
+            "/.read-only-at-boot/x",
+            "/.read-only-in-the-shell/x",
+            "/sandbox/a/x",
+        ] {
+            let err = storage.write_file(path, b"data").unwrap_err();
+            assert_eq!(err.kind, StorageErrorKind::Denied, "{path}");
+            assert_eq!(
+                storage.check_write(path).unwrap_err().kind,
+                StorageErrorKind::Denied
+            );
+        }
+        assert!(
+            fs.dir_names("/", None)
+                .unwrap()
+                .unwrap_or_default()
+                .is_empty()
+        );
+        let mut none = NoPixelFs;
+        assert_eq!(
+            none.write_file("/x", b"d").unwrap_err().kind,
+            StorageErrorKind::Denied
+        );
+        assert_eq!(none.list_dir("/").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            none.read_file("/x").unwrap_err().kind,
+            StorageErrorKind::NotFound
+        );
     }
 }

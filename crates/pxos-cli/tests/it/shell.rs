@@ -349,3 +349,71 @@ fn a_piped_shell_speaks_json() {
     assert_eq!(end["programs_run"], 1);
     assert_eq!(end["lines"], 2);
 }
+
+/// A shell that tries to write PixelFS, at boot and at the prompt (inside
+/// its own sandbox folder, so that Genesis passes it).
+const WRITING_SHELL: &str = r#"
+START:
+    IMM32 R13, PATHS
+NEXT:
+    LOAD R1, [R13]
+    LI R4, 0
+    BEQ R1, R4, ASK
+    IMM32 R2, PATHS
+    LI R3, 4
+    SYSCALL 42              ; FILE_WRITE
+    LI R4, 0
+    BNE R0, R4, WROTE
+    IMM32 R1, DENIED
+    LI R2, 1
+    SYSCALL 1
+    ADDI R13, R13, 1
+    JMP NEXT
+WROTE:
+    IMM32 R1, WRITTEN
+    LI R2, 1
+    SYSCALL 1
+    ADDI R13, R13, 1
+    JMP NEXT
+ASK:
+    IMM32 R1, PROMPT
+    IMM32 R2, 0x8000
+    LI R3, 64
+    SYSCALL 70
+    HALT
+PATHS:
+    .word P1, 0
+P1:
+    .string "/sandbox/default@1.3.0/x"
+DENIED:
+    .string "write denied"
+WRITTEN:
+    .string "WRITTEN"
+PROMPT:
+    .string "w> "
+"#;
+
+#[test]
+fn neither_the_boot_nor_the_shell_writes_pixelfs() {
+    let home = Home::new("shell-read-only");
+    home.ok(&["fs", "init"]);
+    world_with_shell(&home, "1.3.0", WRITING_SHELL);
+    let boot = home.ok(&["boot"]);
+    assert_eq!(boot.matches("write denied").count(), 1, "{boot}");
+    let out = home
+        .pxos()
+        .arg("shell")
+        .stdin(std::fs::File::open(write(&home, "line", "x\n")).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("write denied").count(), 1, "{stdout}");
+    assert!(!stdout.contains("WRITTEN") && !boot.contains("WRITTEN"));
+    let tree = home.ok(&["fs", "tree", "/"]);
+    assert!(!tree.contains("sandbox"), "{tree}");
+    // A home without PixelFS refuses the writes too, rather than losing them.
+    let bare = Home::new("shell-no-fs");
+    world_with_shell(&bare, "1.3.0", WRITING_SHELL);
+    let boot = bare.ok(&["boot"]);
+    assert_eq!(boot.matches("write denied").count(), 1, "{boot}");
+}
