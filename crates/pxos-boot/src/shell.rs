@@ -359,3 +359,122 @@ pub fn run_shell(
         screen_file: screen_path,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use pxos_test_support::Rng;
+    use pxos_vm::{Config, Exit, Machine, StdHost, StorageError, asm};
+
+    use super::*;
+
+    /// Answers with random lines and random-sized texts.
+    struct Chaos {
+        rng: Rng,
+        lines: usize,
+    }
+
+    impl Chaos {
+        fn text(&mut self) -> String {
+            let len = match self.rng.below(4) {
+                0 => 0,
+                1 => self.rng.below(40) as usize,
+                2 => self.rng.below(5000) as usize,
+                _ => self.rng.below(20_000) as usize,
+            };
+            let bytes: Vec<u8> = self
+                .rng
+                .bytes(len)
+                .into_iter()
+                .map(|b| if self.rng.below(8) == 0 { b'\n' } else { b })
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    impl Session for Chaos {
+        fn read_line(&mut self, _prompt: &str) -> LineRead {
+            if self.lines == 0 {
+                return LineRead::End;
+            }
+            self.lines -= 1;
+            let commands = [
+                "help", "ls", "cat", "run", "ps", "kernel", "log", "screen", "clear", "exit",
+            ];
+            let line = match self.rng.below(4) {
+                // A command with random words after it.
+                0 | 1 => {
+                    let mut line =
+                        commands[self.rng.below(commands.len() as u64 - 1) as usize].to_string();
+                    for _ in 0..self.rng.below(20) {
+                        line.push(' ');
+                        let word = self.text();
+                        line.push_str(&word.replace(['\n', ' ', '\t', '\0'], "w"));
+                    }
+                    line
+                }
+                // Random bytes, any length.
+                _ => self.text().replace('\n', " "),
+            };
+            LineRead::Line(line)
+        }
+
+        fn run(
+            &mut self,
+            argv: &[String],
+            screen: &Screen,
+        ) -> std::result::Result<ChildRun, StorageError> {
+            assert!(!argv.is_empty() && argv.len() <= 16);
+            if self.rng.below(3) == 0 {
+                return Err(StorageError::new(
+                    StorageErrorKind::NotFound,
+                    "no such program",
+                ));
+            }
+            Ok(ChildRun {
+                trapped: self.rng.below(2) == 0,
+                execution: self.rng.next_u64(),
+                output: vec![self.text()],
+                screen: Some(screen.clone()),
+            })
+        }
+
+        fn info(&mut self, _topic: u32, _count: u32) -> std::result::Result<String, StorageError> {
+            Ok(self.text())
+        }
+
+        fn save_screen(&mut self, _screen: &Screen) -> std::result::Result<String, StorageError> {
+            Ok(self.text())
+        }
+
+        fn clear(&mut self) {}
+    }
+
+    /// The default world's shell never traps, whatever it reads and whatever
+    /// its session answers, and ends at the end of input.
+    #[test]
+    fn the_default_shell_survives_any_input() {
+        let source = crate::world::SOURCES
+            .iter()
+            .find(|(path, _)| *path == "boot/shell.pxasm")
+            .unwrap()
+            .1;
+        let program = asm::assemble("shell", source).unwrap();
+        for seed in 0..40 {
+            let mut host = StdHost {
+                session: Some(Box::new(Chaos {
+                    rng: Rng::new(seed),
+                    lines: 60,
+                })),
+                ..StdHost::default()
+            };
+            let mut machine =
+                Machine::with_program(Config::default(), &program.words, program.entry).unwrap();
+            let exit = machine.run(&mut host, 500_000_000);
+            assert!(
+                matches!(exit, Ok(Exit::Halted { .. })),
+                "seed {seed}: {exit:?} at pc {}",
+                machine.pc
+            );
+        }
+    }
+}

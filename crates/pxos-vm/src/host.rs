@@ -833,7 +833,7 @@ impl Host for StdHost {
                 // The newest lines are the last ones: keep those that fit.
                 let mut kept = lines.len();
                 let mut size = 0usize;
-                while kept > 0 && size + lines[kept - 1].len() + 1 <= r[4] as usize {
+                while kept > 0 && size + lines[kept - 1].len() < r[4] as usize {
                     size += lines[kept - 1].len() + 1;
                     kept -= 1;
                 }
