@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pxos_boot::boot::{BootRequest, boot_home};
 use pxos_boot::shell::{ShellRequest, Terminal, run_shell};
-use pxos_cart::{Action, Actor, EvolutionLog, LogEntry};
-use pxos_pixel::Hash256;
+use pxos_cart::EvolutionLog;
 use pxos_vm::{LineRead, Storage};
+
+#[path = "support/log.rs"]
+mod log_support;
+use log_support::grow_log;
 
 const LINES: usize = 100;
 
@@ -73,32 +76,6 @@ fn home(name: &str, files: usize, entries: usize) -> PathBuf {
     home
 }
 
-/// Grows the evolution log to `total` entries of notes, in one bulk write.
-fn grow_log(home: &Path, total: usize) {
-    let log = EvolutionLog::open(&home.join("log")).unwrap();
-    let mut entries = log.entries().unwrap();
-    while entries.len() < total {
-        let last = entries.last().unwrap();
-        let mut entry = LogEntry {
-            seq: last.seq + 1,
-            time: last.time.clone(),
-            actor: Actor::human("bench"),
-            action: Action::Note {
-                label: "note".into(),
-            },
-            reason: format!("note {}", entries.len()),
-            prev: last.hash,
-            hash: Hash256::ZERO,
-        };
-        entry.hash = entry.compute_hash();
-        entries.push(entry);
-    }
-    std::fs::remove_dir_all(log.log_path()).unwrap();
-    pxos_fs::seglog::SegLog::new(&log.log_path())
-        .create_from(&mut entries.iter().map(|e| serde_json::to_vec(e).unwrap()))
-        .unwrap();
-}
-
 fn shell(c: &mut Criterion) {
     let mut group = c.benchmark_group("shell");
     group.sample_size(10);
@@ -130,8 +107,8 @@ fn shell(c: &mut Criterion) {
         group.bench_function(format!("log-3/{size}"), |b| {
             b.iter(|| assert!(session(&home, "log 3") >= LINES))
         });
-        if size == 100 {
-            group.bench_function("reference/run-hello", |b| {
+        {
+            group.bench_function(format!("reference/run-hello/{size}"), |b| {
                 b.iter(|| {
                     for _ in 0..LINES {
                         let (result, _) = pxos_boot::run::run_named(
@@ -147,11 +124,15 @@ fn shell(c: &mut Criterion) {
                     }
                 })
             });
-            group.bench_function("run-hello-1", |b| {
+            group.bench_function(format!("run-hello-1/{size}"), |b| {
                 b.iter(|| assert!(session(&home, "run hello 1") >= LINES))
             });
-            group.bench_function("empty-line", |b| b.iter(|| session(&home, "")));
         }
+        // The shell's start (finding the current cartridge replays the log)
+        // and 100 empty lines.
+        group.bench_function(format!("empty-line/{size}"), |b| {
+            b.iter(|| session(&home, ""))
+        });
     }
     group.finish();
 }
