@@ -417,3 +417,44 @@ fn neither_the_boot_nor_the_shell_writes_pixelfs() {
     let boot = bare.ok(&["boot"]);
     assert_eq!(boot.matches("write denied").count(), 1, "{boot}");
 }
+
+#[test]
+fn the_shell_of_another_cartridge_runs_sandboxed_and_so_do_its_programs() {
+    let home = Home::new("shell-sandboxed");
+    home.ok(&["boot", "-q"]);
+    derive_world(&home, "experiment", "1.1.0", |_, _| {});
+    let lines = write(&home, "lines", "run hello 1\nps\n");
+    let out = home
+        .pxos()
+        .args(["shell", "--cartridge", "default@1.1.0"])
+        .stdin(std::fs::File::open(&lines).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let shell_row = stdout
+        .lines()
+        .find(|l| l.contains("(this shell)"))
+        .unwrap_or_default();
+    let hello_row = stdout
+        .lines()
+        .find(|l| l.contains("default@1.1.0:programs/hello.png 1"))
+        .unwrap_or_default();
+    assert!(shell_row.contains("sandboxed"), "{stdout}");
+    assert!(hello_row.contains("sandboxed"), "{stdout}");
+    // The current cartridge's shell runs its programs trusted.
+    let out = home
+        .pxos()
+        .arg("shell")
+        .stdin(std::fs::File::open(&lines).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hello_row = stdout
+        .lines()
+        .find(|l| l.contains("default@1.0.0:programs/hello.png 1"))
+        .unwrap_or_default();
+    assert!(hello_row.contains("trusted"), "{stdout}");
+    let stderr = home.fails(1, &["shell", "--cartridge", "nope@9.9.9"]);
+    assert!(stderr.contains("nope@9.9.9"), "{stderr}");
+}
