@@ -583,6 +583,19 @@ pub struct BootRequest {
     pub cartridge: Option<String>,
 }
 
+impl BootRequest {
+    /// The sequence `--sequence FILE` gives, if any.
+    fn sequence(&self) -> Result<Option<Sequence>> {
+        self.sequence_file
+            .as_ref()
+            .map(|path| {
+                Sequence::parse(&pxos_pixel::text::read_input(path)?)
+                    .map_err(|err| err.with_path(path))
+            })
+            .transpose()
+    }
+}
+
 /// What `boot_home` did.
 pub struct HomeBoot {
     pub report: Report,
@@ -688,13 +701,7 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     let stored = stores.registry.path_of(&record);
     let root = unpacked(home, &stored, &record.sha256)?;
     let (manifest, _) = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())?;
-    let sequence = match &request.sequence_file {
-        Some(path) => Some(
-            Sequence::parse(&pxos_pixel::text::read_input(path)?)
-                .map_err(|err| err.with_path(path))?,
-        ),
-        None => None,
-    };
+    let sequence = request.sequence()?;
     let is_current = record.status == pxos_cart::Status::Current;
     let use_store = is_current && degraded.is_none() && !request.dry_run;
     let mut adopted_kernel = None;
@@ -819,13 +826,7 @@ fn dry_run_fresh(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
     let root = scratch.join("unpacked");
     pxos_cart::unpack(&packed, &root, &pxos_cart::Limits::default())?;
     let (manifest, _) = pxos_cart::read_manifest(&packed, &pxos_cart::Limits::default())?;
-    let sequence = match &request.sequence_file {
-        Some(path) => Some(
-            Sequence::parse(&pxos_pixel::text::read_input(path)?)
-                .map_err(|err| err.with_path(path))?,
-        ),
-        None => None,
-    };
+    let sequence = request.sequence()?;
     let hypervisor = world_hypervisor(&scratch, &root)?;
     let options = BootOptions {
         dry_run: true,

@@ -506,19 +506,28 @@ impl StdHost {
         Ok(())
     }
 
+    /// The path string at R1, or the syscall fails with `BAD_ADDRESS`.
+    fn path_arg(&mut self, machine: &mut Machine, number: u16) -> Option<String> {
+        match machine.read_string(machine.regs[1], MAX_STRING) {
+            Some(path) => Some(String::from_utf8_lossy(&path).into_owned()),
+            None => {
+                self.fail(
+                    machine,
+                    number,
+                    error::BAD_ADDRESS,
+                    "path string runs off memory",
+                );
+                None
+            }
+        }
+    }
+
     fn list_dir(&mut self, machine: &mut Machine) -> Result<(), Trap> {
         let number = syscall::LIST_DIR;
         let r = machine.regs;
-        let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-            self.fail(
-                machine,
-                number,
-                error::BAD_ADDRESS,
-                "path string runs off memory",
-            );
+        let Some(path) = self.path_arg(machine, number) else {
             return Ok(());
         };
-        let path = String::from_utf8_lossy(&path).into_owned();
         let names = match self.storage.list_dir(&path) {
             Ok(names) => names,
             Err(err) => {
@@ -714,16 +723,9 @@ impl Host for StdHost {
                 Err(err) => self.fail(machine, number, err.code(), err),
             },
             syscall::FILE_READ => {
-                let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-                    self.fail(
-                        machine,
-                        number,
-                        error::BAD_ADDRESS,
-                        "path string runs off memory",
-                    );
+                let Some(path) = self.path_arg(machine, number) else {
                     return Ok(false);
                 };
-                let path = String::from_utf8_lossy(&path).into_owned();
                 match self.storage.read_file(&path) {
                     Ok(bytes) => {
                         let take = bytes.len().min(r[3].min(MAX_FILE_BYTES) as usize);
@@ -746,16 +748,9 @@ impl Host for StdHost {
                 }
             }
             syscall::FILE_WRITE => {
-                let Some(path) = machine.read_string(r[1], MAX_STRING) else {
-                    self.fail(
-                        machine,
-                        number,
-                        error::BAD_ADDRESS,
-                        "path string runs off memory",
-                    );
+                let Some(path) = self.path_arg(machine, number) else {
                     return Ok(false);
                 };
-                let path = String::from_utf8_lossy(&path).into_owned();
                 if r[3] > MAX_FILE_BYTES {
                     let why = format!("{} bytes is more than {MAX_FILE_BYTES}", r[3]);
                     self.fail(machine, number, error::TOO_LARGE, why);
