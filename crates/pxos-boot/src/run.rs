@@ -223,17 +223,9 @@ pub fn prepare_file(
     })
 }
 
-/// What the running system is: `inspect_self` of the hypervisor contract.
-pub fn inspect_self(home: &Path) -> Result<serde_json::Value> {
-    let stores = HomeStores::open(home)?;
-    crate::world::ensure_current(home, &stores.registry)?;
-    let record = stores
-        .registry
-        .current()?
-        .ok_or_else(|| Error::NotFound("no current cartridge".into()))?;
-    let stored = stores.registry.path_of(&record);
-    let root = unpacked(home, &stored, &record.sha256)?;
-    let (manifest, _) = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())?;
+/// The programs a cartridge unpacked at `root` offers to `pxos run NAME`
+/// (`programs/NAME.png`), sorted.
+pub fn program_names(root: &Path) -> Vec<String> {
     let mut programs: Vec<String> = std::fs::read_dir(root.join("programs"))
         .map(|entries| {
             entries
@@ -248,6 +240,21 @@ pub fn inspect_self(home: &Path) -> Result<serde_json::Value> {
         })
         .unwrap_or_default();
     programs.sort();
+    programs
+}
+
+/// What the running system is: `inspect_self` of the hypervisor contract.
+pub fn inspect_self(home: &Path) -> Result<serde_json::Value> {
+    let stores = HomeStores::open(home)?;
+    crate::world::ensure_current(home, &stores.registry)?;
+    let record = stores
+        .registry
+        .current()?
+        .ok_or_else(|| Error::NotFound("no current cartridge".into()))?;
+    let stored = stores.registry.path_of(&record);
+    let root = unpacked(home, &stored, &record.sha256)?;
+    let (manifest, _) = pxos_cart::read_manifest(&stored, &pxos_cart::Limits::default())?;
+    let programs = program_names(&root);
     let kernels = stores.kernels.state()?;
     Ok(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -82,6 +82,8 @@ pub struct ShellSession {
     home: PathBuf,
     /// The cartridge id programs are looked up in.
     cartridge: String,
+    /// Where it is unpacked.
+    root: PathBuf,
     shell_name: String,
     /// How the shell runs: `trusted` or `sandboxed`.
     mode: &'static str,
@@ -245,6 +247,10 @@ impl Session for ShellSession {
             info::EXECUTIONS => Ok(self.executions()),
             info::KERNEL => self.kernel().map_err(storage_error),
             info::LOG => self.log(count).map_err(storage_error),
+            info::PROGRAMS => Ok(crate::run::program_names(&self.root)
+                .iter()
+                .map(|name| format!("{name}\n"))
+                .collect()),
             other => Err(StorageError::new(
                 StorageErrorKind::Invalid,
                 format!("no INFO topic {other}"),
@@ -331,6 +337,7 @@ pub fn run_shell(
     let session = ShellSession {
         home: home.to_path_buf(),
         cartridge: record.id.clone(),
+        root: root.clone(),
         shell_name: shell_name.clone(),
         mode,
         terminal,
@@ -398,7 +405,8 @@ mod tests {
             }
             self.lines -= 1;
             let commands = [
-                "help", "ls", "cat", "run", "ps", "kernel", "log", "screen", "clear", "exit",
+                "help", "ls", "cat", "run", "ps", "kernel", "log", "screen", "clear", "programs",
+                "exit",
             ];
             let line = match self.rng.below(4) {
                 // A command with random words after it.

@@ -243,8 +243,8 @@ pub mod syscall {
     pub const RUN: u16 = 72;
     /// Text about the running system into memory at R3 (at most R4 bytes,
     /// NUL-terminated): R1 = 1 the executions of this session, 2 the kernel
-    /// and its history, 3 the last R2 evolution log entries; R0 = 1, R1 =
-    /// bytes, R2 = lines left out (the oldest).
+    /// and its history, 3 the last R2 evolution log entries, 4 the world's
+    /// programs; R0 = 1, R1 = bytes, R2 = lines left out (the oldest).
     pub const INFO: u16 = 73;
     /// Save the screen as a PNG in the home; its path goes to memory at R1
     /// (at most R2 bytes, NUL-terminated); R0 = 1, R1 = bytes.
@@ -263,6 +263,8 @@ pub mod syscall {
         pub const KERNEL: u32 = 2;
         /// The last R2 entries of the evolution log.
         pub const LOG: u32 = 3;
+        /// The programs of the running world (`run NAME` takes these).
+        pub const PROGRAMS: u32 = 4;
     }
 
     /// Every syscall: (number, name, description).
@@ -333,7 +335,7 @@ pub mod syscall {
         (
             INFO,
             "INFO",
-            "text into R3 (at most R4 bytes): R1 = 1 this session's executions, 2 the kernel and its history, 3 the last R2 log entries; R1 = bytes, R2 = lines left out",
+            "text into R3 (at most R4 bytes): R1 = 1 this session's executions, 2 the kernel and its history, 3 the last R2 log entries, 4 the world's programs; R1 = bytes, R2 = lines left out",
         ),
         (
             SCREEN_SAVE,

@@ -324,7 +324,7 @@ fn a_piped_shell_speaks_json() {
     let home = Home::new("shell-json");
     home.ok(&["boot", "-q"]);
     let path = home.scratch("lines.txt");
-    std::fs::write(&path, "run hello 1\nps\n").unwrap();
+    std::fs::write(&path, "run hello 1\nps\nprograms\n").unwrap();
     let out = home
         .pxos()
         .args(["shell", "--json"])
@@ -343,11 +343,17 @@ fn a_piped_shell_speaks_json() {
             .iter()
             .any(|l| l["type"] == "output" && l["text"] == "hello from a pixel program")
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "output" && l["text"] == "hello"),
+        "programs lists hello"
+    );
     let end = lines.last().unwrap();
     assert_eq!(end["type"], "shell-end");
     assert_eq!(end["ok"], true);
     assert_eq!(end["programs_run"], 1);
-    assert_eq!(end["lines"], 2);
+    assert_eq!(end["lines"], 3);
 }
 
 /// A shell that tries to write PixelFS, at boot and at the prompt (inside
