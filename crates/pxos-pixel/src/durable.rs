@@ -169,6 +169,8 @@ labels! {
     SEGLOG_HEAD_INTENT = "seglog-head-intent";
     /// A sealed segment of a segmented log.
     SEGLOG_SEGMENT = "seglog-segment";
+    /// The shell's history (`HOME/shell/history.txt`).
+    SHELL_HISTORY = "shell-history";
     /// `pxos vram build`'s image.
     VRAM = "vram";
     /// `pxos vram diff`'s image.

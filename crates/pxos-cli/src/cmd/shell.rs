@@ -4,7 +4,10 @@
 //! its terminal: a line editor with history when stdin is a terminal, or the
 //! lines of stdin, echoed, when it is not.
 
+use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use pxos_boot::shell::{ShellEnd, ShellRequest, Terminal};
 use pxos_vm::LineRead;
@@ -12,32 +15,112 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::Global;
-use crate::error::Result;
+use crate::error::{Context, Result};
 use crate::home::home;
 use crate::output::{Output, esc};
 
 /// Longest line read from a script; longer ones are cut here (and refused by
 /// the shell, whose line buffer is much smaller).
 const MAX_SCRIPT_LINE: usize = 64 << 10;
-/// Lines of history kept in a session.
+/// Lines of history kept, in a session and in the history file.
 const HISTORY: usize = 1000;
+/// Longest line kept in the history (the default shell refuses longer ones).
+const MAX_HISTORY_LINE: usize = 1023;
+/// Largest history file read back.
+const MAX_HISTORY_FILE: u64 = 2 << 20;
+
+/// The lines of earlier sessions (`HOME/shell/history.txt`, one per line,
+/// oldest first) and those of this one.
+struct History {
+    path: PathBuf,
+    earlier: Vec<String>,
+    /// Why the file could not be read: it is then left as it is.
+    unreadable: Option<String>,
+    this_session: Rc<RefCell<Vec<String>>>,
+}
+
+impl History {
+    fn load(home: &Path) -> History {
+        let path = home.join("shell").join("history.txt");
+        let (earlier, unreadable) = if !path.exists() {
+            (Vec::new(), None)
+        } else {
+            match pxos_pixel::text::read_text_limited(&path, MAX_HISTORY_FILE) {
+                Ok(text) => (text.lines().map(str::to_string).collect(), None),
+                Err(err) => (Vec::new(), Some(err.to_string())),
+            }
+        };
+        if let Some(why) = &unreadable {
+            eprintln!(
+                "pxos: warning: the shell history is unreadable ({why}); this session's lines will not be kept, and the file is left as it is"
+            );
+        }
+        History {
+            path,
+            earlier,
+            unreadable,
+            this_session: Rc::new(RefCell::new(Vec::new())),
+        }
+    }
+
+    /// Whether `line` is worth keeping: not empty, not too long, and free of
+    /// control characters.
+    fn keeps(line: &str) -> bool {
+        !line.trim().is_empty()
+            && line.len() <= MAX_HISTORY_LINE
+            && !line.chars().any(char::is_control)
+    }
+
+    /// Writes the last [`HISTORY`] lines of both, when this session read any.
+    fn save(&self) -> Result<()> {
+        let new = self.this_session.borrow();
+        if new.is_empty() || self.unreadable.is_some() {
+            return Ok(());
+        }
+        let all: Vec<&String> = self.earlier.iter().chain(new.iter()).collect();
+        let mut text = String::new();
+        for line in &all[all.len().saturating_sub(HISTORY)..] {
+            text.push_str(line);
+            text.push('\n');
+        }
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        pxos_pixel::durable::write_atomic(
+            &self.path,
+            text.as_bytes(),
+            pxos_pixel::durable::label::SHELL_HISTORY,
+        )
+        .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+}
 
 /// A person at a terminal: rustyline's editing (arrows, Home/End, Ctrl-A/E/K/W)
-/// and in-session history (up and down, Ctrl-R).
+/// and history (up and down, Ctrl-R), earlier sessions' included.
 struct EditorTerminal {
     editor: rustyline::DefaultEditor,
+    kept: Rc<RefCell<Vec<String>>>,
 }
 
 impl EditorTerminal {
-    fn new() -> std::result::Result<EditorTerminal, rustyline::error::ReadlineError> {
+    fn new(
+        history: &History,
+    ) -> std::result::Result<EditorTerminal, rustyline::error::ReadlineError> {
         let config = rustyline::Config::builder()
             .max_history_size(HISTORY)?
             .auto_add_history(false)
             .history_ignore_dups(true)?
             .history_ignore_space(true)
             .build();
+        let mut editor = rustyline::DefaultEditor::with_config(config)?;
+        for line in &history.earlier {
+            editor.add_history_entry(line.as_str())?;
+        }
         Ok(EditorTerminal {
-            editor: rustyline::DefaultEditor::with_config(config)?,
+            editor,
+            kept: history.this_session.clone(),
         })
     }
 }
@@ -47,8 +130,9 @@ impl Terminal for EditorTerminal {
         use rustyline::error::ReadlineError;
         match self.editor.readline(prompt) {
             Ok(line) => {
-                if !line.trim().is_empty() {
+                if History::keeps(&line) {
                     let _ = self.editor.add_history_entry(line.as_str());
+                    self.kept.borrow_mut().push(line.clone());
                 }
                 LineRead::Line(line)
             }
@@ -68,9 +152,11 @@ impl Terminal for EditorTerminal {
 }
 
 /// Commands from stdin when it is not a terminal (a script, an agent): each
-/// line is echoed after the prompt, so the output reads as a transcript.
+/// line is echoed after the prompt, so the output reads as a transcript, and
+/// kept in the history like a typed one.
 struct ScriptTerminal {
     json: bool,
+    kept: Rc<RefCell<Vec<String>>>,
 }
 
 impl Terminal for ScriptTerminal {
@@ -109,6 +195,9 @@ impl Terminal for ScriptTerminal {
             line.pop();
         }
         let line = String::from_utf8_lossy(&line).into_owned();
+        if History::keeps(&line) {
+            self.kept.borrow_mut().push(line.clone());
+        }
         if self.json {
             println!(
                 "{}",
@@ -140,23 +229,30 @@ fn printer(json: bool) -> pxos_vm::PrintHook {
 
 fn start(cartridge: Option<String>, global: &Global, output: &Output) -> Result<ShellEnd> {
     let home = home(global)?;
+    let history = History::load(&home);
+    let script = || ScriptTerminal {
+        json: output.json,
+        kept: history.this_session.clone(),
+    };
     let terminal: Box<dyn Terminal> = if std::io::stdin().is_terminal() {
-        match EditorTerminal::new() {
+        match EditorTerminal::new(&history) {
             Ok(editor) => Box::new(editor),
             Err(err) => {
                 eprintln!("pxos: warning: no line editing ({err}); reading plain lines");
-                Box::new(ScriptTerminal { json: output.json })
+                Box::new(script())
             }
         }
     } else {
-        Box::new(ScriptTerminal { json: output.json })
+        Box::new(script())
     };
-    Ok(pxos_boot::shell::run_shell(
+    let end = pxos_boot::shell::run_shell(
         &home,
         &ShellRequest { cartridge },
         terminal,
         Some(printer(output.json)),
-    )?)
+    )?;
+    history.save()?;
+    Ok(end)
 }
 
 fn report(end: &ShellEnd, output: &Output) -> Result<()> {

@@ -24,6 +24,8 @@ struct Scenario {
     /// absent or, when `deterministic`, byte for byte what round 1 writes.
     target: Option<&'static str>,
     deterministic: bool,
+    /// What the crashed command reads on stdin (nothing when `None`).
+    stdin: Option<&'static str>,
 }
 
 fn s(path: &Path) -> String {
@@ -213,12 +215,14 @@ fn scenario(label: Label) -> Option<Scenario> {
             op,
             target: Some(target),
             deterministic: true,
+            stdin: None,
         };
     let state = |setup: fn(&Home), op: fn(&Home, u32) -> Vec<String>| Scenario {
         setup,
         op,
         target: None,
         deterministic: false,
+        stdin: None,
     };
     Some(match label.name() {
         "remote-config" => state(nothing, |_, round| {
@@ -260,6 +264,10 @@ fn scenario(label: Label) -> Option<Scenario> {
             "out.png",
         ),
         "boot-log" | "boot-screen" => state(booted, |_, _| args(&["boot", "-q"])),
+        "shell-history" => Scenario {
+            stdin: Some("help\nls /\n"),
+            ..state(booted, |_, _| args(&["shell"]))
+        },
         "boot-pixel" => output(
             store_with_file,
             |h, _| {
@@ -621,8 +629,13 @@ fn every_crash_point_of_every_durable_write_is_hit() {
             points += 1;
             let home = Home::new(&format!("cp-{}", point.replace('.', "-")));
             (scenario.setup)(&home);
-            let crashed = home
-                .pxos()
+            let mut command = home.pxos();
+            if let Some(text) = scenario.stdin {
+                let input = home.scratch("stdin.txt");
+                std::fs::write(&input, text).unwrap();
+                command.stdin(std::fs::File::open(&input).unwrap());
+            }
+            let crashed = command
                 .env("PXOS_CRASH_AT", &point)
                 .args((scenario.op)(&home, 0))
                 .output()
@@ -639,7 +652,24 @@ fn every_crash_point_of_every_durable_write_is_hit() {
             // The next command of the same kind works...
             let next = (scenario.op)(&home, 1);
             let next: Vec<&str> = next.iter().map(String::as_str).collect();
-            home.ok(&next);
+            match scenario.stdin {
+                None => {
+                    home.ok(&next);
+                }
+                Some(_) => {
+                    let out = home
+                        .pxos()
+                        .args(&next)
+                        .stdin(std::fs::File::open(home.scratch("stdin.txt")).unwrap())
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{point}: the next command failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
             // ...an output left by the crash was complete...
             if let (Some(target), Some(after_crash)) = (&target, after_crash)
                 && scenario.deterministic

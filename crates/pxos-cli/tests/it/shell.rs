@@ -464,3 +464,50 @@ fn the_shell_of_another_cartridge_runs_sandboxed_and_so_do_its_programs() {
     let stderr = home.fails(1, &["shell", "--cartridge", "nope@9.9.9"]);
     assert!(stderr.contains("nope@9.9.9"), "{stderr}");
 }
+
+#[test]
+fn history_carries_over_to_the_next_session_and_a_damaged_one_is_left_alone() {
+    let home = Home::new("shell-history");
+    home.ok(&["boot", "-q"]);
+    let lines = write(&home, "lines", "ls /\nps\n\n\x01junk\n");
+    let out = home
+        .pxos()
+        .arg("shell")
+        .stdin(std::fs::File::open(&lines).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let history = home.home().join("shell/history.txt");
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap(),
+        "ls /\nps\n",
+        "empty lines and control characters are not kept"
+    );
+    // The next session, on a terminal: Up brings back `ps`.
+    let Some(tmux) = terminal(&home, &["shell"]) else {
+        return;
+    };
+    tmux.wait_for("pxos> ");
+    tmux.keys(&["Up", "Enter"]);
+    tmux.wait_for("(this shell)");
+    tmux.keys(&["C-d"]);
+    tmux.wait_for(&exit_marker(0));
+    drop(tmux);
+    assert_eq!(std::fs::read_to_string(&history).unwrap(), "ls /\nps\nps\n");
+    // A damaged history file is reported, the shell still works, and the
+    // file is not overwritten.
+    std::fs::write(&history, b"ls /\n\xff\xfe\n").unwrap();
+    let out = home
+        .pxos()
+        .arg("shell")
+        .stdin(std::fs::File::open(&lines).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the shell history is unreadable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&history).unwrap(), b"ls /\n\xff\xfe\n");
+}
