@@ -36,11 +36,30 @@ pub struct Garage {
     garage: PathBuf,
 }
 
+/// A port for a Garage node to bind, below the kernel's ephemeral range.
+/// A port the kernel handed out (`bind(0)`) is free only until some
+/// outgoing connection takes it as its local port, which can happen before
+/// Garage binds it; ports below the ephemeral range are never handed out
+/// that way. Each process walks its own stretch of them (by pid), and takes
+/// the next one it can bind.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.max(10_512));
+    let span = high - low;
+    let start = (std::process::id() * 97) % span;
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = low + (start + offset) % span;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            drop(listener);
+            return port as u16;
+        }
+    }
+    panic!("no free port on loopback between {low} and {high}")
 }
 
 fn random_hex(bytes: usize) -> String {
