@@ -272,17 +272,24 @@ fn report(end: &ShellEnd, output: &Output) -> Result<()> {
     Ok(())
 }
 
+/// "the shell of C trapped: WHY (execution #N)", when it did.
+fn trapped(end: &ShellEnd) -> Option<String> {
+    end.result.trap.as_ref().map(|trap| {
+        format!(
+            "the shell of {} trapped: {} (execution #{})",
+            esc(&end.cartridge),
+            esc(trap),
+            end.result.log_id
+        )
+    })
+}
+
 /// `pxos shell`: exit 1 when the shell traps.
 pub fn shell(cartridge: Option<String>, global: &Global, output: &Output) -> Result<Outcome> {
     let end = start(cartridge, global, output)?;
     report(&end, output)?;
-    if let Some(trap) = &end.result.trap {
-        eprintln!(
-            "pxos: error: the shell of {} trapped: {} (execution #{})",
-            esc(&end.cartridge),
-            esc(trap),
-            end.result.log_id
-        );
+    if let Some(why) = trapped(&end) {
+        eprintln!("pxos: error: {why}");
         return Ok(Outcome::Negative);
     }
     Ok(Outcome::Success)
@@ -299,13 +306,8 @@ pub fn after_boot(cartridge: Option<String>, global: &Global, output: &Output) -
         }
     };
     report(&end, output)?;
-    if let Some(trap) = &end.result.trap {
-        eprintln!(
-            "pxos: warning: the shell of {} trapped: {} (execution #{}); the boot is complete without a shell, as with --no-shell",
-            esc(&end.cartridge),
-            esc(trap),
-            end.result.log_id
-        );
+    if let Some(why) = trapped(&end) {
+        eprintln!("pxos: warning: {why}; the boot is complete without a shell, as with --no-shell");
     }
     Ok(())
 }

@@ -23,6 +23,15 @@ fn terminal(home: &Home, args: &[&str]) -> Option<Tmux> {
     )
 }
 
+/// `pxos ARGS` on `home` with stdin from the file at `input`.
+fn piped(home: &Home, args: &[&str], input: impl AsRef<Path>) -> std::process::Output {
+    home.pxos()
+        .args(args)
+        .stdin(std::fs::File::open(input).unwrap())
+        .output()
+        .unwrap()
+}
+
 /// Sends `line` at the prompt and waits for its answer.
 fn ask(tmux: &Tmux, line: &str, answer: &str) -> String {
     tmux.line(line);
@@ -206,12 +215,7 @@ fn a_cartridge_with_another_shell_boots_to_that_shell() {
     tmux.wait_for(&exit_marker(0));
     // `pxos shell` re-enters the same shell without booting again.
     let boots = std::fs::read_to_string(home.home().join("boot/boot.log")).unwrap();
-    let out = home
-        .pxos()
-        .arg("shell")
-        .stdin(std::fs::File::open(write(&home, "lines", "again\n")).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell"], write(&home, "lines", "again\n"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
@@ -251,12 +255,7 @@ fn a_trapping_shell_is_reported_and_the_boot_ends_without_one() {
     );
     assert!(!screen.contains("panicked"), "{screen}");
     // `pxos shell` says the same, with exit 1.
-    let out = home
-        .pxos()
-        .arg("shell")
-        .stdin(std::fs::File::open(write(&home, "boom", "boom\n")).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell"], write(&home, "boom", "boom\n"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("trapped: division by zero"));
 }
@@ -325,12 +324,7 @@ fn a_piped_shell_speaks_json() {
     home.ok(&["boot", "-q"]);
     let path = home.scratch("lines.txt");
     std::fs::write(&path, "run hello 1\nps\nprograms\n").unwrap();
-    let out = home
-        .pxos()
-        .args(["shell", "--json"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell", "--json"], &path);
     assert!(out.status.success());
     let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
     assert!(
@@ -406,12 +400,7 @@ fn neither_the_boot_nor_the_shell_writes_pixelfs() {
     world_with_shell(&home, "1.3.0", WRITING_SHELL);
     let boot = home.ok(&["boot"]);
     assert_eq!(boot.matches("write denied").count(), 1, "{boot}");
-    let out = home
-        .pxos()
-        .arg("shell")
-        .stdin(std::fs::File::open(write(&home, "line", "x\n")).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell"], write(&home, "line", "x\n"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("write denied").count(), 1, "{stdout}");
     assert!(!stdout.contains("WRITTEN") && !boot.contains("WRITTEN"));
@@ -430,12 +419,7 @@ fn the_shell_of_another_cartridge_runs_sandboxed_and_so_do_its_programs() {
     home.ok(&["boot", "-q"]);
     derive_world(&home, "experiment", "1.1.0", |_, _| {});
     let lines = write(&home, "lines", "run hello 1\nps\n");
-    let out = home
-        .pxos()
-        .args(["shell", "--cartridge", "default@1.1.0"])
-        .stdin(std::fs::File::open(&lines).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell", "--cartridge", "default@1.1.0"], &lines);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let shell_row = stdout
@@ -449,12 +433,7 @@ fn the_shell_of_another_cartridge_runs_sandboxed_and_so_do_its_programs() {
     assert!(shell_row.contains("sandboxed"), "{stdout}");
     assert!(hello_row.contains("sandboxed"), "{stdout}");
     // The current cartridge's shell runs its programs trusted.
-    let out = home
-        .pxos()
-        .arg("shell")
-        .stdin(std::fs::File::open(&lines).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell"], &lines);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let hello_row = stdout
         .lines()
@@ -470,12 +449,7 @@ fn history_carries_over_to_the_next_session_and_a_damaged_one_is_left_alone() {
     let home = Home::new("shell-history");
     home.ok(&["boot", "-q"]);
     let lines = write(&home, "lines", "ls /\nps\n\n\x01junk\n");
-    let out = home
-        .pxos()
-        .arg("shell")
-        .stdin(std::fs::File::open(&lines).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell"], &lines);
     assert!(out.status.success());
     let history = home.home().join("shell/history.txt");
     assert_eq!(
@@ -497,12 +471,7 @@ fn history_carries_over_to_the_next_session_and_a_damaged_one_is_left_alone() {
     // A damaged history file is reported, the shell still works, and the
     // file is not overwritten.
     std::fs::write(&history, b"ls /\n\xff\xfe\n").unwrap();
-    let out = home
-        .pxos()
-        .arg("shell")
-        .stdin(std::fs::File::open(&lines).unwrap())
-        .output()
-        .unwrap();
+    let out = piped(&home, &["shell"], &lines);
     assert!(out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("the shell history is unreadable"),
