@@ -33,6 +33,8 @@ pub struct Sandbox {
     pub lifted_by_request: bool,
     /// Caps on what the run may write, read, create and hold.
     pub caps: Caps,
+    /// A person consented to this sandboxed run asking the model (`--allow-llm`).
+    pub llm_consent: bool,
 }
 
 /// Syscalls a sandboxed program may make: no kernel changes.
@@ -68,6 +70,7 @@ impl Sandbox {
             kernel_changes: false,
             lifted_by_request: false,
             caps: Caps::default(),
+            llm_consent: false,
         }
     }
 
@@ -91,6 +94,7 @@ impl Sandbox {
             kernel_changes: false,
             lifted_by_request: false,
             caps: Caps::default(),
+            llm_consent: false,
         }
     }
 
@@ -112,6 +116,16 @@ impl Sandbox {
         }
     }
 
+    /// A person's consent to this run asking the model: a sandbox that
+    /// refuses LLM (every sandbox does) allows it.
+    pub fn with_llm_consent(mut self) -> Sandbox {
+        if let Some(allowed) = &mut self.allowed_syscalls {
+            allowed.insert(syscall::LLM);
+        }
+        self.llm_consent = true;
+        self
+    }
+
     /// One line for records and reports.
     pub fn describe(&self) -> String {
         let mut text = match (&self.allowed_syscalls, &self.writable_prefix) {
@@ -128,6 +142,9 @@ impl Sandbox {
         }
         if self.lifted_by_request {
             text.push_str(" (sandbox lifted by --trusted)");
+        }
+        if self.llm_consent && self.allowed_syscalls.is_some() {
+            text.push_str(", model questions allowed by --allow-llm");
         }
         text
     }
@@ -178,6 +195,8 @@ pub struct Launch<'a> {
     pub kernel: Option<KernelInfo>,
     /// The interactive session (a shell's terminal and services).
     pub session: Option<Box<dyn pxos_vm::Session>>,
+    /// The model SYS_LLM asks (the sandbox still decides whether it may).
+    pub llm: Option<Box<dyn pxos_vm::LanguageModel>>,
 }
 
 /// What the version syscalls see.
@@ -207,6 +226,7 @@ impl<'a> Launch<'a> {
             on_print: None,
             kernel: None,
             session: None,
+            llm: None,
         }
     }
 }
@@ -280,6 +300,7 @@ impl Hypervisor {
             on_print,
             kernel,
             session,
+            llm,
         } = launch;
         let config = Config {
             memory_words: sandbox.memory_words,
@@ -300,6 +321,7 @@ impl Hypervisor {
         host.console = Some(self.console.clone());
         host.on_print = on_print;
         host.session = session;
+        host.llm = llm;
         host.time = self.time;
         if let Some(kernel) = kernel {
             host.versions = kernel.versions;

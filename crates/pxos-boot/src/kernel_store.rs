@@ -689,6 +689,7 @@ impl KernelStore {
                         current: record.id,
                     }),
                     session: None,
+                    llm: None,
                 });
                 let failure = match (&result.trap_kind, &result.trap) {
                     (None, _) => {

@@ -82,7 +82,18 @@ fn switch_cause(u: &mut Unstructured<'_>) -> SwitchCause {
 
 /// One generated action of any kind.
 pub fn action(u: &mut Unstructured<'_>) -> Action {
-    match u.int_in_range(0..=10u8).unwrap_or(0) {
+    match u.int_in_range(0..=11u8).unwrap_or(0) {
+        11 => Action::Task {
+            task: format!("t{}", u.int_in_range(1..=9u32).unwrap_or(1)),
+            title: "write a program".into(),
+            accepted: u.arbitrary().unwrap_or(false),
+            rounds: u.int_in_range(1..=3).unwrap_or(1),
+            score: u.arbitrary::<bool>().unwrap_or(false).then_some(8),
+            artefact: u
+                .arbitrary::<bool>()
+                .unwrap_or(false)
+                .then(|| cart_ref(u).sha256),
+        },
         0 => Action::Note {
             label: "note".into(),
         },

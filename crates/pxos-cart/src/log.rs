@@ -229,6 +229,18 @@ pub enum Action {
     },
     /// A boot that changed a kernel's standing (proved it good, used a try, reverted).
     KernelBoot { kernel: u32, outcome: KernelOutcome },
+    /// An agent task ended (the actor is the model that worked on it): its
+    /// artefact was accepted (review score >= 8 and every check passed) or
+    /// the task failed. Changes no state; the task queue holds the task.
+    Task {
+        task: String,
+        title: String,
+        accepted: bool,
+        rounds: u32,
+        score: Option<u8>,
+        /// The SHA-256 of the accepted (or best) artefact.
+        artefact: Option<Hash256>,
+    },
 }
 
 /// Which state an action belongs to.
@@ -257,6 +269,10 @@ impl Action {
             Action::KernelInstall { .. } => "kernel-install",
             Action::KernelSwitch { .. } => "kernel-switch",
             Action::KernelBoot { .. } => "kernel-boot",
+            Action::Task { accepted: true, .. } => "task-accepted",
+            Action::Task {
+                accepted: false, ..
+            } => "task-failed",
         }
     }
 
@@ -271,7 +287,7 @@ impl Action {
             Action::KernelInstall { .. }
             | Action::KernelSwitch { .. }
             | Action::KernelBoot { .. } => Domain::Kernels,
-            Action::Note { .. } | Action::Pack { .. } => Domain::History,
+            Action::Note { .. } | Action::Pack { .. } | Action::Task { .. } => Domain::History,
         }
     }
 

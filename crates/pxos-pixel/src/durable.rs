@@ -87,6 +87,12 @@ macro_rules! labels {
 }
 
 labels! {
+    /// An artefact an agent wrote into its task's workspace.
+    AGENT_ARTEFACT = "agent-artefact";
+    /// The agents' configuration (`HOME/agents/config.json`).
+    AGENT_CONFIG = "agent-config";
+    /// A recorded coaching session (`HOME/agents/sessions/`).
+    AGENT_SESSION = "agent-session";
     /// `pxos asm`'s program image.
     ASM = "asm";
     /// `pxos boot`'s boot log.
@@ -171,6 +177,8 @@ labels! {
     SEGLOG_SEGMENT = "seglog-segment";
     /// The shell's history (`HOME/shell/history.txt`).
     SHELL_HISTORY = "shell-history";
+    /// The task queue (`HOME/agents/tasks.png`).
+    TASK_QUEUE = "task-queue";
     /// `pxos vram build`'s image.
     VRAM = "vram";
     /// `pxos vram diff`'s image.

@@ -132,6 +132,12 @@ pub trait Session {
     fn clear(&mut self);
 }
 
+/// The model a run may ask (SYS_LLM). Whoever supplies it applies the
+/// model policy and logs each question; a refusal is a `Denied` error.
+pub trait LanguageModel {
+    fn ask(&mut self, prompt: &str) -> Result<String, StorageError>;
+}
+
 /// Files and modules held in memory.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStorage {
@@ -340,6 +346,8 @@ pub struct StdHost {
     pub usage: Usage,
     /// The interactive session, for READ_LINE, RUN, INFO, SCREEN_SAVE and CLEAR.
     pub session: Option<Box<dyn Session>>,
+    /// The model SYS_LLM asks (`None`: it answers `UNSUPPORTED`).
+    pub llm: Option<Box<dyn LanguageModel>>,
 }
 
 impl Default for StdHost {
@@ -368,6 +376,7 @@ impl StdHost {
             caps: Caps::default(),
             usage: Usage::default(),
             session: None,
+            llm: None,
         }
     }
 
@@ -520,6 +529,57 @@ impl StdHost {
                 None
             }
         }
+    }
+
+    fn ask_model(&mut self, machine: &mut Machine) -> Result<(), Trap> {
+        let number = syscall::LLM;
+        let r = machine.regs;
+        let Some(prompt) = machine.read_string(r[1], MAX_STRING) else {
+            self.fail(
+                machine,
+                number,
+                error::BAD_ADDRESS,
+                "prompt string runs off memory",
+            );
+            return Ok(());
+        };
+        let prompt = String::from_utf8_lossy(&prompt).into_owned();
+        let Some(model) = self.llm.as_deref_mut() else {
+            self.fail(
+                machine,
+                number,
+                error::UNSUPPORTED,
+                "no model is reachable from this run (`pxos agents` shows the configured ones)",
+            );
+            return Ok(());
+        };
+        let answer = match model.ask(&prompt) {
+            Ok(answer) => answer.replace('\0', ""),
+            Err(err) => {
+                self.fail(machine, number, err.code(), err);
+                return Ok(());
+            }
+        };
+        if r[3] == 0 {
+            self.fail(
+                machine,
+                number,
+                error::TOO_LARGE,
+                "an answer buffer of 0 bytes",
+            );
+            return Ok(());
+        }
+        let mut end = answer.len().min(r[3] as usize - 1);
+        while !answer.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.charge(machine, Cap::HostMemory, end as u64)?;
+        if self.store_string(machine, number, r[2], r[3], &answer.as_bytes()[..end]) {
+            machine.regs[0] = 1;
+            machine.regs[1] = end as u32;
+            machine.regs[2] = u32::from(end < answer.len());
+        }
+        Ok(())
     }
 
     fn list_dir(&mut self, machine: &mut Machine) -> Result<(), Trap> {
@@ -812,6 +872,7 @@ impl Host for StdHost {
                     "no interactive session here (`pxos shell`, or `pxos boot` on a terminal)",
                 );
             }
+            syscall::LLM => self.ask_model(machine)?,
             syscall::READ_LINE => self.read_line(machine)?,
             syscall::LIST_DIR => self.list_dir(machine)?,
             syscall::RUN => self.run_child(machine)?,

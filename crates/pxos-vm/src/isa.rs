@@ -252,6 +252,12 @@ pub mod syscall {
     /// Clear the console text area and the terminal; the next line prints at
     /// the top.
     pub const CLEAR: u16 = 75;
+    /// Ask the configured model: the prompt string at R1, the answer into
+    /// memory at R2 (at most R3 bytes, NUL-terminated; a longer answer is
+    /// cut at a character boundary); R0 = 1, R1 = bytes, R2 = 1 when cut.
+    /// `DENIED` when the sandbox or the model policy refuses, `UNSUPPORTED`
+    /// when no model is reachable from this run.
+    pub const LLM: u16 = 76;
     /// Stage a replacement kernel from file id R1, applied after HALT; R0 = 1 or 0.
     pub const SELF_MODIFY: u16 = 99;
 
@@ -346,6 +352,11 @@ pub mod syscall {
             CLEAR,
             "CLEAR",
             "clear the console text area and the terminal",
+        ),
+        (
+            LLM,
+            "LLM",
+            "ask the configured model: prompt string at R1, answer into R2 (at most R3 bytes); R1 = bytes, R2 = 1 when cut; `DENIED` in a sandbox without consent",
         ),
         (
             SELF_MODIFY,

@@ -32,9 +32,9 @@ mod trap;
 
 pub use font::{CONSOLE_FONT_SOURCE, Console, DEFAULT_CONSOLE_AREA, FONT_FORMAT, Font, FontError};
 pub use host::{
-    Cap, Caps, ChildRun, KernelRequest, LineRead, MAX_ARG_BYTES, MAX_ARGS, MAX_FILE_BYTES,
-    MAX_FUEL, MAX_STRING, MemoryStorage, PrintHook, Session, StdHost, Storage, StorageError,
-    StorageErrorKind, SyscallFailure, Usage, default_messages,
+    Cap, Caps, ChildRun, KernelRequest, LanguageModel, LineRead, MAX_ARG_BYTES, MAX_ARGS,
+    MAX_FILE_BYTES, MAX_FUEL, MAX_STRING, MemoryStorage, PrintHook, Session, StdHost, Storage,
+    StorageError, StorageErrorKind, SyscallFailure, Usage, default_messages,
 };
 pub use machine::{Config, Flags, Host, LoadError, MAX_MEMORY_WORDS, Machine, NullHost, opcode_of};
 pub use program::{PROGRAM_FORMAT, ProgramError, ProgramImage};

@@ -103,6 +103,10 @@ run (`pxos run`, `pxos debug`, other boot stages, sandboxes) answers `UNSUPPORTE
 (the world's shell under `pxos shell`, or `pxos boot` on a terminal); everywhere else they answer `UNSUPPORTED`. RUN \
 places a program exactly as `pxos run NAME --cartridge C` would for the shell's cartridge, so a sandboxed shell runs \
 sandboxed programs. LIST_DIR reads PixelFS like FILE_READ.\n");
+    doc.push_str("\nLLM asks the model the home configured (`pxos agents`; the built-in pixel model by default) \
+through the model policy, each question in the exchange log (`pxos agents log`). A sandboxed run (an experimental \
+cartridge, `pxos run FILE`) is refused with `DENIED` unless a person consents with `--allow-llm`; a run with no model \
+answers `UNSUPPORTED`.\n");
     doc.push_str("\n## Calling convention\n\nA program starts with R1 = the number of its arguments and R2 = the address \
 of argv: R1 words, each the address of one argument, a NUL-terminated UTF-8 string packed four bytes per word \
 (little-endian), as `.string` stores them. The strings and argv sit at the top of memory, in the stack region, and SP \

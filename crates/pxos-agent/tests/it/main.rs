@@ -1,0 +1,7 @@
+//! The agents' library tests: the task queue's scheduling rules and its
+//! file, workspaces under hostile names, the checks, and the coaching loop
+//! against a scripted provider.
+
+mod coach;
+mod queue;
+mod workspace;
