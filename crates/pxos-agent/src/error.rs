@@ -77,5 +77,6 @@ from_kinded!(
     pxos_boot::Error,
     pxos_llm::Error,
     pxos_vram::Error,
-    pxos_remote::Error
+    pxos_remote::Error,
+    pxos_map::Error
 );

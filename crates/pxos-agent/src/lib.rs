@@ -10,6 +10,7 @@
 //! * [`proposer`]: a model as the VRAM improvement loop's proposer.
 
 pub mod bridge;
+pub mod chat;
 pub mod check;
 pub mod coach;
 pub mod config;

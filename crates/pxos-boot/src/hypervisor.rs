@@ -150,6 +150,10 @@ impl Sandbox {
     }
 }
 
+/// Makes the model handle a run gets for SYS_LLM (the CLI supplies it; one
+/// per run, all sharing one model and policy).
+pub type ModelSource = std::rc::Rc<dyn Fn() -> Box<dyn pxos_vm::LanguageModel>>;
+
 /// The answer of `run_program` (and of [`Execution::finish`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResult {

@@ -32,6 +32,8 @@ pub struct Prepared {
     pub storage: Box<dyn Storage>,
     pub name: String,
     pub placement: Placement,
+    /// The model SYS_LLM reaches (the sandbox still decides whether it may).
+    pub llm: Option<Box<dyn pxos_vm::LanguageModel>>,
 }
 
 impl Prepared {
@@ -43,6 +45,7 @@ impl Prepared {
     ) -> (Hypervisor, Launch<'a>) {
         let mut launch = Launch::new(self.name, image, self.sandbox, self.storage);
         launch.args = args;
+        launch.llm = self.llm;
         (self.hypervisor, launch)
     }
 }
@@ -124,6 +127,7 @@ pub fn prepare_named(
         storage: pixelfs_storage(home),
         name: format!("{}:{path}", record.id),
         placement,
+        llm: None,
     };
     Ok((prepared, image))
 }
@@ -220,6 +224,7 @@ pub fn prepare_file(
         storage: pixelfs_storage(home),
         name: path.display().to_string(),
         placement,
+        llm: None,
     })
 }
 

@@ -34,10 +34,13 @@ pub trait Terminal {
 }
 
 /// What `pxos shell` asks for.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ShellRequest {
     /// `name` or `name@version`; the current cartridge when `None`.
     pub cartridge: Option<String>,
+    /// The model `ask` and SYS_LLM reach, for the shell and each program it
+    /// runs (their sandboxes still decide whether they may).
+    pub llm: Option<crate::hypervisor::ModelSource>,
 }
 
 /// One execution of this session, for `ps`.
@@ -89,6 +92,7 @@ pub struct ShellSession {
     mode: &'static str,
     terminal: Box<dyn Terminal>,
     shared: Rc<RefCell<Shared>>,
+    llm: Option<crate::hypervisor::ModelSource>,
 }
 
 fn storage_error(err: Error) -> StorageError {
@@ -218,6 +222,7 @@ impl Session for ShellSession {
         let program = prepared.name.clone();
         let (hypervisor, mut launch) = prepared.launch(&image, args);
         launch.screen = Some(screen.clone());
+        launch.llm = self.llm.as_ref().map(|source| source());
         let result = hypervisor.run_program(launch);
         let outcome = if result.success {
             String::new()
@@ -342,6 +347,7 @@ pub fn run_shell(
         mode,
         terminal,
         shared: shared.clone(),
+        llm: request.llm.clone(),
     };
     let mut launch = Launch::new(
         shell_name,
@@ -352,6 +358,7 @@ pub fn run_shell(
     launch.screen = Some(screen);
     launch.on_print = on_print;
     launch.session = Some(Box::new(session));
+    launch.llm = request.llm.as_ref().map(|source| source());
     let result = hypervisor.run_program(launch);
     if let Some(screen) = &result.screen {
         save_screen_file(&screen_path, screen)?;

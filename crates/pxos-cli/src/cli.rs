@@ -231,6 +231,9 @@ pub enum Command {
         /// cartridge (its execution record says so).
         #[arg(long, conflicts_with = "cartridge")]
         trusted: bool,
+        /// Consent to a sandboxed program asking the model (SYS_LLM); recorded.
+        #[arg(long)]
+        allow_llm: bool,
     },
     /// Debug a program: step, continue, breakpoints, registers, memory, screen.
     /// Reads commands from stdin (one per line; `help` lists them). It runs through
@@ -287,6 +290,251 @@ pub enum Command {
     /// pxOS contacts no host but the remotes added here.
     #[command(subcommand)]
     Remote(RemoteCommand),
+    /// The task queue agents work from: add, list, next, show, start, complete, fail, retry.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// The coaching loop: a model takes tasks, its work is reviewed and really checked.
+    #[command(subcommand)]
+    Coach(CoachCommand),
+    /// Model providers: the built-in pixel model and the OpenAI-compatible
+    /// endpoints added here (pxOS contacts no other model host).
+    Agents(AgentsArgs),
+    /// Evolution proposals: guardrails, world rebuilds from a template, migrations.
+    #[command(subcommand)]
+    Evolve(EvolveCommand),
+    /// The LLM architect: an endpoint and its system prompt.
+    #[command(subcommand)]
+    Architect(ArchitectCommand),
+}
+
+/// Which model answers: `builtin`, an endpoint added with `pxos agents add`, or `replay:FILE`.
+#[derive(Debug, Args)]
+pub struct ProviderArgs {
+    /// builtin, an endpoint's name, or replay:FILE (a recorded session)
+    /// [default: the home's default, `pxos agents`].
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Add a task.
+    Add {
+        /// What to do, in a line.
+        title: String,
+        /// program (PXVM assembly), roadmap, cartridge, world-rebuild, migration, architecture-change.
+        #[arg(long, default_value = "program")]
+        action: String,
+        /// The longer description the model gets.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Higher first.
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+        priority: i64,
+        /// Who takes it: llm, human or auto.
+        #[arg(long, default_value = "llm")]
+        agent: String,
+        #[arg(long)]
+        phase: Option<String>,
+        /// A task that must be completed first (repeatable).
+        #[arg(long = "depends-on", value_name = "ID")]
+        depends_on: Vec<String>,
+        #[arg(long, default_value_t = pxos_agent::queue::DEFAULT_MAX_ATTEMPTS)]
+        max_attempts: u32,
+        /// A line the program must print, in order (repeatable; program tasks).
+        #[arg(long = "expect", value_name = "LINE")]
+        expect: Vec<String>,
+        /// An argument the program is run with (repeatable; program tasks).
+        #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// The accepted artefact's file name in the task's workspace.
+        #[arg(long)]
+        path: Option<String>,
+        /// KEY=VALUE metadata (repeatable).
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+    },
+    /// The tasks, oldest first.
+    List {
+        /// pending, in_progress, review, completed, failed or blocked.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        phase: Option<String>,
+    },
+    /// The task the coaching loop would take next (filters apply before picking).
+    Next {
+        #[arg(long)]
+        phase: Option<String>,
+        /// The agent asking: llm, human or auto.
+        #[arg(long, default_value = "llm")]
+        agent: String,
+    },
+    /// One task, in full.
+    Show { id: String },
+    /// pending -> in_progress (uses an attempt).
+    Start { id: String },
+    /// in_progress or review -> completed.
+    Complete {
+        id: String,
+        #[arg(long)]
+        score: Option<u8>,
+        #[arg(long)]
+        feedback: Option<String>,
+    },
+    /// in_progress or review -> failed.
+    Fail {
+        id: String,
+        #[arg(long)]
+        error: String,
+    },
+    /// failed or blocked -> pending; a task out of attempts needs --more-attempts.
+    Retry {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        more_attempts: u32,
+    },
+    /// Stop a task until a person retries it.
+    Block {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoachCommand {
+    /// Take tasks from the queue and coach them: generate, review, check, accept
+    /// (score >= 8 and every check passing), at most 3 rounds each.
+    Run {
+        /// Only tasks of this phase.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Most tasks to take.
+        #[arg(long, default_value_t = 1)]
+        max_tasks: usize,
+        /// Rounds per task (1 to 3).
+        #[arg(long, default_value_t = pxos_agent::coach::MAX_ROUNDS, value_parser = clap::value_parser!(u32).range(1..=3))]
+        max_rounds: u32,
+        /// Tokens per answer.
+        #[arg(long, default_value_t = 512)]
+        max_tokens: usize,
+        #[command(flatten)]
+        provider: ProviderArgs,
+        /// Show progress live in `pxos view`.
+        #[arg(long)]
+        view: bool,
+    },
+    /// Replay a recorded session (HOME/agents/sessions/*.json) from its
+    /// recorded answers, with the real checks; the queue is not touched.
+    Replay { session: PathBuf },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentsCommand>,
+    /// Do not contact the endpoints to see whether they answer.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Add (or replace) an OpenAI-compatible endpoint.
+    Add {
+        /// Its name (letters, digits, - and _).
+        name: String,
+        /// The API base, such as http://127.0.0.1:11434/v1.
+        #[arg(long)]
+        url: String,
+        /// The model id to ask for.
+        #[arg(long)]
+        model: String,
+        /// The environment variable holding its API key (the key is never stored).
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Make it the default provider.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove an endpoint.
+    Remove { name: String },
+    /// Choose the default provider: builtin or an endpoint's name.
+    Default { provider: String },
+    /// The model policy: refusals, prompt size, rate limit.
+    Policy {
+        /// Requests per minute (0: no limit).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Longest prompt in bytes.
+        #[arg(long)]
+        max_prompt: Option<usize>,
+        /// Refuse prompts containing this (repeatable).
+        #[arg(long)]
+        refuse: Vec<String>,
+        /// Forget the refusals first.
+        #[arg(long)]
+        clear_refusals: bool,
+    },
+    /// Every exchange with a model (newest last).
+    Log {
+        /// Only the last N.
+        #[arg(short = 'n', long)]
+        last: Option<usize>,
+    },
+    /// Ask the model a question (through the policy; logged).
+    Ask {
+        text: String,
+        #[command(flatten)]
+        provider: ProviderArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvolveCommand {
+    /// Propose an evolution: checks the guardrails and, when they hold, queues the
+    /// task (`pxos coach run` takes it). Nothing is promoted without a person.
+    Propose {
+        /// Why, with what was measured ("boot takes 120 ms; the target is 50 ms").
+        #[arg(long)]
+        reason: String,
+        /// world-rebuild, migration or architecture-change.
+        #[arg(long, default_value = "world-rebuild")]
+        kind: String,
+        /// The world template (YAML) [default: the built-in one, `pxos evolve template`].
+        #[arg(long)]
+        template: Option<PathBuf>,
+    },
+    /// The guardrails, checked against a reason, without proposing.
+    Guardrails {
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Print the built-in world template.
+    Template,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchitectCommand {
+    /// Register the architect: its provider and system prompt.
+    Setup {
+        /// builtin or an endpoint's name.
+        #[arg(long, default_value = "builtin")]
+        provider: String,
+        /// The system prompt [default: the built-in architect prompt].
+        #[arg(long)]
+        system_prompt: Option<String>,
+    },
+    /// Ask the architect one question and show its answer and timing.
+    Test {
+        #[arg(default_value = "Name one improvement to the pxOS boot sequence.")]
+        question: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,6 +619,18 @@ pub enum MapCommand {
         #[arg(allow_negative_numbers = true)]
         y: i64,
         text: String,
+    },
+    /// Talk to the tile holding (X, Y): the model answers with the tile's
+    /// conversation as context; the history is kept in the tile's note.
+    Chat {
+        #[arg(allow_negative_numbers = true)]
+        x: i64,
+        #[arg(allow_negative_numbers = true)]
+        y: i64,
+        /// What to say (none: print the conversation so far).
+        text: Option<String>,
+        #[command(flatten)]
+        provider: ProviderArgs,
     },
     /// Set one pixel (R, G, B) at (X, Y).
     Set {
@@ -843,6 +1103,11 @@ pub enum VramCommand {
         /// Show every generation live in `pxos view`.
         #[arg(long)]
         view: bool,
+        /// Who proposes the next roadmap: rules (built in) or llm (the configured model).
+        #[arg(long, default_value = "rules")]
+        proposer: String,
+        #[command(flatten)]
+        provider: ProviderArgs,
     },
     /// Boot the VRAM OS in an image and run it: the kernel schedules the processes.
     Run {

@@ -100,11 +100,16 @@ pub struct Generation {
     pub roadmap: PathBuf,
     pub image: PathBuf,
     pub report: PathBuf,
+    /// Why this generation's proposal was rejected (it lowered the score);
+    /// the loop went on from the best generation before it.
+    pub rejected: Option<String>,
 }
 
 /// Runs up to `generations` generations from `roadmap`, writing
 /// `ROADMAP_VRAM_OS.genNNN.yaml`, `vram_os_stage1.genNNN.png` and
-/// `vram_os_stage1.genNNN.json` into `out_dir`. Stops at full marks.
+/// `vram_os_stage1.genNNN.json` into `out_dir`. Stops at full marks. A
+/// proposal that scores lower than the best generation so far is rejected
+/// (its generation records why) and the next proposal starts from the best.
 pub fn run_loop(
     roadmap: &Roadmap,
     generations: u32,
@@ -114,10 +119,20 @@ pub fn run_loop(
 ) -> Result<Vec<Generation>> {
     std::fs::create_dir_all(out_dir).map_err(|err| Error::io(err, out_dir))?;
     let mut current = roadmap.clone();
-    let mut history = Vec::new();
+    let mut history: Vec<Generation> = Vec::new();
+    // The best generation so far: its number, roadmap and evaluation.
+    let mut best: Option<(u32, Roadmap, Evaluation)> = None;
     for number in 0..generations {
         let (vram, steps) = build(&current)?;
         let evaluation = evaluate(&vram);
+        let rejected = best.as_ref().and_then(|(at, _, kept)| {
+            (evaluation.score < kept.score).then(|| {
+                format!(
+                    "it scores {}/{}, below generation {at}'s {}: rejected, and the loop goes on from generation {at}",
+                    evaluation.score, evaluation.max_score, kept.score
+                )
+            })
+        });
         on_generation(number, &vram, &evaluation);
         let roadmap_path = out_dir.join(format!("ROADMAP_VRAM_OS.gen{number:03}.yaml"));
         let image_path = out_dir.join(format!("vram_os_stage1.gen{number:03}.png"));
@@ -132,7 +147,7 @@ pub fn run_loop(
         };
         write(&roadmap_path, current.to_yaml().as_bytes())?;
         write(&image_path, &vram.to_png())?;
-        let report = serde_json::json!({"generation": number, "evaluation": evaluation, "steps": steps, "reflection": evaluation.failed()});
+        let report = serde_json::json!({"generation": number, "evaluation": evaluation, "steps": steps, "reflection": evaluation.failed(), "rejected": rejected});
         write(
             &report_path,
             serde_json::to_string_pretty(&report)
@@ -147,11 +162,18 @@ pub fn run_loop(
             roadmap: roadmap_path,
             image: image_path,
             report: report_path,
+            rejected: rejected.clone(),
         });
-        if evaluation.full_marks() {
+        if rejected.is_none() {
+            best = Some((number, current.clone(), evaluation));
+        }
+        let (_, kept, kept_evaluation) = best.as_ref().expect("generation 0 is never rejected");
+        if kept_evaluation.full_marks() {
             break;
         }
-        match proposer.propose(&current, &evaluation) {
+        let (kept, kept_evaluation) = (kept.clone(), kept_evaluation.clone());
+        current = kept;
+        match proposer.propose(&current, &kept_evaluation) {
             Some(next) => {
                 next.check()?;
                 current = next;

@@ -102,6 +102,22 @@ pub fn run(command: &MapCommand, global: &Global, output: &Output) -> Result<Out
                 || format!("noted tile ({tx}, {ty})"),
             )?;
         }
+        MapCommand::Chat {
+            x,
+            y,
+            text,
+            provider,
+        } => {
+            return super::agents::map_chat(
+                &root,
+                *x,
+                *y,
+                text.as_deref(),
+                provider.provider.as_deref(),
+                global,
+                output,
+            );
+        }
         MapCommand::Set { x, y, r, g, b } => {
             let mut map = InfiniteMap::open(&root, pxos_map::DEFAULT_TILE_SIZE)?;
             map.set_pixel(*x, *y, [*r, *g, *b])?;

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+mod agents;
 mod boot;
 mod cart;
 mod demo;
@@ -90,6 +91,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
             trace,
             cartridge,
             trusted,
+            allow_llm,
         } => {
             let options = vm::RunOptions {
                 args,
@@ -99,6 +101,7 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
                 caps: caps.caps(),
                 trace: *trace,
                 trusted: *trusted,
+                allow_llm: *allow_llm,
             };
             if cartridge.is_none() && (program.is_file() || program.extension().is_some()) {
                 vm::run_file(program, &options, &cli.global, output)
@@ -130,6 +133,11 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
         Command::Remote(command) => remote::run(command, &cli.global, output),
         Command::X86(command) => x86::run(command, output),
         Command::Llm(command) => llm::run(command, &cli.global, output),
+        Command::Tasks(command) => agents::tasks(command, &cli.global, output),
+        Command::Coach(command) => agents::coach(command, &cli.global, output),
+        Command::Agents(args) => agents::agents(args, &cli.global, output),
+        Command::Evolve(command) => agents::evolve(command, &cli.global, output),
+        Command::Architect(command) => agents::architect(command, &cli.global, output),
         Command::Genesis(crate::cli::GenesisCommand::Check { cartridge }) => {
             cart::genesis(Some(cartridge), None, &cli.global, output)
         }

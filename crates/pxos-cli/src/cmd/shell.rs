@@ -247,12 +247,21 @@ fn start(cartridge: Option<String>, global: &Global, output: &Output) -> Result<
     };
     let end = pxos_boot::shell::run_shell(
         &home,
-        &ShellRequest { cartridge },
+        &ShellRequest {
+            cartridge,
+            llm: Some(model_source(&home)),
+        },
         terminal,
         Some(printer(output.json)),
     )?;
     history.save()?;
     Ok(end)
+}
+
+/// The home's model, opened on the first question (`ask`, SYS_LLM).
+fn model_source(home: &std::path::Path) -> pxos_boot::hypervisor::ModelSource {
+    let model = pxos_agent::bridge::SharedModel::new(home, None);
+    std::rc::Rc::new(move || model.boxed())
 }
 
 fn report(end: &ShellEnd, output: &Output) -> Result<()> {

@@ -97,6 +97,8 @@ pub struct RunOptions<'a> {
     pub caps: pxos_vm::Caps,
     pub trace: bool,
     pub trusted: bool,
+    /// A person consents to a sandboxed run asking the model.
+    pub allow_llm: bool,
 }
 
 /// `pxos run FILE`: sandboxed unless the file is part of the current cartridge
@@ -118,6 +120,7 @@ pub fn run_file(
         options.fuel,
     )?;
     prepared.sandbox.caps = options.caps;
+    with_model(&mut prepared, options, global)?;
     execute(
         prepared,
         &loaded.image,
@@ -139,7 +142,22 @@ pub fn run_named(
     let (mut prepared, image) =
         pxos_boot::run::prepare_named(&home(global)?, name, cartridge, options.fuel)?;
     prepared.sandbox.caps = options.caps;
+    with_model(&mut prepared, options, global)?;
     execute(prepared, &image, name, options, output)
+}
+
+/// The home's model for SYS_LLM, and the person's consent when given.
+fn with_model(
+    prepared: &mut pxos_boot::run::Prepared,
+    options: &RunOptions<'_>,
+    global: &Global,
+) -> Result<()> {
+    let home = home(global)?;
+    prepared.llm = Some(pxos_agent::bridge::SharedModel::new(&home, None).boxed());
+    if options.allow_llm {
+        prepared.sandbox = prepared.sandbox.clone().with_llm_consent();
+    }
+    Ok(())
 }
 
 fn execute(

@@ -86,16 +86,37 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
             generations,
             out,
             view,
+            proposer,
+            provider,
         } => {
             let roadmap = load_roadmap(roadmap)?;
             let mut live = super::view::Live::start(*view, global, output, "loop")?;
+            let mut rules = RuleProposer {
+                fixes_per_generation: 2,
+            };
+            let mut llm = match proposer.as_str() {
+                "rules" => None,
+                "llm" => {
+                    let home = crate::home::home(global)?;
+                    Some(pxos_agent::proposer::LlmProposer::new(
+                        super::agents::open_gate(&home, provider.provider.as_deref())?,
+                    ))
+                }
+                other => {
+                    return Err(crate::error::CliError::usage(format!(
+                        "unknown proposer {other:?} (rules or llm)"
+                    )));
+                }
+            };
+            let chosen: &mut dyn pxos_vram::improve::Proposer = match &mut llm {
+                Some(llm) => llm,
+                None => &mut rules,
+            };
             let history = run_loop(
                 &roadmap,
                 *generations,
                 out,
-                &mut RuleProposer {
-                    fixes_per_generation: 2,
-                },
+                chosen,
                 &mut |number, vram, evaluation| {
                     live.frame(
                         vram,
@@ -112,7 +133,7 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
                     json!({"type": "generation", "generation": generation}),
                     || {
                         format!(
-                            "gen {:03}: score {}/{}{}",
+                            "gen {:03}: score {}/{}{}{}",
                             generation.number,
                             generation.score,
                             generation.max_score,
@@ -120,7 +141,11 @@ pub fn run(command: &VramCommand, global: &Global, output: &Output) -> Result<Ou
                                 String::new()
                             } else {
                                 format!("  failing: {}", generation.failed.join(", "))
-                            }
+                            },
+                            generation
+                                .rejected
+                                .as_ref()
+                                .map_or(String::new(), |why| format!("  REJECTED: {why}"))
                         )
                     },
                 )?;
