@@ -309,6 +309,10 @@ pub fn coach(command: &CoachCommand, global: &Global, output: &Output) -> Result
                 },
             )?;
             if accepted < reports.len() {
+                eprintln!(
+                    "pxos: error: {} task(s) were not accepted; their best attempts are kept for a person (`pxos tasks list --status failed`)",
+                    reports.len() - accepted
+                );
                 return Ok(Outcome::Negative);
             }
         }
@@ -336,6 +340,10 @@ pub fn coach(command: &CoachCommand, global: &Global, output: &Output) -> Result
                 },
             )?;
             if !replay.report.accepted {
+                eprintln!(
+                    "pxos: error: the replayed task was not accepted (as {}recorded)",
+                    if replay.recorded_accepted { "NOT " } else { "" }
+                );
                 return Ok(Outcome::Negative);
             }
         }

@@ -1,5 +1,6 @@
 //! The `pxos` binary, run as a user runs it: fresh homes, real files, exit codes.
 
+mod agents;
 mod boot;
 mod cart;
 mod crash;
