@@ -509,6 +509,75 @@ pub fn log_task_end(
     Ok(())
 }
 
+/// What [`recover`] found after a coaching process died.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovery {
+    /// Temporaries of dead processes removed from the agents' folders.
+    pub temporaries: usize,
+    /// Tasks a dead coaching process left in progress, now failed.
+    pub interrupted: Vec<String>,
+}
+
+fn process_runs(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Cleans up after a coaching process that died: its temporaries in the
+/// agents' folders, and the tasks it held (in progress, its process gone),
+/// which fail with the reason so a person can retry them.
+pub fn recover(home: &Path) -> Result<Recovery> {
+    let mut recovery = Recovery::default();
+    let agents = home.join("agents");
+    let mut dirs = vec![agents.clone(), agents.join("sessions")];
+    for area in [crate::workspace::WORKSPACES, crate::workspace::REPLAYS] {
+        if let Ok(entries) = std::fs::read_dir(home.join(area)) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+    }
+    for dir in dirs {
+        recovery.temporaries +=
+            pxos_pixel::durable::remove_stale_temporaries_beside(&dir.join("x"));
+    }
+    if !crate::queue::queue_path(home).exists() {
+        return Ok(recovery);
+    }
+    let me = u64::from(std::process::id());
+    recovery.interrupted = TaskQueue::update(home, |queue| {
+        let stuck: Vec<(String, u64)> = queue
+            .tasks
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.status,
+                    crate::queue::Status::InProgress | crate::queue::Status::Review
+                )
+            })
+            .filter_map(|t| {
+                t.metadata
+                    .get("runner")
+                    .and_then(|v| v.as_u64())
+                    .map(|pid| (t.id.clone(), pid))
+            })
+            .filter(|(_, pid)| *pid != me && !process_runs(*pid))
+            .collect();
+        for (id, pid) in &stuck {
+            if queue.get(id)?.status == crate::queue::Status::InProgress {
+                queue.to_review(id)?;
+            }
+            queue.fail(
+                id,
+                &format!("interrupted: the coaching process (pid {pid}) ended before the task did"),
+            )?;
+        }
+        Ok(stuck.into_iter().map(|(id, _)| id).collect())
+    })?;
+    Ok(recovery)
+}
+
 /// `pxos coach run`: up to `options.max_tasks` tasks, each taken from the
 /// one queue (filters applied before picking), coached, and ended in the
 /// queue and the evolution log.
@@ -523,6 +592,7 @@ pub fn run(
         agent: Some(Agent::Llm),
         action: None,
     };
+    recover(home)?;
     let mut reports = Vec::new();
     while reports.len() < options.max_tasks {
         let task = TaskQueue::update(home, |queue| {
@@ -530,7 +600,14 @@ pub fn run(
                 return Ok(None);
             };
             queue.start(&id)?;
-            Ok(Some(queue.get(&id)?.clone()))
+            let pid = serde_json::Value::from(std::process::id());
+            let task = queue
+                .tasks
+                .iter_mut()
+                .find(|t| t.id == id)
+                .expect("started above");
+            task.metadata.insert("runner".into(), pid);
+            Ok(Some(task.clone()))
         })?;
         let Some(task) = task else { break };
         on_event(&Event::TaskStarted {

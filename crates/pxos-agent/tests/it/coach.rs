@@ -188,3 +188,34 @@ fn a_recorded_session_replays_to_the_same_log_entries() {
     }
     assert_eq!(logged[0], logged[1], "every replay logs the same entry");
 }
+
+#[test]
+fn a_task_left_in_progress_by_a_dead_coach_is_failed_for_a_person() {
+    let dir = TempDir::new("coach-recover");
+    let home = dir.path();
+    let id = program_task(home);
+    TaskQueue::update(home, |q| {
+        q.start(&id)?;
+        q.tasks[0]
+            .metadata
+            .insert("runner".into(), serde_json::Value::from(u32::MAX - 7));
+        Ok(())
+    })
+    .unwrap();
+    let recovery = coach::recover(home).unwrap();
+    assert_eq!(recovery.interrupted, vec![id.clone()]);
+    let task = TaskQueue::load(home).unwrap().get(&id).unwrap().clone();
+    assert_eq!(task.status, Status::Failed);
+    assert!(task.error.unwrap().contains("interrupted"));
+    // A task held by a live process (this one) is left alone.
+    TaskQueue::update(home, |q| {
+        q.retry(&id, 0)?;
+        q.start(&id)?;
+        q.tasks[0]
+            .metadata
+            .insert("runner".into(), serde_json::Value::from(std::process::id()));
+        Ok(())
+    })
+    .unwrap();
+    assert!(coach::recover(home).unwrap().interrupted.is_empty());
+}

@@ -91,6 +91,21 @@ fn log_with_a_sealed_segment(home: &Home) {
     home.ok(&["log", "note", "third", "--actor", "ada"]);
 }
 
+/// Two program tasks and a recording that answers one of them correctly.
+fn two_tasks_and_answers(home: &Home) {
+    for title in ["first", "second"] {
+        home.ok(&["tasks", "add", title, "--expect", "hi"]);
+    }
+    let answers = serde_json::json!([
+        {"time": "", "purpose": "generate", "provider": "r", "model": "m", "prompt": [],
+         "response": "```pxasm\nIMM32 R1, T\nLI R2, 1\nSYSCALL 1\nHALT\nT: .string \"hi\"\n```",
+         "prompt_tokens": 1, "completion_tokens": 1, "ms": 0},
+        {"time": "", "purpose": "review", "provider": "r", "model": "m", "prompt": [],
+         "response": "SCORE: 9", "prompt_tokens": 1, "completion_tokens": 1, "ms": 0}
+    ]);
+    std::fs::write(home.scratch("answers.json"), answers.to_string()).unwrap();
+}
+
 fn cart_dir(home: &Home) {
     let dir = home.scratch("cart");
     std::fs::create_dir_all(&dir).unwrap();
@@ -264,6 +279,28 @@ fn scenario(label: Label) -> Option<Scenario> {
             "out.png",
         ),
         "boot-log" | "boot-screen" => state(booted, |_, _| args(&["boot", "-q"])),
+        "task-queue" => state(nothing, |_, round| {
+            args(&["tasks", "add", &format!("task {round}"), "--expect", "x"])
+        }),
+        "agent-config" => state(nothing, |_, round| {
+            args(&[
+                "agents",
+                "add",
+                &format!("e{round}"),
+                "--url",
+                "http://127.0.0.1:9/v1",
+                "--model",
+                "m",
+            ])
+        }),
+        "agent-artefact" | "agent-session" => state(two_tasks_and_answers, |h, _| {
+            args(&[
+                "coach",
+                "run",
+                "--provider",
+                &format!("replay:{}", s(&h.scratch("answers.json"))),
+            ])
+        }),
         "shell-history" => Scenario {
             stdin: Some("help\nls /\n"),
             ..state(booted, |_, _| args(&["shell"]))

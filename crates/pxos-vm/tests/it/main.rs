@@ -4,6 +4,7 @@ mod asm_errors;
 mod differential;
 mod hostile;
 mod isa_doc;
+mod llm;
 mod round_trip;
 mod seed;
 mod session;
