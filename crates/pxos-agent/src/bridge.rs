@@ -50,7 +50,12 @@ impl SharedModel {
         let mut state = self.state.borrow_mut();
         if state.gate.is_none() {
             let config = AgentConfig::load(&state.home)?;
-            let provider = crate::provider::open(&state.home, &config, state.spec.as_deref())?;
+            // The route the boot's control plane chose, unless one was named.
+            let spec = state
+                .spec
+                .clone()
+                .unwrap_or_else(|| crate::control::route(&state.home, &config, "ask"));
+            let provider = crate::provider::open(&state.home, &config, Some(&spec))?;
             state.gate = Some(Gate::new(provider, config.policy, Some(&state.home)));
         }
         let gate = state.gate.as_mut().expect("opened above");

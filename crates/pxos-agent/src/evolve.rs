@@ -483,6 +483,7 @@ fn boot_check(home: &Path, workspace: &Workspace, id: &str) -> Result<CheckRepor
         log_file: Some(workspace.path("boot.log")?),
         screen_file: Some(workspace.path("boot-screen.png")?),
         cartridge: Some(id.to_string()),
+        host: None,
     };
     Ok(match pxos_boot::boot::boot_home(home, &request) {
         Ok(boot) if boot.report.ok() => CheckReport {

@@ -14,6 +14,7 @@ pub mod chat;
 pub mod check;
 pub mod coach;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod evolve;
 pub mod http;

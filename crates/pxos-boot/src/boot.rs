@@ -32,6 +32,28 @@ use crate::storage::CartridgeStorage;
 
 /// The `path` of the built-in verification stage.
 pub const BUILTIN_VERIFY: &str = "builtin:verify";
+/// The LLM control plane: a host step that discovers the configured models
+/// and writes the home's routing table (`HOME/agents/routing.json`).
+pub const BUILTIN_MODELS: &str = "builtin:models";
+
+/// Host steps a boot stage may ask for (`"host": NAME`, or the path
+/// [`BUILTIN_MODELS`]): what only the host can do at boot, supplied by the
+/// caller (the CLI's agents). A boot without them says each step did not run.
+pub trait HostSteps {
+    /// Runs step `name` (`policy`, `models`); `dry_run` writes nothing.
+    /// The line for the boot report, or why it failed.
+    fn run(&self, name: &str, dry_run: bool) -> std::result::Result<String, String>;
+}
+
+/// The host steps of a boot (a handle the request can carry).
+#[derive(Clone)]
+pub struct Host(pub std::rc::Rc<dyn HostSteps>);
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host(..)")
+    }
+}
 /// Default instruction budget per stage.
 pub const DEFAULT_STAGE_FUEL: u64 = 10_000_000;
 /// Where a world keeps its console font.
@@ -60,6 +82,9 @@ pub struct Stage {
     /// program interactively (at most one stage has this).
     #[serde(default)]
     pub shell: bool,
+    /// A host step run after the stage's program halts cleanly (`policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// A boot sequence (`boot/sequence.json`).
@@ -108,7 +133,16 @@ impl Sequence {
                     stage.name
                 )));
             }
-            if stage.path == BUILTIN_VERIFY {
+            if let Some(step) = &stage.host
+                && !HOST_STEPS.contains(&step.as_str())
+            {
+                return Err(Error::Format(format!(
+                    "stage {}: unknown host step {step:?} (one of: {})",
+                    stage.name,
+                    HOST_STEPS.join(", ")
+                )));
+            }
+            if stage.path == BUILTIN_VERIFY || stage.path == BUILTIN_MODELS {
                 if stage.kernel || stage.shell {
                     return Err(Error::Format(format!(
                         "stage {} cannot be both the verification stage and the kernel or shell stage",
@@ -227,6 +261,39 @@ impl Report {
     }
 }
 
+/// The host steps a stage may name.
+pub const HOST_STEPS: &[&str] = &["policy", "models"];
+
+/// Runs host step `step` for `line`: through the caller's host steps, or
+/// says plainly that it did not run.
+fn host_step(host: Option<&Host>, step: &str, dry_run: bool, line: &mut StageReport, alone: bool) {
+    let joined = |line: &mut StageReport, text: String| {
+        line.detail = if line.detail.is_empty() {
+            text
+        } else {
+            format!("{}; {text}", line.detail)
+        };
+    };
+    match host {
+        Some(host) => match host.0.run(step, dry_run) {
+            Ok(text) => joined(line, text),
+            Err(why) => {
+                line.outcome = Outcome::Failed;
+                joined(line, format!("host step {step} failed: {why}"));
+            }
+        },
+        None => {
+            if alone {
+                line.outcome = Outcome::Skipped;
+            }
+            joined(
+                line,
+                format!("host step {step} not run: only `pxos boot` of the current world runs it"),
+            );
+        }
+    }
+}
+
 /// What `boot` needs besides the unpacked cartridge.
 pub struct BootOptions<'a> {
     pub dry_run: bool,
@@ -240,6 +307,8 @@ pub struct BootOptions<'a> {
     /// The kernel store whose current kernel the kernel stage boots; `None`
     /// runs the cartridge's own kernel module like any other stage.
     pub kernels: Option<&'a KernelStore>,
+    /// The host steps (`None`: every host step says it did not run).
+    pub host: Option<Host>,
 }
 
 fn stage_line(stage: &Stage) -> StageReport {
@@ -313,6 +382,14 @@ pub fn boot(
                     line.detail = err.to_string();
                 }
             }
+        } else if stage.path == BUILTIN_MODELS {
+            host_step(
+                options.host.as_ref(),
+                "models",
+                options.dry_run,
+                &mut line,
+                true,
+            );
         } else if let (true, Some(store), false) = (stage.kernel, options.kernels, options.dry_run)
         {
             let fuel = stage
@@ -368,6 +445,9 @@ pub fn boot(
                     line.warnings = result.warnings;
                     if result.success {
                         line.detail = format!("{} cycles", result.cycles);
+                        if let Some(step) = &stage.host {
+                            host_step(options.host.as_ref(), step, false, &mut line, false);
+                        }
                     } else {
                         line.outcome = Outcome::Failed;
                         line.detail = result.trap.unwrap_or_default();
@@ -581,6 +661,9 @@ pub struct BootRequest {
     pub screen_file: Option<PathBuf>,
     /// `name` or `name@version`; the current cartridge when `None`.
     pub cartridge: Option<String>,
+    /// The host steps (the policy, the model control plane), run only when
+    /// the current world boots.
+    pub host: Option<Host>,
 }
 
 impl BootRequest {
@@ -745,6 +828,11 @@ pub fn boot_home(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         storage: &storage,
         mounted,
         kernels: use_store.then_some(&stores.kernels),
+        host: if is_current && degraded.is_none() {
+            request.host.clone()
+        } else {
+            None
+        },
     };
     let report = boot(&root, &manifest, &record.sha256, &options)?;
     let boot_dir = home.join("boot");
@@ -836,6 +924,7 @@ fn dry_run_fresh(home: &Path, request: &BootRequest) -> Result<HomeBoot> {
         storage: &no_storage,
         mounted: None,
         kernels: None,
+        host: None,
     };
     let report = boot(&root, &manifest, &sha256, &options)?;
     let log_file = match &request.log_file {

@@ -118,7 +118,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
         Some(Ok(sequence)) => sequence
             .stages
             .iter()
-            .filter(|s| s.path != BUILTIN_VERIFY)
+            .filter(|s| s.path != BUILTIN_VERIFY && s.path != crate::boot::BUILTIN_MODELS)
             .map(|s| {
                 let loaded = std::fs::read(tree.join(&s.path))
                     .map_err(|err| err.to_string())
@@ -317,6 +317,7 @@ pub fn check(home: &Path, registry: &Registry, record: &Record) -> Result<Report
             storage: &no_storage,
             mounted: None,
             kernels: None,
+            host: None,
         };
         let outcome = match (&manifest, unpacked.is_ok()) {
             (Some(manifest), true) => crate::boot::boot(&tree, manifest, &record.sha256, &options)

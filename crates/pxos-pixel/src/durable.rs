@@ -93,6 +93,8 @@ labels! {
     AGENT_CONFIG = "agent-config";
     /// A recorded coaching session (`HOME/agents/sessions/`).
     AGENT_SESSION = "agent-session";
+    /// The LLM control plane's routing table (`HOME/agents/routing.json`).
+    AGENT_ROUTING = "agent-routing";
     /// `pxos asm`'s program image.
     ASM = "asm";
     /// `pxos boot`'s boot log.

@@ -59,6 +59,11 @@ pub fn run(cli: &Cli, output: &Output) -> Result<Outcome> {
                 log_file: log.clone(),
                 screen_file: screen.clone(),
                 cartridge: cartridge.clone(),
+                host: Some(pxos_boot::boot::Host(std::rc::Rc::new(
+                    pxos_agent::control::BootHost {
+                        home: crate::home::home(&cli.global)?,
+                    },
+                ))),
             };
             let booted = boot::boot(&request, &cli.global, output)?;
             // On a terminal the boot ends at the world's prompt.

@@ -546,3 +546,53 @@ fn the_llm_proposer_is_rejected_when_it_lowers_the_score() {
         2
     );
 }
+
+#[test]
+fn the_boot_loads_the_policy_and_writes_the_routing_table_without_requests() {
+    let home = Home::new("agents-control-plane");
+    home.ok(&[
+        "agents",
+        "add",
+        "lab",
+        "--url",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+    ]);
+    home.ok(&["architect", "setup", "--provider", "lab"]);
+    let out = home.ok(&["boot", "--no-shell"]);
+    assert!(
+        out.contains("[3] policy   ok")
+            && out.contains("model policy loaded: 60 requests a minute"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[4] models   ok") && out.contains("routing table written"),
+        "{out}"
+    );
+    let routing: Value =
+        serde_json::from_slice(&std::fs::read(home.home().join("agents/routing.json")).unwrap())
+            .unwrap();
+    assert_eq!(routing["routes"]["ask"], "builtin");
+    assert_eq!(routing["routes"]["architect"], "lab");
+    assert_eq!(
+        routing["models"][1]["state"],
+        "configured (not contacted at boot)"
+    );
+    assert!(network_log(&home).is_empty(), "a boot makes no request");
+    // A damaged configuration fails the optional stages, by name; the boot goes on.
+    std::fs::write(home.home().join("agents/config.json"), b"{broken").unwrap();
+    let out = home.ok(&["boot", "--no-shell"]);
+    assert!(
+        out.contains("[3] policy   skipped")
+            && out.contains("host step policy failed")
+            && out.contains("not a pxOS agents configuration"),
+        "{out}"
+    );
+    assert!(out.contains("[4] models   skipped"), "{out}");
+    assert!(out.contains("boot complete"), "{out}");
+    assert_eq!(
+        std::fs::read(home.home().join("agents/config.json")).unwrap(),
+        b"{broken"
+    );
+}

@@ -19,7 +19,7 @@ fn boot_installs_and_boots_the_default_world_on_a_fresh_home() {
         "[1] bios",
         "[2] kernel",
         "[3] policy",
-        "[4] shell",
+        "[5] shell",
     ] {
         assert!(out.contains(stage), "{stage} missing:\n{out}");
     }

@@ -278,7 +278,7 @@ fn scenario(label: Label) -> Option<Scenario> {
             },
             "out.png",
         ),
-        "boot-log" | "boot-screen" => state(booted, |_, _| args(&["boot", "-q"])),
+        "boot-log" | "boot-screen" | "agent-routing" => state(booted, |_, _| args(&["boot", "-q"])),
         "task-queue" => state(nothing, |_, round| {
             args(&["tasks", "add", &format!("task {round}"), "--expect", "x"])
         }),

@@ -17,7 +17,7 @@ fn a_dry_run_on_a_fresh_home_writes_nothing() {
     let out = home.ok(&["boot", "--dry-run"]);
     assert!(
         out.contains("a boot would install the built-in default world as default@1.0.0")
-            && out.contains("[4] shell    checked"),
+            && out.contains("[5] shell    checked"),
         "{out}"
     );
     assert!(!home.home().exists(), "the dry run created the home");
