@@ -254,6 +254,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/map/stats", get(map_stats))
         .route("/api/map/tiles", get(map_tiles))
         .route("/api/map/tile.png", get(map_tile))
+        .route("/api/map/chat", get(map_chat_history).post(map_chat))
+        .route("/api/agents", get(agents))
         .fallback(|uri: axum::http::Uri| async move {
             fail(
                 StatusCode::NOT_FOUND,
@@ -937,4 +939,119 @@ pub fn remove_address(home: &Path) {
     {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// The agents panel: the task queue, the last exchanges with models, and
+/// the recorded sessions (the page polls it, so a running `pxos coach run`
+/// shows live).
+async fn agents(State(shared): Shared_) -> Response {
+    blocking(move || {
+        let home = &shared.home;
+        let queue = match pxos_agent::queue::TaskQueue::load(home) {
+            Ok(queue) => queue,
+            Err(err) => return fail(status_of(err.kind()), err.to_string()),
+        };
+        let tasks: Vec<serde_json::Value> = queue
+            .tasks
+            .iter()
+            .map(|t| {
+                json!({"id": t.id, "title": t.title, "status": t.status.name(), "action": t.action.name(),
+                       "priority": t.priority, "attempts": t.attempts, "max_attempts": t.max_attempts,
+                       "review_score": t.review_score, "needs_human": t.needs_human, "error": t.error,
+                       "outcome": t.outcome})
+            })
+            .collect();
+        let exchanges = pxos_agent::provider::read_exchanges(home).unwrap_or_default();
+        let recent: Vec<serde_json::Value> = exchanges
+            .iter()
+            .rev()
+            .take(20)
+            .map(|e| {
+                json!({"time": e.time, "purpose": e.purpose.name(), "provider": e.provider, "model": e.model,
+                       "question": e.prompt.last().map(|m| m.content.chars().take(200).collect::<String>()),
+                       "response": e.response.chars().take(400).collect::<String>(), "ms": e.ms,
+                       "refused": e.refused})
+            })
+            .collect();
+        let mut sessions: Vec<String> = std::fs::read_dir(home.join(pxos_agent::coach::SESSIONS))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        sessions.sort();
+        axum::Json(json!({"tasks": tasks, "progress": queue.progress(None), "exchanges": recent,
+                          "sessions": sessions, "exchange_count": exchanges.len()}))
+        .into_response()
+    })
+    .await
+}
+
+/// A map tile's conversation.
+async fn map_chat_history(State(shared): Shared_, RawQuery(raw): RawQuery) -> Response {
+    blocking(move || {
+        let query = tri!(Query::parse(raw));
+        let x: i64 = tri!(query.number("x"));
+        let y: i64 = tri!(query.number("y"));
+        let mut map = tri!(open_map(&shared));
+        match pxos_agent::chat::history(&mut map, x, y) {
+            Ok(((tx, ty), chat)) => {
+                axum::Json(json!({"tile": [tx, ty], "topic": chat.topic, "turns": chat.turns}))
+                    .into_response()
+            }
+            Err(err) => fail(status_of(err.kind()), err.to_string()),
+        }
+    })
+    .await
+}
+
+/// Says something to a map tile (the token is required: it writes the
+/// tile's note and asks the home's model).
+async fn map_chat(State(shared): Shared_, headers: HeaderMap, body: Bytes) -> Response {
+    tri!(check_token(&shared, &headers));
+    blocking(move || {
+        let request: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(err) => return fail(StatusCode::BAD_REQUEST, format!("not JSON: {err}")),
+        };
+        let (Some(x), Some(y), Some(text)) = (
+            request["x"].as_i64(),
+            request["y"].as_i64(),
+            request["text"].as_str().filter(|t| !t.trim().is_empty()),
+        ) else {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "send {\"x\": X, \"y\": Y, \"text\": TEXT}",
+            );
+        };
+        let home = &shared.home;
+        let gate = pxos_agent::config::AgentConfig::load(home).and_then(|config| {
+            let spec = pxos_agent::control::route(home, &config, "chat");
+            let provider = pxos_agent::provider::open(home, &config, Some(&spec))?;
+            Ok(pxos_agent::provider::Gate::new(
+                provider,
+                config.policy,
+                Some(home),
+            ))
+        });
+        let mut gate = match gate {
+            Ok(gate) => gate,
+            Err(err) => return fail(status_of(err.kind()), err.to_string()),
+        };
+        let root = home.join("map");
+        let mut map = match pxos_map::InfiniteMap::open(&root, pxos_map::DEFAULT_TILE_SIZE) {
+            Ok(map) => map,
+            Err(err) => return fail(status_of(err.kind()), err.to_string()),
+        };
+        match pxos_agent::chat::say(&mut map, &mut gate, x, y, text) {
+            Ok((reply, chat)) => {
+                axum::Json(json!({"reply": reply, "turns": chat.turns})).into_response()
+            }
+            Err(err) => fail(status_of(err.kind()), err.to_string()),
+        }
+    })
+    .await
 }

@@ -130,6 +130,7 @@ fn the_page_in_headless_chromium_shows_the_live_system() {
     home.ok(&["fs", "add", "/docs/view-test.txt", file.to_str().unwrap()]);
     home.ok(&["map", "put", "10", "5", file.to_str().unwrap()]);
     home.ok(&["map", "put", "-300", "5", file.to_str().unwrap()]);
+    home.ok(&["tasks", "add", "a task for the view", "--expect", "hi"]);
     let view = View::start(&home);
     let work = home.scratch("browser");
     std::fs::create_dir_all(&work).unwrap();
@@ -160,6 +161,41 @@ fn the_page_in_headless_chromium_shows_the_live_system() {
     .unwrap();
     eprintln!("browser saw: {seen}");
     assert_eq!(seen["last_label"], "run_hello");
+    // The map chat and the agents panel.
+    let chat = seen["chat"].as_str().unwrap();
+    assert!(
+        chat.contains("user: hello tile") && chat.contains("assistant"),
+        "{chat}"
+    );
+    assert_eq!(seen["agent_rows"], 1);
+    assert!(
+        seen["agents_progress"]
+            .as_str()
+            .unwrap()
+            .contains("1 tasks"),
+        "{seen}"
+    );
+    assert!(seen["agent_exchanges"].as_u64().unwrap() >= 1);
+    // "tile TX, TY": the tile clicked; its note holds the conversation.
+    let tile = seen["chat_tile"].as_str().unwrap();
+    let coords: Vec<i64> = tile["tile ".len()..]
+        .split(" · ")
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|n| n.parse::<i64>().unwrap() * 256)
+        .collect();
+    let note = home.ok(&[
+        "--json",
+        "map",
+        "chat",
+        &coords[0].to_string(),
+        &coords[1].to_string(),
+    ]);
+    assert!(
+        note.contains("hello tile"),
+        "the conversation is in the tile's note: {note}"
+    );
     assert_eq!(seen["zoom_after_plus"], "2");
     // Generation 0 against the last: the loop changed pixels in these regions.
     let diff = seen["diff"].as_str().unwrap();
@@ -669,4 +705,50 @@ fn packed_files_show_their_header_bytes_and_pixels() {
     assert_eq!(status, 200);
     let (_, payload) = pxos_pixel::decode_from_slice(&png, &Default::default()).unwrap();
     assert_eq!(payload, b"packed bytes, read through the pack");
+}
+
+#[test]
+fn the_agents_api_and_the_map_chat_need_their_token() {
+    let home = Home::new("view-agents");
+    home.ok(&["tasks", "add", "shown in the view", "--expect", "hi"]);
+    let view = View::start(&home);
+    let (status, agents) = view.json("/api/agents");
+    assert_eq!(status, 200, "{agents}");
+    assert_eq!(agents["tasks"][0]["title"], "shown in the view");
+    assert_eq!(agents["progress"]["pending"], 1);
+    let body = br#"{"x": 3, "y": 4, "text": "who are you?"}"#;
+    let (status, _) = request(view.port, "POST", "/api/map/chat", "wrong", body).unwrap();
+    assert_eq!(status, 403, "a chat writes a note: the token is needed");
+    let (status, _) = request(
+        view.port,
+        "POST",
+        "/api/map/chat",
+        &view.token,
+        b"{not json",
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    let (status, _) = request(
+        view.port,
+        "POST",
+        "/api/map/chat",
+        &view.token,
+        br#"{"x": 1}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    let (status, reply) = request(view.port, "POST", "/api/map/chat", &view.token, body).unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+    let reply: Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(reply["turns"][0]["content"], "who are you?");
+    let (status, history) = view.json("/api/map/chat?x=3&y=4");
+    assert_eq!(status, 200);
+    assert_eq!(history["turns"].as_array().unwrap().len(), 2);
+    let (_, agents) = view.json("/api/agents");
+    assert_eq!(agents["exchanges"][0]["purpose"], "chat");
+    // A damaged queue is named, not shown as empty.
+    std::fs::write(home.home().join("agents/tasks.png"), b"junk").unwrap();
+    let (status, body) = view.json("/api/agents");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("damaged"));
 }

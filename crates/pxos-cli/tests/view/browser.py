@@ -126,6 +126,20 @@ try:
     seen["map_tiles_after_pan"] = int(wait("a second tile after panning", lambda: int(driver.execute_script(
         "return document.body.dataset.mapTiles || 0")) > 1 and driver.execute_script("return document.body.dataset.mapTiles")))
     seen["map_label"] = driver.find_element(By.ID, "map-label").text
+    # A tile as a conversation: click it, say something, the model answers,
+    # and the history is the tile's note.
+    driver.find_element(By.ID, "map-canvas").click()
+    seen["chat_tile"] = wait("the clicked tile", lambda: "tile" in driver.find_element(By.ID, "chat-tile").text
+                             and driver.find_element(By.ID, "chat-tile").text)
+    driver.find_element(By.ID, "chat-text").send_keys("hello tile")
+    driver.find_element(By.CSS_SELECTOR, "#chat-form button").click()
+    seen["chat"] = wait("the tile's answer", lambda: "assistant" in driver.find_element(By.ID, "chat-log").text
+                        and driver.find_element(By.ID, "chat-log").text)
+    # The agents panel: the queue, polled.
+    driver.find_element(By.ID, "tab-agents").click()
+    seen["agent_rows"] = len(wait("task rows", lambda: driver.find_elements(By.CSS_SELECTOR, "#agents-tasks tr")[1:]))
+    seen["agents_progress"] = driver.find_element(By.ID, "agents-progress").text
+    seen["agent_exchanges"] = len(wait("the chat's exchange", lambda: driver.find_elements(By.CSS_SELECTOR, "#agents-exchanges div")))
 
     # Q quits the view.
     driver.find_element(By.ID, "tab-vram").click()
