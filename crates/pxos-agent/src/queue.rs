@@ -14,6 +14,10 @@ use crate::error::{Error, Result};
 
 pub const QUEUE_FILE: &str = "agents/tasks.png";
 pub const QUEUE_VERSION: u32 = 1;
+/// Tasks a queue holds. Every change rewrites the whole file, so a change
+/// costs time linear in the queue (about 0.1 s at 10^4 tasks, see
+/// `docs/benchmarks.md`); past this, `add` refuses with this number.
+pub const MAX_TASKS: usize = 20_000;
 /// Attempts a task gets unless it says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
@@ -397,6 +401,11 @@ impl TaskQueue {
     pub fn add(&mut self, new: NewTask) -> Result<String> {
         if new.title.trim().is_empty() {
             return Err(Error::usage("a task needs a title"));
+        }
+        if self.tasks.len() >= MAX_TASKS {
+            return Err(Error::refused(format!(
+                "the task queue holds {MAX_TASKS} tasks, its limit (every change rewrites it whole)"
+            )));
         }
         if new.max_attempts == 0 {
             return Err(Error::usage("--max-attempts must be at least 1"));
