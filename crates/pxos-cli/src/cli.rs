@@ -316,44 +316,48 @@ pub struct ProviderArgs {
     pub provider: Option<String>,
 }
 
+/// `pxos tasks add`'s arguments.
+#[derive(Debug, Args)]
+pub struct TaskAddArgs {
+    /// What to do, in a line.
+    pub title: String,
+    /// program (PXVM assembly), roadmap, cartridge, world-rebuild, migration, architecture-change.
+    #[arg(long, default_value = "program")]
+    pub action: String,
+    /// The longer description the model gets.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Higher first.
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+    pub priority: i64,
+    /// Who takes it: llm, human or auto.
+    #[arg(long, default_value = "llm")]
+    pub agent: String,
+    #[arg(long)]
+    pub phase: Option<String>,
+    /// A task that must be completed first (repeatable).
+    #[arg(long = "depends-on", value_name = "ID")]
+    pub depends_on: Vec<String>,
+    #[arg(long, default_value_t = pxos_agent::queue::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
+    /// A line the program must print, in order (repeatable; program tasks).
+    #[arg(long = "expect", value_name = "LINE")]
+    pub expect: Vec<String>,
+    /// An argument the program is run with (repeatable; program tasks).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// The accepted artefact's file name in the task's workspace.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// KEY=VALUE metadata (repeatable).
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
     /// Add a task.
-    Add {
-        /// What to do, in a line.
-        title: String,
-        /// program (PXVM assembly), roadmap, cartridge, world-rebuild, migration, architecture-change.
-        #[arg(long, default_value = "program")]
-        action: String,
-        /// The longer description the model gets.
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Higher first.
-        #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
-        priority: i64,
-        /// Who takes it: llm, human or auto.
-        #[arg(long, default_value = "llm")]
-        agent: String,
-        #[arg(long)]
-        phase: Option<String>,
-        /// A task that must be completed first (repeatable).
-        #[arg(long = "depends-on", value_name = "ID")]
-        depends_on: Vec<String>,
-        #[arg(long, default_value_t = pxos_agent::queue::DEFAULT_MAX_ATTEMPTS)]
-        max_attempts: u32,
-        /// A line the program must print, in order (repeatable; program tasks).
-        #[arg(long = "expect", value_name = "LINE")]
-        expect: Vec<String>,
-        /// An argument the program is run with (repeatable; program tasks).
-        #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
-        args: Vec<String>,
-        /// The accepted artefact's file name in the task's workspace.
-        #[arg(long)]
-        path: Option<String>,
-        /// KEY=VALUE metadata (repeatable).
-        #[arg(long = "meta", value_name = "KEY=VALUE")]
-        meta: Vec<String>,
-    },
+    Add(Box<TaskAddArgs>),
     /// The tasks, oldest first.
     List {
         /// pending, in_progress, review, completed, failed or blocked.

@@ -61,20 +61,21 @@ fn task_line(task: &Task) -> String {
 pub fn tasks(command: &TasksCommand, global: &Global, output: &Output) -> Result<Outcome> {
     let home = home(global)?;
     match command {
-        TasksCommand::Add {
-            title,
-            action,
-            description,
-            priority,
-            agent,
-            phase,
-            depends_on,
-            max_attempts,
-            expect,
-            args,
-            path,
-            meta,
-        } => {
+        TasksCommand::Add(add) => {
+            let crate::cli::TaskAddArgs {
+                title,
+                action,
+                description,
+                priority,
+                agent,
+                phase,
+                depends_on,
+                max_attempts,
+                expect,
+                args,
+                path,
+                meta,
+            } = add.as_ref();
             let mut new = NewTask::new(title, Action::parse(action)?);
             new.description = description.clone();
             new.priority = *priority;
@@ -607,6 +608,11 @@ pub fn evolve(command: &EvolveCommand, global: &Global, output: &Output) -> Resu
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                 })
                 .transpose()?;
+            if let (Some(text), Some(path)) = (&text, template) {
+                pxos_agent::evolve::WorldTemplate::parse(text).map_err(|err| {
+                    CliError::new(err.kind(), format!("{}: {err}", path.display()))
+                })?;
+            }
             let (rails, id) =
                 pxos_agent::evolve::propose(&home, Action::parse(kind)?, reason, text.as_deref())?;
             show_rails(&rails, output)?;

@@ -27,6 +27,17 @@ const fn reads(args: &'static [&'static str]) -> Reader {
 const VALID_PXI: &[&str] = &["cart-", "program-"];
 
 const READERS: &[Reader] = &[
+    // Agents: a recorded session, a recording as a provider, a world template.
+    reads(&["coach", "replay", "{in}"]),
+    reads(&["coach", "run", "--provider", "replay:{in}"]),
+    reads(&[
+        "evolve",
+        "propose",
+        "--reason",
+        "boot takes 120 ms",
+        "--template",
+        "{in}",
+    ]),
     // `pixel info` reads the header only (`pixel verify` checks the rest):
     // damage past the header is not its business.
     Reader {

@@ -23,8 +23,10 @@ fn ask(answer: Result<String, StorageErrorKind>, limit: u32) -> (Machine, String
     let program = asm::assemble("ask.pxasm", &source).unwrap();
     let mut machine =
         Machine::with_program(Config::default(), &program.words, program.entry).unwrap();
-    let mut host = StdHost::default();
-    host.llm = Some(Box::new(Fixed(answer, Vec::new())));
+    let mut host = StdHost {
+        llm: Some(Box::new(Fixed(answer, Vec::new()))),
+        ..StdHost::default()
+    };
     machine.run(&mut host, 10_000).unwrap();
     let text = machine
         .read_string(0x4000, 4096)
