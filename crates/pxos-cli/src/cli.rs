@@ -425,9 +425,6 @@ pub enum CoachCommand {
         max_tokens: usize,
         #[command(flatten)]
         provider: ProviderArgs,
-        /// Show progress live in `pxos view`.
-        #[arg(long)]
-        view: bool,
     },
     /// Replay a recorded session (HOME/agents/sessions/*.json) from its
     /// recorded answers, with the real checks; the queue is not touched.

@@ -3,5 +3,6 @@
 //! against a scripted provider.
 
 mod coach;
+mod evolve;
 mod queue;
 mod workspace;

@@ -281,7 +281,6 @@ pub fn coach(command: &CoachCommand, global: &Global, output: &Output) -> Result
             max_rounds,
             max_tokens,
             provider,
-            view: _,
         } => {
             let mut gate = open_gate(&home, provider.provider.as_deref())?;
             let options = CoachOptions {
