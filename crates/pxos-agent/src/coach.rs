@@ -424,28 +424,47 @@ pub fn coach_task(
         }
         None => None,
     };
+    let report = TaskReport {
+        task: task.id.clone(),
+        accepted,
+        rounds,
+        artefact,
+        session: String::new(),
+        cartridge: None,
+        model_seconds,
+        check_seconds,
+        tokens,
+    };
+    Ok(conclude(task, gate, first_exchange, report))
+}
+
+/// The session record of `report`: the task as it was and the gate's
+/// exchanges since `first_exchange`.
+pub(crate) fn conclude(
+    task: &Task,
+    gate: &Gate,
+    first_exchange: usize,
+    report: TaskReport,
+) -> (TaskReport, SessionRecord) {
     let session = SessionRecord {
         format: SESSION_FORMAT.into(),
         task: task.clone(),
         provider: gate.provider_name(),
         exchanges: gate.exchanges[first_exchange..].to_vec(),
-        rounds: rounds.clone(),
-        accepted,
+        rounds: report.rounds.clone(),
+        accepted: report.accepted,
     };
-    Ok((
-        TaskReport {
-            task: task.id.clone(),
-            accepted,
-            rounds,
-            artefact,
-            session: String::new(),
-            cartridge: None,
-            model_seconds,
-            check_seconds,
-            tokens,
-        },
-        session,
-    ))
+    (report, session)
+}
+
+/// The model that answered last (the provider's name when none did).
+pub(crate) fn model_name(gate: &Gate, exchanges: &[Exchange]) -> String {
+    exchanges
+        .iter()
+        .rev()
+        .find(|e| !e.model.is_empty())
+        .map(|e| e.model.clone())
+        .unwrap_or_else(|| gate.provider_name())
 }
 
 /// Writes a session record to `HOME/agents/sessions/<task>-attempt-<n>.json`.
@@ -465,15 +484,9 @@ pub fn save_session(home: &Path, task: &Task, session: &SessionRecord) -> Result
 
 /// The model acting, for the evolution log.
 fn model_actor(gate: &Gate, exchanges: &[Exchange]) -> Actor {
-    let model = exchanges
-        .iter()
-        .rev()
-        .find(|e| !e.model.is_empty())
-        .map(|e| e.model.clone())
-        .unwrap_or_else(|| gate.provider_name());
     Actor {
         kind: ActorKind::Llm,
-        name: model,
+        name: model_name(gate, exchanges),
     }
 }
 

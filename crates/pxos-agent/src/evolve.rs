@@ -310,13 +310,7 @@ pub fn handle(
         changes.push((module.path.clone(), source));
     }
 
-    let model = gate
-        .exchanges
-        .iter()
-        .rev()
-        .find(|e| !e.model.is_empty())
-        .map(|e| e.model.clone())
-        .unwrap_or_else(|| gate.provider_name());
+    let model = crate::coach::model_name(gate, &gate.exchanges[first_exchange..]);
     let version = task
         .metadata
         .get("version")
@@ -449,29 +443,19 @@ pub fn handle(
     });
     let _ = started;
     let accepted = checks.passed;
-    let session = SessionRecord {
-        format: crate::coach::SESSION_FORMAT.into(),
-        task: task.clone(),
-        provider: gate.provider_name(),
-        exchanges: gate.exchanges[first_exchange..].to_vec(),
-        rounds: rounds.clone(),
-        accepted,
-    };
     let artefact = rounds.last().map(|r| r.artefact.clone());
-    Ok((
-        TaskReport {
-            task: task.id.clone(),
-            accepted,
-            rounds,
-            artefact,
-            session: String::new(),
-            cartridge,
-            model_seconds,
-            check_seconds,
-            tokens,
-        },
-        session,
-    ))
+    let report = TaskReport {
+        task: task.id.clone(),
+        accepted,
+        rounds,
+        artefact,
+        session: String::new(),
+        cartridge,
+        model_seconds,
+        check_seconds,
+        tokens,
+    };
+    Ok(crate::coach::conclude(task, gate, first_exchange, report))
 }
 
 /// Boots cartridge `id` (not current: its stages run sandboxed), writing the
