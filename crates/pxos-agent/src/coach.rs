@@ -200,6 +200,7 @@ fn run_checks(
     workspace: &Workspace,
     round: u32,
     answer: &str,
+    model: &str,
 ) -> Result<CheckReport> {
     Ok(match task.action {
         Action::Program => check_program(
@@ -209,7 +210,7 @@ fn run_checks(
             &task.expect,
         ),
         Action::Roadmap => check_roadmap(&extract_code(answer)),
-        Action::Cartridge => check_cartridge(home, task, workspace, round, answer)?,
+        Action::Cartridge => check_cartridge(home, task, workspace, round, answer, model)?,
         Action::WorldRebuild | Action::Migration | Action::ArchitectureChange => {
             // Plans are checked by the evolution handler, which builds their cartridge.
             CheckReport {
@@ -233,6 +234,7 @@ fn check_cartridge(
     workspace: &Workspace,
     round: u32,
     answer: &str,
+    model: &str,
 ) -> Result<CheckReport> {
     let changes: Vec<(String, String)> = fenced_blocks(answer)
         .into_iter()
@@ -256,7 +258,11 @@ fn check_cartridge(
             .unwrap_or("agent-world")
             .to_string(),
         version: format!("0.{}.{round}", task.created_seq),
-        model: "coach".into(),
+        model: if model.is_empty() {
+            "unknown model".into()
+        } else {
+            model.to_string()
+        },
         notes: task.title.clone(),
         reason: format!("task {}: {}", task.id, task.title),
     };
@@ -371,7 +377,14 @@ pub fn coach_task(
             feedback: feedback.clone(),
         });
         let started = std::time::Instant::now();
-        let checks = run_checks(home, task, workspace, number, &generated.text)?;
+        let checks = run_checks(
+            home,
+            task,
+            workspace,
+            number,
+            &generated.text,
+            &generated.model,
+        )?;
         check_seconds += started.elapsed().as_secs_f64();
         on_event(&Event::Checked {
             task: task.id.clone(),

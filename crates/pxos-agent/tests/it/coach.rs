@@ -219,3 +219,56 @@ fn a_task_left_in_progress_by_a_dead_coach_is_failed_for_a_person() {
     .unwrap();
     assert!(coach::recover(home).unwrap().interrupted.is_empty());
 }
+
+#[test]
+fn a_cartridge_change_is_built_registered_and_genesis_checked() {
+    let dir = TempDir::new("coach-cartridge");
+    let home = dir.path();
+    let mut new = NewTask::new("add a greeting program", Action::Cartridge);
+    new.metadata.insert(
+        "cartridge".into(),
+        serde_json::Value::String("greeter".into()),
+    );
+    let id = TaskQueue::update(home, |q| q.add(new)).unwrap();
+    let change = "Here it is.\n```pxasm programs/greet.pxasm\nSTART:\n    IMM32 R1, T\n    LI R2, 1\n    SYSCALL 1\n    HALT\nT: .string \"hello\"\n```\n";
+    let escape = "```pxasm ../../outside.pxasm\nHALT\n```\n";
+    let mut gate = gate(
+        home,
+        vec![
+            answer(Purpose::Generate, escape),
+            answer(Purpose::Review, "SCORE: 9"),
+            answer(Purpose::Generate, change),
+            answer(Purpose::Review, "SCORE: 9\nFEEDBACK: good"),
+        ],
+    );
+    let reports = coach::run(home, &mut gate, &CoachOptions::default(), &mut |_| {}).unwrap();
+    let report = &reports[0];
+    assert!(!report.rounds[0].checks.passed);
+    assert!(
+        report.rounds[0].checks.summary.contains("refused"),
+        "{:?}",
+        report.rounds[0].checks
+    );
+    assert!(!home.join("outside.pxasm").exists() && !home.join("agents/outside.pxasm").exists());
+    assert!(report.accepted, "{:?}", report.rounds[1].checks);
+    assert_eq!(
+        TaskQueue::load(home).unwrap().get(&id).unwrap().status,
+        Status::Completed
+    );
+    let stores = pxos_boot::boot::HomeStores::open(home).unwrap();
+    let record = stores.registry.find("greeter").unwrap();
+    assert_eq!(record.status, pxos_cart::Status::Experimental);
+    assert!(
+        stores
+            .registry
+            .genesis_run(&record.sha256)
+            .unwrap()
+            .unwrap()
+            .passed
+    );
+    assert_eq!(record.parent.as_deref(), Some("default@1.0.0"));
+    assert_eq!(
+        record.creator.name, "recorded-model",
+        "the model that wrote it is its creator"
+    );
+}
