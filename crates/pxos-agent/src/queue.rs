@@ -21,128 +21,72 @@ pub const MAX_TASKS: usize = 20_000;
 /// Attempts a task gets unless it says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pending,
-    InProgress,
-    Review,
-    Completed,
-    Failed,
-    Blocked,
-}
-
-impl Status {
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::InProgress => "in_progress",
-            Status::Review => "review",
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::Blocked => "blocked",
+/// An enum with a name for each variant (its serde name too) and `parse`.
+macro_rules! named {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $case:literal { $($variant:ident = $name:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = $case)]
+        pub enum $ty {
+            $($variant,)*
         }
-    }
 
-    pub fn parse(text: &str) -> Result<Status> {
-        [
-            Status::Pending,
-            Status::InProgress,
-            Status::Review,
-            Status::Completed,
-            Status::Failed,
-            Status::Blocked,
-        ]
-        .into_iter()
-        .find(|s| s.name() == text)
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "unknown status {text:?} (pending, in_progress, review, completed, failed, blocked)"
-            ))
-        })
-    }
-}
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
 
-/// Who takes a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Agent {
-    /// A model (the coaching loop).
-    Llm,
-    /// A person: the coaching loop never picks it.
-    Human,
-    /// Whoever comes first.
-    Auto,
-}
-
-impl Agent {
-    pub fn name(self) -> &'static str {
-        match self {
-            Agent::Llm => "llm",
-            Agent::Human => "human",
-            Agent::Auto => "auto",
+            pub fn parse(text: &str) -> Result<$ty> {
+                match text {
+                    $($name => Ok($ty::$variant),)*
+                    _ => Err(Error::usage(format!(
+                        "unknown {} {text:?} ({})",
+                        $what,
+                        [$($name),*].join(", ")
+                    ))),
+                }
+            }
         }
-    }
+    };
+}
 
-    pub fn parse(text: &str) -> Result<Agent> {
-        match text {
-            "llm" => Ok(Agent::Llm),
-            "human" => Ok(Agent::Human),
-            "auto" => Ok(Agent::Auto),
-            _ => Err(Error::usage(format!(
-                "unknown agent {text:?} (llm, human or auto)"
-            ))),
-        }
+named! {
+    /// A task's state.
+    Status, "status", "snake_case" {
+        Pending = "pending",
+        InProgress = "in_progress",
+        Review = "review",
+        Completed = "completed",
+        Failed = "failed",
+        Blocked = "blocked",
     }
 }
 
-/// What a task produces, which decides the checks its artefact must pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// PXVM assembly: assembled, then run in PXVM against its expected output.
-    Program,
-    /// A VRAM roadmap: checked, built and evaluated.
-    Roadmap,
-    /// A change to the current world (files to add or replace): the world is
-    /// rebuilt with it, packed and Genesis-checked.
-    Cartridge,
-    /// A whole world from a world template (`pxos evolve`).
-    WorldRebuild,
-    /// A migration plan and its experimental cartridge.
-    Migration,
-    /// An architecture-change plan and its experimental cartridge.
-    ArchitectureChange,
+named! {
+    /// Who takes a task: a model (the coaching loop), a person (never
+    /// picked by the loop), or whoever comes first.
+    Agent, "agent", "snake_case" {
+        Llm = "llm",
+        Human = "human",
+        Auto = "auto",
+    }
 }
 
-impl Action {
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Program => "program",
-            Action::Roadmap => "roadmap",
-            Action::Cartridge => "cartridge",
-            Action::WorldRebuild => "world-rebuild",
-            Action::Migration => "migration",
-            Action::ArchitectureChange => "architecture-change",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Action> {
-        [
-            Action::Program,
-            Action::Roadmap,
-            Action::Cartridge,
-            Action::WorldRebuild,
-            Action::Migration,
-            Action::ArchitectureChange,
-        ]
-        .into_iter()
-        .find(|a| a.name() == text)
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "unknown action {text:?} (program, roadmap, cartridge, world-rebuild, migration, architecture-change)"
-            ))
-        })
+named! {
+    /// What a task produces, which decides the checks its artefact must pass:
+    /// PXVM assembly (assembled and run against its expected output), a VRAM
+    /// roadmap (built and evaluated), a change to the current world (rebuilt,
+    /// packed and Genesis-checked), a whole world from a template, or a
+    /// migration or architecture-change plan with its experimental cartridge.
+    Action, "action", "kebab-case" {
+        Program = "program",
+        Roadmap = "roadmap",
+        Cartridge = "cartridge",
+        WorldRebuild = "world-rebuild",
+        Migration = "migration",
+        ArchitectureChange = "architecture-change",
     }
 }
 
