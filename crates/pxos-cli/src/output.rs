@@ -167,6 +167,12 @@ pub fn esc(text: &str) -> std::borrow::Cow<'_, str> {
     pxos_pixel::text::escape(text)
 }
 
+/// [`esc`] line by line: a model's multi-line answer prints as lines, each
+/// escaped.
+pub fn esc_lines(text: &str) -> String {
+    text.lines().map(esc).collect::<Vec<_>>().join("\n")
+}
+
 /// Writes an output file atomically; an error names the file.
 pub fn write_output(
     path: impl AsRef<std::path::Path>,

@@ -15,7 +15,7 @@ use crate::cli::{
 };
 use crate::error::{CliError, Result};
 use crate::home::home;
-use crate::output::{Output, esc};
+use crate::output::{Output, esc, esc_lines};
 
 impl From<pxos_agent::Error> for CliError {
     fn from(err: pxos_agent::Error) -> CliError {
@@ -432,7 +432,11 @@ pub fn agents(args: &AgentsArgs, global: &Global, output: &Output) -> Result<Out
             if *clear_refusals {
                 config.policy.refuse.clear();
             }
-            config.policy.refuse.extend(refuse.iter().cloned());
+            for phrase in refuse {
+                if !config.policy.refuse.contains(phrase) {
+                    config.policy.refuse.push(phrase.clone());
+                }
+            }
             config.save(&home)?;
             output.emit(json!({"type": "policy", "policy": config.policy}), || {
                 format!(
@@ -485,7 +489,7 @@ pub fn agents(args: &AgentsArgs, global: &Global, output: &Output) -> Result<Out
             output.emit(
                 json!({"type": "answer", "provider": gate.provider_name(), "model": reply.model, "text": reply.text,
                        "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}),
-                || esc(&reply.text).into_owned(),
+                || esc_lines(&reply.text),
             )?;
         }
     }
@@ -694,7 +698,7 @@ pub fn architect(command: &ArchitectCommand, global: &Global, output: &Output) -
             output.emit(
                 json!({"type": "architect-answer", "provider": architect.provider, "model": reply.model,
                        "text": reply.text, "seconds": seconds, "completion_tokens": reply.completion_tokens}),
-                || format!("{} ({} in {seconds:.2} s):\n{}", architect.provider, reply.model, esc(&reply.text)),
+                || format!("{} ({} in {seconds:.2} s):\n{}", architect.provider, reply.model, esc_lines(&reply.text)),
             )?;
             Ok(Outcome::Success)
         }
@@ -738,7 +742,7 @@ pub fn map_chat(
             }
             shown
                 .iter()
-                .map(|m| format!("{}: {}", m.role, esc(&m.content)))
+                .map(|m| format!("{}: {}", m.role, esc_lines(&m.content)))
                 .collect::<Vec<_>>()
                 .join("\n")
         },
