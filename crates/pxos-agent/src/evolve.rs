@@ -278,7 +278,7 @@ pub fn handle(
     }
 
     // Modules: as written, or written by the model against their tests.
-    for (index, module) in template.modules.iter().enumerate() {
+    for module in &template.modules {
         let source = match &module.source {
             Some(source) => source.clone(),
             None => {
@@ -289,8 +289,6 @@ pub fn handle(
                     args: module.tests[0].args.clone(),
                     output: module.tests[0].output.clone(),
                 };
-                let sub_ws = workspace.fresh_dir(&format!("module-{index}"))?;
-                let _ = sub_ws;
                 let (report, _) = coach_task(home, gate, &sub, &workspace, options, on_event)?;
                 model_seconds += report.model_seconds;
                 tokens += report.tokens;

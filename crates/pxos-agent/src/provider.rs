@@ -494,6 +494,48 @@ fn append_exchange(path: &Path, exchange: &Exchange) -> Result<()> {
         .map_err(|err| Error::io(err, path))
 }
 
+/// The last `n` exchanges, oldest first, read from the end of the log: the
+/// cost follows `n`, not the log's length (the view polls this).
+pub fn recent_exchanges(home: &Path, n: usize) -> Result<Vec<Exchange>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = home.join(EXCHANGE_LOG);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(Error::io(err, &path)),
+    };
+    let len = file.metadata().map_err(|err| Error::io(err, &path))?.len();
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))
+            .map_err(|err| Error::io(err, &path))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|err| Error::io(err, &path))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if start > 0 && !lines.is_empty() {
+            lines.remove(0); // cut mid-line
+        }
+        if lines.len() >= n || start == 0 {
+            let from = lines.len().saturating_sub(n);
+            return lines[from..]
+                .iter()
+                .map(|line| {
+                    serde_json::from_str(line).map_err(|err| {
+                        Error::bad_input(format!(
+                            "{}: a damaged line near its end: {err}",
+                            path.display()
+                        ))
+                    })
+                })
+                .collect();
+        }
+        window *= 4;
+    }
+}
+
 /// The exchange log, oldest first (`pxos agents log`).
 pub fn read_exchanges(home: &Path) -> Result<Vec<Exchange>> {
     let path = home.join(EXCHANGE_LOG);

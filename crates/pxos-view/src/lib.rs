@@ -961,11 +961,10 @@ async fn agents(State(shared): Shared_) -> Response {
                        "outcome": t.outcome})
             })
             .collect();
-        let exchanges = pxos_agent::provider::read_exchanges(home).unwrap_or_default();
+        let exchanges = pxos_agent::provider::recent_exchanges(home, 20).unwrap_or_default();
         let recent: Vec<serde_json::Value> = exchanges
             .iter()
             .rev()
-            .take(20)
             .map(|e| {
                 json!({"time": e.time, "purpose": e.purpose.name(), "provider": e.provider, "model": e.model,
                        "question": e.prompt.last().map(|m| m.content.chars().take(200).collect::<String>()),
@@ -984,7 +983,7 @@ async fn agents(State(shared): Shared_) -> Response {
             .unwrap_or_default();
         sessions.sort();
         axum::Json(json!({"tasks": tasks, "progress": queue.progress(None), "exchanges": recent,
-                          "sessions": sessions, "exchange_count": exchanges.len()}))
+                          "sessions": sessions}))
         .into_response()
     })
     .await

@@ -272,3 +272,39 @@ fn a_cartridge_change_is_built_registered_and_genesis_checked() {
         "the model that wrote it is its creator"
     );
 }
+
+#[test]
+fn the_recent_exchanges_come_from_the_end_of_a_long_log() {
+    let dir = TempDir::new("coach-recent");
+    let home = dir.path();
+    let mut answers = Vec::new();
+    for n in 0..600 {
+        answers.push(answer(
+            Purpose::Ask,
+            &format!("answer {n} {}", "x".repeat(200)),
+        ));
+    }
+    let mut gate = Gate::new(
+        Box::new(Replay::new(&home.join("recording.json"), answers)),
+        Policy {
+            max_requests_per_minute: 0,
+            ..Policy::default()
+        },
+        Some(home),
+    );
+    for n in 0..600 {
+        gate.complete(&pxos_agent::provider::Request {
+            purpose: Purpose::Ask,
+            messages: vec![pxos_agent::provider::Message::new("user", format!("q{n}"))],
+            max_tokens: 8,
+        })
+        .unwrap();
+    }
+    let all = pxos_agent::provider::read_exchanges(home).unwrap();
+    assert_eq!(all.len(), 600);
+    for n in [1, 20, 599, 600, 1000] {
+        let recent = pxos_agent::provider::recent_exchanges(home, n).unwrap();
+        assert_eq!(recent.len(), n.min(600), "{n}");
+        assert_eq!(recent[..], all[600 - n.min(600)..], "{n}");
+    }
+}

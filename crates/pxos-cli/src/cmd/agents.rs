@@ -448,9 +448,11 @@ pub fn agents(args: &AgentsArgs, global: &Global, output: &Output) -> Result<Out
             })?;
         }
         AgentsCommand::Log { last } => {
-            let exchanges = provider::read_exchanges(&home)?;
-            let skip = last.map_or(0, |n| exchanges.len().saturating_sub(n));
-            for exchange in &exchanges[skip..] {
+            let exchanges = match last {
+                Some(n) => provider::recent_exchanges(&home, *n)?,
+                None => provider::read_exchanges(&home)?,
+            };
+            for exchange in &exchanges {
                 let mut value = serde_json::to_value(exchange).expect("exchanges serialize");
                 value["type"] = json!("exchange");
                 output.emit(value, || {
