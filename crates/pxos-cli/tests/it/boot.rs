@@ -44,7 +44,7 @@ fn boot_installs_and_boots_the_default_world_on_a_fresh_home() {
     let log = std::fs::read_to_string(home.home().join("boot/boot.log")).unwrap();
     assert_eq!(
         json_lines(&log).len(),
-        6,
+        7,
         "a header line and one line per stage"
     );
 
